@@ -1,0 +1,339 @@
+// Package checkout keeps a bare git mirror per repository and makes the
+// commits basinix evaluates: resolved refs, the PR head merged onto its base,
+// and worktrees of them. It stands alone because the CLI, the GitHub App and
+// bisection all need it and none of them owns git.
+package checkout
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/rs/zerolog"
+)
+
+// ErrUnknownRef is returned when a ref or commit is not in the repository.
+var ErrUnknownRef = errors.New("unknown ref")
+
+// ErrNoRepository is returned when the repository cannot be fetched.
+var ErrNoRepository = errors.New("repository not found")
+
+// Workspace holds the mirrors under one directory.
+type Workspace struct {
+	dir string
+	log zerolog.Logger
+
+	mu      sync.Mutex
+	mirrors map[string]*Mirror // by mirror directory
+}
+
+// New returns a Workspace keeping its mirrors and worktrees below dir.
+func New(dir string, log zerolog.Logger) *Workspace {
+	return &Workspace{dir: dir, log: log, mirrors: map[string]*Mirror{}}
+}
+
+// Mirror is a bare mirror of one repository. Its methods are safe for
+// concurrent use: git operations that change the mirror hold mu.
+type Mirror struct {
+	URL string // what git fetches from: an absolute path, file:// or https:// URL
+	Dir string // the bare repository
+
+	ws *Workspace
+	mu sync.Mutex
+	// Auth, when set, returns extra git configuration for fetches (for
+	// example an Authorization header with an installation token).
+	Auth func(ctx context.Context) ([]string, error)
+}
+
+// NormalizeURL turns a local path into an absolute path and leaves file://,
+// http(s):// and ssh URLs as they are. Anything else is an error, so that no
+// git transport helper ("ext::") is ever reached from user input.
+func NormalizeURL(repo string) (string, error) {
+	switch {
+	case repo == "":
+		return "", fmt.Errorf("repository: empty")
+	case strings.HasPrefix(repo, "file://"), strings.HasPrefix(repo, "https://"),
+		strings.HasPrefix(repo, "http://"), strings.HasPrefix(repo, "ssh://"):
+		return repo, nil
+	case strings.Contains(repo, "::"), strings.HasPrefix(repo, "-"):
+		return "", fmt.Errorf("repository %q: unsupported URL", repo)
+	}
+	abs, err := filepath.Abs(repo)
+	if err != nil {
+		return "", fmt.Errorf("repository %q: %w", repo, err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return "", fmt.Errorf("repository %q: %w", repo, ErrNoRepository)
+	}
+	return abs, nil
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// Mirror returns the mirror of repo (a path or URL), creating the bare
+// repository on first use. It does not fetch.
+func (w *Workspace) Mirror(repo string) (*Mirror, error) {
+	url, err := NormalizeURL(repo)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(url))
+	base := unsafeName.ReplaceAllString(strings.TrimSuffix(filepath.Base(url), ".git"), "_")
+	dir := filepath.Join(w.dir, "mirrors", hex.EncodeToString(sum[:6])+"-"+base+".git")
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if m, ok := w.mirrors[dir]; ok {
+		return m, nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return nil, fmt.Errorf("mirror %s: %w", url, err)
+		}
+		if _, err := runGit(context.Background(), "", nil, "init", "--quiet", "--bare", dir); err != nil {
+			return nil, fmt.Errorf("mirror %s: %w", url, err)
+		}
+	}
+	m := &Mirror{URL: url, Dir: dir, ws: w}
+	w.mirrors[dir] = m
+	return m, nil
+}
+
+// Fetch brings the mirror up to date: branches, tags and GitHub's pull refs.
+func (m *Mirror) Fetch(ctx context.Context) error {
+	var cfg []string
+	if m.Auth != nil {
+		var err error
+		if cfg, err = m.Auth(ctx); err != nil {
+			return fmt.Errorf("fetch %s: %w", m.URL, err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, err := runGit(ctx, m.Dir, cfg, "fetch", "--quiet", "--prune", "--no-tags", "--end-of-options", m.URL,
+		"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/pull/*:refs/pull/*")
+	if err != nil {
+		if strings.Contains(err.Error(), "does not appear to be a git repository") ||
+			strings.Contains(err.Error(), "not found") {
+			return fmt.Errorf("fetch %s: %w", m.URL, ErrNoRepository)
+		}
+		return fmt.Errorf("fetch %s: %w", m.URL, err)
+	}
+	m.ws.log.Debug().Str("repo", m.URL).Msg("mirror fetched")
+	return nil
+}
+
+var shaRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// Resolve returns the commit a ref names: a full SHA, a branch, a tag or a
+// full ref such as refs/pull/1/head.
+func (m *Mirror) Resolve(ctx context.Context, ref string) (string, error) {
+	if ref == "" || strings.HasPrefix(ref, "-") {
+		return "", fmt.Errorf("resolve %q: %w", ref, ErrUnknownRef)
+	}
+	candidates := []string{"refs/heads/" + ref, "refs/tags/" + ref, ref}
+	if shaRe.MatchString(ref) {
+		candidates = []string{ref}
+	}
+	for _, c := range candidates {
+		out, err := runGit(ctx, m.Dir, nil, "rev-parse", "--verify", "--quiet", "--end-of-options", c+"^{commit}")
+		if err == nil {
+			return strings.TrimSpace(out), nil
+		}
+	}
+	return "", fmt.Errorf("resolve %q in %s: %w", ref, m.URL, ErrUnknownRef)
+}
+
+// HasFile reports whether path exists in commit.
+func (m *Mirror) HasFile(ctx context.Context, commit, path string) bool {
+	_, err := runGit(ctx, m.Dir, nil, "cat-file", "-e", commit+":"+path)
+	return err == nil
+}
+
+// Subject returns the first line of a commit's message.
+func (m *Mirror) Subject(ctx context.Context, commit string) (string, error) {
+	out, err := runGit(ctx, m.Dir, nil, "log", "-1", "--format=%s", commit)
+	return strings.TrimSpace(out), err
+}
+
+// Merge is the commit a PR is evaluated at.
+type Merge struct {
+	Base   string // the commit the PR is compared against
+	Commit string // head merged onto Base, or the head itself on conflict
+	// Conflict is true when head does not merge cleanly onto the base tip;
+	// then Base is the merge-base and Commit the head.
+	Conflict bool
+	// Files lists the conflicting paths when Conflict is true.
+	Files []string
+}
+
+// Merge merges head onto base without a worktree. The merge commit has a
+// fixed identity and the head's commit date, so the same base and head give
+// the same commit, and evaluations of it are cached across runs.
+func (m *Mirror) Merge(ctx context.Context, base, head string) (Merge, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ok, _ := isAncestor(ctx, m.Dir, head, base); ok {
+		return Merge{Base: base, Commit: base}, nil
+	}
+	if ok, _ := isAncestor(ctx, m.Dir, base, head); ok {
+		return Merge{Base: base, Commit: head}, nil
+	}
+	out, err := runGit(ctx, m.Dir, nil, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, head)
+	var exitErr *gitError
+	if errors.As(err, &exitErr) && exitErr.code == 1 {
+		mb, err := runGit(ctx, m.Dir, nil, "merge-base", base, head)
+		if err != nil {
+			return Merge{}, fmt.Errorf("merge-base %s %s: %w", base, head, err)
+		}
+		lines := strings.Split(strings.TrimSpace(exitErr.stdout), "\n")
+		return Merge{Base: strings.TrimSpace(mb), Commit: head, Conflict: true, Files: lines[1:]}, nil
+	}
+	if err != nil {
+		return Merge{}, fmt.Errorf("merge %s onto %s: %w", head, base, err)
+	}
+	tree := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	date, err := runGit(ctx, m.Dir, nil, "log", "-1", "--format=%cI", head)
+	if err != nil {
+		return Merge{}, fmt.Errorf("merge %s onto %s: %w", head, base, err)
+	}
+	date = strings.TrimSpace(date)
+	env := []string{
+		"GIT_AUTHOR_NAME=basinix", "GIT_AUTHOR_EMAIL=basinix@localhost", "GIT_AUTHOR_DATE=" + date,
+		"GIT_COMMITTER_NAME=basinix", "GIT_COMMITTER_EMAIL=basinix@localhost", "GIT_COMMITTER_DATE=" + date,
+	}
+	commit, err := runGitEnv(ctx, m.Dir, env, "commit-tree", tree, "-p", base, "-p", head,
+		"-m", fmt.Sprintf("Merge %s into %s", head, base))
+	if err != nil {
+		return Merge{}, fmt.Errorf("merge %s onto %s: %w", head, base, err)
+	}
+	commit = strings.TrimSpace(commit)
+	// Keep the merge reachable so gc does not drop it while it is used.
+	if _, err := runGit(ctx, m.Dir, nil, "update-ref", "refs/basinix/merges/"+commit, commit); err != nil {
+		return Merge{}, fmt.Errorf("merge %s onto %s: %w", head, base, err)
+	}
+	return Merge{Base: base, Commit: commit}, nil
+}
+
+func isAncestor(ctx context.Context, dir, a, b string) (bool, error) {
+	_, err := runGit(ctx, dir, nil, "merge-base", "--is-ancestor", a, b)
+	var exitErr *gitError
+	if errors.As(err, &exitErr) && exitErr.code == 1 {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Worktree is a checkout of one commit. Remove it when done.
+type Worktree struct {
+	Path   string
+	Commit string
+	m      *Mirror
+}
+
+// Worktree checks commit out in a new directory.
+func (m *Mirror) Worktree(ctx context.Context, commit string) (*Worktree, error) {
+	parent := filepath.Join(m.ws.dir, "worktrees")
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("worktree %s: %w", commit, err)
+	}
+	dir, err := os.MkdirTemp(parent, shortSHA(commit)+"-")
+	if err != nil {
+		return nil, fmt.Errorf("worktree %s: %w", commit, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := runGit(ctx, m.Dir, nil, "worktree", "add", "--quiet", "--detach", "--force", dir, commit); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("worktree %s: %w", commit, err)
+	}
+	return &Worktree{Path: dir, Commit: commit, m: m}, nil
+}
+
+// Remove deletes the worktree and git's record of it.
+func (w *Worktree) Remove() error {
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	_, err := runGit(context.Background(), w.m.Dir, nil, "worktree", "remove", "--force", w.Path)
+	if err != nil {
+		os.RemoveAll(w.Path)
+		_, err = runGit(context.Background(), w.m.Dir, nil, "worktree", "prune")
+	}
+	if err != nil {
+		return fmt.Errorf("remove worktree %s: %w", w.Path, err)
+	}
+	return nil
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+type gitError struct {
+	args   []string
+	code   int
+	stdout string
+	stderr string
+}
+
+func (e *gitError) Error() string {
+	msg := strings.TrimSpace(e.stderr)
+	if msg == "" {
+		msg = fmt.Sprintf("exit code %d", e.code)
+	}
+	return fmt.Sprintf("git %s: %s", e.args[0], msg)
+}
+
+func runGit(ctx context.Context, dir string, cfg []string, args ...string) (string, error) {
+	full := []string{}
+	for _, c := range cfg {
+		full = append(full, "-c", c)
+	}
+	return runGitEnv(ctx, dir, nil, append(full, args...)...)
+}
+
+// runGitEnv runs git with arguments as they are (never a shell), in dir when
+// it is not empty, with only the transports basinix needs allowed.
+func runGitEnv(ctx context.Context, dir string, env []string, args ...string) (string, error) {
+	full := args
+	if dir != "" {
+		full = append([]string{"-C", dir}, args...)
+	}
+	cmd := exec.CommandContext(ctx, "git", full...)
+	cmd.Env = append(os.Environ(),
+		"GIT_ALLOW_PROTOCOL=file:https:http:ssh",
+		"GIT_TERMINAL_PROMPT=0",
+		"GIT_CONFIG_NOSYSTEM=1",
+		"LC_ALL=C",
+	)
+	cmd.Env = append(cmd.Env, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		code := -1
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		name := args
+		for len(name) > 1 && name[0] == "-c" {
+			name = name[2:]
+		}
+		return "", &gitError{args: name, code: code, stdout: stdout.String(), stderr: stderr.String()}
+	}
+	return stdout.String(), nil
+}

@@ -1,0 +1,101 @@
+// Package eval evaluates a nixpkgs-style package set at a checkout: it finds
+// the attributes as nix-env -qaP does, evaluates them in parallel chunks with
+// per-attribute error isolation, checks aliases, reads meta and tests, and
+// diffs two evaluations.
+package eval
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/basinix/basinix/nix"
+)
+
+// Attr is one attribute of an evaluation.
+type Attr struct {
+	Path      Path              `json:"path"`
+	DrvPath   string            `json:"drvPath,omitempty"`
+	Name      string            `json:"name,omitempty"`
+	Outputs   map[string]string `json:"outputs,omitempty"`
+	Position  string            `json:"position,omitempty"` // FILE:LINE relative to the repository root
+	Broken    bool              `json:"broken,omitempty"`
+	Supported bool              `json:"supported"` // meta.platforms / badPlatforms allow the system
+	Features  []string          `json:"features,omitempty"`
+	Tests     []string          `json:"tests,omitempty"` // names of passthru.tests
+	// Error is set when the attribute does not evaluate (without aliases).
+	Error *Error `json:"error,omitempty"`
+	// AliasError is true when the attribute evaluates only with aliases
+	// on: Error says what failed without them, and the other fields come
+	// from the evaluation with aliases.
+	AliasError bool `json:"aliasError,omitempty"`
+}
+
+// OK reports whether the attribute evaluated to a derivation with aliases off.
+func (a *Attr) OK() bool { return a.Error == nil && a.DrvPath != "" }
+
+// Evaluable reports whether the attribute has a derivation at all (perhaps
+// only with aliases on).
+func (a *Attr) Evaluable() bool { return a.DrvPath != "" && (a.Error == nil || a.AliasError) }
+
+// Error is an evaluation error, pinned to the place Nix named inside the
+// repository when it named one.
+type Error struct {
+	Message string `json:"message"`
+	File    string `json:"file,omitempty"` // relative to the repository root
+	Line    int    `json:"line,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if e.File != "" {
+		return fmt.Sprintf("%s (%s:%d)", e.Message, e.File, e.Line)
+	}
+	return e.Message
+}
+
+// Evaluation is one package set at one commit for one system and config.
+type Evaluation struct {
+	Commit string
+	System string
+	// Attrs by Path.String().
+	Attrs map[string]*Attr
+	// Error is set when the package set itself failed to evaluate (for
+	// example a syntax error in all-packages.nix); Attrs is then empty.
+	Error    *Error
+	Duration time.Duration
+	// Processes counts the Nix processes the evaluation started.
+	Processes int
+}
+
+// Test is the evaluation of one passthru.tests entry.
+type Test struct {
+	DrvPath string `json:"drvPath,omitempty"`
+	Error   *Error `json:"error,omitempty"`
+}
+
+// Runner runs Nix; *nix.Runner is one.
+type Runner interface {
+	Run(ctx context.Context, cmd nix.Cmd) (*nix.Result, error)
+}
+
+// Options tune an Evaluator.
+type Options struct {
+	// Workers is how many Nix processes run at once (default: the core count).
+	Workers int
+	// Config is the Nix expression given as the package set's config.
+	Config string
+	// AttrTimeout ends an evaluation process that makes no progress for this
+	// long; the attribute it was on gets a time-limit error.
+	AttrTimeout time.Duration
+	// MaxMemory bounds each evaluation process's resident memory, in bytes.
+	MaxMemory int64
+	// MaxExplained bounds how many throwing attributes get their message
+	// fetched (one Nix process each); the rest say so.
+	MaxExplained int
+	// TempDir holds the walker expression and attribute lists.
+	TempDir string
+}
+
+// DefaultConfig is the config nixpkgs CI evaluates with: no aliases, and
+// everything else allowed so that meta decides what is skipped.
+const DefaultConfig = `{ allowAliases = false; allowBroken = true; allowUnfree = true; allowUnsupportedSystem = true; allowInsecurePredicate = _: true; }`

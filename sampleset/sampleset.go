@@ -1,0 +1,415 @@
+// Package sampleset generates nixpkgs-like package sets as git repositories:
+// the sample that `basinix review --sample` reviews, and the fixture the
+// tests and benchmarks run on. It stands alone because the CLI, the tests of
+// several packages and the benchmarks all use it.
+//
+// The set has what basinix must handle in nixpkgs: default.nix taking
+// { system, config }, callPackage-style all-packages.nix, aliases gated by
+// config.allowAliases, nested recurseForDerivations sets, meta.position from
+// unsafeGetAttrPos, passthru.tests, meta.broken, meta.platforms,
+// requiredSystemFeatures, a fixed-output derivation, dependency chains where
+// one low-level change rebuilds many, throw and undefined-variable errors,
+// attribute names that need quoting, and a PR branch of several pushes that
+// adds, removes, changes, breaks and fixes packages. Builders are /bin/sh
+// with shell builtins only.
+package sampleset
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Options shape a generated repository.
+type Options struct {
+	// Bulk is the number of generated packages besides the hand-written
+	// ones (about 40): 20 gives a set of tens, 20000 one of 20,000.
+	Bulk int
+	// Extra adds packages to the base commit: attribute name → the body of
+	// a callPackage file (a function of { stdenv, lib, pkgs, ... }).
+	Extra map[string]string
+	// NoPR leaves out the PR branch.
+	NoPR bool
+}
+
+// Repo is a generated repository.
+type Repo struct {
+	Dir string
+	// Base is the branch the PR targets ("master"); Head the PR branch ("pr").
+	Base, Head string
+	// Pushes are the PR's commits, oldest first: each one a push.
+	Pushes []string
+	// BaseCommit is master's tip.
+	BaseCommit string
+}
+
+// Bulk package i depends on libmid when i%MidEvery == 1: a change to libmid
+// rebuilds libmid and those.
+const MidEvery = 10
+
+// Generate writes a new git repository into dir (which must not exist or be
+// empty) with master and, unless opt.NoPR, the PR branch.
+func Generate(dir string, opt Options) (*Repo, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("sample set: %w", err)
+	}
+	r := &Repo{Dir: dir, Base: "master", Head: "pr"}
+	g := &gen{dir: dir}
+	g.git("init", "--quiet", "--initial-branch=master")
+
+	files := baseFiles(opt)
+	for name, body := range opt.Extra {
+		files["pkgs/by-name/"+name+"/default.nix"] = body
+	}
+	files["pkgs/top-level/all-packages.nix"] = allPackages(topLevel(opt))
+	g.write(files)
+	g.commit("init: sample package set")
+	if opt.Bulk > 0 {
+		g.write(bulkFiles(opt.Bulk))
+		g.commit(fmt.Sprintf("generated: %d packages", opt.Bulk))
+	}
+	r.BaseCommit = g.rev("HEAD")
+	if g.err != nil || opt.NoPR {
+		return r, g.err
+	}
+
+	g.git("checkout", "--quiet", "-b", "pr")
+	for _, push := range prPushes(opt) {
+		g.write(push.files)
+		for _, f := range push.remove {
+			g.git("rm", "--quiet", "-r", f)
+		}
+		g.commit(push.title)
+		r.Pushes = append(r.Pushes, g.rev("HEAD"))
+	}
+	g.git("checkout", "--quiet", "master")
+	return r, g.err
+}
+
+type push struct {
+	title  string
+	files  map[string]string
+	remove []string
+}
+
+// prPushes is the PR: three pushes, each a commit.
+func prPushes(opt Options) []push {
+	tl := topLevel(opt)
+	// Push 1: libmid changes (rebuilding its dependents), newpkg is added,
+	// willfail starts failing, willsucceed is fixed, failing keeps failing.
+	tl1 := withEntries(tl, "  newpkg = callPackage ../by-name/newpkg { };")
+	p1 := push{title: "libmid: 1.0 -> 1.1, add newpkg, touch failing ones", files: map[string]string{
+		"pkgs/by-name/libmid/default.nix":      pkg("libmid", "1.1", "libbase", "", ""),
+		"pkgs/by-name/newpkg/default.nix":      pkg("newpkg", "0.1", "hello", "", ""),
+		"pkgs/by-name/willfail/default.nix":    pkg("willfail", "2.0", "", `echo "willfail: test suite failed" >&2; exit 1`, ""),
+		"pkgs/by-name/willsucceed/default.nix": pkg("willsucceed", "2.0", "", "", ""),
+		"pkgs/by-name/failing/default.nix":     pkg("failing", "2.0", "", `echo "failing: still broken" >&2; exit 1`, ""),
+		"pkgs/top-level/all-packages.nix":      allPackages(tl1),
+	}}
+	// Push 2: oldpkg is removed, evalbreaks stops evaluating, evalfixed is
+	// fixed, usesalias starts using an alias in-tree.
+	tl2 := withoutEntry(tl1, "oldpkg")
+	p2 := push{title: "remove oldpkg, break evalbreaks, fix evalfixed", files: map[string]string{
+		"pkgs/by-name/evalbreaks/default.nix": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"evalbreaks\";\n  version = \"1.1\";\n  deps = [ notInScope ];\n}\n",
+		"pkgs/by-name/evalfixed/default.nix":  pkg("evalfixed", "1.1", "", "", ""),
+		"pkgs/by-name/usesalias/default.nix":  "{ stdenv, pkgs }:\n\nstdenv.mkDerivation {\n  pname = \"usesalias\";\n  version = \"1.1\";\n  deps = [ pkgs.oldhello ];\n}\n",
+		"pkgs/top-level/all-packages.nix":     allPackages(tl2),
+	}, remove: []string{"pkgs/by-name/oldpkg"}}
+	// Push 3: withtests changes (and so do its tests).
+	p3 := push{title: "withtests: 1.0 -> 1.1", files: map[string]string{
+		"pkgs/by-name/withtests/default.nix": withTests("1.1"),
+	}}
+	return []push{p1, p2, p3}
+}
+
+// topLevel lists all-packages.nix entries, one line each.
+func topLevel(opt Options) []string {
+	var names []string
+	for _, n := range []string{
+		"libbase", "libmid", "hello", "oldpkg", "withtests", "failing", "willfail", "willsucceed",
+		"depfails", "brokenpkg", "armonly", "bigpkg", "evalbreaks", "evalfixed", "usesalias",
+	} {
+		names = append(names, fmt.Sprintf("  %s = callPackage ../by-name/%s { };", n, n))
+	}
+	extra := make([]string, 0, len(opt.Extra))
+	for n := range opt.Extra {
+		extra = append(extra, n)
+	}
+	sort.Strings(extra)
+	for _, n := range extra {
+		names = append(names, fmt.Sprintf("  %s = callPackage ../by-name/%s { };", quote(n), n))
+	}
+	return names
+}
+
+func withEntries(tl []string, lines ...string) []string {
+	return append(append([]string{}, tl...), lines...)
+}
+
+func withoutEntry(tl []string, name string) []string {
+	var out []string
+	for _, l := range tl {
+		if !strings.HasPrefix(l, "  "+name+" = ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func allPackages(entries []string) string {
+	return `# callPackage-style package list, as in nixpkgs.
+{ lib, stdenv, callPackage, pkgs }:
+
+{
+` + strings.Join(entries, "\n") + `
+
+  fixedsrc = stdenv.mkDerivation {
+    pname = "fixedsrc";
+    version = "1.0";
+    script = "printf 'fixed content\\n' > $out";
+    outputHashMode = "flat";
+    outputHashAlgo = "sha256";
+    outputHash = "` + sha256hex("fixed content\n") + `";
+  };
+
+  throwing = throw "throwing: this package was removed on purpose";
+
+  python3Packages = lib.recurseIntoAttrs {
+    requests = stdenv.mkDerivation { pname = "python3.10-requests"; deps = [ pkgs.python3Packages.six ]; };
+    six = stdenv.mkDerivation { pname = "python3.10-six"; };
+  };
+
+  # Not discovered: a plain set without recurseForDerivations.
+  hidden = { notlisted = stdenv.mkDerivation { pname = "notlisted"; }; };
+
+  # Names that need quoting, and would do harm if a shell ever saw them.
+  weird = lib.recurseIntoAttrs {
+    "foo.bar" = stdenv.mkDerivation { pname = "foo-bar"; };
+    "it's" = stdenv.mkDerivation { pname = "its"; };
+    "$(touch /tmp/basinix-pwned)" = stdenv.mkDerivation { pname = "pwned"; };
+  };
+}
+`
+}
+
+func baseFiles(opt Options) map[string]string {
+	f := map[string]string{
+		"default.nix": `{ system ? builtins.currentSystem, config ? { } }:
+
+import ./pkgs/top-level { inherit system config; }
+`,
+		"lib/default.nix": `{
+  recurseIntoAttrs = s: s // { recurseForDerivations = true; };
+  optionalAttrs = c: s: if c then s else { };
+}
+`,
+		"pkgs/stdenv/default.nix": `{ system }:
+
+{
+  # Every builder is /bin/sh with shell builtins: no PATH, no coreutils.
+  mkDerivation = attrs@{ pname, version ? "1.0", deps ? [ ], script ? "", meta ? { }, passthru ? { }, ... }:
+    let
+      pos = builtins.unsafeGetAttrPos "pname" attrs;
+      drv = derivation (removeAttrs attrs [ "pname" "version" "deps" "script" "meta" "passthru" ] // {
+        name = "${pname}-${version}";
+        inherit system;
+        builder = "/bin/sh";
+        deps = map toString deps;
+        args = [ "-c" ''
+          for d in $deps; do read -r _ < "$d" || true; done
+          ${script}
+          [ -e "$out" ] || echo "${pname}-${version}" > "$out"
+        '' ];
+      });
+    in
+    drv // passthru // {
+      inherit passthru;
+      meta = { position = "${pos.file}:${toString pos.line}"; } // meta;
+    };
+}
+`,
+		"pkgs/top-level/default.nix": `{ system, config }:
+
+let
+  lib = import ../../lib;
+  stdenv = import ../stdenv { inherit system; };
+  allowAliases = config.allowAliases or true;
+  callPackage = fn: overrides:
+    let f = import fn;
+    in f (builtins.intersectAttrs (builtins.functionArgs f) (pkgs // { inherit lib stdenv pkgs; }) // overrides);
+  packages = import ./all-packages.nix { inherit lib stdenv callPackage pkgs; };
+  generated = if builtins.pathExists ../generated then import ../generated { inherit stdenv pkgs; } else { };
+  pkgs = generated // packages // lib.optionalAttrs allowAliases (import ./aliases.nix pkgs)
+    // { inherit lib stdenv; };
+in
+pkgs
+`,
+		"pkgs/top-level/aliases.nix": `pkgs:
+
+{
+  oldhello = pkgs.hello; # renamed to hello
+}
+`,
+		"pkgs/by-name/libbase/default.nix":     pkg("libbase", "1.0", "", "", ""),
+		"pkgs/by-name/libmid/default.nix":      pkg("libmid", "1.0", "libbase", "", ""),
+		"pkgs/by-name/hello/default.nix":       pkg("hello", "2.12", "libmid", "", ""),
+		"pkgs/by-name/oldpkg/default.nix":      pkg("oldpkg", "0.9", "", "", ""),
+		"pkgs/by-name/withtests/default.nix":   withTests("1.0"),
+		"pkgs/by-name/failing/default.nix":     pkg("failing", "1.0", "", `echo "failing: error: missing header foo.h" >&2; exit 1`, ""),
+		"pkgs/by-name/willfail/default.nix":    pkg("willfail", "1.0", "", "", ""),
+		"pkgs/by-name/willsucceed/default.nix": pkg("willsucceed", "1.0", "", `echo "willsucceed: compile error" >&2; exit 2`, ""),
+		"pkgs/by-name/depfails/default.nix":    pkg("depfails", "1.0", "willfail", "", ""),
+		"pkgs/by-name/brokenpkg/default.nix":   pkg("brokenpkg", "1.0", "libmid", "", "  meta.broken = true;\n"),
+		"pkgs/by-name/armonly/default.nix":     pkg("armonly", "1.0", "libmid", "", "  meta.platforms = [ \"aarch64-linux\" ];\n"),
+		"pkgs/by-name/bigpkg/default.nix":      pkg("bigpkg", "1.0", "libmid", "", "  requiredSystemFeatures = [ \"big-parallel\" ];\n"),
+		"pkgs/by-name/evalbreaks/default.nix":  pkg("evalbreaks", "1.0", "", "", ""),
+		"pkgs/by-name/evalfixed/default.nix":   "{ stdenv }:\n\nthrow \"evalfixed: needs porting\"\n",
+		"pkgs/by-name/usesalias/default.nix":   pkg("usesalias", "1.0", "hello", "", ""),
+	}
+	return f
+}
+
+// pkg renders a callPackage file for a package depending on dep (or nothing).
+func pkg(name, version, dep, script, extra string) string {
+	args := "stdenv"
+	deps := ""
+	if dep != "" {
+		args += ", " + dep
+		deps = "  deps = [ " + dep + " ];\n"
+	}
+	body := ""
+	if script != "" {
+		body = "  script = ''\n    " + script + "\n  '';\n"
+	}
+	return fmt.Sprintf("{ %s }:\n\nstdenv.mkDerivation {\n  pname = %q;\n  version = %q;\n%s%s%s}\n", args, name, version, deps, body, extra)
+}
+
+func withTests(version string) string {
+	return fmt.Sprintf(`{ stdenv }:
+
+let
+  self = stdenv.mkDerivation {
+    pname = "withtests";
+    version = %q;
+    passthru.tests = {
+      basic = stdenv.mkDerivation { pname = "withtests-test-basic"; version = %q; deps = [ self ]; };
+      fails = stdenv.mkDerivation {
+        pname = "withtests-test-fails";
+        version = %q;
+        deps = [ self ];
+        script = "echo 'test fails: assertion failed' >&2; exit 1";
+      };
+    };
+  };
+in
+self
+`, version, version, version)
+}
+
+// bulkFiles writes n generated packages, 100 to a file, and the file that
+// merges them. Package i depends on libbase when i%10 == 0, on libmid when
+// i%MidEvery == 1, and on package i-1 when i%7 == 6 (chains).
+func bulkFiles(n int) map[string]string {
+	files := map[string]string{}
+	var imports []string
+	for start := 0; start < n; start += 100 {
+		var b strings.Builder
+		b.WriteString("{ stdenv, pkgs }:\n\n{\n")
+		for i := start; i < start+100 && i < n; i++ {
+			var deps []string
+			if i%10 == 0 {
+				deps = append(deps, "pkgs.libbase")
+			}
+			if i%MidEvery == 1 {
+				deps = append(deps, "pkgs.libmid")
+			}
+			if i%7 == 6 {
+				deps = append(deps, fmt.Sprintf("pkgs.%s", BulkName(i-1)))
+			}
+			fmt.Fprintf(&b, "  %s = stdenv.mkDerivation {\n    pname = %q;\n    version = \"1.%d\";\n    deps = [ %s ];\n  };\n",
+				BulkName(i), BulkName(i), i%13, strings.Join(deps, " "))
+		}
+		b.WriteString("}\n")
+		name := fmt.Sprintf("g%04d.nix", start/100)
+		files["pkgs/generated/"+name] = b.String()
+		imports = append(imports, "./"+name)
+	}
+	files["pkgs/generated/default.nix"] = "{ stdenv, pkgs }:\n\nbuiltins.foldl' (acc: f: acc // import f { inherit stdenv pkgs; }) { } [\n  " +
+		strings.Join(imports, "\n  ") + "\n]\n"
+	return files
+}
+
+// BulkName is the attribute name of generated package i.
+func BulkName(i int) string { return fmt.Sprintf("pkg%05d", i) }
+
+func quote(name string) string {
+	for _, c := range name {
+		if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return fmt.Sprintf("%q", name)
+		}
+	}
+	return name
+}
+
+func sha256hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// gen writes files and commits them; the first error sticks.
+type gen struct {
+	dir  string
+	err  error
+	tick int
+}
+
+func (g *gen) write(files map[string]string) {
+	for name, body := range files {
+		if g.err != nil {
+			return
+		}
+		p := filepath.Join(g.dir, name)
+		if g.err = os.MkdirAll(filepath.Dir(p), 0o755); g.err == nil {
+			g.err = os.WriteFile(p, []byte(body), 0o644)
+		}
+	}
+}
+
+func (g *gen) commit(msg string) {
+	g.git("add", "-A")
+	g.tick++
+	// Fixed identity and dates: the same options give the same commits.
+	date := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(g.tick) * time.Hour).Format(time.RFC3339)
+	g.gitEnv([]string{"GIT_AUTHOR_DATE=" + date, "GIT_COMMITTER_DATE=" + date}, "commit", "--quiet", "--allow-empty", "-m", msg)
+}
+
+func (g *gen) rev(ref string) string {
+	return strings.TrimSpace(g.gitEnv(nil, "rev-parse", ref))
+}
+
+func (g *gen) git(args ...string) { g.gitEnv(nil, args...) }
+
+func (g *gen) gitEnv(env []string, args ...string) string {
+	if g.err != nil {
+		return ""
+	}
+	cmd := exec.Command("git", append([]string{"-C", g.dir}, args...)...)
+	cmd.Env = append(os.Environ(),
+		"GIT_AUTHOR_NAME=Sample Author", "GIT_AUTHOR_EMAIL=author@example.org",
+		"GIT_COMMITTER_NAME=Sample Author", "GIT_COMMITTER_EMAIL=author@example.org",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+	cmd.Env = append(cmd.Env, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		g.err = fmt.Errorf("sample set: git %s: %v: %s", args[0], err, strings.TrimSpace(errb.String()))
+	}
+	return out.String()
+}
