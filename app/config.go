@@ -1,0 +1,148 @@
+// Package app is basinix's composition root: it reads the configuration,
+// wires the store, the git workspace, Nix and the evaluator together, and
+// runs a review from refs to report.
+package app
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/basinix/basinix/eval"
+)
+
+// Config is basinix's configuration; config.example.yml documents each field.
+type Config struct {
+	DataDir string     `yaml:"data_dir"`
+	Systems []string   `yaml:"systems"`
+	Nix     NixConfig  `yaml:"nix"`
+	Eval    EvalConfig `yaml:"eval"`
+}
+
+// NixConfig says how Nix is run.
+type NixConfig struct {
+	BinDir  string            `yaml:"bin_dir"`
+	Options map[string]string `yaml:"options"`
+}
+
+// EvalConfig bounds and shapes evaluation.
+type EvalConfig struct {
+	Workers      int           `yaml:"workers"`
+	Config       string        `yaml:"config"`
+	AttrTimeout  time.Duration `yaml:"attr_timeout"`
+	MaxMemoryMiB int64         `yaml:"max_memory_mib"`
+	MaxExplained int           `yaml:"max_explained"`
+}
+
+// DefaultConfig returns the configuration used when no file is given.
+func DefaultConfig() Config {
+	return Config{
+		DataDir: defaultDataDir(),
+		Systems: []string{"x86_64-linux"},
+		Eval: EvalConfig{
+			Workers:      runtime.NumCPU(),
+			Config:       eval.DefaultConfig,
+			AttrTimeout:  2 * time.Minute,
+			MaxMemoryMiB: 8192,
+			MaxExplained: 200,
+		},
+	}
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "basinix")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".cache", "basinix")
+	}
+	return filepath.Join(os.TempDir(), "basinix")
+}
+
+// LoadConfig reads a YAML configuration over the defaults. Decoding is
+// strict: an unknown key is an error that names it.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	f, err := os.Open(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	if err := decodeConfig(f, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, cfg.Validate()
+}
+
+func decodeConfig(r io.Reader, cfg *Config) error {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(body))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// Validate checks the values a decoder cannot.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("config: data_dir is empty")
+	}
+	if len(c.Systems) == 0 {
+		return fmt.Errorf("config: systems is empty")
+	}
+	for _, s := range c.Systems {
+		if !validSystem(s) {
+			return fmt.Errorf("config: system %q is not of the form arch-os", s)
+		}
+	}
+	if c.Eval.Workers < 0 || c.Eval.AttrTimeout < 0 || c.Eval.MaxMemoryMiB < 0 {
+		return fmt.Errorf("config: eval limits must not be negative")
+	}
+	return nil
+}
+
+// validSystem accepts Nix system doubles such as x86_64-linux.
+func validSystem(s string) bool {
+	arch, os, ok := strings.Cut(s, "-")
+	if !ok || arch == "" || os == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseSystems reads a comma-separated list of systems.
+func ParseSystems(list string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !validSystem(s) {
+			return nil, fmt.Errorf("system %q is not of the form arch-os", s)
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no systems in %q", list)
+	}
+	return out, nil
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/basinix/basinix/app"
+	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/sampleset"
+)
+
+func review(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("basinix review", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		repo       = fs.String("repo", "", "repository: a local path, file:// or https:// URL")
+		base       = fs.String("base", "", "the ref or commit the change targets (default with --sample: master)")
+		head       = fs.String("head", "", "the ref or commit of the change (default with --sample: pr)")
+		systems    = fs.String("systems", "", "comma-separated systems to evaluate (default from the config: x86_64-linux)")
+		noBuild    = fs.Bool("no-build", false, "evaluate and diff only; build fields stay pending")
+		jsonOut    = fs.String("json", "", "write the JSON report to this file")
+		dataDir    = fs.String("data-dir", "", "where mirrors, the database and logs live (default ~/.cache/basinix)")
+		configPath = fs.String("config", "", "configuration file (see config.example.yml)")
+		sample     = fs.Bool("sample", false, "review a generated sample package set (master <- pr)")
+		sampleSize = fs.Int("sample-size", 200, "with --sample: number of generated packages besides the hand-written ones")
+		workers    = fs.Int("workers", 0, "evaluation processes at once (default from the config: the core count)")
+		verbose    = fs.Bool("v", false, "log every Nix command")
+	)
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("review: unexpected argument %q", fs.Arg(0))}
+	}
+	cfg := app.DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = app.LoadConfig(*configPath); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	if *systems != "" {
+		list, err := app.ParseSystems(*systems)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		cfg.Systems = list
+	}
+	if *workers > 0 {
+		cfg.Eval.Workers = *workers
+	}
+	if !*noBuild {
+		return &exitError{code: 2, err: errors.New("review: building needs the builder pool, which this version does not have yet: pass --no-build")}
+	}
+	log := newLogger(stderr, *verbose)
+
+	if *sample {
+		dir := filepath.Join(cfg.DataDir, "sample", fmt.Sprintf("set-%d", *sampleSize))
+		if _, err := os.Stat(filepath.Join(dir, ".git")); err != nil {
+			os.RemoveAll(dir)
+			log.Info().Str("dir", dir).Int("packages", *sampleSize).Msg("generating the sample package set")
+			if _, err := sampleset.Generate(dir, sampleset.Options{Bulk: *sampleSize}); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+		}
+		*repo = dir
+		if *base == "" {
+			*base = "master"
+		}
+		if *head == "" {
+			*head = "pr"
+		}
+	}
+	if *repo == "" || *base == "" || *head == "" {
+		return &exitError{code: 2, err: errors.New("review: --repo, --base and --head are required (or --sample)")}
+	}
+
+	rv, err := app.NewReviewer(ctx, cfg, log)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer rv.Close()
+	rep, err := rv.Review(ctx, app.Request{Repo: *repo, Base: *base, Head: *head, Systems: cfg.Systems})
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if *jsonOut != "" {
+		data, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("write report: %w", err)}
+		}
+	}
+	if err := report.WriteSummary(stdout, rep); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if rep.EvalBroken() {
+		return &exitError{code: 1}
+	}
+	return nil
+}

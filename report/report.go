@@ -1,0 +1,177 @@
+// Package report turns a review's evaluations (and, later, builds) into the
+// report basinix shows: the JSON of DESIGN.md and the readable summary. It
+// stands alone because the CLI, the check runs and the web page all render it.
+package report
+
+import (
+	"github.com/basinix/basinix/build"
+	"github.com/basinix/basinix/eval"
+)
+
+// Verdict is what a change does to one attribute, once built.
+type Verdict string
+
+const (
+	NewlyFailing       Verdict = "newly-failing"
+	NewlySucceeding    Verdict = "newly-succeeding"
+	StillFailing       Verdict = "still-failing"
+	StillSucceeding    Verdict = "still-succeeding"
+	NewFailing         Verdict = "new-failing"
+	NewSucceeding      Verdict = "new-succeeding"
+	Removed            Verdict = "removed"
+	EvalBroken         Verdict = "eval-broken"
+	SkippedBroken      Verdict = "skipped-broken"
+	SkippedUnsupported Verdict = "skipped-unsupported"
+	// Pending: the verdict needs a build that has not happened.
+	Pending Verdict = "pending"
+)
+
+// Report is the machine-readable review, as `basinix review --json` writes it.
+type Report struct {
+	Base     Ref                `json:"base"`
+	Head     Ref                `json:"head"`
+	Conflict *Conflict          `json:"conflict,omitempty"`
+	Systems  map[string]*System `json:"systems"`
+}
+
+// Ref is one side of the review.
+type Ref struct {
+	Ref    string `json:"ref"`
+	Commit string `json:"commit"`
+	// Merged is the commit evaluated for the head: the head merged onto the
+	// base (or the head itself when the merge conflicted).
+	Merged string `json:"merged,omitempty"`
+}
+
+// Conflict says the head did not merge onto the base tip, so the review
+// compares the head with the merge-base instead.
+type Conflict struct {
+	BaseTip   string   `json:"baseTip"`
+	MergeBase string   `json:"mergeBase"`
+	Files     []string `json:"files,omitempty"`
+}
+
+// System is the review of one system.
+type System struct {
+	RebuildLabel string `json:"rebuildLabel"`
+	RebuildCount int    `json:"rebuildCount"`
+	// SetError is set when the head's package set does not evaluate at all.
+	SetError    *ErrorEntry           `json:"setError,omitempty"`
+	EvalErrors  []ErrorEntry          `json:"evalErrors"`
+	AliasErrors []ErrorEntry          `json:"aliasErrors"`
+	Attrs       map[string]*AttrEntry `json:"attrs"`
+}
+
+// ErrorEntry is an evaluation error of one attribute.
+type ErrorEntry struct {
+	Attr    string `json:"attr"`
+	Message string `json:"message"`
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+}
+
+// AttrEntry is one attribute whose drvPath or evaluation changed.
+type AttrEntry struct {
+	Change           eval.Change           `json:"change"`
+	DrvPath          string                `json:"drvPath,omitempty"`
+	BaseDrvPath      string                `json:"baseDrvPath,omitempty"`
+	Head             build.Result          `json:"head,omitempty"`
+	Base             build.Result          `json:"base,omitempty"`
+	Verdict          Verdict               `json:"verdict"`
+	FailedDependency string                `json:"failedDependency,omitempty"`
+	Position         string                `json:"position,omitempty"`
+	Log              string                `json:"log,omitempty"`
+	Tests            map[string]*TestEntry `json:"tests,omitempty"`
+}
+
+// TestEntry is one passthru.tests entry of an attribute.
+type TestEntry struct {
+	DrvPath string       `json:"drvPath,omitempty"`
+	Head    build.Result `json:"head"`
+	Error   string       `json:"error,omitempty"`
+}
+
+// FromDiff builds the report of one system from its diff and the tests of
+// its added and changed attributes, with every build still pending.
+func FromDiff(d *eval.Diff, tests map[string]*eval.TestSet) *System {
+	s := &System{
+		RebuildCount: d.Rebuilds(),
+		EvalErrors:   []ErrorEntry{},
+		AliasErrors:  []ErrorEntry{},
+		Attrs:        map[string]*AttrEntry{},
+	}
+	s.RebuildLabel = eval.RebuildLabel(s.RebuildCount)
+	if d.HeadError != nil {
+		s.SetError = errorEntry("", d.HeadError)
+	}
+	for _, a := range d.Attrs {
+		e := &AttrEntry{Change: a.Change}
+		if a.Base != nil && a.Base.Evaluable() {
+			e.BaseDrvPath = a.Base.DrvPath
+			e.Base = build.Unknown
+		}
+		switch {
+		case a.Head == nil:
+			e.Verdict = Removed
+			e.Base = ""
+		case !a.Head.Evaluable():
+			e.Verdict = EvalBroken
+			s.EvalErrors = append(s.EvalErrors, *errorEntry(a.Attr, a.Head.Error))
+		default:
+			e.DrvPath, e.Position = a.Head.DrvPath, a.Head.Position
+			switch {
+			case a.Head.Broken:
+				e.Head, e.Verdict = build.SkippedBroken, SkippedBroken
+			case !a.Head.Supported:
+				e.Head, e.Verdict = build.SkippedUnsupported, SkippedUnsupported
+			default:
+				e.Head, e.Verdict = build.Pending, Pending
+			}
+			if ts := tests[a.Attr]; ts != nil {
+				e.Tests = testEntries(ts)
+			}
+		}
+		if a.Head != nil && a.Head.Position != "" {
+			e.Position = a.Head.Position
+		}
+		s.Attrs[a.Attr] = e
+	}
+	for _, a := range d.AliasErrors {
+		s.AliasErrors = append(s.AliasErrors, *errorEntry(a.Path.String(), a.Error))
+	}
+	return s
+}
+
+func testEntries(ts *eval.TestSet) map[string]*TestEntry {
+	out := map[string]*TestEntry{}
+	if ts.Error != nil {
+		out["*"] = &TestEntry{Head: build.Pending, Error: ts.Error.Error()}
+		return out
+	}
+	for name, t := range ts.Tests {
+		te := &TestEntry{DrvPath: t.DrvPath, Head: build.Pending}
+		if t.Error != nil {
+			te.Error = t.Error.Error()
+		}
+		out[name] = te
+	}
+	return out
+}
+
+func errorEntry(attr string, e *eval.Error) *ErrorEntry {
+	if e == nil {
+		return &ErrorEntry{Attr: attr, Message: "unknown error"}
+	}
+	return &ErrorEntry{Attr: attr, Message: e.Message, File: e.File, Line: e.Line}
+}
+
+// EvalBroken reports whether the head breaks evaluation on some system:
+// its package set fails, an attribute newly fails, or an alias is newly used.
+func (r *Report) EvalBroken() bool {
+	for _, s := range r.Systems {
+		if s.SetError != nil || len(s.EvalErrors) > 0 || len(s.AliasErrors) > 0 {
+			return true
+		}
+	}
+	return false
+}
