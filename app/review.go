@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -142,12 +143,16 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 	for _, system := range req.Systems {
 		g.Go(func() error {
 			var be, he *eval.Evaluation
+			var bi, hi report.EvalInfo
 			sg, sctx := errgroup.WithContext(gctx)
-			sg.Go(func() (err error) { be, err = r.evaluate(sctx, m.URL, trees, merge.Base, system); return })
-			sg.Go(func() (err error) { he, err = r.evaluate(sctx, m.URL, trees, merge.Commit, system); return })
+			sg.Go(func() (err error) { be, bi, err = r.evaluate(sctx, m.URL, trees, merge.Base, system); return })
+			sg.Go(func() (err error) { he, hi, err = r.evaluate(sctx, m.URL, trees, merge.Commit, system); return })
 			if err := sg.Wait(); err != nil {
 				return err
 			}
+			mu.Lock()
+			rep.Evaluations = append(rep.Evaluations, bi, hi)
+			mu.Unlock()
 			d := eval.Compare(be, he)
 			tests, err := r.tests(gctx, m.URL, trees, merge.Commit, system, d)
 			if err != nil {
@@ -163,6 +168,10 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	sort.Slice(rep.Evaluations, func(i, j int) bool {
+		a, b := rep.Evaluations[i], rep.Evaluations[j]
+		return a.System < b.System || a.System == b.System && a.Commit == merge.Base && b.Commit != merge.Base
+	})
 	return rep, nil
 }
 
@@ -213,39 +222,42 @@ func (r *Reviewer) key(repo, commit, system string) store.EvalKey {
 
 // evaluate returns the evaluation of commit for system, from the store when
 // it is there, else by evaluating a worktree and storing the result.
-func (r *Reviewer) evaluate(ctx context.Context, repo string, trees *worktrees, commit, system string) (*eval.Evaluation, error) {
+func (r *Reviewer) evaluate(ctx context.Context, repo string, trees *worktrees, commit, system string) (*eval.Evaluation, report.EvalInfo, error) {
+	start := time.Now()
+	info := report.EvalInfo{Commit: commit, System: system}
 	key := r.key(repo, commit, system)
 	rec, err := r.store.Evaluation(ctx, key)
 	if err == nil {
 		ev, err := fromRecord(rec)
 		if err == nil {
+			info.Cached, info.Attrs, info.Seconds = true, len(ev.Attrs), time.Since(start).Seconds()
 			r.log.Info().Str("commit", commit).Str("system", system).Int("attrs", len(ev.Attrs)).Msg("evaluation cached")
-			return ev, nil
+			return ev, info, nil
 		}
 		r.log.Warn().Err(err).Str("commit", commit).Msg("cached evaluation unreadable: evaluating again")
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
+		return nil, info, err
 	}
 	wt, err := trees.get(ctx, commit)
 	if err != nil {
-		return nil, err
+		return nil, info, err
 	}
-	start := time.Now()
 	ev, err := r.ev.Evaluate(ctx, wt.Path, system)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate %s for %s: %w", commit, system, err)
+		return nil, info, fmt.Errorf("evaluate %s for %s: %w", commit, system, err)
 	}
 	ev.Commit = commit
 	rec, err = toRecord(key, ev)
 	if err != nil {
-		return nil, err
+		return nil, info, err
 	}
 	if err := r.store.PutEvaluation(ctx, rec); err != nil {
-		return nil, err
+		return nil, info, err
 	}
+	info.Attrs, info.Processes, info.Seconds = len(ev.Attrs), ev.Processes, time.Since(start).Seconds()
 	r.log.Info().Str("commit", commit).Str("system", system).Int("attrs", len(ev.Attrs)).
 		Int("processes", ev.Processes).Dur("took", time.Since(start)).Msg("evaluated")
-	return ev, nil
+	return ev, info, nil
 }
 
 // tests evaluates (or reads from the store) the passthru.tests of the head

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -52,11 +53,16 @@ func New(run Runner, opt Options, log zerolog.Logger) (*Evaluator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evaluator: %w", err)
 	}
+	// Nix's GC starts small and grows in many steps; a larger initial heap
+	// saves most collections on a large set, but must stay well below the
+	// memory bound or every process would look like it eats memory.
+	heap := int64(1 << 30)
+	if opt.MaxMemory > 0 && opt.MaxMemory/4 < heap {
+		heap = opt.MaxMemory / 4
+	}
 	return &Evaluator{
 		run: run, opt: opt, log: log, walker: walker, listDir: listDir,
-		// Nix's GC starts small and grows in many steps; a larger initial
-		// heap saves most of the collections on a large set.
-		env:   []string{"GC_INITIAL_HEAP_SIZE=1g"},
+		env:   []string{"GC_INITIAL_HEAP_SIZE=" + strconv.FormatInt(heap, 10)},
 		slots: make(chan struct{}, opt.Workers),
 	}, nil
 }
@@ -210,8 +216,12 @@ func (c *collector) drv(p Path, info *rawInfo) {
 		DrvPath:   *info.Drv,
 		Broken:    info.Broken,
 		Supported: info.Sup,
-		Features:  info.Feat,
-		Tests:     info.Tests,
+	}
+	if len(info.Feat) > 0 {
+		a.Features = info.Feat
+	}
+	if len(info.Tests) > 0 {
+		a.Tests = info.Tests
 	}
 	if info.Name != nil {
 		a.Name = *info.Name

@@ -32,6 +32,18 @@ type Report struct {
 	Head     Ref                `json:"head"`
 	Conflict *Conflict          `json:"conflict,omitempty"`
 	Systems  map[string]*System `json:"systems"`
+	// Evaluations says where each evaluation came from and what it cost.
+	Evaluations []EvalInfo `json:"evaluations,omitempty"`
+}
+
+// EvalInfo describes one evaluation a review used.
+type EvalInfo struct {
+	Commit    string  `json:"commit"`
+	System    string  `json:"system"`
+	Cached    bool    `json:"cached"`
+	Seconds   float64 `json:"seconds"`
+	Attrs     int     `json:"attrs"`
+	Processes int     `json:"processes,omitempty"`
 }
 
 // Ref is one side of the review.

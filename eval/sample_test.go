@@ -1,0 +1,152 @@
+package eval_test
+
+import (
+	"context"
+	"os"
+	"sort"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/basinix/basinix/eval"
+	"github.com/basinix/basinix/internal/testenv"
+	"github.com/basinix/basinix/sampleset"
+)
+
+// The sample's attributes are found as nix-env -qaP finds them: top-level
+// derivations and the insides of recurseForDerivations sets, nothing else.
+func TestEvaluateFindsWhatNixEnvFinds(t *testing.T) {
+	ev := newEvaluator(t, eval.Options{Workers: 2})
+	repo := testenv.Sample(t, sampleset.Options{Bulk: 12, NoPR: true})
+	res := evaluate(t, ev, repo.Dir, "x86_64-linux")
+
+	var got []string
+	for k := range res.Attrs {
+		got = append(got, k)
+	}
+	sort.Strings(got)
+	want := []string{
+		"armonly", "bigpkg", "brokenpkg", "depfails", "evalbreaks", "evalfixed", "failing", "fixedsrc",
+		"hello", "libbase", "libmid", "oldpkg",
+	}
+	for i := 0; i < 12; i++ {
+		want = append(want, sampleset.BulkName(i))
+	}
+	want = append(want, "python3Packages.requests", "python3Packages.six", "throwing", "usesalias",
+		`weird."$(touch /tmp/basinix-pwned)"`, `weird."foo.bar"`, "weird.it's", "willfail", "willsucceed", "withtests")
+	sort.Strings(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("attributes (-want +got):\n%s", diff)
+	}
+
+	tests := []struct {
+		attr string
+		want eval.Attr
+	}{
+		{"brokenpkg", eval.Attr{Name: "brokenpkg-1.0", Position: "pkgs/by-name/brokenpkg/default.nix:4", Broken: true, Supported: true}},
+		{"armonly", eval.Attr{Name: "armonly-1.0", Position: "pkgs/by-name/armonly/default.nix:4", Supported: false}},
+		{"bigpkg", eval.Attr{Name: "bigpkg-1.0", Position: "pkgs/by-name/bigpkg/default.nix:4", Supported: true, Features: []string{"big-parallel"}}},
+		{"withtests", eval.Attr{Name: "withtests-1.0", Position: "pkgs/by-name/withtests/default.nix:5", Supported: true, Tests: []string{"basic", "fails"}}},
+		{"python3Packages.six", eval.Attr{Name: "python3.10-six-1.0", Position: "pkgs/top-level/all-packages.nix:34", Supported: true}},
+		{"throwing", eval.Attr{Supported: true, Error: &eval.Error{Message: "throwing: this package was removed on purpose", File: "pkgs/top-level/all-packages.nix", Line: 30}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.attr, func(t *testing.T) {
+			a := res.Attrs[tc.attr]
+			if a == nil {
+				t.Fatal("missing")
+			}
+			if tc.want.Error == nil && (a.DrvPath == "" || a.Outputs["out"] == "") {
+				t.Errorf("want a drvPath and an out path, got %q %v", a.DrvPath, a.Outputs)
+			}
+			got := *a
+			got.Path, got.DrvPath, got.Outputs = nil, "", nil
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, err := os.Stat(repo.Dir + "/result"); err == nil {
+		t.Error("evaluation wrote a result link")
+	}
+}
+
+// Attribute names with quotes, dots and "$(…)" reach Nix only as JSON data:
+// they evaluate, and no shell ever runs them.
+func TestAttributeNamesAreNeverShellText(t *testing.T) {
+	const pwned = "/tmp/basinix-pwned"
+	os.Remove(pwned)
+	ev := newEvaluator(t, eval.Options{Workers: 2})
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true})
+	res := evaluate(t, ev, repo.Dir, "x86_64-linux")
+	for _, p := range []eval.Path{{"weird", "$(touch /tmp/basinix-pwned)"}, {"weird", "foo.bar"}, {"weird", "it's"}} {
+		a := res.Attrs[p.String()]
+		if a == nil || !a.OK() {
+			t.Errorf("%s: want a derivation, got %+v", p, a)
+		}
+		back, err := eval.ParsePath(p.String())
+		if err != nil || !cmp.Equal(back, p) {
+			t.Errorf("ParsePath(%q) = %q, %v; want %q", p.String(), back, err, p)
+		}
+	}
+	// Their tests too go to Nix as data.
+	if _, err := ev.Tests(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"weird", "$(touch /tmp/basinix-pwned)"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatalf("%s exists: an attribute name reached a shell", pwned)
+	}
+}
+
+func TestTestsAreEvaluatedOnDemand(t *testing.T) {
+	ev := newEvaluator(t, eval.Options{Workers: 2})
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true, Extra: map[string]string{
+		"badtests": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"badtests\";\n  passthru.tests = abort \"no tests here\";\n}\n",
+	}})
+	sets, err := ev.Tests(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"withtests"}, {"badtests"}, {"hello"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt := sets["withtests"]
+	if wt == nil || len(wt.Tests) != 2 || wt.Tests["basic"].DrvPath == "" || wt.Tests["fails"].DrvPath == "" {
+		t.Errorf("withtests: want basic and fails with drvPaths, got %+v", wt)
+	}
+	if bt := sets["badtests"]; bt == nil || bt.Error == nil {
+		t.Errorf("badtests: want an error, got %+v", bt)
+	}
+	if h := sets["hello"]; h == nil || len(h.Tests) != 0 {
+		t.Errorf("hello: want no tests, got %+v", h)
+	}
+}
+
+// Each system is its own evaluation: platforms decide what is supported.
+func TestSystems(t *testing.T) {
+	ev := newEvaluator(t, eval.Options{Workers: 2})
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true})
+	x86 := evaluate(t, ev, repo.Dir, "x86_64-linux")
+	arm := evaluate(t, ev, repo.Dir, "aarch64-linux")
+	if x86.Attrs["armonly"].Supported || !arm.Attrs["armonly"].Supported {
+		t.Errorf("armonly supported: x86_64-linux %v, aarch64-linux %v; want false, true",
+			x86.Attrs["armonly"].Supported, arm.Attrs["armonly"].Supported)
+	}
+	if x86.Attrs["hello"].DrvPath == arm.Attrs["hello"].DrvPath {
+		t.Error("hello has the same drvPath on both systems")
+	}
+}
+
+// A package set that does not evaluate at all is an Evaluation with Error,
+// pinned to the file, not a failure of basinix.
+func TestBrokenPackageSet(t *testing.T) {
+	ev := newEvaluator(t, eval.Options{Workers: 2})
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true})
+	if err := os.WriteFile(repo.Dir+"/pkgs/top-level/all-packages.nix", []byte("{ lib, stdenv, callPackage, pkgs }:\n\n{\n  oops = ;\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ev.Evaluate(context.Background(), repo.Dir, "x86_64-linux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Error == nil || res.Error.File != "pkgs/top-level/all-packages.nix" || res.Error.Line != 4 {
+		t.Errorf("want a syntax error at pkgs/top-level/all-packages.nix:4, got %+v", res.Error)
+	}
+}
