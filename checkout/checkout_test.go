@@ -1,0 +1,161 @@
+package checkout_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/basinix/basinix/checkout"
+	"github.com/basinix/basinix/internal/testenv"
+)
+
+// repo makes a repository: a base commit on master, then master and the
+// branch "pr" both change file a (conflicting when conflict is true) and pr
+// adds file b.
+func repo(t *testing.T, conflict bool) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(dir, 0o755)
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Git(t, dir, "init", "--quiet", "--initial-branch=master")
+	write("a", "one\ntwo\nthree\n")
+	testenv.Git(t, dir, "add", "-A")
+	testenv.Git(t, dir, "commit", "--quiet", "-m", "base")
+	testenv.Git(t, dir, "tag", "v1")
+	testenv.Git(t, dir, "checkout", "--quiet", "-b", "pr")
+	if conflict {
+		write("a", "one\nTWO from pr\nthree\n")
+	}
+	write("b", "new\n")
+	testenv.Git(t, dir, "add", "-A")
+	testenv.Git(t, dir, "commit", "--quiet", "-m", "pr")
+	testenv.Git(t, dir, "checkout", "--quiet", "master")
+	write("a", "one\nTWO from master\nthree\n")
+	testenv.Git(t, dir, "commit", "--quiet", "-am", "master moves on")
+	return dir
+}
+
+func mirror(t *testing.T, src string) *checkout.Mirror {
+	t.Helper()
+	ws := checkout.New(t.TempDir(), zerolog.Nop())
+	m, err := ws.Mirror(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestResolve(t *testing.T) {
+	src := repo(t, false)
+	m := mirror(t, src)
+	ctx := context.Background()
+	master, err := m.Resolve(ctx, "master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"refs/heads/master", master} {
+		if got, err := m.Resolve(ctx, ref); err != nil || got != master {
+			t.Errorf("Resolve(%q) = %q, %v; want %q", ref, got, err, master)
+		}
+	}
+	if _, err := m.Resolve(ctx, "v1"); err != nil {
+		t.Errorf("Resolve(v1): %v", err)
+	}
+	for _, ref := range []string{"nope", "--upload-pack=touch /tmp/x", "0000000000000000000000000000000000000000"} {
+		if _, err := m.Resolve(ctx, ref); !errors.Is(err, checkout.ErrUnknownRef) {
+			t.Errorf("Resolve(%q): want ErrUnknownRef, got %v", ref, err)
+		}
+	}
+}
+
+func TestMergeIsDeterministic(t *testing.T) {
+	src := repo(t, false)
+	ctx := context.Background()
+	var merges []string
+	for i := 0; i < 2; i++ {
+		m := mirror(t, "file://"+src)
+		base, _ := m.Resolve(ctx, "master")
+		head, _ := m.Resolve(ctx, "pr")
+		mg, err := m.Merge(ctx, base, head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mg.Conflict || mg.Base != base || mg.Commit == head || mg.Commit == base {
+			t.Fatalf("want a clean merge commit, got %+v", mg)
+		}
+		if !m.HasFile(ctx, mg.Commit, "b") {
+			t.Error("the merge lacks the PR's file")
+		}
+		merges = append(merges, mg.Commit)
+	}
+	if merges[0] != merges[1] {
+		t.Errorf("two merges of the same commits differ: %s, %s", merges[0], merges[1])
+	}
+}
+
+func TestMergeConflictFallsBackToMergeBase(t *testing.T) {
+	src := repo(t, true)
+	m := mirror(t, src)
+	ctx := context.Background()
+	base, _ := m.Resolve(ctx, "master")
+	head, _ := m.Resolve(ctx, "pr")
+	mb, _ := m.Resolve(ctx, "v1")
+	mg, err := m.Merge(ctx, base, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mg.Conflict || mg.Base != mb || mg.Commit != head || len(mg.Files) != 1 || mg.Files[0] != "a" {
+		t.Errorf("want a conflict on a with base %s and head %s, got %+v", mb, head, mg)
+	}
+}
+
+func TestWorktreeIsRemoved(t *testing.T) {
+	src := repo(t, false)
+	m := mirror(t, src)
+	ctx := context.Background()
+	head, _ := m.Resolve(ctx, "pr")
+	wt, err := m.Worktree(ctx, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(wt.Path, "b")); err != nil || string(b) != "new\n" {
+		t.Fatalf("worktree content: %q, %v", b, err)
+	}
+	if err := wt.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(wt.Path); !os.IsNotExist(err) {
+		t.Errorf("worktree still there: %v", err)
+	}
+	if out := testenv.Git(t, m.Dir, "worktree", "list"); strings.Contains(out, wt.Path) {
+		t.Errorf("git still lists the worktree:\n%s", out)
+	}
+}
+
+func TestBadRepositories(t *testing.T) {
+	ws := checkout.New(t.TempDir(), zerolog.Nop())
+	for _, repo := range []string{"", "ext::sh -c touch% /tmp/pwned", "--upload-pack=x", "/does/not/exist"} {
+		if _, err := ws.Mirror(repo); err == nil {
+			t.Errorf("Mirror(%q): want an error", repo)
+		}
+	}
+	m, err := ws.Mirror("file:///does/not/exist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Fetch(context.Background()); !errors.Is(err, checkout.ErrNoRepository) {
+		t.Errorf("Fetch of a missing repository: want ErrNoRepository, got %v", err)
+	}
+}
