@@ -46,8 +46,10 @@ type Repo struct {
 	Base, Head string
 	// Pushes are the PR's commits, oldest first: each one a push.
 	Pushes []string
-	// BaseCommit is master's tip.
-	BaseCommit string
+	// ForkPoint is where the PR branched off master; BaseCommit is master's
+	// tip, one commit later (libbase 1.0 -> 1.0.1), so the PR's head must
+	// be merged onto it to be compared fairly.
+	ForkPoint, BaseCommit string
 }
 
 // Bulk package i depends on libmid when i%MidEvery == 1: a change to libmid
@@ -75,7 +77,8 @@ func Generate(dir string, opt Options) (*Repo, error) {
 		g.write(bulkFiles(opt.Bulk))
 		g.commit(fmt.Sprintf("generated: %d packages", opt.Bulk))
 	}
-	r.BaseCommit = g.rev("HEAD")
+	r.ForkPoint = g.rev("HEAD")
+	r.BaseCommit = r.ForkPoint
 	if g.err != nil || opt.NoPR {
 		return r, g.err
 	}
@@ -90,6 +93,9 @@ func Generate(dir string, opt Options) (*Repo, error) {
 		r.Pushes = append(r.Pushes, g.rev("HEAD"))
 	}
 	g.git("checkout", "--quiet", "master")
+	g.write(map[string]string{"pkgs/by-name/libbase/default.nix": pkg("libbase", "1.0.1", "", "", "")})
+	g.commit("libbase: 1.0 -> 1.0.1")
+	r.BaseCommit = g.rev("HEAD")
 	return r, g.err
 }
 

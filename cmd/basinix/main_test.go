@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/basinix/basinix/internal/testenv"
+	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/sampleset"
+)
+
+func basinix(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// Missing repositories, refs and default.nix are a one-line error and exit 2.
+func TestReviewUsageErrors(t *testing.T) {
+	testenv.RequireNix(t)
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true})
+	data := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no repo", []string{"review", "--no-build", "--base", "a", "--head", "b"}, "--repo, --base and --head are required"},
+		{"missing repo", []string{"review", "--no-build", "--data-dir", data, "--repo", "/does/not/exist", "--base", "master", "--head", "master"}, "repository not found"},
+		{"missing ref", []string{"review", "--no-build", "--data-dir", data, "--repo", repo.Dir, "--base", "master", "--head", "nope"}, `resolve "nope"`},
+		{"ref that is no commit", []string{"review", "--no-build", "--data-dir", data, "--repo", repo.Dir, "--base", "master", "--head", "HEAD~0:lib"}, "unknown ref"},
+		{"bad system", []string{"review", "--no-build", "--systems", "x86_64-linux;rm -rf /", "--sample"}, "is not of the form"},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := basinix(t, tc.args...)
+			if code != 2 {
+				t.Errorf("exit code %d, want 2", code)
+			}
+			first := strings.SplitN(stderr, "\n", 2)[0]
+			if !strings.Contains(first, tc.wantErr) {
+				t.Errorf("first stderr line %q does not contain %q", first, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestReviewNoDefaultNix(t *testing.T) {
+	testenv.RequireNix(t)
+	dir := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(dir, 0o755)
+	testenv.Git(t, dir, "init", "--quiet", "--initial-branch=master")
+	testenv.Git(t, dir, "commit", "--quiet", "--allow-empty", "-m", "empty")
+	code, _, stderr := basinix(t, "review", "--no-build", "--data-dir", t.TempDir(), "--repo", dir, "--base", "master", "--head", "master")
+	last := strings.TrimSpace(stderr)[strings.LastIndex(strings.TrimSpace(stderr), "\n")+1:]
+	if code != 2 || !strings.HasPrefix(last, "basinix: ") || !strings.Contains(last, "no default.nix") {
+		t.Errorf("exit %d, stderr %q; want 2 and a line saying there is no default.nix", code, stderr)
+	}
+}
+
+// The README's first command: a review of the sample set, with the JSON
+// report written; the sample PR breaks evaluation, so the exit code is 1.
+func TestReviewSample(t *testing.T) {
+	testenv.RequireNix(t)
+	js := filepath.Join(t.TempDir(), "report.json")
+	code, stdout, stderr := basinix(t, "review", "--sample", "--sample-size", "30", "--no-build", "--data-dir", t.TempDir(), "--json", js)
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1 (the sample PR breaks evaluation); stderr:\n%s", code, stderr)
+	}
+	for _, want := range []string{"x86_64-linux: rebuild label 11-100", "added (1): newpkg", "evalbreaks: undefined variable 'notInScope' (pkgs/by-name/evalbreaks/default.nix:6)"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout)
+		}
+	}
+	var rep report.Report
+	data, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if e := rep.Systems["x86_64-linux"].Attrs["newpkg"]; e == nil || e.Head != "pending" || e.Verdict != "pending" {
+		t.Errorf("newpkg in the JSON report: %+v, want head and verdict pending", e)
+	}
+}
