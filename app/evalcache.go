@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -8,79 +9,87 @@ import (
 	"github.com/basinix/basinix/store"
 )
 
-// toRecord turns an evaluation into the rows the store keeps.
+// toRecord turns an evaluation into what the store keeps.
 func toRecord(key store.EvalKey, ev *eval.Evaluation) (*store.EvalRecord, error) {
-	rec := &store.EvalRecord{Key: key, Duration: ev.Duration, Processes: ev.Processes}
+	data, err := json.Marshal(ev.Attrs)
+	if err != nil {
+		return nil, fmt.Errorf("store evaluation %s: %w", key, err)
+	}
+	rec := &store.EvalRecord{Key: key, Duration: ev.Duration, Processes: ev.Processes, AttrCount: len(ev.Attrs), Attrs: data}
 	if ev.Error != nil {
 		rec.ErrorMessage, rec.ErrorFile, rec.ErrorLine = ev.Error.Message, ev.Error.File, ev.Error.Line
 		if rec.ErrorMessage == "" {
 			rec.ErrorMessage = "evaluation failed"
 		}
 	}
-	rec.Attrs = make([]store.AttrRow, 0, len(ev.Attrs))
-	for k, a := range ev.Attrs {
-		data, err := json.Marshal(a)
-		if err != nil {
-			return nil, fmt.Errorf("store evaluation %s: %s: %w", key, k, err)
-		}
-		drv := ""
-		if a.Evaluable() {
-			drv = a.DrvPath
-		}
-		rec.Attrs = append(rec.Attrs, store.AttrRow{Attr: k, DrvPath: drv, Data: data})
-	}
 	return rec, nil
 }
 
-// fromRecord reads an evaluation back from the store's rows.
+// fromRecord reads an evaluation back from the store.
 func fromRecord(rec *store.EvalRecord) (*eval.Evaluation, error) {
 	ev := &eval.Evaluation{
 		Commit:    rec.Key.Commit,
 		System:    rec.Key.System,
-		Attrs:     make(map[string]*eval.Attr, len(rec.Attrs)),
+		Attrs:     make(map[string]*eval.Attr, rec.AttrCount),
 		Duration:  rec.Duration,
 		Processes: rec.Processes,
 	}
 	if rec.ErrorMessage != "" {
 		ev.Error = &eval.Error{Message: rec.ErrorMessage, File: rec.ErrorFile, Line: rec.ErrorLine}
 	}
-	for _, row := range rec.Attrs {
-		a := &eval.Attr{}
-		if err := json.Unmarshal(row.Data, a); err != nil {
-			return nil, fmt.Errorf("evaluation %s: attribute %s: %w", rec.Key, row.Attr, err)
-		}
-		ev.Attrs[row.Attr] = a
+	if err := json.Unmarshal(rec.Attrs, &ev.Attrs); err != nil {
+		return nil, fmt.Errorf("evaluation %s: %w", rec.Key, err)
 	}
 	return ev, nil
 }
 
-func testRows(sets map[string]*eval.TestSet) (map[string][]byte, error) {
-	rows := make(map[string][]byte, len(sets))
-	for k, ts := range sets {
-		data, err := json.Marshal(ts)
-		if err != nil {
-			return nil, fmt.Errorf("store tests of %s: %w", k, err)
-		}
-		rows[k] = data
+// cachedExtras returns what compute says of paths, taking what the store
+// already has for this evaluation and storing what compute adds.
+func cachedExtras[T any](ctx context.Context, st *store.Store, key store.EvalKey, kind string, paths []eval.Path,
+	compute func([]eval.Path) (map[string]T, error)) (map[string]T, error) {
+	out := map[string]T{}
+	if len(paths) == 0 {
+		return out, nil
 	}
-	return rows, nil
-}
-
-// testsFromRows decodes stored tests and says which of want are missing.
-func testsFromRows(rows map[string][]byte, want []eval.Path) (map[string]*eval.TestSet, []eval.Path, error) {
-	out := map[string]*eval.TestSet{}
+	names := make([]string, len(paths))
+	for i, p := range paths {
+		names[i] = p.String()
+	}
+	stored, err := st.Extras(ctx, key, kind, names)
+	if err != nil {
+		return nil, err
+	}
 	var missing []eval.Path
-	for _, p := range want {
-		data, ok := rows[p.String()]
+	for i, p := range paths {
+		data, ok := stored[names[i]]
 		if !ok {
 			missing = append(missing, p)
 			continue
 		}
-		ts := &eval.TestSet{}
-		if err := json.Unmarshal(data, ts); err != nil {
-			return nil, nil, fmt.Errorf("stored tests of %s: %w", p, err)
+		var v T
+		if err := json.Unmarshal(data, &v); err != nil {
+			return nil, fmt.Errorf("stored %s of %s: %w", kind, names[i], err)
 		}
-		out[p.String()] = ts
+		out[names[i]] = v
 	}
-	return out, missing, nil
+	if len(missing) == 0 {
+		return out, nil
+	}
+	fresh, err := compute(missing)
+	if err != nil {
+		return nil, err
+	}
+	rows := make(map[string][]byte, len(fresh))
+	for k, v := range fresh {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("store %s of %s: %w", kind, k, err)
+		}
+		rows[k] = data
+		out[k] = v
+	}
+	if err := st.PutExtras(ctx, key, kind, rows); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

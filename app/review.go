@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -138,27 +138,19 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 	trees := &worktrees{m: m}
 	defer trees.removeAll(r.log)
 
+	evals, err := r.evaluateAll(ctx, m.URL, trees, req.Systems, []string{merge.Base, merge.Commit})
+	if err != nil {
+		return nil, err
+	}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	for _, system := range req.Systems {
 		g.Go(func() error {
-			var be, he *eval.Evaluation
-			var bi, hi report.EvalInfo
-			sg, sctx := errgroup.WithContext(gctx)
-			sg.Go(func() (err error) { be, bi, err = r.evaluate(sctx, m.URL, trees, merge.Base, system); return })
-			sg.Go(func() (err error) { he, hi, err = r.evaluate(sctx, m.URL, trees, merge.Commit, system); return })
-			if err := sg.Wait(); err != nil {
-				return err
-			}
-			mu.Lock()
-			rep.Evaluations = append(rep.Evaluations, bi, hi)
-			mu.Unlock()
-			d := eval.Compare(be, he)
-			tests, err := r.tests(gctx, m.URL, trees, merge.Commit, system, d)
+			base, head := evals[evalID{merge.Base, system}], evals[evalID{merge.Commit, system}]
+			sys, err := r.compare(gctx, m.URL, trees, base.ev, head.ev)
 			if err != nil {
 				return err
 			}
-			sys := report.FromDiff(d, tests)
 			mu.Lock()
 			rep.Systems[system] = sys
 			mu.Unlock()
@@ -168,11 +160,164 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	sort.Slice(rep.Evaluations, func(i, j int) bool {
-		a, b := rep.Evaluations[i], rep.Evaluations[j]
-		return a.System < b.System || a.System == b.System && a.Commit == merge.Base && b.Commit != merge.Base
-	})
+	for _, system := range req.Systems {
+		rep.Evaluations = append(rep.Evaluations, evals[evalID{merge.Base, system}].info)
+		if merge.Commit != merge.Base {
+			rep.Evaluations = append(rep.Evaluations, evals[evalID{merge.Commit, system}].info)
+		}
+	}
 	return rep, nil
+}
+
+type evalID struct{ commit, system string }
+
+type evalResult struct {
+	ev   *eval.Evaluation
+	info report.EvalInfo
+}
+
+// evaluateAll returns the evaluation of every commit for every system: from
+// the store where it is there, else evaluated, all missing ones at once,
+// each with its share of the evaluator's workers.
+func (r *Reviewer) evaluateAll(ctx context.Context, repo string, trees *worktrees, systems, commits []string) (map[evalID]*evalResult, error) {
+	out := map[evalID]*evalResult{}
+	var missing []evalID
+	for _, system := range systems {
+		for _, commit := range commits {
+			id := evalID{commit, system}
+			if _, ok := out[id]; ok {
+				continue
+			}
+			start := time.Now()
+			ev, err := r.cached(ctx, r.key(repo, commit, system))
+			if err != nil {
+				return nil, err
+			}
+			if ev == nil {
+				out[id] = nil
+				missing = append(missing, id)
+				continue
+			}
+			out[id] = &evalResult{ev: ev, info: report.EvalInfo{Commit: commit, System: system, Cached: true, Attrs: len(ev.Attrs), Seconds: time.Since(start).Seconds()}}
+			r.log.Info().Str("commit", commit).Str("system", system).Int("attrs", len(ev.Attrs)).Msg("evaluation cached")
+		}
+	}
+	// Each chunk process imports the whole set, so chunks only pay when
+	// cores would otherwise idle: split the workers among the evaluations.
+	chunks := max(1, r.ev.Workers()/max(1, len(missing)))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	for _, id := range missing {
+		g.Go(func() error {
+			res, err := r.evaluate(gctx, repo, trees, id.commit, id.system, chunks)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			out[id] = res
+			mu.Unlock()
+			return nil
+		})
+	}
+	return out, g.Wait()
+}
+
+// cached returns the stored evaluation under key, nil when there is none.
+func (r *Reviewer) cached(ctx context.Context, key store.EvalKey) (*eval.Evaluation, error) {
+	rec, err := r.store.Evaluation(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ev, err := fromRecord(rec)
+	if err != nil {
+		r.log.Warn().Err(err).Str("commit", key.Commit).Msg("cached evaluation unreadable: evaluating again")
+		return nil, nil
+	}
+	return ev, nil
+}
+
+// evaluate evaluates commit for system in a worktree and stores the result.
+func (r *Reviewer) evaluate(ctx context.Context, repo string, trees *worktrees, commit, system string, chunks int) (*evalResult, error) {
+	start := time.Now()
+	wt, err := trees.get(ctx, commit)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := r.ev.Evaluate(ctx, wt.Path, system, chunks)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s for %s: %w", commit, system, err)
+	}
+	ev.Commit = commit
+	rec, err := toRecord(r.key(repo, commit, system), ev)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.store.PutEvaluation(ctx, rec); err != nil {
+		return nil, err
+	}
+	took := time.Since(start)
+	r.log.Info().Str("commit", commit).Str("system", system).Int("attrs", len(ev.Attrs)).
+		Int("processes", ev.Processes).Dur("took", took).Msg("evaluated")
+	return &evalResult{ev: ev, info: report.EvalInfo{Commit: commit, System: system, Attrs: len(ev.Attrs), Processes: ev.Processes, Seconds: took.Seconds()}}, nil
+}
+
+// compare diffs two evaluations of one system and learns what the report
+// needs of the head's touched attributes: details (meta, outputs, tests) of
+// those to build, and the messages of throws that newly break evaluation.
+func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, base, head *eval.Evaluation) (*report.System, error) {
+	d := eval.Compare(base, head)
+	key := r.key(repo, head.Commit, head.System)
+	var build, buildAliased, unexplained []eval.Path
+	for _, a := range d.Attrs {
+		switch {
+		case a.Head == nil:
+		case a.Head.AliasError:
+			buildAliased = append(buildAliased, a.Head.Path)
+		case a.Head.Evaluable():
+			build = append(build, a.Head.Path)
+		case a.Head.Error != nil && a.Head.Error.Message == eval.Unexplained:
+			unexplained = append(unexplained, a.Head.Path)
+		}
+	}
+	details := map[string]*eval.Details{}
+	for _, aliases := range []bool{false, true} {
+		paths := build
+		if aliases {
+			paths = buildAliased
+		}
+		got, err := cachedExtras(ctx, r.store, key, "details", paths, func(paths []eval.Path) (map[string]*eval.Details, error) {
+			wt, err := trees.get(ctx, head.Commit)
+			if err != nil {
+				return nil, err
+			}
+			return r.ev.Details(ctx, wt.Path, head.System, paths, aliases)
+		})
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(details, got)
+	}
+	explained, err := cachedExtras(ctx, r.store, key, "explain", unexplained, func(paths []eval.Path) (map[string]*eval.Error, error) {
+		wt, err := trees.get(ctx, head.Commit)
+		if err != nil {
+			return nil, err
+		}
+		return r.ev.Explain(ctx, wt.Path, head.System, paths)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range d.Attrs {
+		if e := explained[a.Attr]; e != nil && a.Head != nil {
+			h := *a.Head
+			h.Error = e
+			d.Attrs[i].Head = &h
+		}
+	}
+	return report.FromDiff(d, details), nil
 }
 
 // worktrees makes at most one worktree per commit for a review, on demand:
@@ -218,91 +363,4 @@ func (t *worktrees) removeAll(log zerolog.Logger) {
 
 func (r *Reviewer) key(repo, commit, system string) store.EvalKey {
 	return store.EvalKey{Repo: repo, Commit: commit, System: system, ConfigHash: r.cfgHash, Evaluator: r.evaluator}
-}
-
-// evaluate returns the evaluation of commit for system, from the store when
-// it is there, else by evaluating a worktree and storing the result.
-func (r *Reviewer) evaluate(ctx context.Context, repo string, trees *worktrees, commit, system string) (*eval.Evaluation, report.EvalInfo, error) {
-	start := time.Now()
-	info := report.EvalInfo{Commit: commit, System: system}
-	key := r.key(repo, commit, system)
-	rec, err := r.store.Evaluation(ctx, key)
-	if err == nil {
-		ev, err := fromRecord(rec)
-		if err == nil {
-			info.Cached, info.Attrs, info.Seconds = true, len(ev.Attrs), time.Since(start).Seconds()
-			r.log.Info().Str("commit", commit).Str("system", system).Int("attrs", len(ev.Attrs)).Msg("evaluation cached")
-			return ev, info, nil
-		}
-		r.log.Warn().Err(err).Str("commit", commit).Msg("cached evaluation unreadable: evaluating again")
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, info, err
-	}
-	wt, err := trees.get(ctx, commit)
-	if err != nil {
-		return nil, info, err
-	}
-	ev, err := r.ev.Evaluate(ctx, wt.Path, system)
-	if err != nil {
-		return nil, info, fmt.Errorf("evaluate %s for %s: %w", commit, system, err)
-	}
-	ev.Commit = commit
-	rec, err = toRecord(key, ev)
-	if err != nil {
-		return nil, info, err
-	}
-	if err := r.store.PutEvaluation(ctx, rec); err != nil {
-		return nil, info, err
-	}
-	info.Attrs, info.Processes, info.Seconds = len(ev.Attrs), ev.Processes, time.Since(start).Seconds()
-	r.log.Info().Str("commit", commit).Str("system", system).Int("attrs", len(ev.Attrs)).
-		Int("processes", ev.Processes).Dur("took", time.Since(start)).Msg("evaluated")
-	return ev, info, nil
-}
-
-// tests evaluates (or reads from the store) the passthru.tests of the head
-// attributes that will be built: added, changed and eval-fixed ones.
-func (r *Reviewer) tests(ctx context.Context, repo string, trees *worktrees, commit, system string, d *eval.Diff) (map[string]*eval.TestSet, error) {
-	var want []eval.Path
-	var names []string
-	for _, a := range d.Attrs {
-		if a.Head != nil && a.Head.Evaluable() && len(a.Head.Tests) > 0 {
-			want = append(want, a.Head.Path)
-			names = append(names, a.Attr)
-		}
-	}
-	if len(want) == 0 {
-		return nil, nil
-	}
-	key := r.key(repo, commit, system)
-	stored, err := r.store.Tests(ctx, key, names)
-	if err != nil {
-		return nil, err
-	}
-	out, missing, err := testsFromRows(stored, want)
-	if err != nil {
-		return nil, err
-	}
-	if len(missing) == 0 {
-		return out, nil
-	}
-	wt, err := trees.get(ctx, commit)
-	if err != nil {
-		return nil, err
-	}
-	fresh, err := r.ev.Tests(ctx, wt.Path, system, missing)
-	if err != nil {
-		return nil, fmt.Errorf("tests at %s for %s: %w", commit, system, err)
-	}
-	rows, err := testRows(fresh)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.store.PutTests(ctx, key, rows); err != nil {
-		return nil, err
-	}
-	for k, v := range fresh {
-		out[k] = v
-	}
-	return out, nil
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func TestCompare(t *testing.T) {
-	ok := func(name, drv string) *Attr { return &Attr{Path: Path{name}, DrvPath: drv, Supported: true} }
+	ok := func(name, drv string) *Attr { return &Attr{Path: Path{name}, DrvPath: drv} }
 	bad := func(name string) *Attr { return &Attr{Path: Path{name}, Error: &Error{Message: "boom"}} }
 	alias := func(name, drv string) *Attr {
 		return &Attr{Path: Path{name}, DrvPath: drv, Error: &Error{Message: "attribute 'old' missing"}, AliasError: true}

@@ -1,6 +1,7 @@
 package eval_test
 
 import (
+	"context"
 	"os"
 	"slices"
 	"strings"
@@ -61,7 +62,7 @@ func TestUncatchableErrorIsPinnedToItsAttribute(t *testing.T) {
 			wantLines: []int{3},
 		},
 		{
-			name:      "throw",
+			name:      "throw (caught by tryEval; Explain fetches the message)",
 			body:      "{ stdenv }:\n\nthrow \"bad: removed\"\n",
 			wantMsg:   "bad: removed",
 			wantLines: []int{1, 3},
@@ -84,6 +85,16 @@ func TestUncatchableErrorIsPinnedToItsAttribute(t *testing.T) {
 			bad := res.Attrs["bad"]
 			if bad == nil || bad.Error == nil {
 				t.Fatalf("bad: want an error, got %+v", bad)
+			}
+			if bad.Error.Message == eval.Unexplained {
+				explained, err := ev.Explain(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"bad"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				bad = &eval.Attr{Path: bad.Path, Error: explained["bad"]}
+				if bad.Error == nil {
+					t.Fatal("Explain gave no error for bad")
+				}
 			}
 			if !strings.Contains(bad.Error.Message, tc.wantMsg) {
 				t.Errorf("bad: message %q does not contain %q", bad.Error.Message, tc.wantMsg)

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,21 +87,26 @@ func (e *Evaluator) acquire(ctx context.Context) (func(), error) {
 	}
 }
 
-// Evaluate evaluates the package set checked out at src for system. An
-// attribute that fails gets its error while every other attribute still
-// gets its result; a package set that does not evaluate at all gives an
-// Evaluation with Error set. The error return is for infrastructure
-// failures (Nix missing, cancelled context).
-func (e *Evaluator) Evaluate(ctx context.Context, src, system string) (*Evaluation, error) {
+// Evaluate evaluates the package set checked out at src for system, in
+// chunks processes (each also imports the whole set, so a caller running
+// several evaluations at once gives each fewer chunks; 0 means Workers).
+//
+// An attribute that fails gets its error while every other attribute still
+// gets its result; attributes that fail only without aliases are alias
+// errors. A package set that does not evaluate at all gives an Evaluation
+// with Error set. The error return is for infrastructure failures (Nix
+// missing, cancelled context).
+func (e *Evaluator) Evaluate(ctx context.Context, src, system string, chunks int) (*Evaluation, error) {
 	start := time.Now()
-	col := &collector{src: src, attrs: map[string]*Attr{}, throws: map[string]Path{}}
+	if chunks <= 0 {
+		chunks = e.opt.Workers
+	}
+	col := &collector{attrs: map[string]*Attr{}}
 	res := &Evaluation{System: system, Attrs: col.attrs}
-
 	var procs int
 	var procsMu sync.Mutex
 	count := func(n int) { procsMu.Lock(); procs += n; procsMu.Unlock() }
 
-	chunks := e.opt.Workers
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < chunks; i++ {
 		g.Go(func() error {
@@ -120,65 +126,81 @@ func (e *Evaluator) Evaluate(ctx context.Context, src, system string) (*Evaluati
 		return nil, fmt.Errorf("evaluate %s: %w", system, err)
 	}
 
-	// Every failed attribute is tried again with aliases on, and every
-	// throw is evaluated without tryEval to learn its message.
-	failed, throws := col.failures()
-	g, gctx = errgroup.WithContext(ctx)
-	aliases := &collector{src: src, attrs: map[string]*Attr{}, throws: map[string]Path{}}
-	if len(failed) > 0 {
-		g.Go(func() error {
-			n, err := e.walk(gctx, walkSpec{src: src, system: system, config: "(" + e.opt.Config + ") // { allowAliases = true; }", mode: "walk", paths: failed}, aliases)
-			count(n)
-			return err
-		})
+	// Failed attributes are tried again with aliases on: those that
+	// evaluate then use an alias in-tree.
+	if failed := col.aliasSuspects(); len(failed) > 0 {
+		aliases := &collector{attrs: map[string]*Attr{}}
+		n, err := e.walk(ctx, walkSpec{src: src, system: system, config: e.withAliases(), mode: "walk", paths: failed}, aliases)
+		count(n)
+		if err != nil {
+			return nil, fmt.Errorf("evaluate %s with aliases: %w", system, err)
+		}
+		for k, a := range aliases.attrs {
+			if orig := col.attrs[k]; orig != nil && orig.Error != nil && a.OK() {
+				orig.DrvPath, orig.AliasError = a.DrvPath, true
+			}
+		}
 	}
-	explain := throws
-	if len(explain) > e.opt.MaxExplained {
-		explain = explain[:e.opt.MaxExplained]
-	}
-	for _, part := range split(explain, e.opt.Workers) {
-		g.Go(func() error {
-			n, err := e.walk(gctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", strict: true, paths: part}, col)
-			count(n)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("evaluate %s: failed attributes: %w", system, err)
-	}
-	col.finish(aliases)
 	res.Duration, res.Processes = time.Since(start), procs
 	e.log.Debug().Str("system", system).Int("attrs", len(res.Attrs)).Int("processes", procs).Dur("took", res.Duration).Msg("evaluated")
 	return res, nil
 }
 
-// TestSet is the evaluation of one attribute's passthru.tests.
-type TestSet struct {
-	Tests map[string]Test `json:"tests,omitempty"`
-	// Error is set when the tests could not be listed at all.
-	Error *Error `json:"error,omitempty"`
-}
+// withAliases is the config with aliases on.
+func (e *Evaluator) withAliases() string { return "(" + e.opt.Config + ") // { allowAliases = true; }" }
 
-// Tests evaluates the passthru.tests of the given attributes. Tests are
-// evaluated apart from the main walk because only added and changed
-// attributes need them and some (NixOS tests) are expensive.
-func (e *Evaluator) Tests(ctx context.Context, src, system string, paths []Path) (map[string]*TestSet, error) {
-	col := &testCollector{src: src, sets: map[string]*TestSet{}}
+// Explain evaluates the given attributes without tryEval to learn the
+// message and position of their throws, at most MaxExplained of them; the
+// map has an entry for each attribute that failed.
+func (e *Evaluator) Explain(ctx context.Context, src, system string, paths []Path) (map[string]*Error, error) {
+	if len(paths) > e.opt.MaxExplained {
+		paths = paths[:e.opt.MaxExplained]
+	}
+	col := &collector{attrs: map[string]*Attr{}}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, part := range split(paths, e.opt.Workers) {
 		g.Go(func() error {
-			_, err := e.walk(gctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "tests", paths: part}, col)
+			_, err := e.walk(gctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", strict: true, paths: part}, col)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("explain errors for %s: %w", system, err)
+	}
+	out := map[string]*Error{}
+	for k, a := range col.attrs {
+		if a.Error != nil {
+			out[k] = a.Error
+		}
+	}
+	return out, nil
+}
+
+// Details evaluates meta, outputs and passthru.tests of the given
+// attributes, with aliases on when aliases is true (for alias errors, which
+// only evaluate so). An attribute whose details cannot be evaluated gets
+// Details with Error set.
+func (e *Evaluator) Details(ctx context.Context, src, system string, paths []Path, aliases bool) (map[string]*Details, error) {
+	col := &detailsCollector{src: src, out: map[string]*Details{}}
+	config := e.opt.Config
+	if aliases {
+		config = e.withAliases()
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, part := range split(paths, e.opt.Workers) {
+		g.Go(func() error {
+			_, err := e.walk(gctx, walkSpec{src: src, system: system, config: config, mode: "details", paths: part}, col)
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		var setErr *errSetFailed
 		if errors.As(err, &setErr) {
-			return nil, fmt.Errorf("evaluate tests: %w", setErr)
+			return nil, fmt.Errorf("details for %s: %w", system, setErr)
 		}
-		return nil, fmt.Errorf("evaluate tests: %w", err)
+		return nil, fmt.Errorf("details for %s: %w", system, err)
 	}
-	return col.sets, nil
+	return col.out, nil
 }
 
 // split cuts paths into at most n parts of nearly equal size.
@@ -199,131 +221,83 @@ func split(paths []Path, n int) [][]Path {
 
 // collector gathers one evaluation's attributes from concurrent walks.
 type collector struct {
-	src string
-
-	mu     sync.Mutex
-	attrs  map[string]*Attr // guarded by mu
-	throws map[string]Path  // attributes tryEval caught, guarded by mu
+	mu    sync.Mutex
+	attrs map[string]*Attr // guarded by mu
 }
 
-func (c *collector) drv(p Path, info *rawInfo) {
-	if info.Drv == nil {
-		c.throw(p)
-		return
-	}
-	a := &Attr{
-		Path:      p,
-		DrvPath:   *info.Drv,
-		Broken:    info.Broken,
-		Supported: info.Sup,
-	}
-	if len(info.Feat) > 0 {
-		a.Features = info.Feat
-	}
-	if len(info.Tests) > 0 {
-		a.Tests = info.Tests
-	}
-	if info.Name != nil {
-		a.Name = *info.Name
-	}
-	if info.Pos != nil {
-		a.Position = relativePosition(*info.Pos, c.src)
-	}
-	if len(info.Out) > 0 {
-		a.Outputs = make(map[string]string, len(info.Out))
-		for k, v := range info.Out {
-			if v != nil {
-				a.Outputs[k] = *v
-			}
-		}
-	}
-	sort.Strings(a.Tests)
+func (c *collector) put(a *Attr) {
 	c.mu.Lock()
-	c.attrs[p.String()] = a
-	delete(c.throws, p.String())
+	c.attrs[a.Path.String()] = a
 	c.mu.Unlock()
 }
 
-func (c *collector) throw(p Path) {
+func (c *collector) drv(p Path, drvPath string) { c.put(&Attr{Path: p, DrvPath: drvPath}) }
+func (c *collector) throw(p Path)               { c.put(&Attr{Path: p, Error: &Error{Message: Unexplained}}) }
+func (c *collector) fail(p Path, err *Error)    { c.put(&Attr{Path: p, Error: err}) }
+func (c *collector) details(Path, *rawDetails)  {}
+
+// aliasSuspects returns, sorted, the failed attributes whose error an alias
+// could explain: a missing attribute, or a throw (aliases.nix throws for
+// removed packages). Undefined variables, aborts, type errors and limits are
+// not retried: aliases change none of them.
+func (c *collector) aliasSuspects() []Path {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := p.String()
-	if a, ok := c.attrs[k]; ok && a.Error != nil {
-		return
-	}
-	c.throws[k] = p
-	c.attrs[k] = &Attr{Path: p, Supported: true, Error: &Error{Message: "evaluation failed (throw or assert)"}}
-}
-
-func (c *collector) tests(Path, map[string]*string) {}
-
-func (c *collector) fail(p Path, err *Error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.throws, p.String())
-	c.attrs[p.String()] = &Attr{Path: p, Supported: true, Error: err}
-}
-
-// failures returns the failed attributes and, among them, the throws whose
-// message is still unknown, both sorted.
-func (c *collector) failures() (failed, throws []Path) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	var out []Path
 	for _, a := range c.attrs {
-		if a.Error != nil {
-			failed = append(failed, a.Path)
+		if a.Error != nil && (a.Error.Message == Unexplained || strings.HasPrefix(a.Error.Message, "attribute '")) {
+			out = append(out, a.Path)
 		}
 	}
-	for _, p := range c.throws {
-		throws = append(throws, p)
-	}
-	sortPaths(failed)
-	sortPaths(throws)
-	return failed, throws
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
 }
 
-// finish marks the failed attributes that evaluate with aliases as alias
-// errors and takes their derivation from that evaluation.
-func (c *collector) finish(aliases *collector) {
-	for k, a := range aliases.attrs {
-		orig, ok := c.attrs[k]
-		if !ok || orig.Error == nil || a.Error != nil {
-			continue
+type detailsCollector struct {
+	src string
+	mu  sync.Mutex
+	out map[string]*Details // guarded by mu
+}
+
+func (c *detailsCollector) drv(Path, string) {}
+func (c *detailsCollector) throw(Path)       {}
+
+func (c *detailsCollector) details(p Path, raw *rawDetails) {
+	d := &Details{Broken: raw.Broken, Supported: raw.Sup}
+	if raw.Name != nil {
+		d.Name = *raw.Name
+	}
+	if raw.Pos != nil {
+		d.Position = relativePosition(*raw.Pos, c.src)
+	}
+	if len(raw.Feat) > 0 {
+		d.Features = raw.Feat
+	}
+	for k, v := range raw.Out {
+		if v != nil {
+			if d.Outputs == nil {
+				d.Outputs = map[string]string{}
+			}
+			d.Outputs[k] = *v
 		}
-		a.Error, a.AliasError = orig.Error, true
-		c.attrs[k] = a
 	}
-}
-
-func sortPaths(ps []Path) {
-	sort.Slice(ps, func(i, j int) bool { return ps[i].String() < ps[j].String() })
-}
-
-type testCollector struct {
-	src  string
-	mu   sync.Mutex
-	sets map[string]*TestSet // guarded by mu
-}
-
-func (c *testCollector) drv(Path, *rawInfo) {}
-func (c *testCollector) throw(Path)         {}
-
-func (c *testCollector) tests(p Path, tests map[string]*string) {
-	set := &TestSet{Tests: map[string]Test{}}
-	for name, drv := range tests {
+	for name, drv := range raw.Tests {
+		if d.Tests == nil {
+			d.Tests = map[string]Test{}
+		}
 		if drv == nil {
-			set.Tests[name] = Test{Error: &Error{Message: "evaluation failed (throw or assert)"}}
+			d.Tests[name] = Test{Error: &Error{Message: Unexplained}}
 		} else {
-			set.Tests[name] = Test{DrvPath: *drv}
+			d.Tests[name] = Test{DrvPath: *drv}
 		}
 	}
 	c.mu.Lock()
-	c.sets[p.String()] = set
+	c.out[p.String()] = d
 	c.mu.Unlock()
 }
 
-func (c *testCollector) fail(p Path, err *Error) {
+func (c *detailsCollector) fail(p Path, err *Error) {
 	c.mu.Lock()
-	c.sets[p.String()] = &TestSet{Error: err}
+	c.out[p.String()] = &Details{Supported: true, Error: err}
 	c.mu.Unlock()
 }

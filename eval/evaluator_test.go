@@ -27,7 +27,7 @@ func evaluate(t *testing.T, ev *eval.Evaluator, src, system string) *eval.Evalua
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := ev.Evaluate(ctx, src, system)
+	res, err := ev.Evaluate(ctx, src, system, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

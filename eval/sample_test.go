@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -39,28 +40,46 @@ func TestEvaluateFindsWhatNixEnvFinds(t *testing.T) {
 		t.Errorf("attributes (-want +got):\n%s", diff)
 	}
 
+	if a := res.Attrs["throwing"]; a == nil || a.Error == nil || a.Error.Message != eval.Unexplained {
+		t.Errorf("throwing: want an unexplained throw, got %+v", a)
+	}
+	explained, err := ev.Explain(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"throwing"}, {"hello"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantExplained := map[string]*eval.Error{"throwing": {Message: "throwing: this package was removed on purpose", File: "pkgs/top-level/all-packages.nix", Line: 30}}
+	if diff := cmp.Diff(wantExplained, explained); diff != "" {
+		t.Errorf("Explain (-want +got):\n%s", diff)
+	}
+
 	tests := []struct {
 		attr string
-		want eval.Attr
+		want eval.Details
 	}{
-		{"brokenpkg", eval.Attr{Name: "brokenpkg-1.0", Position: "pkgs/by-name/brokenpkg/default.nix:4", Broken: true, Supported: true}},
-		{"armonly", eval.Attr{Name: "armonly-1.0", Position: "pkgs/by-name/armonly/default.nix:4", Supported: false}},
-		{"bigpkg", eval.Attr{Name: "bigpkg-1.0", Position: "pkgs/by-name/bigpkg/default.nix:4", Supported: true, Features: []string{"big-parallel"}}},
-		{"withtests", eval.Attr{Name: "withtests-1.0", Position: "pkgs/by-name/withtests/default.nix:5", Supported: true, Tests: []string{"basic", "fails"}}},
-		{"python3Packages.six", eval.Attr{Name: "python3.10-six-1.0", Position: "pkgs/top-level/all-packages.nix:34", Supported: true}},
-		{"throwing", eval.Attr{Supported: true, Error: &eval.Error{Message: "throwing: this package was removed on purpose", File: "pkgs/top-level/all-packages.nix", Line: 30}}},
+		{"brokenpkg", eval.Details{Name: "brokenpkg-1.0", Position: "pkgs/by-name/brokenpkg/default.nix:4", Broken: true, Supported: true}},
+		{"armonly", eval.Details{Name: "armonly-1.0", Position: "pkgs/by-name/armonly/default.nix:4", Supported: false}},
+		{"bigpkg", eval.Details{Name: "bigpkg-1.0", Position: "pkgs/by-name/bigpkg/default.nix:4", Supported: true, Features: []string{"big-parallel"}}},
+		{"python3Packages.six", eval.Details{Name: "python3.10-six-1.0", Position: "pkgs/top-level/all-packages.nix:34", Supported: true}},
+	}
+	var paths []eval.Path
+	for _, tc := range tests {
+		paths = append(paths, res.Attrs[tc.attr].Path)
+	}
+	details, err := ev.Details(context.Background(), repo.Dir, "x86_64-linux", paths, false)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range tests {
 		t.Run(tc.attr, func(t *testing.T) {
-			a := res.Attrs[tc.attr]
-			if a == nil {
-				t.Fatal("missing")
+			d := details[tc.attr]
+			if d == nil {
+				t.Fatal("no details")
 			}
-			if tc.want.Error == nil && (a.DrvPath == "" || a.Outputs["out"] == "") {
-				t.Errorf("want a drvPath and an out path, got %q %v", a.DrvPath, a.Outputs)
+			if d.Outputs["out"] == "" {
+				t.Errorf("want an out path, got %v", d.Outputs)
 			}
-			got := *a
-			got.Path, got.DrvPath, got.Outputs = nil, "", nil
+			got := *d
+			got.Outputs = nil
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
@@ -89,8 +108,8 @@ func TestAttributeNamesAreNeverShellText(t *testing.T) {
 			t.Errorf("ParsePath(%q) = %q, %v; want %q", p.String(), back, err, p)
 		}
 	}
-	// Their tests too go to Nix as data.
-	if _, err := ev.Tests(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"weird", "$(touch /tmp/basinix-pwned)"}}); err != nil {
+	// Their details too go to Nix as data.
+	if _, err := ev.Details(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"weird", "$(touch /tmp/basinix-pwned)"}}, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(pwned); err == nil {
@@ -98,12 +117,12 @@ func TestAttributeNamesAreNeverShellText(t *testing.T) {
 	}
 }
 
-func TestTestsAreEvaluatedOnDemand(t *testing.T) {
+func TestDetailsAreEvaluatedOnDemand(t *testing.T) {
 	ev := newEvaluator(t, eval.Options{Workers: 2})
 	repo := testenv.Sample(t, sampleset.Options{NoPR: true, Extra: map[string]string{
 		"badtests": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"badtests\";\n  passthru.tests = abort \"no tests here\";\n}\n",
 	}})
-	sets, err := ev.Tests(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"withtests"}, {"badtests"}, {"hello"}})
+	sets, err := ev.Details(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"withtests"}, {"badtests"}, {"hello"}}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,8 +130,8 @@ func TestTestsAreEvaluatedOnDemand(t *testing.T) {
 	if wt == nil || len(wt.Tests) != 2 || wt.Tests["basic"].DrvPath == "" || wt.Tests["fails"].DrvPath == "" {
 		t.Errorf("withtests: want basic and fails with drvPaths, got %+v", wt)
 	}
-	if bt := sets["badtests"]; bt == nil || bt.Error == nil {
-		t.Errorf("badtests: want an error, got %+v", bt)
+	if bt := sets["badtests"]; bt == nil || bt.Error == nil || !strings.Contains(bt.Error.Message, "no tests here") {
+		t.Errorf("badtests: want the abort as error, got %+v", bt)
 	}
 	if h := sets["hello"]; h == nil || len(h.Tests) != 0 {
 		t.Errorf("hello: want no tests, got %+v", h)
@@ -125,9 +144,15 @@ func TestSystems(t *testing.T) {
 	repo := testenv.Sample(t, sampleset.Options{NoPR: true})
 	x86 := evaluate(t, ev, repo.Dir, "x86_64-linux")
 	arm := evaluate(t, ev, repo.Dir, "aarch64-linux")
-	if x86.Attrs["armonly"].Supported || !arm.Attrs["armonly"].Supported {
-		t.Errorf("armonly supported: x86_64-linux %v, aarch64-linux %v; want false, true",
-			x86.Attrs["armonly"].Supported, arm.Attrs["armonly"].Supported)
+	supported := func(system string) bool {
+		d, err := ev.Details(context.Background(), repo.Dir, system, []eval.Path{{"armonly"}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d["armonly"].Supported
+	}
+	if x, a := supported("x86_64-linux"), supported("aarch64-linux"); x || !a {
+		t.Errorf("armonly supported: x86_64-linux %v, aarch64-linux %v; want false, true", x, a)
 	}
 	if x86.Attrs["hello"].DrvPath == arm.Attrs["hello"].DrvPath {
 		t.Error("hello has the same drvPath on both systems")
@@ -142,7 +167,7 @@ func TestBrokenPackageSet(t *testing.T) {
 	if err := os.WriteFile(repo.Dir+"/pkgs/top-level/all-packages.nix", []byte("{ lib, stdenv, callPackage, pkgs }:\n\n{\n  oops = ;\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := ev.Evaluate(context.Background(), repo.Dir, "x86_64-linux")
+	res, err := ev.Evaluate(context.Background(), repo.Dir, "x86_64-linux", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,22 +14,20 @@ import (
 
 // Attr is one attribute of an evaluation.
 type Attr struct {
-	Path      Path              `json:"path"`
-	DrvPath   string            `json:"drvPath,omitempty"`
-	Name      string            `json:"name,omitempty"`
-	Outputs   map[string]string `json:"outputs,omitempty"`
-	Position  string            `json:"position,omitempty"` // FILE:LINE relative to the repository root
-	Broken    bool              `json:"broken,omitempty"`
-	Supported bool              `json:"supported"` // meta.platforms / badPlatforms allow the system
-	Features  []string          `json:"features,omitempty"`
-	Tests     []string          `json:"tests,omitempty"` // names of passthru.tests
+	Path    Path   `json:"path"`
+	DrvPath string `json:"drvPath,omitempty"`
 	// Error is set when the attribute does not evaluate (without aliases).
+	// A throw caught by tryEval has the message Unexplained until Explain
+	// fetches the real one.
 	Error *Error `json:"error,omitempty"`
 	// AliasError is true when the attribute evaluates only with aliases
-	// on: Error says what failed without them, and the other fields come
-	// from the evaluation with aliases.
+	// on: Error says what failed without them, and DrvPath comes from the
+	// evaluation with aliases.
 	AliasError bool `json:"aliasError,omitempty"`
 }
+
+// Unexplained is the message of a throw whose real message was not fetched.
+const Unexplained = "evaluation failed (throw or assert)"
 
 // OK reports whether the attribute evaluated to a derivation with aliases off.
 func (a *Attr) OK() bool { return a.Error == nil && a.DrvPath != "" }
@@ -37,6 +35,27 @@ func (a *Attr) OK() bool { return a.Error == nil && a.DrvPath != "" }
 // Evaluable reports whether the attribute has a derivation at all (perhaps
 // only with aliases on).
 func (a *Attr) Evaluable() bool { return a.DrvPath != "" && (a.Error == nil || a.AliasError) }
+
+// Details are what a review needs of an attribute beyond its drvPath. They
+// are evaluated only for the attributes a change touches: on a large set,
+// reading meta and tests of everything would cost more than the whole diff.
+type Details struct {
+	Name      string            `json:"name,omitempty"`
+	Outputs   map[string]string `json:"outputs,omitempty"`
+	Position  string            `json:"position,omitempty"` // FILE:LINE relative to the repository root
+	Broken    bool              `json:"broken,omitempty"`
+	Supported bool              `json:"supported"` // meta.platforms / badPlatforms allow the system
+	Features  []string          `json:"features,omitempty"`
+	Tests     map[string]Test   `json:"tests,omitempty"` // passthru.tests
+	// Error is set when the details could not be evaluated; the rest is empty.
+	Error *Error `json:"error,omitempty"`
+}
+
+// Test is the evaluation of one passthru.tests entry.
+type Test struct {
+	DrvPath string `json:"drvPath,omitempty"`
+	Error   *Error `json:"error,omitempty"`
+}
 
 // Error is an evaluation error, pinned to the place Nix named inside the
 // repository when it named one.
@@ -67,12 +86,6 @@ type Evaluation struct {
 	Processes int
 }
 
-// Test is the evaluation of one passthru.tests entry.
-type Test struct {
-	DrvPath string `json:"drvPath,omitempty"`
-	Error   *Error `json:"error,omitempty"`
-}
-
 // Runner runs Nix; *nix.Runner is one.
 type Runner interface {
 	Run(ctx context.Context, cmd nix.Cmd) (*nix.Result, error)
@@ -90,7 +103,7 @@ type Options struct {
 	// MaxMemory bounds each evaluation process's resident memory, in bytes.
 	MaxMemory int64
 	// MaxExplained bounds how many throwing attributes get their message
-	// fetched (one Nix process each); the rest say so.
+	// fetched by one Explain (one Nix process each); the rest say so.
 	MaxExplained int
 	// TempDir holds the walker expression and attribute lists.
 	TempDir string

@@ -22,30 +22,29 @@ import (
 // processes of the same walk get the explicit list of what is left.
 type walkSpec struct {
 	src, system, config string
-	mode                string // "walk" or "tests"
+	mode                string // "walk" or "details"
 	strict              bool
 	paths               []Path
 	chunk, chunks       int
 }
 
-// rawInfo is the walker's "d" record body (see nix/expr/walker.nix).
-type rawInfo struct {
-	Drv    *string            `json:"drv"`
+// rawDetails is the walker's "i" record body (see nix/expr/walker.nix).
+type rawDetails struct {
 	Name   *string            `json:"name"`
 	Out    map[string]*string `json:"out"`
 	Pos    *string            `json:"pos"`
 	Broken bool               `json:"broken"`
 	Sup    bool               `json:"sup"`
 	Feat   []string           `json:"feat"`
-	Tests  []string           `json:"tests"`
+	Tests  map[string]*string `json:"tests"`
 }
 
 // sink receives what a walk finds. Calls come from one goroutine per walk;
 // a sink shared between walks locks for itself.
 type sink interface {
-	drv(p Path, info *rawInfo)
+	drv(p Path, drvPath string)
 	throw(p Path)
-	tests(p Path, tests map[string]*string)
+	details(p Path, d *rawDetails)
 	fail(p Path, err *Error)
 }
 
@@ -60,16 +59,21 @@ func (e *errSetFailed) Error() string { return "package set does not evaluate: "
 func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes int, err error) {
 	queue := spec.paths
 	chunkMode := queue == nil
-	soloRetry := false
+	var later []Path // what to walk after a suspect of eating memory is tried alone
 	unattributed := 0
 	for {
 		if !chunkMode && len(queue) == 0 {
-			return processes, nil
+			if len(later) == 0 {
+				return processes, nil
+			}
+			queue, later = later, nil
 		}
 		processes++
 		out, err := e.walkOnce(ctx, spec, chunkMode, queue, s)
+		chunkMode = false
 		if err == nil {
-			return processes, nil
+			queue = nil
+			continue
 		}
 		if ctx.Err() != nil {
 			return processes, ctx.Err()
@@ -79,29 +83,29 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 			return processes, err
 		}
 		if !out.started {
+			if nerr.Kill != nix.KillNone {
+				return processes, fmt.Errorf("walk %s: %w", spec.system, err)
+			}
 			// Died before the first attribute: the set itself is broken.
 			return processes, &errSetFailed{err: toError(nerr, spec.src)}
 		}
-		chunkMode = false
 		if out.culprit == nil {
-			// Killed between attributes: nothing to blame; try the rest
-			// again, but not forever.
+			// Killed after the last attribute: nothing to blame and
+			// nothing left; a kill in between is tried again, not forever.
 			unattributed++
-			if unattributed > 2 {
+			if len(out.remaining) == 0 || unattributed > 2 {
 				return processes, fmt.Errorf("walk %s: %w", spec.system, err)
 			}
 			queue = out.remaining
 			continue
 		}
 		unattributed = 0
-		if nerr.Kill == nix.KillMemory && !soloRetry && out.steps > 1 {
-			// Memory grows over a whole process: retry the attribute
-			// alone before blaming it.
-			queue = append([]Path{out.culprit}, out.remaining...)
-			soloRetry = true
+		if nerr.Kill == nix.KillMemory && out.steps > 0 {
+			// Memory grows over a whole process: try the attribute alone
+			// before blaming it.
+			queue, later = []Path{out.culprit}, append(out.remaining, later...)
 			continue
 		}
-		soloRetry = false
 		s.fail(out.culprit, toError(nerr, spec.src))
 		queue = out.remaining
 	}
@@ -109,15 +113,59 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 
 // walkOutcome says where a dead process stopped.
 type walkOutcome struct {
-	started   bool // an attribute was started
-	steps     int  // attributes started
+	started   bool // the package set evaluated (the "c" record came)
+	steps     int  // attributes finished
 	culprit   Path // the attribute being evaluated when the process died; nil if none
 	remaining []Path
+}
+
+// order mirrors the walker's depth-first order: a stack of lists of paths,
+// each with the index of the next path to finish.
+type order struct {
+	frames []*frame
 }
 
 type frame struct {
 	paths []Path
 	i     int
+}
+
+// next returns the path the walker is on, nil when it is done.
+func (o *order) next() Path {
+	for len(o.frames) > 0 {
+		top := o.frames[len(o.frames)-1]
+		if top.i < len(top.paths) {
+			return top.paths[top.i]
+		}
+		o.frames = o.frames[:len(o.frames)-1]
+	}
+	return nil
+}
+
+// finish records that p is done; it must be the next path.
+func (o *order) finish(p Path) error {
+	n := o.next()
+	if n == nil || !slices.Equal(n, p) {
+		return fmt.Errorf("walker finished %s out of order (expected %s)", p, n)
+	}
+	o.frames[len(o.frames)-1].i++
+	return nil
+}
+
+// rest returns what is left after the next path.
+func (o *order) rest() []Path {
+	var out []Path
+	for i := len(o.frames) - 1; i >= 0; i-- {
+		f := o.frames[i]
+		from := f.i
+		if i == len(o.frames)-1 {
+			from++
+		}
+		if from < len(f.paths) {
+			out = append(out, f.paths[from:]...)
+		}
+	}
+	return out
 }
 
 func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool, queue []Path, s sink) (walkOutcome, error) {
@@ -136,7 +184,7 @@ func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool,
 		"--argstr", "mode", spec.mode,
 		"--arg", "strict", strconv.FormatBool(spec.strict),
 	}
-	var stack []*frame
+	ord := &order{}
 	if chunkMode {
 		args = append(args, "--arg", "chunk", strconv.Itoa(spec.chunk), "--arg", "chunks", strconv.Itoa(spec.chunks))
 	} else {
@@ -146,13 +194,11 @@ func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool,
 		}
 		defer os.Remove(f)
 		args = append(args, "-I", filepath.Dir(f), "--argstr", "pathsFile", f)
-		stack = []*frame{{paths: queue}}
+		ord.frames = []*frame{{paths: queue}}
 	}
 
 	var (
 		out      walkOutcome
-		last     Path
-		lastDone = true
 		protoErr error
 	)
 	prefix := []byte("trace: " + nonce + " ")
@@ -161,69 +207,10 @@ func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool,
 		if !ok {
 			return false
 		}
-		var rec []json.RawMessage
-		if err := json.Unmarshal(body, &rec); err != nil || len(rec) < 2 {
-			protoErr = fmt.Errorf("walker record %q: bad JSON", truncate(string(body), 120))
+		if protoErr != nil {
 			return true
 		}
-		var kind string
-		_ = json.Unmarshal(rec[0], &kind)
-		if kind == "c" {
-			var names []string
-			_ = json.Unmarshal(rec[1], &names)
-			paths := make([]Path, len(names))
-			for i, n := range names {
-				paths[i] = Path{n}
-			}
-			stack = []*frame{{paths: paths}}
-			return true
-		}
-		var p Path
-		if err := json.Unmarshal(rec[1], &p); err != nil {
-			protoErr = fmt.Errorf("walker record %q: bad path", truncate(string(body), 120))
-			return true
-		}
-		switch kind {
-		case "s":
-			for len(stack) > 0 && stack[len(stack)-1].i >= len(stack[len(stack)-1].paths) {
-				stack = stack[:len(stack)-1]
-			}
-			if len(stack) == 0 || !slices.Equal(stack[len(stack)-1].paths[stack[len(stack)-1].i], p) {
-				protoErr = fmt.Errorf("walker started %s out of order", p)
-				return true
-			}
-			stack[len(stack)-1].i++
-			last, lastDone = p, false
-			out.started = true
-			out.steps++
-		case "r":
-			var names []string
-			_ = json.Unmarshal(rec[2], &names)
-			children := make([]Path, len(names))
-			for i, n := range names {
-				children[i] = append(slices.Clip(p), n)
-			}
-			stack = append(stack, &frame{paths: children})
-			lastDone = true
-		case "d":
-			var info rawInfo
-			if len(rec) < 3 || json.Unmarshal(rec[2], &info) != nil {
-				protoErr = fmt.Errorf("walker record for %s: bad info", p)
-				return true
-			}
-			s.drv(p, &info)
-			lastDone = true
-		case "x":
-			s.throw(p)
-			lastDone = true
-		case "t":
-			var tests map[string]*string
-			if len(rec) >= 3 {
-				_ = json.Unmarshal(rec[2], &tests)
-			}
-			s.tests(p, tests)
-			lastDone = true
-		}
+		protoErr = e.record(body, ord, &out, s)
 		return true
 	}
 
@@ -245,13 +232,71 @@ func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool,
 	if runErr == nil {
 		return out, nil
 	}
-	if !lastDone {
-		out.culprit = last
-	}
-	for i := len(stack) - 1; i >= 0; i-- {
-		out.remaining = append(out.remaining, stack[i].paths[stack[i].i:]...)
+	out.culprit = ord.next()
+	if out.culprit != nil {
+		out.remaining = ord.rest()
 	}
 	return out, runErr
+}
+
+// record handles one walker record.
+func (e *Evaluator) record(body []byte, ord *order, out *walkOutcome, s sink) error {
+	var rec []json.RawMessage
+	if err := json.Unmarshal(body, &rec); err != nil || len(rec) < 2 {
+		return fmt.Errorf("walker record %q: bad JSON", truncate(string(body), 120))
+	}
+	var kind string
+	_ = json.Unmarshal(rec[0], &kind)
+	if kind == "c" {
+		out.started = true
+		var names []string
+		if err := json.Unmarshal(rec[1], &names); err == nil && names != nil {
+			paths := make([]Path, len(names))
+			for i, n := range names {
+				paths[i] = Path{n}
+			}
+			ord.frames = []*frame{{paths: paths}}
+		}
+		return nil
+	}
+	var p Path
+	if err := json.Unmarshal(rec[1], &p); err != nil {
+		return fmt.Errorf("walker record %q: bad path", truncate(string(body), 120))
+	}
+	if err := ord.finish(p); err != nil {
+		return err
+	}
+	out.steps++
+	switch kind {
+	case "d":
+		var drv string
+		if len(rec) < 3 || json.Unmarshal(rec[2], &drv) != nil {
+			return fmt.Errorf("walker record for %s: bad drvPath", p)
+		}
+		s.drv(p, drv)
+	case "x":
+		s.throw(p)
+	case "r":
+		var names []string
+		if len(rec) < 3 || json.Unmarshal(rec[2], &names) != nil {
+			return fmt.Errorf("walker record for %s: bad names", p)
+		}
+		children := make([]Path, len(names))
+		for i, n := range names {
+			children[i] = append(slices.Clip(p), n)
+		}
+		ord.frames = append(ord.frames, &frame{paths: children})
+	case "i":
+		var d rawDetails
+		if len(rec) < 3 || json.Unmarshal(rec[2], &d) != nil {
+			return fmt.Errorf("walker record for %s: bad details", p)
+		}
+		s.details(p, &d)
+	case "n":
+	default:
+		return fmt.Errorf("walker record %q: unknown kind", truncate(string(body), 120))
+	}
+	return nil
 }
 
 // writePaths writes an attribute list for the walker's pathsFile.

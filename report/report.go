@@ -103,9 +103,9 @@ type TestEntry struct {
 	Error   string       `json:"error,omitempty"`
 }
 
-// FromDiff builds the report of one system from its diff and the tests of
-// its added and changed attributes, with every build still pending.
-func FromDiff(d *eval.Diff, tests map[string]*eval.TestSet) *System {
+// FromDiff builds the report of one system from its diff and the details
+// of the head's added and changed attributes, with every build pending.
+func FromDiff(d *eval.Diff, details map[string]*eval.Details) *System {
 	s := &System{
 		RebuildCount: d.Rebuilds(),
 		EvalErrors:   []ErrorEntry{},
@@ -130,21 +130,18 @@ func FromDiff(d *eval.Diff, tests map[string]*eval.TestSet) *System {
 			e.Verdict = EvalBroken
 			s.EvalErrors = append(s.EvalErrors, *errorEntry(a.Attr, a.Head.Error))
 		default:
-			e.DrvPath, e.Position = a.Head.DrvPath, a.Head.Position
-			switch {
-			case a.Head.Broken:
-				e.Head, e.Verdict = build.SkippedBroken, SkippedBroken
-			case !a.Head.Supported:
-				e.Head, e.Verdict = build.SkippedUnsupported, SkippedUnsupported
-			default:
-				e.Head, e.Verdict = build.Pending, Pending
+			e.DrvPath = a.Head.DrvPath
+			e.Head, e.Verdict = build.Pending, Pending
+			if det := details[a.Attr]; det != nil {
+				e.Position = det.Position
+				switch {
+				case det.Broken:
+					e.Head, e.Verdict = build.SkippedBroken, SkippedBroken
+				case !det.Supported:
+					e.Head, e.Verdict = build.SkippedUnsupported, SkippedUnsupported
+				}
+				e.Tests = testEntries(det)
 			}
-			if ts := tests[a.Attr]; ts != nil {
-				e.Tests = testEntries(ts)
-			}
-		}
-		if a.Head != nil && a.Head.Position != "" {
-			e.Position = a.Head.Position
 		}
 		s.Attrs[a.Attr] = e
 	}
@@ -154,13 +151,15 @@ func FromDiff(d *eval.Diff, tests map[string]*eval.TestSet) *System {
 	return s
 }
 
-func testEntries(ts *eval.TestSet) map[string]*TestEntry {
-	out := map[string]*TestEntry{}
-	if ts.Error != nil {
-		out["*"] = &TestEntry{Head: build.Pending, Error: ts.Error.Error()}
-		return out
+func testEntries(det *eval.Details) map[string]*TestEntry {
+	if det.Error != nil {
+		return map[string]*TestEntry{"*": {Head: build.Pending, Error: "details do not evaluate: " + det.Error.Error()}}
 	}
-	for name, t := range ts.Tests {
+	if len(det.Tests) == 0 {
+		return nil
+	}
+	out := map[string]*TestEntry{}
+	for name, t := range det.Tests {
 		te := &TestEntry{DrvPath: t.DrvPath, Head: build.Pending}
 		if t.Error != nil {
 			te.Error = t.Error.Error()

@@ -214,30 +214,68 @@ import ./pkgs/top-level { inherit system config; }
 		"lib/default.nix": `{
   recurseIntoAttrs = s: s // { recurseForDerivations = true; };
   optionalAttrs = c: s: if c then s else { };
+  concatMap = f: l: builtins.concatLists (map f l);
+  concatStrings = builtins.concatStringsSep "";
+  concatStringsSep = builtins.concatStringsSep;
+  unique = builtins.foldl' (acc: e: if builtins.elem e acc then acc else acc ++ [ e ]) [ ];
 }
 `,
-		"pkgs/stdenv/default.nix": `{ system }:
+		"pkgs/stdenv/default.nix": `{ system, lib }:
 
+# A small stdenv that does per package what nixpkgs' does, so evaluating a
+# package costs about what it costs in nixpkgs: meta is checked against the
+# known keys and platforms, phases are assembled into a setup script,
+# propagated dependencies are closed over, and the environment carries the
+# usual attributes. Builders are /bin/sh with shell builtins only.
+let
+  metaKeys = [
+    "description" "longDescription" "homepage" "downloadPage" "changelog" "license" "maintainers"
+    "teams" "priority" "platforms" "badPlatforms" "hydraPlatforms" "broken" "unfree" "insecure"
+    "knownVulnerabilities" "mainProgram" "position" "outputsToInstall" "available" "isBuildPythonPackage"
+    "timeout" "maxSilent" "tests" "pkgConfigModules"
+  ];
+  allPlatforms = lib.concatMap (arch: map (os: "${arch}-${os}") [ "linux" "darwin" "freebsd" "netbsd" "openbsd" ])
+    [ "x86_64" "i686" "aarch64" "armv6l" "armv7l" "riscv64" "powerpc64le" "mipsel" "s390x" ];
+  checkMeta = pname: meta:
+    let unknown = builtins.filter (k: !builtins.elem k metaKeys) (builtins.attrNames meta);
+    in if unknown != [ ] then throw "${pname}: unknown meta attributes: ${toString unknown}"
+    else if !builtins.all (p: builtins.isAttrs p || builtins.elem p allPlatforms) (meta.platforms or [ ])
+    then throw "${pname}: unknown platform in meta.platforms"
+    else meta;
+  phases = [ "unpack" "patch" "updateAutotools" "configure" "build" "check" "install" "fixup" "installCheck" "dist" ];
+  phaseScript = name: ''
+    ${name}Phase() { : "running ${name}"; }
+  '';
+  closePropagation = deps: lib.unique (deps ++ builtins.concatLists (map (d: d.propagated or [ ]) deps));
+in
 {
-  # Every builder is /bin/sh with shell builtins: no PATH, no coreutils.
   mkDerivation = attrs@{ pname, version ? "1.0", deps ? [ ], script ? "", meta ? { }, passthru ? { }, ... }:
     let
       pos = builtins.unsafeGetAttrPos "pname" attrs;
-      drv = derivation (removeAttrs attrs [ "pname" "version" "deps" "script" "meta" "passthru" ] // {
+      propagated = closePropagation deps;
+      checkedMeta = checkMeta pname ({ platforms = allPlatforms; description = "${pname} ${version}"; } // meta);
+      env = {
         name = "${pname}-${version}";
         inherit system;
         builder = "/bin/sh";
-        deps = map toString deps;
-        args = [ "-c" ''
+        deps = map toString propagated;
+        phases = lib.concatStringsSep " " (map (p: "${p}Phase") phases);
+        outputs = [ "out" ];
+        strictDeps = true;
+        enableParallelBuilding = true;
+        configureFlags = [ "--prefix=/" "--disable-static" "--enable-shared" ];
+        NIX_CFLAGS_COMPILE = lib.concatStringsSep " " (map (d: "-I${d}/include") propagated);
+        args = [ "-c" (lib.concatStrings (map phaseScript phases) + ''
           for d in $deps; do read -r _ < "$d" || true; done
           ${script}
           [ -e "$out" ] || echo "${pname}-${version}" > "$out"
-        '' ];
-      });
+        '') ];
+      };
+      drv = derivation (removeAttrs attrs [ "pname" "version" "deps" "script" "meta" "passthru" ] // env);
     in
     drv // passthru // {
-      inherit passthru;
-      meta = { position = "${pos.file}:${toString pos.line}"; } // meta;
+      inherit passthru propagated;
+      meta = checkedMeta // { position = "${pos.file}:${toString pos.line}"; };
     };
 }
 `,
@@ -245,7 +283,7 @@ import ./pkgs/top-level { inherit system config; }
 
 let
   lib = import ../../lib;
-  stdenv = import ../stdenv { inherit system; };
+  stdenv = import ../stdenv { inherit system lib; };
   allowAliases = config.allowAliases or true;
   callPackage = fn: overrides:
     let f = import fn;

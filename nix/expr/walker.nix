@@ -1,18 +1,22 @@
 # The basinix walker: evaluates attributes of a nixpkgs-style package set and
-# streams one record per step to stderr through builtins.trace, so that a
-# process killed by an error tryEval cannot catch still tells which attribute
-# it was evaluating (the last "s" record) and everything it finished before.
+# streams one record per finished attribute to stderr through builtins.trace.
+# The caller knows the order of the walk, so when a process is killed by an
+# error tryEval cannot catch, the first attribute without a record is the one
+# that killed it, and everything before it is kept.
 #
 # Every record is "trace: <nonce> <json>"; the nonce is random per run so
 # that package code cannot forge records with its own builtins.trace calls.
 #
 # Records:
-#   ["s", path]              evaluation of path starts
-#   ["c", [names]]           the top-level names of this chunk (chunk mode)
-#   ["r", path, [names]]     path is a recurseForDerivations set; its children follow
-#   ["x", path]              tryEval failed (throw, assert): message fetched in strict mode
-#   ["d", path, info]        path is a derivation; info described in eval/walker.go
-#   ["t", path, tests]       tests mode: name -> drvPath (null when it throws)
+#   ["c", names or null]     the package set evaluated; in chunk mode, the
+#                            top-level names this process walks
+#   ["d", path, drvPath]     path is a derivation
+#   ["x", path]              tryEval failed (throw, assert); the message is
+#                            fetched in strict mode when someone needs it
+#   ["r", path, [names]]     path is a recurseForDerivations set; its
+#                            children follow in this order
+#   ["n", path]              path is neither
+#   ["i", path, details]     details mode: meta, outputs and tests of path
 { src            # string: absolute path of the checkout
 , system
 , config         # the package set's config attribute set
@@ -21,11 +25,11 @@
 , chunk ? 0      # chunk mode: this process walks top-level names i where i mod chunks == chunk
 , chunks ? 1
 , strict ? false # true: no tryEval around values, so a throw kills the process with its message
-, mode ? "walk"  # "walk" or "tests"
+, mode ? "walk"  # "walk" or "details"
 }:
 let
   inherit (builtins) trace toJSON tryEval isAttrs isList isString attrNames
-    foldl' deepSeq seq filter genList length elemAt any map listToAttrs;
+    foldl' deepSeq filter genList length elemAt any map listToAttrs;
 
   emit = record: v: trace "${nonce} ${toJSON record}" v;
 
@@ -37,6 +41,17 @@ let
   get = set: path: foldl' (s: n: s.${n}) set path;
 
   isDrv = v: isAttrs v && (v.type or null) == "derivation";
+
+  walk = path:
+    let r = try (get pkgs path); v = r.value; in
+    if !r.success then emit [ "x" path ] null
+    else if isDrv v then
+      let d = try v.drvPath; in
+      if d.success then emit [ "d" path d.value ] null else emit [ "x" path ] null
+    else if isAttrs v && tryOr false (v.recurseForDerivations or false) == true then
+      let names = attrNames v; in
+      emit [ "r" path names ] (walkAll (map (n: path ++ [ n ]) names))
+    else emit [ "n" path ] null;
 
   # Platform check in the spirit of lib.meta.availableOn: strings name a
   # system; attribute-set patterns go through the set's own lib when it has one.
@@ -58,46 +73,29 @@ let
       (!isList platforms || any platformMatch platforms)
       && !(isList bad && any platformMatch bad);
 
-  info = v:
-    let
-      meta = tryOr { } (v.meta or { });
-      drvPath = tryOr null v.drvPath;
-      outputs = tryOr [ "out" ] (v.outputs or [ "out" ]);
-      tests = tryOr { } ((v.passthru or { }).tests or { });
-      features = tryOr [ ] (v.requiredSystemFeatures or [ ]);
-    in {
-      drv = if strict then v.drvPath else drvPath;
-      name = tryOr null (v.name or null);
-      out = listToAttrs (map (o: { name = o; value = tryOr null v.${o}.outPath; }) (filter isString outputs));
-      pos = tryOr null (meta.position or null);
-      broken = tryOr false (meta.broken or false) == true;
-      sup = tryOr true (supported meta);
-      feat = if isList features then filter isString features else [ ];
-      tests = if isAttrs tests then attrNames tests else [ ];
-    };
-
-  walk = path: emit [ "s" path ] (
-    let r = try (get pkgs path); v = r.value; in
-    if !r.success then emit [ "x" path ] null
-    else if isDrv v then emit [ "d" path (info v) ] null
-    else if isAttrs v && tryOr false (v.recurseForDerivations or false) == true then
-      let names = attrNames v; in
-      emit [ "r" path names ] (walkAll (map (n: path ++ [ n ]) names))
-    else null);
-
-  testsOf = path: emit [ "s" path ] (
+  details = path:
     let
       v = get pkgs path;
-      tests = (v.passthru or { }).tests or { };
-      drvOf = t: if strict then t.drvPath else tryOr null t.drvPath;
+      meta = tryOr { } (v.meta or { });
+      outputs = tryOr [ "out" ] (v.outputs or [ "out" ]);
+      tests = tryOr { } ((v.passthru or { }).tests or { });
+      testNames = if isAttrs tests then filter (n: tryOr false (isDrv tests.${n})) (attrNames tests) else [ ];
+      features = tryOr [ ] (v.requiredSystemFeatures or [ ]);
     in
-      emit [ "t" path (listToAttrs (map (n: { name = n; value = drvOf tests.${n}; })
-        (filter (n: tryOr false (isDrv tests.${n})) (attrNames tests)))) ] null);
+      emit [ "i" path {
+        name = tryOr null (v.name or null);
+        out = listToAttrs (map (o: { name = o; value = tryOr null v.${o}.outPath; }) (filter isString outputs));
+        pos = tryOr null (meta.position or null);
+        broken = tryOr false (meta.broken or false) == true;
+        sup = tryOr true (supported meta);
+        feat = if isList features then filter isString features else [ ];
+        tests = listToAttrs (map (n: { name = n; value = tryOr null tests.${n}.drvPath; }) testNames);
+      } ] null;
 
-  step = if mode == "tests" then testsOf else walk;
+  step = if mode == "details" then details else walk;
 
   # foldl' with deepSeq forces the steps strictly in list order, which is what
-  # makes "the last s record" name the attribute a dead process was on.
+  # lets the caller tell which attribute a dead process was on.
   walkAll = paths: foldl' (acc: p: deepSeq (step p) (acc + 1)) 0 paths;
 
   chunkNames =
@@ -105,7 +103,8 @@ let
     filter (n: n != null) (genList (i: if i - (i / chunks) * chunks == chunk then elemAt all i else null) (length all));
 
   paths =
-    if pathsFile != "" then builtins.fromJSON (builtins.readFile (/. + pathsFile))
+    if pathsFile != "" then
+      builtins.seq (attrNames pkgs) (emit [ "c" null ] (builtins.fromJSON (builtins.readFile (/. + pathsFile))))
     else emit [ "c" chunkNames ] (map (n: [ n ]) chunkNames);
 in
   walkAll paths

@@ -1,0 +1,236 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/basinix/basinix/checkout"
+	"github.com/basinix/basinix/eval"
+	"github.com/basinix/basinix/internal/testenv"
+	"github.com/basinix/basinix/nix"
+	"github.com/basinix/basinix/sampleset"
+)
+
+// BenchmarkReviewNoBuild measures `basinix review --no-build` against
+// nixpkgs-review's method (nix-env -qaP --xml --out-path --drv-path on the
+// base and on the merged head, one after the other) in the same run, on a
+// generated package set:
+//
+//	go test ./app -run '^$' -bench ReviewNoBuild -benchtime 1x
+//
+// BASINIX_BENCH_ATTRS sets the size (default 20000), BASINIX_BENCH_ROUNDS
+// the rounds whose medians are reported (default 3). Reported ratios:
+// cold/nixenv (nothing cached), warm/nixenv (a second PR against the same
+// base, whose evaluation is cached), error/clean (one evaluation with an
+// attribute that aborts, against the same evaluation without it); and the
+// peak resident memory of the whole process tree of each.
+func BenchmarkReviewNoBuild(b *testing.B) {
+	testenv.RequireNix(b)
+	size := envInt("BASINIX_BENCH_ATTRS", 20000)
+	rounds := envInt("BASINIX_BENCH_ROUNDS", 3)
+	bulk := max(size-40, 0)
+	dir := b.TempDir()
+	repo, err := sampleset.Generate(filepath.Join(dir, "clean"), sampleset.Options{Bulk: bulk})
+	if err != nil {
+		b.Fatal(err)
+	}
+	broken, err := sampleset.Generate(filepath.Join(dir, "broken"), sampleset.Options{Bulk: bulk, NoPR: true,
+		Extra: map[string]string{"bad": "{ stdenv }:\n\nabort \"bad: aborted on purpose\"\n"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	log := zerolog.Nop()
+
+	// The baseline evaluates the same two commits basinix does. The head is
+	// the PR's first push: nix-env dies on the later pushes, whose
+	// evalbreaks has an undefined variable.
+	ws := checkout.New(filepath.Join(dir, "baseline"), log)
+	m, err := ws.Mirror(repo.Dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Fetch(ctx); err != nil {
+		b.Fatal(err)
+	}
+	base, _ := m.Resolve(ctx, repo.Base)
+	head := repo.Pushes[0]
+	merge, err := m.Merge(ctx, base, head)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var trees []string
+	for _, c := range []string{merge.Base, merge.Commit} {
+		wt, err := m.Worktree(ctx, c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer wt.Remove()
+		trees = append(trees, wt.Path)
+	}
+
+	cfg := DefaultConfig()
+	var nixenv, cold, warm, clean, withErr []time.Duration
+	var memNixenv, memCold []int64
+	b.ResetTimer()
+	for round := 0; round < rounds; round++ {
+		d, peak := measure(b, func() error {
+			for _, tree := range trees {
+				cmd := exec.Command("nix-env", "-f", tree, "-qaP", "--xml", "--out-path", "--drv-path", "--arg", "config", cfg.Eval.Config)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					return fmt.Errorf("nix-env: %v: %s", err, out[:min(len(out), 500)])
+				}
+			}
+			return nil
+		})
+		nixenv, memNixenv = append(nixenv, d), append(memNixenv, peak)
+
+		c := cfg
+		c.DataDir = filepath.Join(dir, fmt.Sprintf("data-%d", round))
+		rv, err := NewReviewer(ctx, c, log)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d, peak = measure(b, func() error {
+			_, err := rv.Review(ctx, Request{Repo: repo.Dir, Base: repo.Base, Head: repo.Pushes[0], Systems: c.Systems})
+			return err
+		})
+		cold, memCold = append(cold, d), append(memCold, peak)
+		d, _ = measure(b, func() error {
+			_, err := rv.Review(ctx, Request{Repo: repo.Dir, Base: repo.Base, Head: repo.Head, Systems: c.Systems})
+			return err
+		})
+		warm = append(warm, d)
+		rv.Close()
+
+		ev, err := eval.New(nix.New("", nil, log), eval.Options{TempDir: b.TempDir()}, log)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, tc := range []struct {
+			src string
+			out *[]time.Duration
+		}{{trees[0], &clean}, {broken.Dir, &withErr}} {
+			d, _ := measure(b, func() error {
+				res, err := ev.Evaluate(ctx, tc.src, "x86_64-linux", 0)
+				if err == nil && res.Error != nil {
+					err = res.Error
+				}
+				return err
+			})
+			*tc.out = append(*tc.out, d)
+		}
+		ev.Close()
+	}
+	b.StopTimer()
+
+	ratio := func(a, b []time.Duration) float64 { return float64(median(a)) / float64(median(b)) }
+	b.ReportMetric(ratio(cold, nixenv), "cold/nixenv")
+	b.ReportMetric(ratio(warm, nixenv), "warm/nixenv")
+	b.ReportMetric(ratio(withErr, clean), "error/clean")
+	b.ReportMetric(float64(median(memCold))/(1<<20), "peak-MiB")
+	b.ReportMetric(float64(median(memNixenv))/(1<<20), "nixenv-peak-MiB")
+	b.Logf("%d attributes, medians of %d rounds: nix-env base+head %s (peak %d MiB); basinix cold %s (peak %d MiB), warm %s; evaluation clean %s, with an abort %s",
+		size, rounds, median(nixenv), median(memNixenv)>>20, median(cold), median(memCold)>>20, median(warm), median(clean), median(withErr))
+}
+
+// measure runs f and returns its wall time and the peak resident memory of
+// this process and all its descendants while it ran.
+func measure(b *testing.B, f func() error) (time.Duration, int64) {
+	var peak int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if rss := treeRSS(os.Getpid()); rss > peak {
+				peak = rss
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	start := time.Now()
+	err := f()
+	d := time.Since(start)
+	close(done)
+	wg.Wait()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d, peak
+}
+
+// treeRSS sums the resident memory of pid and its descendants.
+func treeRSS(root int) int64 {
+	entries, _ := os.ReadDir("/proc")
+	parent := map[int]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The command name may hold spaces: fields start after the last ')'.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) > 1 {
+			parent[pid], _ = strconv.Atoi(f[1])
+		}
+	}
+	var total int64
+	for pid := range parent {
+		for p := pid; p > 1; p = parent[p] {
+			if p == root {
+				total += rss(pid)
+				break
+			}
+		}
+	}
+	return total
+}
+
+func rss(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
+func median[T int64 | time.Duration](ds []T) T {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
