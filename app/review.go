@@ -98,6 +98,7 @@ type Request struct {
 // returns the report with builds pending. Evaluations come from the cache
 // when this commit, system, config and evaluator were evaluated before.
 func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, error) {
+	start := time.Now()
 	m, err := r.ws.Mirror(req.Repo)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
@@ -138,10 +139,12 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 	trees := &worktrees{m: m}
 	defer trees.removeAll(r.log)
 
+	gitDone := time.Now()
 	evals, err := r.evaluateAll(ctx, m.URL, trees, req.Systems, []string{merge.Base, merge.Commit})
 	if err != nil {
 		return nil, err
 	}
+	evalDone := time.Now()
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	for _, system := range req.Systems {
@@ -166,6 +169,15 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 			rep.Evaluations = append(rep.Evaluations, evals[evalID{merge.Commit, system}].info)
 		}
 	}
+	now := time.Now()
+	rep.Timings = &report.Timings{
+		Git:      gitDone.Sub(start).Seconds(),
+		Evaluate: evalDone.Sub(gitDone).Seconds(),
+		Compare:  now.Sub(evalDone).Seconds(),
+		Total:    now.Sub(start).Seconds(),
+	}
+	r.log.Info().Float64("git", rep.Timings.Git).Float64("evaluate", rep.Timings.Evaluate).
+		Float64("compare", rep.Timings.Compare).Float64("total", rep.Timings.Total).Msg("review done (seconds)")
 	return rep, nil
 }
 
@@ -270,6 +282,7 @@ func (r *Reviewer) evaluate(ctx context.Context, repo string, trees *worktrees, 
 func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, base, head *eval.Evaluation) (*report.System, error) {
 	d := eval.Compare(base, head)
 	key := r.key(repo, head.Commit, head.System)
+
 	var build, buildAliased, unexplained []eval.Path
 	for _, a := range d.Attrs {
 		switch {
@@ -280,6 +293,11 @@ func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, b
 			build = append(build, a.Head.Path)
 		case a.Head.Error != nil && a.Head.Error.Message == eval.Unexplained:
 			unexplained = append(unexplained, a.Head.Path)
+		}
+	}
+	for _, a := range d.AliasErrors {
+		if a.Error != nil && a.Error.Message == eval.Unexplained {
+			unexplained = append(unexplained, a.Path)
 		}
 	}
 	details := map[string]*eval.Details{}
@@ -310,12 +328,21 @@ func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, b
 	if err != nil {
 		return nil, err
 	}
-	for i, a := range d.Attrs {
-		if e := explained[a.Attr]; e != nil && a.Head != nil {
-			h := *a.Head
-			h.Error = e
-			d.Attrs[i].Head = &h
+	explain := func(a *eval.Attr) *eval.Attr {
+		if e := explained[a.Path.String()]; e != nil {
+			c := *a
+			c.Error = e
+			return &c
 		}
+		return a
+	}
+	for i, a := range d.Attrs {
+		if a.Head != nil {
+			d.Attrs[i].Head = explain(a.Head)
+		}
+	}
+	for i, a := range d.AliasErrors {
+		d.AliasErrors[i] = explain(a)
 	}
 	return report.FromDiff(d, details), nil
 }

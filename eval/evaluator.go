@@ -126,8 +126,9 @@ func (e *Evaluator) Evaluate(ctx context.Context, src, system string, chunks int
 		return nil, fmt.Errorf("evaluate %s: %w", system, err)
 	}
 
-	// Failed attributes are tried again with aliases on: those that
-	// evaluate then use an alias in-tree.
+	// Throws were tried with aliases on by the walk itself; attributes
+	// that died of a missing attribute are tried again here: those that
+	// evaluate with aliases use an alias in-tree.
 	if failed := col.aliasSuspects(); len(failed) > 0 {
 		aliases := &collector{attrs: map[string]*Attr{}}
 		n, err := e.walk(ctx, walkSpec{src: src, system: system, config: e.withAliases(), mode: "walk", paths: failed}, aliases)
@@ -232,20 +233,22 @@ func (c *collector) put(a *Attr) {
 }
 
 func (c *collector) drv(p Path, drvPath string) { c.put(&Attr{Path: p, DrvPath: drvPath}) }
-func (c *collector) throw(p Path)               { c.put(&Attr{Path: p, Error: &Error{Message: Unexplained}}) }
-func (c *collector) fail(p Path, err *Error)    { c.put(&Attr{Path: p, Error: err}) }
-func (c *collector) details(Path, *rawDetails)  {}
+func (c *collector) throw(p Path, aliasDrv string) {
+	c.put(&Attr{Path: p, Error: &Error{Message: Unexplained}, DrvPath: aliasDrv, AliasError: aliasDrv != ""})
+}
+func (c *collector) fail(p Path, err *Error)   { c.put(&Attr{Path: p, Error: err}) }
+func (c *collector) details(Path, *rawDetails) {}
 
 // aliasSuspects returns, sorted, the failed attributes whose error an alias
-// could explain: a missing attribute, or a throw (aliases.nix throws for
-// removed packages). Undefined variables, aborts, type errors and limits are
-// not retried: aliases change none of them.
+// could explain and the walk could not try: a missing attribute. Undefined
+// variables, aborts, type errors and limits are not retried: aliases change
+// none of them.
 func (c *collector) aliasSuspects() []Path {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []Path
 	for _, a := range c.attrs {
-		if a.Error != nil && (a.Error.Message == Unexplained || strings.HasPrefix(a.Error.Message, "attribute '")) {
+		if a.Error != nil && !a.AliasError && strings.HasPrefix(a.Error.Message, "attribute '") {
 			out = append(out, a.Path)
 		}
 	}
@@ -259,8 +262,8 @@ type detailsCollector struct {
 	out map[string]*Details // guarded by mu
 }
 
-func (c *detailsCollector) drv(Path, string) {}
-func (c *detailsCollector) throw(Path)       {}
+func (c *detailsCollector) drv(Path, string)   {}
+func (c *detailsCollector) throw(Path, string) {}
 
 func (c *detailsCollector) details(p Path, raw *rawDetails) {
 	d := &Details{Broken: raw.Broken, Supported: raw.Sup}

@@ -43,7 +43,9 @@ type rawDetails struct {
 // a sink shared between walks locks for itself.
 type sink interface {
 	drv(p Path, drvPath string)
-	throw(p Path)
+	// throw: tryEval caught an error; aliasDrv is the drvPath with aliases
+	// on, "" when it fails then too.
+	throw(p Path, aliasDrv string)
 	details(p Path, d *rawDetails)
 	fail(p Path, err *Error)
 }
@@ -59,6 +61,7 @@ func (e *errSetFailed) Error() string { return "package set does not evaluate: "
 func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes int, err error) {
 	queue := spec.paths
 	chunkMode := queue == nil
+	fine := 0
 	var later []Path // what to walk after a suspect of eating memory is tried alone
 	unattributed := 0
 	for {
@@ -69,8 +72,8 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 			queue, later = later, nil
 		}
 		processes++
-		out, err := e.walkOnce(ctx, spec, chunkMode, queue, s)
-		chunkMode = false
+		out, err := e.walkOnce(ctx, spec, chunkMode, queue, fine, s)
+		chunkMode, fine = false, 0
 		if err == nil {
 			queue = nil
 			continue
@@ -100,6 +103,14 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 			continue
 		}
 		unattributed = 0
+		if !out.exact {
+			// Died inside a group that reports at its end: walk that
+			// group again one record at a time to learn the attribute.
+			// (Walking it beside the rest was measured: with the cores
+			// busy it only adds a process.)
+			queue, fine = append([]Path{out.culprit}, out.remaining...), walkBatch
+			continue
+		}
 		if nerr.Kill == nix.KillMemory && out.steps > 0 {
 			// Memory grows over a whole process: try the attribute alone
 			// before blaming it.
@@ -111,11 +122,18 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 	}
 }
 
+// walkBatch is how many top-level attributes the walker reports in one line.
+const walkBatch = 256
+
 // walkOutcome says where a dead process stopped.
 type walkOutcome struct {
-	started   bool // the package set evaluated (the "c" record came)
-	steps     int  // attributes finished
-	culprit   Path // the attribute being evaluated when the process died; nil if none
+	started bool // the package set evaluated (the "c" record came)
+	steps   int  // attributes finished
+	// culprit is the first attribute without a record when the process
+	// died (nil if none); exact says it is the one being evaluated, not
+	// the first of a group that had not reported yet.
+	culprit   Path
+	exact     bool
 	remaining []Path
 }
 
@@ -168,7 +186,7 @@ func (o *order) rest() []Path {
 	return out
 }
 
-func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool, queue []Path, s sink) (walkOutcome, error) {
+func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool, queue []Path, fine int, s sink) (walkOutcome, error) {
 	nonce := randomHex(8)
 	args := []string{
 		"--eval", "--strict", "--show-trace",
@@ -183,6 +201,8 @@ func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool,
 		"--argstr", "nonce", nonce,
 		"--argstr", "mode", spec.mode,
 		"--arg", "strict", strconv.FormatBool(spec.strict),
+		"--arg", "batch", strconv.Itoa(walkBatch),
+		"--arg", "fine", strconv.Itoa(fine),
 	}
 	ord := &order{}
 	if chunkMode {
@@ -210,7 +230,7 @@ func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool,
 		if protoErr != nil {
 			return true
 		}
-		protoErr = e.record(body, ord, &out, s)
+		protoErr = e.records(body, ord, &out, s)
 		return true
 	}
 
@@ -234,16 +254,36 @@ func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool,
 	}
 	out.culprit = ord.next()
 	if out.culprit != nil {
+		// The first top-level path of a walk is frames[0]; its index says
+		// whether the walker was in the leading paths it reports one by one.
+		top := ord.frames[0].i // past the recursed set the walker is inside, if any
+		if len(ord.frames) > 1 {
+			top--
+		}
+		out.exact = spec.mode == "details" || !chunkMode && top < fine
 		out.remaining = ord.rest()
 	}
 	return out, runErr
 }
 
+// records handles one walker line: a list of records.
+func (e *Evaluator) records(body []byte, ord *order, out *walkOutcome, s sink) error {
+	var recs [][]json.RawMessage
+	if err := json.Unmarshal(body, &recs); err != nil {
+		return fmt.Errorf("walker line %q: bad JSON", truncate(string(body), 120))
+	}
+	for _, rec := range recs {
+		if err := e.record(rec, ord, out, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // record handles one walker record.
-func (e *Evaluator) record(body []byte, ord *order, out *walkOutcome, s sink) error {
-	var rec []json.RawMessage
-	if err := json.Unmarshal(body, &rec); err != nil || len(rec) < 2 {
-		return fmt.Errorf("walker record %q: bad JSON", truncate(string(body), 120))
+func (e *Evaluator) record(rec []json.RawMessage, ord *order, out *walkOutcome, s sink) error {
+	if len(rec) < 2 {
+		return fmt.Errorf("walker record %s: too short", rec)
 	}
 	var kind string
 	_ = json.Unmarshal(rec[0], &kind)
@@ -261,7 +301,7 @@ func (e *Evaluator) record(body []byte, ord *order, out *walkOutcome, s sink) er
 	}
 	var p Path
 	if err := json.Unmarshal(rec[1], &p); err != nil {
-		return fmt.Errorf("walker record %q: bad path", truncate(string(body), 120))
+		return fmt.Errorf("walker record %s: bad path", rec[1])
 	}
 	if err := ord.finish(p); err != nil {
 		return err
@@ -275,7 +315,11 @@ func (e *Evaluator) record(body []byte, ord *order, out *walkOutcome, s sink) er
 		}
 		s.drv(p, drv)
 	case "x":
-		s.throw(p)
+		var alias string
+		if len(rec) >= 3 {
+			_ = json.Unmarshal(rec[2], &alias)
+		}
+		s.throw(p, alias)
 	case "r":
 		var names []string
 		if len(rec) < 3 || json.Unmarshal(rec[2], &names) != nil {
@@ -294,7 +338,7 @@ func (e *Evaluator) record(body []byte, ord *order, out *walkOutcome, s sink) er
 		s.details(p, &d)
 	case "n":
 	default:
-		return fmt.Errorf("walker record %q: unknown kind", truncate(string(body), 120))
+		return fmt.Errorf("walker record of kind %q: unknown", kind)
 	}
 	return nil
 }

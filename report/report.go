@@ -34,6 +34,16 @@ type Report struct {
 	Systems  map[string]*System `json:"systems"`
 	// Evaluations says where each evaluation came from and what it cost.
 	Evaluations []EvalInfo `json:"evaluations,omitempty"`
+	// Timings says where the review's time went, in seconds.
+	Timings *Timings `json:"timings,omitempty"`
+}
+
+// Timings are the wall-clock seconds of a review's phases.
+type Timings struct {
+	Git      float64 `json:"git"`      // fetch, resolve, merge
+	Evaluate float64 `json:"evaluate"` // base and head, all systems (cached or not)
+	Compare  float64 `json:"compare"`  // diff, details and messages of touched attributes
+	Total    float64 `json:"total"`
 }
 
 // EvalInfo describes one evaluation a review used.

@@ -1,18 +1,24 @@
 # The basinix walker: evaluates attributes of a nixpkgs-style package set and
-# streams one record per finished attribute to stderr through builtins.trace.
+# streams records of finished attributes to stderr through builtins.trace.
 # The caller knows the order of the walk, so when a process is killed by an
-# error tryEval cannot catch, the first attribute without a record is the one
-# that killed it, and everything before it is kept.
+# error tryEval cannot catch, the first attribute without a record is where
+# it died, and everything before it is kept.
 #
-# Every record is "trace: <nonce> <json>"; the nonce is random per run so
-# that package code cannot forge records with its own builtins.trace calls.
+# Every line is "trace: <nonce> <json list of records>"; the nonce is random
+# per run so that package code cannot forge records with its own trace
+# calls. Records come in groups of `batch` top-level attributes, one line a
+# group (a line per record costs a write and a wake-up of the reader each);
+# the first `fine` paths of an explicit list report each record at once, so
+# that after a death the caller re-walks the unreported group finely and
+# learns exactly which attribute died.
 #
 # Records:
 #   ["c", names or null]     the package set evaluated; in chunk mode, the
 #                            top-level names this process walks
 #   ["d", path, drvPath]     path is a derivation
-#   ["x", path]              tryEval failed (throw, assert); the message is
-#                            fetched in strict mode when someone needs it
+#   ["x", path, drvPath]     tryEval failed (throw, assert); drvPath is the
+#                            derivation with aliases on, or null. The
+#                            message is fetched in strict mode when needed
 #   ["r", path, [names]]     path is a recurseForDerivations set; its
 #                            children follow in this order
 #   ["n", path]              path is neither
@@ -26,14 +32,19 @@
 , chunks ? 1
 , strict ? false # true: no tryEval around values, so a throw kills the process with its message
 , mode ? "walk"  # "walk" or "details"
+, batch ? 256    # top-level attributes a line
+, fine ? 0       # explicit mode: the first `fine` paths report each record at once
 }:
 let
   inherit (builtins) trace toJSON tryEval isAttrs isList isString attrNames
     foldl' deepSeq filter genList length elemAt any map listToAttrs;
 
-  emit = record: v: trace "${nonce} ${toJSON record}" v;
+  emit = record: v: trace "${nonce} ${toJSON [ record ]}" v;
+  emitAll = records: v: trace "${nonce} ${toJSON records}" v;
 
   pkgs = import (/. + src) { inherit system config; };
+  # Imported only when an attribute throws: does it evaluate with aliases?
+  pkgsAliases = import (/. + src) { inherit system; config = config // { allowAliases = true; }; };
 
   try = if strict then (v: { success = true; value = v; }) else tryEval;
   tryOr = d: v: let r = tryEval v; in if r.success then r.value else d;
@@ -42,16 +53,31 @@ let
 
   isDrv = v: isAttrs v && (v.type or null) == "derivation";
 
-  walk = path:
-    let r = try (get pkgs path); v = r.value; in
-    if !r.success then emit [ "x" path ] null
+  aliasDrv = path:
+    if strict then null else
+    let v = tryOr null (get pkgsAliases path); in
+    if isDrv v then tryOr null v.drvPath else null;
+
+  # walk returns the records of path and, for a recursed set, its children.
+  # With each = true it emits every record as soon as it is known instead.
+  walk = each: path:
+    let
+      r = try (get pkgs path);
+      v = r.value;
+      out = record: if each then emit record [ ] else [ record ];
+    in
+    if !r.success then out [ "x" path (aliasDrv path) ]
     else if isDrv v then
       let d = try v.drvPath; in
-      if d.success then emit [ "d" path d.value ] null else emit [ "x" path ] null
+      if d.success then out [ "d" path d.value ] else out [ "x" path (aliasDrv path) ]
     else if isAttrs v && tryOr false (v.recurseForDerivations or false) == true then
-      let names = attrNames v; in
-      emit [ "r" path names ] (walkAll (map (n: path ++ [ n ]) names))
-    else emit [ "n" path ] null;
+      let
+        names = attrNames v;
+        children = map (n: walk each (path ++ [ n ])) names;
+      in
+      if each then emit [ "r" path names ] (foldl' (acc: c: deepSeq c acc) [ ] children)
+      else [ [ "r" path names ] ] ++ builtins.concatLists children
+    else out [ "n" path ];
 
   # Platform check in the spirit of lib.meta.availableOn: strings name a
   # system; attribute-set patterns go through the set's own lib when it has one.
@@ -92,11 +118,26 @@ let
         tests = listToAttrs (map (n: { name = n; value = tryOr null tests.${n}.drvPath; }) testNames);
       } ] null;
 
-  step = if mode == "details" then details else walk;
+  sublist = start: count: list: genList (i: elemAt list (start + i)) count;
+
+  # The steps: the first `fine` paths one by one, the rest in groups of
+  # `batch`, each group one line; details always one by one.
+  steps = paths:
+    let
+      n = length paths;
+      f = if mode == "details" then n else if fine < n then fine else n;
+      rest = n - f;
+      groups = (rest + batch - 1) / batch;
+      one = if mode == "details" then details else walk true;
+    in
+      map one (sublist 0 f paths)
+      ++ genList (g:
+        let size = if rest - g * batch < batch then rest - g * batch else batch; in
+        emitAll (builtins.concatLists (map (walk false) (sublist (f + g * batch) size paths))) null) groups;
 
   # foldl' with deepSeq forces the steps strictly in list order, which is what
   # lets the caller tell which attribute a dead process was on.
-  walkAll = paths: foldl' (acc: p: deepSeq (step p) (acc + 1)) 0 paths;
+  walkAll = paths: foldl' (acc: s: deepSeq s (acc + 1)) 0 (steps paths);
 
   chunkNames =
     let all = attrNames pkgs; in
