@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -173,5 +174,23 @@ func TestBrokenPackageSet(t *testing.T) {
 	}
 	if res.Error == nil || res.Error.File != "pkgs/top-level/all-packages.nix" || res.Error.Line != 4 {
 		t.Errorf("want a syntax error at pkgs/top-level/all-packages.nix:4, got %+v", res.Error)
+	}
+}
+
+// A package set that loops before any attribute is bounded too, and is a
+// broken set, not a failure of basinix.
+func TestLoopingPackageSet(t *testing.T) {
+	ev := newEvaluator(t, eval.Options{Workers: 1, AttrTimeout: 2 * time.Second, MaxMemory: 1 << 30})
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true})
+	loop := "{ system ? builtins.currentSystem, config ? { } }:\n\nbuiltins.foldl' (a: i: builtins.length (builtins.genList (x: x) 100000) + a) 0 (builtins.genList (x: x) 1000000)\n"
+	if err := os.WriteFile(repo.Dir+"/default.nix", []byte(loop), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ev.Evaluate(context.Background(), repo.Dir, "x86_64-linux", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Error == nil || !strings.Contains(res.Error.Message, "without progress") {
+		t.Errorf("want the set to fail with a time-limit error, got %+v", res.Error)
 	}
 }

@@ -86,10 +86,8 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 			return processes, err
 		}
 		if !out.started {
-			if nerr.Kill != nix.KillNone {
-				return processes, fmt.Errorf("walk %s: %w", spec.system, err)
-			}
-			// Died before the first attribute: the set itself is broken.
+			// Died before the first attribute (of an error, or looping
+			// or eating memory past the bounds): the set itself is broken.
 			return processes, &errSetFailed{err: toError(nerr, spec.src)}
 		}
 		if out.culprit == nil {
