@@ -1,0 +1,88 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func open(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestEvaluationRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "basinix.db")
+	s := open(t, path)
+	key := EvalKey{Repo: "/r", Commit: "abc", System: "x86_64-linux", ConfigHash: "c1", Evaluator: "walker-1/nix-2.8.0"}
+	if _, err := s.Evaluation(ctx, key); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("before: want ErrNotFound, got %v", err)
+	}
+	rec := &EvalRecord{Key: key, AttrCount: 2, Attrs: []byte(`{"a":{"drvPath":"/nix/store/a.drv"},"b":{}}`), Duration: 1500 * time.Millisecond, Processes: 3}
+	if err := s.PutEvaluation(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	// A second Open migrates nothing again and sees the same data.
+	s2 := open(t, path)
+	got, err := s2.Evaluation(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(rec, got); diff != "" {
+		t.Errorf("(-put +got):\n%s", diff)
+	}
+	for _, other := range []EvalKey{
+		{Repo: "/r", Commit: "abc", System: "aarch64-linux", ConfigHash: "c1", Evaluator: key.Evaluator},
+		{Repo: "/r", Commit: "abc", System: "x86_64-linux", ConfigHash: "c2", Evaluator: key.Evaluator},
+		{Repo: "/r", Commit: "abc", System: "x86_64-linux", ConfigHash: "c1", Evaluator: "walker-2/nix-2.8.0"},
+	} {
+		if _, err := s2.Evaluation(ctx, other); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%+v: want ErrNotFound (a different key), got %v", other, err)
+		}
+	}
+}
+
+func TestPutEvaluationReplacesAndDropsExtras(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "basinix.db"))
+	key := EvalKey{Repo: "/r", Commit: "abc", System: "x86_64-linux", ConfigHash: "c", Evaluator: "e"}
+	if err := s.PutExtras(ctx, key, "details", map[string][]byte{"a": []byte(`{}`)}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("extras without an evaluation: want ErrNotFound, got %v", err)
+	}
+	if err := s.PutEvaluation(ctx, &EvalRecord{Key: key, Attrs: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutExtras(ctx, key, "details", map[string][]byte{"a": []byte(`{"name":"a"}`), "b": []byte(`{"name":"b"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Extras(ctx, key, "details", []string{"a", "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string][]byte{"a": []byte(`{"name":"a"}`)}, got); diff != "" {
+		t.Errorf("extras (-want +got):\n%s", diff)
+	}
+	if got, _ := s.Extras(ctx, key, "explain", []string{"a"}); len(got) != 0 {
+		t.Errorf("explain extras: want none, got %v", got)
+	}
+	if err := s.PutEvaluation(ctx, &EvalRecord{Key: key, AttrCount: 1, Attrs: []byte(`{"x":{}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.Evaluation(ctx, key)
+	if err != nil || rec.AttrCount != 1 {
+		t.Fatalf("after replace: %+v, %v", rec, err)
+	}
+	if got, _ := s.Extras(ctx, key, "details", []string{"a"}); len(got) != 0 {
+		t.Errorf("extras of the replaced evaluation survived: %v", got)
+	}
+}
