@@ -159,12 +159,6 @@ func (m *Mirror) HasFile(ctx context.Context, commit, path string) bool {
 	return err == nil
 }
 
-// Subject returns the first line of a commit's message.
-func (m *Mirror) Subject(ctx context.Context, commit string) (string, error) {
-	out, err := runGit(ctx, m.Dir, nil, "log", "-1", "--format=%s", commit)
-	return strings.TrimSpace(out), err
-}
-
 // Merge is the commit a PR is evaluated at.
 type Merge struct {
 	Base   string // the commit the PR is compared against
