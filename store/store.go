@@ -34,6 +34,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
 		q.Add("_pragma", p)
 	}
+	// Transactions take the write lock at BEGIN: a deferred one that reads
+	// and then writes fails at once with SQLITE_BUSY_SNAPSHOT when another
+	// connection wrote in between, and busy_timeout does not help then.
+	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)

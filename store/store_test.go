@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sync/errgroup"
 )
 
 func open(t *testing.T, path string) *Store {
@@ -84,5 +86,35 @@ func TestPutEvaluationReplacesAndDropsExtras(t *testing.T) {
 	}
 	if got, _ := s.Extras(ctx, key, "details", []string{"a"}); len(got) != 0 {
 		t.Errorf("extras of the replaced evaluation survived: %v", got)
+	}
+}
+
+// Writers on several connections wait for each other instead of failing
+// with "database is locked" (reviews write per system concurrently).
+func TestConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "basinix.db"))
+	key := func(i int) EvalKey {
+		return EvalKey{Repo: "/r", Commit: "abc", System: fmt.Sprintf("sys%d", i), ConfigHash: "c", Evaluator: "e"}
+	}
+	for i := 0; i < 8; i++ {
+		if err := s.PutEvaluation(ctx, &EvalRecord{Key: key(i), Attrs: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var g errgroup.Group
+	for i := 0; i < 8; i++ {
+		for j := 0; j < 20; j++ {
+			g.Go(func() error {
+				return s.PutExtras(ctx, key(i), "details", map[string][]byte{fmt.Sprint(j): []byte(`{}`)})
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Extras(ctx, key(3), "details", []string{"0", "19"})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("extras after concurrent writes: %v, %v", got, err)
 	}
 }
