@@ -201,25 +201,12 @@ func treeRSS(root int) int64 {
 	for pid := range parent {
 		for p := pid; p > 1; p = parent[p] {
 			if p == root {
-				total += rss(pid)
+				total += nix.ResidentBytes(pid)
 				break
 			}
 		}
 	}
 	return total
-}
-
-func rss(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * int64(os.Getpagesize())
 }
 
 func median[T int64 | time.Duration](ds []T) T {

@@ -224,7 +224,7 @@ func (r *Runner) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 					kill(KillSilence)
 					return
 				}
-				rss := residentBytes(c.Process.Pid)
+				rss := ResidentBytes(c.Process.Pid)
 				mu.Lock()
 				if rss > peak {
 					peak = rss
@@ -294,8 +294,8 @@ func killMessage(k Kill, lim Limits) string {
 	return ""
 }
 
-// residentBytes returns the resident set size of pid, 0 when unknown.
-func residentBytes(pid int) int64 {
+// ResidentBytes returns the resident set size of pid, 0 when unknown.
+func ResidentBytes(pid int) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
 	if err != nil {
 		return 0
