@@ -118,3 +118,35 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Fatalf("extras after concurrent writes: %v, %v", got, err)
 	}
 }
+
+func TestBuildsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "db"))
+	started := time.UnixMilli(1_700_000_000_123)
+	recs := []*BuildRecord{
+		{DrvPath: "/nix/store/a-x.drv", Result: "failure", Message: "builder failed", Machine: "localhost", Started: started, Duration: 1500 * time.Millisecond, LogPath: "/logs/a.log"},
+		{DrvPath: "/nix/store/b-y.drv", Result: "dependency-failed", FailedDep: "/nix/store/a-x.drv"},
+	}
+	if err := s.PutBuilds(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Builds(ctx, []string{"/nix/store/a-x.drv", "/nix/store/b-y.drv", "/nix/store/c-z.drv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]*BuildRecord{recs[0].DrvPath: recs[0], recs[1].DrvPath: recs[1]}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("builds (-want +got):\n%s", diff)
+	}
+	// A rebuild replaces the result.
+	if err := s.PutBuilds(ctx, []*BuildRecord{{DrvPath: "/nix/store/a-x.drv", Result: "success"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Builds(ctx, []string{"/nix/store/a-x.drv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["/nix/store/a-x.drv"].Result != "success" {
+		t.Errorf("after rebuild: %+v", got["/nix/store/a-x.drv"])
+	}
+}

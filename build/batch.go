@@ -1,0 +1,272 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/basinix/basinix/nix"
+)
+
+// batch is the derivations one Nix process builds on one machine.
+type batch struct {
+	m    *machine
+	jobs []*job
+
+	cancelOnce sync.Once
+	cancelFn   context.CancelFunc // set before the batch starts
+}
+
+func (b *batch) cancel() { b.cancelOnce.Do(func() { b.cancelFn() }) }
+
+// wantedLocked reports whether some ticket still waits for a job of b.
+func (b *batch) wantedLocked() bool {
+	for _, j := range b.jobs {
+		if len(j.tickets) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// runBatch builds b and delivers its outcomes, or puts its jobs back in the
+// queue when its machine could not be reached.
+func (p *Pool) runBatch(ctx context.Context, b *batch) {
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p.mu.Lock()
+	b.cancelFn = cancel
+	if !b.wantedLocked() { // withdrawn between schedule and now
+		cancel()
+	}
+	p.mu.Unlock()
+
+	drvs := make([]string, len(b.jobs))
+	for i, j := range b.jobs {
+		drvs[i] = j.drv.Path
+	}
+	cmd := nix.RealiseCmd{
+		Drvs:      drvs,
+		MaxJobs:   b.m.MaxJobs,
+		Cores:     p.opt.Cores,
+		Timeout:   p.opt.BuildTimeout,
+		MaxSilent: p.opt.MaxSilentTime,
+	}
+	if b.m.URI != "" {
+		cmd.MaxJobs = 0
+		cmd.Builders = b.m.Line()
+		cmd.SSHOptions = p.opt.SSHOptions
+	}
+	log := p.log.With().Str("machine", b.m.Name()).Int("drvs", len(drvs)).Logger()
+	log.Info().Msg("build batch started")
+	start := p.opt.Now()
+	r, err := p.nix.Realise(bctx, cmd)
+	if r == nil { // Nix did not start
+		r = &nix.Realised{Builds: map[string]*nix.Build{}, Failures: map[string]*nix.Failure{}}
+	}
+
+	if b.m.URI != "" && unreachable(r, b.m.URI) {
+		p.mu.Lock()
+		backoff := b.m.markDownLocked(p.opt.Now())
+		b.m.busy = false
+		for _, j := range b.jobs {
+			j.batch = nil
+			for t := range j.tickets {
+				t.setBuilding(j.drv.Path, false)
+			}
+		}
+		p.mu.Unlock()
+		log.Warn().Dur("backoff", backoff).Strs("errors", r.Errors).Msg("machine unreachable: marked down, its builds go elsewhere")
+		p.poke()
+		return
+	}
+
+	outs, decideErr := p.decide(ctx, bctx, b, r, err)
+	if decideErr != nil {
+		log.Error().Err(decideErr).Msg("deciding build results")
+	}
+	var keep []*Outcome
+	for _, o := range outs {
+		if !o.transient {
+			keep = append(keep, o)
+		}
+	}
+	if err := p.results.PutResults(context.WithoutCancel(ctx), keep); err != nil {
+		log.Error().Err(err).Msg("remembering build results")
+	}
+
+	p.mu.Lock()
+	b.m.busy = false
+	if b.m.URI != "" && len(r.Builds) > 0 {
+		b.m.backoff = 0
+	}
+	for _, j := range b.jobs {
+		o := outs[j.drv.Path]
+		if o == nil {
+			o = &Outcome{Drv: j.drv.Path, Result: Cancelled, transient: true}
+		}
+		p.deliverLocked(j, o)
+	}
+	p.mu.Unlock()
+	log.Info().Dur("took", p.opt.Now().Sub(start)).Int("built", len(r.Builds)).Int("failed", len(r.Failures)).Msg("build batch done")
+	p.poke()
+}
+
+// unreachable reports whether Nix could not connect to the machine at uri
+// and so built nothing there.
+func unreachable(r *nix.Realised, uri string) bool {
+	if len(r.Builds) > 0 {
+		return false
+	}
+	for _, u := range r.Unreachable {
+		if u == uri {
+			return true
+		}
+	}
+	return false
+}
+
+// decide turns what Nix reported into outcomes: for every derivation of
+// the batch, and for every other derivation Nix built or failed on the
+// way (remembered, not delivered). Logs are copied from Nix's log store.
+func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runErr error) (map[string]*Outcome, error) {
+	ctx = context.WithoutCancel(ctx)
+	cancelled := bctx.Err() != nil
+	touched := map[string]bool{}
+	for _, j := range b.jobs {
+		touched[j.drv.Path] = true
+	}
+	for drv := range r.Builds {
+		touched[drv] = true
+	}
+	for drv := range r.Failures {
+		touched[drv] = true
+	}
+	var outputs []string
+	outputsOf := map[string][]string{}
+	for drv := range touched {
+		d, err := p.drvs.read(drv)
+		if err != nil {
+			continue
+		}
+		for _, o := range d.Outputs {
+			if o != "" {
+				outputs = append(outputs, o)
+				outputsOf[drv] = append(outputsOf[drv], o)
+			}
+		}
+	}
+	invalidList, err := p.nix.InvalidPaths(ctx, outputs)
+	if err != nil {
+		return nil, err
+	}
+	invalid := map[string]bool{}
+	for _, o := range invalidList {
+		invalid[o] = true
+	}
+	lastError := "nix-store failed"
+	if len(r.Errors) > 0 {
+		lastError = r.Errors[len(r.Errors)-1]
+	} else if runErr != nil {
+		lastError = runErr.Error()
+	}
+
+	outs := map[string]*Outcome{}
+	for drv := range touched {
+		o := &Outcome{Drv: drv}
+		valid := len(outputsOf[drv]) > 0
+		for _, out := range outputsOf[drv] {
+			valid = valid && !invalid[out]
+		}
+		f := r.Failures[drv]
+		switch {
+		case valid:
+			o.Result = Success
+		case f != nil && f.Kind == nix.FailTimeout:
+			o.Result, o.Message = Timeout, f.Message
+		case f != nil && f.Kind == nix.FailBuilder:
+			o.Result, o.Message = Failure, f.Message
+		case f != nil && f.Kind == nix.FailOther:
+			o.Result, o.Message, o.transient = Failure, f.Message, true
+		case f != nil && f.Kind == nix.FailDependencies:
+			o.Result, o.Message = DependencyFailed, f.Message
+		case cancelled:
+			o.Result, o.Message, o.transient = Cancelled, "nobody wants it any more", true
+		default:
+			// Not built and no reason given: Nix stopped early (out of disk,
+			// store trouble). Not the derivation's fault, so not remembered.
+			o.Result, o.Message, o.transient = Failure, lastError, true
+		}
+		if bl := r.Builds[drv]; bl != nil {
+			o.Machine = bl.Machine
+			if o.Machine == "" {
+				o.Machine = "localhost"
+			}
+			o.Started = bl.Start
+			if !bl.End.IsZero() {
+				o.Duration = bl.End.Sub(bl.Start)
+			}
+			o.Log = p.keepLog(ctx, drv)
+		}
+		outs[drv] = o
+	}
+	// Name the failed dependency: the nearest in the closure whose own
+	// build failed now, or was remembered failed.
+	var missing []string
+	for drv, o := range outs {
+		if o.Result == DependencyFailed {
+			if dep := nearestFailed(p.drvs.closure(drv), outs); dep != "" {
+				o.FailedDep = dep
+			} else {
+				missing = append(missing, drv)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		var closure []string
+		for _, drv := range missing {
+			closure = append(closure, p.drvs.closure(drv)...)
+		}
+		stored, err := p.results.Results(ctx, dedupe(closure))
+		if err != nil {
+			return outs, err
+		}
+		for _, drv := range missing {
+			outs[drv].FailedDep = nearestFailed(p.drvs.closure(drv), stored)
+		}
+	}
+	return outs, nil
+}
+
+// keepLog copies drv's log from Nix's log store into the pool's log
+// directory, capped, and returns its file ("" when Nix kept none).
+func (p *Pool) keepLog(ctx context.Context, drv string) string {
+	b, err := p.nix.ReadLog(ctx, drv, p.opt.LogMaxBytes)
+	if err != nil {
+		var nerr *nix.Error
+		if !errors.As(err, &nerr) {
+			p.log.Warn().Err(err).Str("drv", drv).Msg("reading build log")
+		}
+		return ""
+	}
+	path := LogFile(p.opt.LogDir, drv)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		p.log.Warn().Err(err).Str("drv", drv).Msg("keeping build log")
+		return ""
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		p.log.Warn().Err(err).Str("drv", drv).Msg("keeping build log")
+		return ""
+	}
+	return path
+}
+
+// LogFile is where the pool keeps drv's log under dir. drv must have
+// passed nix.CheckDrvPath, so its base name is a safe file name.
+func LogFile(dir, drv string) string {
+	return filepath.Join(dir, strings.TrimSuffix(filepath.Base(drv), ".drv")+".log")
+}

@@ -1,0 +1,227 @@
+package nix
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// RealiseCmd is one `nix-store --realise --keep-going` of a batch of
+// derivations, on this machine or on one remote machine.
+type RealiseCmd struct {
+	Drvs      []string
+	MaxJobs   int           // -j; 0 with Builders set builds only remotely
+	Cores     int           // --cores; 0 leaves Nix's default
+	Timeout   time.Duration // --timeout, per derivation
+	MaxSilent time.Duration // --max-silent-time, per derivation
+	// Builders is one line in the /etc/nix/machines format; "" builds
+	// locally and ignores the machines Nix is configured with.
+	Builders string
+	// SSHOptions become NIX_SSHOPTS (a port, an ssh config file, ...).
+	SSHOptions string
+	// OnBuild sees each derivation Nix starts and finishes building.
+	OnBuild func(BuildEvent)
+}
+
+// BuildEvent is a derivation starting or finishing its build.
+type BuildEvent struct {
+	Drv     string
+	Machine string // "" for the local machine
+	Done    bool   // false: started
+	Time    time.Time
+}
+
+// FailureKind says how Nix reported a derivation's failure.
+type FailureKind string
+
+const (
+	FailBuilder      FailureKind = "builder"      // the builder failed (or produced bad output)
+	FailTimeout      FailureKind = "timeout"      // --timeout or --max-silent-time
+	FailDependencies FailureKind = "dependencies" // an input derivation failed
+	FailOther        FailureKind = "other"        // e.g. no machine can build it
+)
+
+// Failure is Nix's report of one derivation that did not build.
+type Failure struct {
+	Kind    FailureKind
+	Message string
+}
+
+// Build is one derivation Nix built (or tried to) during a run.
+type Build struct {
+	Machine    string
+	Start, End time.Time
+}
+
+// Realised is what Nix reported about a realise run. Nix prints no result
+// per derivation, so a derivation that is neither in Failures nor has its
+// outputs valid afterwards was not reached (the run was cut short).
+type Realised struct {
+	Builds   map[string]*Build
+	Failures map[string]*Failure
+	// Unreachable are the remote machines Nix could not connect to.
+	Unreachable []string
+	// Errors are Nix's other error messages, for the record.
+	Errors []string
+	Result *Result
+}
+
+// Realise runs cmd. The error is nil when Nix built everything; with
+// failures it is an *Error and the Realised is still filled.
+func (r *Runner) Realise(ctx context.Context, cmd RealiseCmd) (*Realised, error) {
+	args := []string{"--realise", "--keep-going", "--log-format", "internal-json",
+		"-j", strconv.Itoa(cmd.MaxJobs), "--builders", cmd.Builders}
+	if cmd.Cores > 0 {
+		args = append(args, "--cores", strconv.Itoa(cmd.Cores))
+	}
+	if cmd.Timeout > 0 {
+		args = append(args, "--timeout", strconv.Itoa(int(cmd.Timeout.Seconds())))
+	}
+	if cmd.MaxSilent > 0 {
+		args = append(args, "--max-silent-time", strconv.Itoa(int(cmd.MaxSilent.Seconds())))
+	}
+	args = append(args, "--")
+	args = append(args, cmd.Drvs...)
+	var env []string
+	if cmd.SSHOptions != "" {
+		env = append(env, "NIX_SSHOPTS="+cmd.SSHOptions)
+	}
+	p := &realiseParser{out: &Realised{Builds: map[string]*Build{}, Failures: map[string]*Failure{}}, ids: map[uint64]string{}, onBuild: cmd.OnBuild}
+	res, err := r.Run(ctx, Cmd{
+		Program:      "nix-store",
+		Args:         args,
+		Env:          env,
+		Limits:       Limits{MaxStdout: 16 << 20},
+		OnStderrLine: p.line,
+	})
+	p.out.Result = res
+	return p.out, err
+}
+
+// realiseParser reads Nix's internal-json log ("@nix {...}" lines).
+type realiseParser struct {
+	mu      sync.Mutex
+	out     *Realised
+	ids     map[uint64]string // activity id → derivation
+	onBuild func(BuildEvent)
+}
+
+type logLine struct {
+	Action string            `json:"action"`
+	ID     uint64            `json:"id"`
+	Type   int               `json:"type"`
+	Level  int               `json:"level"`
+	Msg    string            `json:"msg"`
+	Fields []json.RawMessage `json:"fields"`
+}
+
+const actBuild = 105
+
+func (p *realiseParser) line(line []byte) bool {
+	body, ok := bytes.CutPrefix(line, []byte("@nix "))
+	if !ok {
+		return false
+	}
+	var l logLine
+	if json.Unmarshal(body, &l) != nil {
+		return false
+	}
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch l.Action {
+	case "start":
+		if l.Type != actBuild || len(l.Fields) < 2 {
+			return true
+		}
+		var drv, machine string
+		if json.Unmarshal(l.Fields[0], &drv) != nil || json.Unmarshal(l.Fields[1], &machine) != nil {
+			return true
+		}
+		p.ids[l.ID] = drv
+		p.out.Builds[drv] = &Build{Machine: machine, Start: now}
+		if p.onBuild != nil {
+			p.onBuild(BuildEvent{Drv: drv, Machine: machine, Time: now})
+		}
+	case "stop":
+		if drv, ok := p.ids[l.ID]; ok {
+			b := p.out.Builds[drv]
+			b.End = now
+			if p.onBuild != nil {
+				p.onBuild(BuildEvent{Drv: drv, Machine: b.Machine, Done: true, Time: now})
+			}
+		}
+	case "msg":
+		if l.Level <= 1 {
+			p.message(ansiRe.ReplaceAllString(l.Msg, ""))
+		}
+	}
+	return true
+}
+
+var (
+	// Nix 2.8 to 2.23 and newer ("Cannot build '…'.\n Reason: …") wordings.
+	builderFailedRe = regexp.MustCompile(`builder for '(/[^']+\.drv)' failed|Cannot build '(/[^']+\.drv)'\.\s+Reason: builder failed|hash mismatch in fixed-output derivation '(/[^']+\.drv)'`)
+	depsFailedRe    = regexp.MustCompile(`dependencies of derivation '(/[^']+\.drv)' failed to build|Cannot build '(/[^']+\.drv)'\.\s+Reason: \d+ dependenc`)
+	timedOutRe      = regexp.MustCompile(`'(/[^'!^]+\.drv)[^']*'[^\n]*timed out after|Cannot build '(/[^']+\.drv)'\.\s+Reason: timed out`)
+	requiredRe      = regexp.MustCompile(`is required to build '(/[^']+\.drv)'`)
+	cannotBuildOnRe = regexp.MustCompile(`^cannot build on '([^']+)'`)
+)
+
+func firstGroup(m []string) string {
+	for _, g := range m[1:] {
+		if g != "" {
+			return g
+		}
+	}
+	return ""
+}
+
+func (p *realiseParser) message(msg string) {
+	msg = strings.TrimPrefix(msg, "error: ")
+	first, _, _ := strings.Cut(msg, "\n")
+	put := func(re *regexp.Regexp, kind FailureKind) bool {
+		m := re.FindStringSubmatch(msg)
+		if m == nil {
+			return false
+		}
+		drv := firstGroup(m)
+		if f, ok := p.out.Failures[drv]; !ok || f.Kind == FailDependencies {
+			p.out.Failures[drv] = &Failure{Kind: kind, Message: strings.TrimSpace(first)}
+		}
+		return true
+	}
+	switch {
+	case put(timedOutRe, FailTimeout), put(builderFailedRe, FailBuilder), put(depsFailedRe, FailDependencies), put(requiredRe, FailOther):
+	default:
+		if m := cannotBuildOnRe.FindStringSubmatch(msg); m != nil {
+			p.out.Unreachable = append(p.out.Unreachable, m[1])
+		}
+		p.out.Errors = append(p.out.Errors, strings.TrimSpace(msg))
+	}
+}
+
+// InvalidPaths returns those of paths that are not valid in the store
+// (not built, or garbage-collected).
+func (r *Runner) InvalidPaths(ctx context.Context, paths []string) ([]string, error) {
+	var out []string
+	for len(paths) > 0 {
+		n := min(len(paths), 2000)
+		res, err := r.Run(ctx, Cmd{
+			Program: "nix-store",
+			Args:    append([]string{"--check-validity", "--print-invalid", "--"}, paths[:n]...),
+			Limits:  Limits{Timeout: 5 * time.Minute},
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, strings.Fields(string(res.Stdout))...)
+		paths = paths[n:]
+	}
+	return out, nil
+}

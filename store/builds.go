@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// BuildRecord is the remembered result of one derivation.
+type BuildRecord struct {
+	DrvPath   string
+	Result    string
+	FailedDep string
+	Message   string
+	Machine   string
+	Started   time.Time
+	Duration  time.Duration
+	LogPath   string
+}
+
+// Builds returns the stored results of the given derivations; those
+// without one are absent from the map.
+func (s *Store) Builds(ctx context.Context, drvs []string) (map[string]*BuildRecord, error) {
+	out := make(map[string]*BuildRecord, len(drvs))
+	const chunk = 500 // SQLite's limit on host parameters is well above
+	for len(drvs) > 0 {
+		n := min(len(drvs), chunk)
+		args := make([]any, n)
+		for i, d := range drvs[:n] {
+			args[i] = d
+		}
+		rows, err := s.db.QueryContext(ctx, `
+			SELECT drv_path, result, failed_dep, message, machine, started_at, duration_ms, log_path
+			FROM builds WHERE drv_path IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("build results: %w", err)
+		}
+		for rows.Next() {
+			var r BuildRecord
+			var started, dur int64
+			if err := rows.Scan(&r.DrvPath, &r.Result, &r.FailedDep, &r.Message, &r.Machine, &started, &dur, &r.LogPath); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("build results: %w", err)
+			}
+			if started != 0 {
+				r.Started = time.UnixMilli(started)
+			}
+			r.Duration = time.Duration(dur) * time.Millisecond
+			out[r.DrvPath] = &r
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("build results: %w", err)
+		}
+		drvs = drvs[n:]
+	}
+	return out, nil
+}
+
+// PutBuilds stores results, replacing earlier ones of the same derivations.
+func (s *Store) PutBuilds(ctx context.Context, recs []*BuildRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("put build results: %w", err)
+	}
+	defer tx.Rollback()
+	now := time.Now().UnixMilli()
+	for _, r := range recs {
+		var started int64
+		if !r.Started.IsZero() {
+			started = r.Started.UnixMilli()
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT OR REPLACE INTO builds (drv_path, result, failed_dep, message, machine, started_at, duration_ms, log_path, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.DrvPath, r.Result, r.FailedDep, r.Message, r.Machine, started, r.Duration.Milliseconds(), r.LogPath, now); err != nil {
+			return fmt.Errorf("put build result of %s: %w", r.DrvPath, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("put build results: %w", err)
+	}
+	return nil
+}
