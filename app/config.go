@@ -16,15 +16,17 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/eval"
 )
 
 // Config is basinix's configuration; config.example.yml documents each field.
 type Config struct {
-	DataDir string     `yaml:"data_dir"`
-	Systems []string   `yaml:"systems"`
-	Nix     NixConfig  `yaml:"nix"`
-	Eval    EvalConfig `yaml:"eval"`
+	DataDir string      `yaml:"data_dir"`
+	Systems []string    `yaml:"systems"`
+	Nix     NixConfig   `yaml:"nix"`
+	Eval    EvalConfig  `yaml:"eval"`
+	Build   BuildConfig `yaml:"build"`
 }
 
 // NixConfig says how Nix is run.
@@ -42,6 +44,25 @@ type EvalConfig struct {
 	MaxExplained int           `yaml:"max_explained"`
 }
 
+// BuildConfig sizes and bounds the builder pool.
+type BuildConfig struct {
+	MaxJobs       int           `yaml:"max_jobs"`
+	Cores         int           `yaml:"cores"`
+	BuildTimeout  time.Duration `yaml:"build_timeout"`
+	MaxSilentTime time.Duration `yaml:"max_silent_time"`
+	BatchSize     int           `yaml:"batch_size"`
+	LogMaxKiB     int           `yaml:"log_max_kib"`
+	// LocalSystems and LocalFeatures describe the local machine; unset,
+	// Nix's system, extra-platforms and system-features are used.
+	LocalSystems  []string  `yaml:"local_systems"`
+	LocalFeatures *[]string `yaml:"local_features"`
+	// Machines are remote builders, one /etc/nix/machines line each;
+	// MachinesFile is read as well.
+	Machines     []string `yaml:"machines"`
+	MachinesFile string   `yaml:"machines_file"`
+	SSHOptions   string   `yaml:"ssh_options"`
+}
+
 // DefaultConfig returns the configuration used when no file is given.
 func DefaultConfig() Config {
 	return Config{
@@ -53,6 +74,13 @@ func DefaultConfig() Config {
 			AttrTimeout:  2 * time.Minute,
 			MaxMemoryMiB: 8192,
 			MaxExplained: 200,
+		},
+		Build: BuildConfig{
+			MaxJobs:       runtime.NumCPU(),
+			BuildTimeout:  3 * time.Hour,
+			MaxSilentTime: time.Hour,
+			BatchSize:     256,
+			LogMaxKiB:     4096,
 		},
 	}
 }
@@ -111,6 +139,18 @@ func (c Config) Validate() error {
 	if c.Eval.Workers < 0 || c.Eval.AttrTimeout < 0 || c.Eval.MaxMemoryMiB < 0 {
 		return fmt.Errorf("config: eval limits must not be negative")
 	}
+	b := c.Build
+	if b.MaxJobs < 0 || b.Cores < 0 || b.BuildTimeout < 0 || b.MaxSilentTime < 0 || b.BatchSize < 0 || b.LogMaxKiB < 0 {
+		return fmt.Errorf("config: build limits must not be negative")
+	}
+	for _, s := range b.LocalSystems {
+		if !validSystem(s) {
+			return fmt.Errorf("config: build.local_systems: %q is not of the form arch-os", s)
+		}
+	}
+	if _, err := c.Machines(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -145,4 +185,22 @@ func ParseSystems(list string) ([]string, error) {
 		return nil, fmt.Errorf("no systems in %q", list)
 	}
 	return out, nil
+}
+
+// Machines returns the remote builders of build.machines and
+// build.machines_file.
+func (c Config) Machines() ([]*build.Machine, error) {
+	text := strings.Join(c.Build.Machines, "\n")
+	if f := c.Build.MachinesFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("config: build.machines_file: %w", err)
+		}
+		text += "\n" + string(b)
+	}
+	ms, err := build.ParseMachines(text)
+	if err != nil {
+		return nil, fmt.Errorf("config: build.machines: %w", err)
+	}
+	return ms, nil
 }

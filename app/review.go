@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/checkout"
 	"github.com/basinix/basinix/eval"
 	"github.com/basinix/basinix/nix"
@@ -28,16 +29,21 @@ var ErrInput = errors.New("bad input")
 
 // Reviewer runs reviews: it owns the store, the git workspace and the evaluator.
 type Reviewer struct {
-	cfg       Config
-	log       zerolog.Logger
-	store     *store.Store
-	ws        *checkout.Workspace
-	ev        *eval.Evaluator
-	evaluator string // the evaluator part of the cache key
-	cfgHash   string
+	cfg            Config
+	log            zerolog.Logger
+	store          *store.Store
+	ws             *checkout.Workspace
+	ev             *eval.Evaluator
+	nix            *nix.Runner
+	pool           *build.Pool
+	host           *nix.Host
+	sandboxWarning sync.Once
+	evaluator      string // the evaluator part of the cache key
+	cfgHash        string
 }
 
-// NewReviewer opens the store under cfg.DataDir and checks that Nix is there.
+// NewReviewer opens the store under cfg.DataDir, checks that Nix is there
+// and sets up the builder pool (which builds once Run runs).
 func NewReviewer(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -68,6 +74,12 @@ func NewReviewer(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer
 		st.Close()
 		return nil, err
 	}
+	pool, host, err := newPool(ctx, cfg, runner, st, log)
+	if err != nil {
+		ev.Close()
+		st.Close()
+		return nil, err
+	}
 	sum := sha256.Sum256([]byte(ev.ConfigExpr()))
 	log.Debug().Str("nix", version).Msg("reviewer ready")
 	return &Reviewer{
@@ -76,10 +88,49 @@ func NewReviewer(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer
 		store:     st,
 		ws:        checkout.New(cfg.DataDir, log),
 		ev:        ev,
+		nix:       runner,
+		pool:      pool,
+		host:      host,
 		evaluator: "walker-" + nix.WalkerHash() + "/nix-" + version,
 		cfgHash:   hex.EncodeToString(sum[:8]),
 	}, nil
 }
+
+// newPool sets up the builder pool: the local machine as Nix describes it
+// (unless the config says otherwise) and the configured remote machines.
+func newPool(ctx context.Context, cfg Config, runner *nix.Runner, st *store.Store, log zerolog.Logger) (*build.Pool, *nix.Host, error) {
+	host, err := runner.Host(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	local := build.Machine{Systems: host.Systems, SupportedFeatures: host.Features, MaxJobs: cfg.Build.MaxJobs, SpeedFactor: 1}
+	if len(cfg.Build.LocalSystems) > 0 {
+		local.Systems = cfg.Build.LocalSystems
+	}
+	if cfg.Build.LocalFeatures != nil {
+		local.SupportedFeatures = *cfg.Build.LocalFeatures
+	}
+	machines, err := cfg.Machines()
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := build.New(build.Options{
+		Local:         local,
+		Cores:         cfg.Build.Cores,
+		Machines:      machines,
+		SSHOptions:    cfg.Build.SSHOptions,
+		BuildTimeout:  cfg.Build.BuildTimeout,
+		MaxSilentTime: cfg.Build.MaxSilentTime,
+		BatchSize:     cfg.Build.BatchSize,
+		LogDir:        filepath.Join(cfg.DataDir, "logs"),
+		LogMaxBytes:   cfg.Build.LogMaxKiB << 10,
+	}, runner, buildResults{st}, log)
+	return pool, host, err
+}
+
+// Run runs the builder pool until ctx ends. Reviews that build need it
+// running.
+func (r *Reviewer) Run(ctx context.Context) error { return r.pool.Run(ctx) }
 
 // Close releases the store and temporary files.
 func (r *Reviewer) Close() error {
@@ -92,11 +143,20 @@ type Request struct {
 	Repo       string // local path, file:// or https:// URL
 	Base, Head string // refs or commits
 	Systems    []string
+	// Build builds what changed; without it, build results stay pending.
+	Build bool
+	// RebuildFailed builds the head's derivations again whose failure is
+	// remembered.
+	RebuildFailed bool
+	// Progress, when set, is called as builds progress.
+	Progress func(build.Progress)
 }
 
-// Review evaluates base and merged head for every system, diffs them and
-// returns the report with builds pending. Evaluations come from the cache
-// when this commit, system, config and evaluator were evaluated before.
+// Review evaluates base and merged head for every system, diffs them,
+// builds what changed when req.Build is set (builds pending otherwise) and
+// returns the report. Evaluations come from the cache when this commit,
+// system, config and evaluator were evaluated before; build results come
+// from the pool's memory.
 func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, error) {
 	start := time.Now()
 	m, err := r.ws.Mirror(req.Repo)
@@ -150,7 +210,7 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 	for _, system := range req.Systems {
 		g.Go(func() error {
 			base, head := evals[evalID{merge.Base, system}], evals[evalID{merge.Commit, system}]
-			sys, err := r.compare(gctx, m.URL, trees, base.ev, head.ev)
+			sys, err := r.compare(gctx, m.URL, trees, base.ev, head.ev, req.Build)
 			if err != nil {
 				return err
 			}
@@ -163,6 +223,14 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	compareDone := time.Now()
+	var instantiate, buildTime time.Duration
+	if req.Build {
+		instantiate, buildTime, err = r.buildAll(ctx, req, trees, rep, merge.Base, merge.Commit)
+		if err != nil {
+			return nil, err
+		}
+	}
 	for _, system := range req.Systems {
 		rep.Evaluations = append(rep.Evaluations, evals[evalID{merge.Base, system}].info)
 		if merge.Commit != merge.Base {
@@ -171,13 +239,16 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 	}
 	now := time.Now()
 	rep.Timings = &report.Timings{
-		Git:      gitDone.Sub(start).Seconds(),
-		Evaluate: evalDone.Sub(gitDone).Seconds(),
-		Compare:  now.Sub(evalDone).Seconds(),
-		Total:    now.Sub(start).Seconds(),
+		Git:         gitDone.Sub(start).Seconds(),
+		Evaluate:    evalDone.Sub(gitDone).Seconds(),
+		Compare:     compareDone.Sub(evalDone).Seconds(),
+		Instantiate: instantiate.Seconds(),
+		Build:       buildTime.Seconds(),
+		Total:       now.Sub(start).Seconds(),
 	}
 	r.log.Info().Float64("git", rep.Timings.Git).Float64("evaluate", rep.Timings.Evaluate).
-		Float64("compare", rep.Timings.Compare).Float64("total", rep.Timings.Total).Msg("review done (seconds)")
+		Float64("compare", rep.Timings.Compare).Float64("instantiate", rep.Timings.Instantiate).
+		Float64("build", rep.Timings.Build).Float64("total", rep.Timings.Total).Msg("review done (seconds)")
 	return rep, nil
 }
 
@@ -279,7 +350,8 @@ func (r *Reviewer) evaluate(ctx context.Context, repo string, trees *worktrees, 
 // compare diffs two evaluations of one system and learns what the report
 // needs of the head's touched attributes: details (meta, outputs, tests) of
 // those to build, and the messages of throws that newly break evaluation.
-func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, base, head *eval.Evaluation) (*report.System, error) {
+// With instantiate, the details pass also writes the .drv files to build.
+func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, base, head *eval.Evaluation, instantiate bool) (*report.System, error) {
 	d := eval.Compare(base, head)
 	key := r.key(repo, head.Commit, head.System)
 
@@ -311,7 +383,7 @@ func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, b
 			if err != nil {
 				return nil, err
 			}
-			return r.ev.Details(ctx, wt.Path, head.System, paths, aliases)
+			return r.ev.Details(ctx, wt.Path, head.System, paths, aliases, instantiate)
 		})
 		if err != nil {
 			return nil, err

@@ -53,8 +53,8 @@ type Want struct {
 	Drv string
 	// Priority: higher is built first.
 	Priority int
-	// Force builds it even when its failure (or a failure in its closure)
-	// is remembered.
+	// Force builds it again when its failure (or a failure in its closure)
+	// is remembered; a remembered success still holds.
 	Force bool
 }
 
@@ -225,41 +225,47 @@ func (p *Pool) Submit(ctx context.Context, wants []Want) (*Ticket, error) {
 }
 
 // known returns the outcomes decided without building: remembered results
-// (unless forced), dependency failures on a remembered failure in the
-// closure, and derivations that cannot be read. Derived dependency failures
-// are remembered too.
+// (for a forced want, only a remembered success), dependency failures on a
+// remembered failure in the closure (not for forced wants), and
+// derivations that cannot be read. Derived dependency failures are
+// remembered too. A derivation with a remembered result is not read, so it
+// need not be in the store any more.
 func (p *Pool) known(ctx context.Context, wants map[string]Want) (map[string]*Outcome, error) {
-	out := map[string]*Outcome{}
+	drvs := make([]string, 0, len(wants))
+	for drv := range wants {
+		drvs = append(drvs, drv)
+	}
+	out, err := p.Lookup(ctx, drvs)
+	if err != nil {
+		return nil, err
+	}
 	closures := map[string][]string{}
 	var all []string
 	for drv, w := range wants {
+		if o := out[drv]; o != nil && (!w.Force || o.Result == Success) {
+			continue
+		}
+		delete(out, drv)
 		if _, err := p.drvs.read(drv); err != nil {
 			out[drv] = &Outcome{Drv: drv, Result: Failure, Message: err.Error(), transient: true}
 			continue
 		}
-		all = append(all, drv)
 		if !w.Force {
 			c := p.drvs.closure(drv)
 			closures[drv] = c
 			all = append(all, c...)
 		}
 	}
+	if len(all) == 0 {
+		return out, nil
+	}
 	stored, err := p.results.Results(ctx, dedupe(all))
 	if err != nil {
 		return nil, fmt.Errorf("submit: %w", err)
 	}
 	var derived []*Outcome
-	for drv, w := range wants {
-		if w.Force || out[drv] != nil {
-			continue
-		}
-		if o := stored[drv]; o != nil && stillValid(o, stored) {
-			c := *o
-			c.Cached = true
-			out[drv] = &c
-			continue
-		}
-		if dep := nearestFailed(closures[drv], stored); dep != "" {
+	for drv, c := range closures {
+		if dep := nearestFailed(c, stored); dep != "" {
 			o := &Outcome{Drv: drv, Result: DependencyFailed, FailedDep: dep, Cached: true,
 				Message: fmt.Sprintf("dependency %s failed before (%s)", dep, stored[dep].Result)}
 			out[drv] = o
@@ -268,6 +274,41 @@ func (p *Pool) known(ctx context.Context, wants map[string]Want) (map[string]*Ou
 	}
 	if err := p.results.PutResults(ctx, derived); err != nil {
 		return nil, fmt.Errorf("submit: %w", err)
+	}
+	return out, nil
+}
+
+// Lookup returns the remembered results of drvs that still hold, marked
+// Cached; the others are absent.
+func (p *Pool) Lookup(ctx context.Context, drvs []string) (map[string]*Outcome, error) {
+	stored, err := p.results.Results(ctx, drvs)
+	if err != nil {
+		return nil, fmt.Errorf("build results: %w", err)
+	}
+	var deps []string
+	for _, o := range stored {
+		if o.Result == DependencyFailed && o.FailedDep != "" {
+			if _, ok := stored[o.FailedDep]; !ok {
+				deps = append(deps, o.FailedDep)
+			}
+		}
+	}
+	if len(deps) > 0 {
+		more, err := p.results.Results(ctx, dedupe(deps))
+		if err != nil {
+			return nil, fmt.Errorf("build results: %w", err)
+		}
+		for k, v := range more {
+			stored[k] = v
+		}
+	}
+	out := map[string]*Outcome{}
+	for _, drv := range drvs {
+		if o := stored[drv]; o != nil && stillValid(o, stored) {
+			c := *o
+			c.Cached = true
+			out[drv] = &c
+		}
 	}
 	return out, nil
 }
@@ -341,7 +382,8 @@ func (p *Pool) schedule() []*batch {
 			}
 		}
 		if !possible {
-			p.deliverLocked(j, &Outcome{Drv: j.drv.Path, Result: Failure, transient: true,
+			// Not the derivation's fault: not built, and not remembered.
+			p.deliverLocked(j, &Outcome{Drv: j.drv.Path, Result: Cancelled, transient: true,
 				Message: fmt.Sprintf("no machine builds %s with features %v", j.drv.System, j.drv.Features)})
 			continue
 		}

@@ -179,9 +179,11 @@ func (e *Evaluator) Explain(ctx context.Context, src, system string, paths []Pat
 
 // Details evaluates meta, outputs and passthru.tests of the given
 // attributes, with aliases on when aliases is true (for alias errors, which
-// only evaluate so). An attribute whose details cannot be evaluated gets
-// Details with Error set.
-func (e *Evaluator) Details(ctx context.Context, src, system string, paths []Path, aliases bool) (map[string]*Details, error) {
+// only evaluate so). With instantiate, the .drv files of the attributes and
+// their tests are written to the store, so they can be built (evaluation
+// is otherwise read-only). An attribute whose details cannot be evaluated
+// gets Details with Error set.
+func (e *Evaluator) Details(ctx context.Context, src, system string, paths []Path, aliases, instantiate bool) (map[string]*Details, error) {
 	col := &detailsCollector{src: src, out: map[string]*Details{}}
 	config := e.opt.Config
 	if aliases {
@@ -190,7 +192,7 @@ func (e *Evaluator) Details(ctx context.Context, src, system string, paths []Pat
 	g, gctx := errgroup.WithContext(ctx)
 	for _, part := range split(paths, e.opt.Workers) {
 		g.Go(func() error {
-			_, err := e.walk(gctx, walkSpec{src: src, system: system, config: config, mode: "details", paths: part}, col)
+			_, err := e.walk(gctx, walkSpec{src: src, system: system, config: config, mode: "details", write: instantiate, paths: part}, col)
 			return err
 		})
 	}

@@ -66,7 +66,7 @@ func TestEvaluateFindsWhatNixEnvFinds(t *testing.T) {
 	for _, tc := range tests {
 		paths = append(paths, res.Attrs[tc.attr].Path)
 	}
-	details, err := ev.Details(context.Background(), repo.Dir, "x86_64-linux", paths, false)
+	details, err := ev.Details(context.Background(), repo.Dir, "x86_64-linux", paths, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestAttributeNamesAreNeverShellText(t *testing.T) {
 		}
 	}
 	// Their details too go to Nix as data.
-	if _, err := ev.Details(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"weird", "$(touch /tmp/basinix-pwned)"}}, false); err != nil {
+	if _, err := ev.Details(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"weird", "$(touch /tmp/basinix-pwned)"}}, false, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(pwned); err == nil {
@@ -123,7 +123,7 @@ func TestDetailsAreEvaluatedOnDemand(t *testing.T) {
 	repo := testenv.Sample(t, sampleset.Options{NoPR: true, Extra: map[string]string{
 		"badtests": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"badtests\";\n  passthru.tests = abort \"no tests here\";\n}\n",
 	}})
-	sets, err := ev.Details(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"withtests"}, {"badtests"}, {"hello"}}, false)
+	sets, err := ev.Details(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"withtests"}, {"badtests"}, {"hello"}}, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestSystems(t *testing.T) {
 	x86 := evaluate(t, ev, repo.Dir, "x86_64-linux")
 	arm := evaluate(t, ev, repo.Dir, "aarch64-linux")
 	supported := func(system string) bool {
-		d, err := ev.Details(context.Background(), repo.Dir, system, []eval.Path{{"armonly"}}, false)
+		d, err := ev.Details(context.Background(), repo.Dir, system, []eval.Path{{"armonly"}}, false, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,7 @@ type walkSpec struct {
 	src, system, config string
 	mode                string // "walk" or "details"
 	strict              bool
+	write               bool // write the .drv files of the derivations it forces
 	paths               []Path
 	chunk, chunks       int
 }
@@ -201,6 +202,9 @@ func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool,
 		"--arg", "strict", strconv.FormatBool(spec.strict),
 		"--arg", "batch", strconv.Itoa(walkBatch),
 		"--arg", "fine", strconv.Itoa(fine),
+	}
+	if spec.write {
+		args = append(args, "--read-write-mode")
 	}
 	ord := &order{}
 	if chunkMode {

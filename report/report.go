@@ -43,7 +43,10 @@ type Timings struct {
 	Git      float64 `json:"git"`      // fetch, resolve, merge
 	Evaluate float64 `json:"evaluate"` // base and head, all systems (cached or not)
 	Compare  float64 `json:"compare"`  // diff, details and messages of touched attributes
-	Total    float64 `json:"total"`
+	// Instantiate: writing the .drv files of what is built (head and base).
+	Instantiate float64 `json:"instantiate,omitempty"`
+	Build       float64 `json:"build,omitempty"`
+	Total       float64 `json:"total"`
 }
 
 // EvalInfo describes one evaluation a review used.
@@ -102,15 +105,21 @@ type AttrEntry struct {
 	Verdict          Verdict               `json:"verdict"`
 	FailedDependency string                `json:"failedDependency,omitempty"`
 	Position         string                `json:"position,omitempty"`
-	Log              string                `json:"log,omitempty"`
-	Tests            map[string]*TestEntry `json:"tests,omitempty"`
+	// Log explains the head's result: its build log, or for a dependency
+	// failure the failed dependency's.
+	Log string `json:"log,omitempty"`
+	// Message is Nix's reason for a failure, or why nothing was built.
+	Message string                `json:"message,omitempty"`
+	Tests   map[string]*TestEntry `json:"tests,omitempty"`
 }
 
 // TestEntry is one passthru.tests entry of an attribute.
 type TestEntry struct {
-	DrvPath string       `json:"drvPath,omitempty"`
-	Head    build.Result `json:"head"`
-	Error   string       `json:"error,omitempty"`
+	DrvPath          string       `json:"drvPath,omitempty"`
+	Head             build.Result `json:"head"`
+	FailedDependency string       `json:"failedDependency,omitempty"`
+	Log              string       `json:"log,omitempty"`
+	Error            string       `json:"error,omitempty"`
 }
 
 // FromDiff builds the report of one system from its diff and the details

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -88,5 +89,57 @@ func TestReviewSample(t *testing.T) {
 	}
 	if e := rep.Systems["x86_64-linux"].Attrs["newpkg"]; e == nil || e.Head != "pending" || e.Verdict != "pending" {
 		t.Errorf("newpkg in the JSON report: %+v, want head and verdict pending", e)
+	}
+}
+
+// The README's first command with builds: the Markdown report on stdout,
+// newly failing first; run again, it builds nothing.
+func TestReviewSampleBuilds(t *testing.T) {
+	testenv.RequireNix(t)
+	data := t.TempDir()
+	args := []string{"review", "--sample", "--sample-size", "30", "--data-dir", data}
+	code, stdout, stderr := basinix(t, args...)
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1 (the sample PR breaks packages); stderr:\n%s", code, stderr)
+	}
+	newly := strings.Index(stdout, ":x: newly failing (2)")
+	still := strings.Index(stdout, ":warning: still failing (1)")
+	if newly < 0 || still < newly {
+		t.Errorf("want newly failing (2) before still failing (1):\n%s", stdout)
+	}
+	for _, want := range []string{"- `depfails`: dependency-failed, dependency `willfail-2.0` failed", "willfail: test suite failed", "`withtests.passthru.tests.fails`: failure"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("report lacks %q:\n%s", want, stdout)
+		}
+	}
+
+	md := filepath.Join(t.TempDir(), "report.md")
+	code, stdout, stderr = basinix(t, append(args, "--markdown", md)...)
+	if code != 1 {
+		t.Fatalf("second run: exit code %d; stderr:\n%s", code, stderr)
+	}
+	m := regexp.MustCompile(`builds: (\d+)/(\d+) done, 0 building, 4 failed, (\d+) known before`).FindStringSubmatch(stderr)
+	if m == nil || m[1] != m[2] || m[2] != m[3] || strings.Contains(stderr, "build batch started") {
+		t.Errorf("second run built something:\n%s", stderr)
+	}
+	if body, err := os.ReadFile(md); err != nil || !strings.Contains(string(body), ":x: newly failing (2)") {
+		t.Errorf("--markdown file: %v\n%s", err, body)
+	}
+	if !strings.Contains(stdout, "x86_64-linux: rebuild label") {
+		t.Errorf("with --markdown, stdout should have the summary:\n%s", stdout)
+	}
+}
+
+// A change that breaks nothing exits 0.
+func TestReviewCleanExitsZero(t *testing.T) {
+	testenv.RequireNix(t)
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true, Bulk: 10})
+	parent := strings.TrimSpace(testenv.Git(t, repo.Dir, "rev-list", "--max-parents=0", "master"))
+	code, stdout, stderr := basinix(t, "review", "--data-dir", t.TempDir(), "--repo", repo.Dir, "--base", parent, "--head", "master")
+	if code != 0 {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	if !strings.Contains(stdout, ":new: new and succeeding (10)") {
+		t.Errorf("report:\n%s", stdout)
 	}
 }

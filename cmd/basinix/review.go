@@ -24,7 +24,9 @@ func review(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		head       = fs.String("head", "", "the ref or commit of the change (default with --sample: pr)")
 		systems    = fs.String("systems", "", "comma-separated systems to evaluate (default from the config: x86_64-linux)")
 		noBuild    = fs.Bool("no-build", false, "evaluate and diff only; build fields stay pending")
+		rebuild    = fs.Bool("rebuild-failed", false, "build again the head's derivations whose failure is remembered")
 		jsonOut    = fs.String("json", "", "write the JSON report to this file")
+		mdOut      = fs.String("markdown", "", "write the Markdown report to this file instead of stdout")
 		dataDir    = fs.String("data-dir", "", "where mirrors, the database and logs live (default ~/.cache/basinix)")
 		configPath = fs.String("config", "", "configuration file (see config.example.yml)")
 		sample     = fs.Bool("sample", false, "review a generated sample package set (master <- pr)")
@@ -58,10 +60,11 @@ func review(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *workers > 0 {
 		cfg.Eval.Workers = *workers
 	}
-	if !*noBuild {
-		return &exitError{code: 2, err: errors.New("review: building needs the builder pool, which this version does not have yet: pass --no-build")}
+	if *noBuild && (*rebuild || *mdOut != "") {
+		return &exitError{code: 2, err: errors.New("review: --rebuild-failed and --markdown need builds: drop --no-build")}
 	}
-	log := newLogger(stderr, *verbose)
+	logs := &logWriter{w: stderr}
+	log := newLogger(logs, *verbose)
 
 	if *sample {
 		dir := filepath.Join(cfg.DataDir, "sample", fmt.Sprintf("set-%d", *sampleSize))
@@ -89,7 +92,19 @@ func review(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, err: err}
 	}
 	defer rv.Close()
-	rep, err := rv.Review(ctx, app.Request{Repo: *repo, Base: *base, Head: *head, Systems: cfg.Systems})
+	poolCtx, stopPool := context.WithCancel(ctx)
+	poolDone := make(chan error, 1)
+	go func() { poolDone <- rv.Run(poolCtx) }()
+	defer func() {
+		stopPool()
+		<-poolDone
+	}()
+
+	req := app.Request{Repo: *repo, Base: *base, Head: *head, Systems: cfg.Systems, Build: !*noBuild, RebuildFailed: *rebuild}
+	prog := newProgress(stderr, logs)
+	req.Progress = prog.update
+	rep, err := rv.Review(ctx, req)
+	prog.finish()
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -102,11 +117,35 @@ func review(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return &exitError{code: 2, err: fmt.Errorf("write report: %w", err)}
 		}
 	}
-	if err := report.WriteSummary(stdout, rep); err != nil {
+	if err := writeReport(rep, *noBuild, *mdOut, stdout); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	if rep.EvalBroken() {
+	if rep.EvalBroken() || rep.Breaks() {
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+// writeReport writes the Markdown report (to file, or stdout), or with
+// --no-build the plain summary; with a Markdown file, stdout gets the
+// summary.
+func writeReport(rep *report.Report, noBuild bool, mdFile string, stdout io.Writer) error {
+	if noBuild {
+		return report.WriteSummary(stdout, rep)
+	}
+	if mdFile == "" {
+		return report.WriteMarkdown(stdout, rep, report.MarkdownOptions{})
+	}
+	f, err := os.Create(mdFile)
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if err := report.WriteMarkdown(f, rep, report.MarkdownOptions{}); err != nil {
+		f.Close()
+		return fmt.Errorf("write report: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return report.WriteSummary(stdout, rep)
 }

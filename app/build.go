@@ -1,0 +1,231 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/basinix/basinix/build"
+	"github.com/basinix/basinix/eval"
+	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/store"
+)
+
+// Build priorities: what decides a verdict's head side first, the base
+// derivations that make it exact after.
+const (
+	priorityHead = 10
+	priorityBase = 0
+)
+
+// need is one attribute whose derivation must be in the store to be built:
+// its evaluation (commit, system, aliases) and what it should give.
+type need struct {
+	commit, system string
+	aliases        bool
+	attr           string
+	drvs           []string // the attribute's and, at head, its tests'
+}
+
+// buildAll builds, for every system of rep, the head's added and changed
+// attributes and their tests, and the base derivations of changed
+// attributes whose result is not known; then it fills results and verdicts.
+func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, rep *report.Report, baseCommit, headCommit string) (instantiate, buildTime time.Duration, err error) {
+	start := time.Now()
+	if !r.host.Sandbox {
+		r.sandboxWarning.Do(func() {
+			r.log.Warn().Msg("the Nix sandbox is off: builds can see the network and the host's files (production should turn it on)")
+		})
+	}
+	wants := map[string]build.Want{}
+	want := func(drv string, prio int, force bool) {
+		w := wants[drv]
+		w.Drv, w.Priority, w.Force = drv, max(w.Priority, prio), w.Force || force
+		wants[drv] = w
+	}
+	var needs []need
+	var baseDrvs []string
+	for _, system := range sortedSystems(rep) {
+		sys := rep.Systems[system]
+		aliased := map[string]bool{}
+		for _, a := range sys.AliasErrors {
+			aliased[a.Attr] = true
+		}
+		for _, name := range sortedAttrs(sys) {
+			e := sys.Attrs[name]
+			if e.Verdict != report.Pending {
+				continue
+			}
+			n := need{commit: headCommit, system: system, aliases: aliased[name], attr: name, drvs: []string{e.DrvPath}}
+			want(e.DrvPath, priorityHead, req.RebuildFailed)
+			for _, t := range e.Tests {
+				if t.DrvPath != "" {
+					n.drvs = append(n.drvs, t.DrvPath)
+					want(t.DrvPath, priorityHead, req.RebuildFailed)
+				}
+			}
+			needs = append(needs, n)
+			if e.BaseDrvPath != "" && e.Change == eval.Changed {
+				baseDrvs = append(baseDrvs, e.BaseDrvPath)
+			}
+		}
+	}
+	// A base derivation with a known result needs neither a .drv nor a build.
+	known, err := r.pool.Lookup(ctx, baseDrvs)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, system := range sortedSystems(rep) {
+		for _, name := range sortedAttrs(rep.Systems[system]) {
+			e := rep.Systems[system].Attrs[name]
+			if e.Verdict != report.Pending || e.BaseDrvPath == "" || e.Change != eval.Changed || known[e.BaseDrvPath] != nil {
+				continue
+			}
+			needs = append(needs, need{commit: baseCommit, system: system, attr: name, drvs: []string{e.BaseDrvPath}})
+			want(e.BaseDrvPath, priorityBase, false)
+		}
+	}
+	if err := r.instantiate(ctx, trees, needs); err != nil {
+		return 0, 0, err
+	}
+	instantiate = time.Since(start)
+
+	start = time.Now()
+	list := make([]build.Want, 0, len(wants))
+	for _, w := range wants {
+		list = append(list, w)
+	}
+	t, err := r.pool.Submit(ctx, list)
+	if err != nil {
+		return instantiate, 0, err
+	}
+	if req.Progress != nil {
+		req.Progress(t.Progress())
+	}
+	for done := false; !done; {
+		select {
+		case <-t.Done():
+			done = true
+		case <-t.Changed():
+		case <-ctx.Done():
+			t.Cancel()
+			return instantiate, time.Since(start), ctx.Err()
+		}
+		if req.Progress != nil {
+			req.Progress(t.Progress())
+		}
+	}
+	outcomes := t.Outcomes()
+	for drv, o := range known {
+		outcomes[drv] = *o
+	}
+	// The failed dependencies' logs explain the dependency failures.
+	var deps []string
+	for _, o := range outcomes {
+		if o.FailedDep != "" {
+			if _, ok := outcomes[o.FailedDep]; !ok {
+				deps = append(deps, o.FailedDep)
+			}
+		}
+	}
+	depOutcomes, err := r.pool.Lookup(ctx, deps)
+	if err != nil {
+		return instantiate, time.Since(start), err
+	}
+	for drv, o := range depOutcomes {
+		outcomes[drv] = *o
+	}
+	for _, sys := range rep.Systems {
+		sys.ApplyBuilds(outcomes)
+	}
+	return instantiate, time.Since(start), nil
+}
+
+// instantiate makes sure the .drv files of needs are in the store, writing
+// the missing ones by evaluating just those attributes in read-write mode.
+func (r *Reviewer) instantiate(ctx context.Context, trees *worktrees, needs []need) error {
+	var all []string
+	for _, n := range needs {
+		all = append(all, n.drvs...)
+	}
+	invalid, err := r.nix.InvalidPaths(ctx, all)
+	if err != nil {
+		return fmt.Errorf("instantiate: %w", err)
+	}
+	missing := map[string]bool{}
+	for _, p := range invalid {
+		missing[p] = true
+	}
+	type group struct {
+		commit, system string
+		aliases        bool
+	}
+	groups := map[group][]eval.Path{}
+	for _, n := range needs {
+		if !slices.ContainsFunc(n.drvs, func(d string) bool { return missing[d] }) {
+			continue
+		}
+		p, err := eval.ParsePath(n.attr)
+		if err != nil {
+			return fmt.Errorf("instantiate %s: %w", n.attr, err)
+		}
+		g := group{n.commit, n.system, n.aliases}
+		groups[g] = append(groups[g], p)
+	}
+	for g, paths := range groups {
+		wt, err := trees.get(ctx, g.commit)
+		if err != nil {
+			return err
+		}
+		if _, err := r.ev.Details(ctx, wt.Path, g.system, paths, g.aliases, true); err != nil {
+			return fmt.Errorf("instantiate at %s: %w", g.commit, err)
+		}
+		r.log.Info().Str("commit", g.commit).Str("system", g.system).Int("attrs", len(paths)).Msg("instantiated")
+	}
+	return nil
+}
+
+func sortedSystems(rep *report.Report) []string {
+	out := make([]string, 0, len(rep.Systems))
+	for s := range rep.Systems {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedAttrs(s *report.System) []string {
+	out := make([]string, 0, len(s.Attrs))
+	for a := range s.Attrs {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// buildResults keeps the pool's results in the store.
+type buildResults struct{ st *store.Store }
+
+func (b buildResults) Results(ctx context.Context, drvs []string) (map[string]*build.Outcome, error) {
+	recs, err := b.st.Builds(ctx, drvs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*build.Outcome, len(recs))
+	for k, r := range recs {
+		out[k] = &build.Outcome{Drv: r.DrvPath, Result: build.Result(r.Result), FailedDep: r.FailedDep, Message: r.Message,
+			Machine: r.Machine, Started: r.Started, Duration: r.Duration, Log: r.LogPath}
+	}
+	return out, nil
+}
+
+func (b buildResults) PutResults(ctx context.Context, outs []*build.Outcome) error {
+	recs := make([]*store.BuildRecord, len(outs))
+	for i, o := range outs {
+		recs[i] = &store.BuildRecord{DrvPath: o.Drv, Result: string(o.Result), FailedDep: o.FailedDep, Message: o.Message,
+			Machine: o.Machine, Started: o.Started, Duration: o.Duration, LogPath: o.Log}
+	}
+	return b.st.PutBuilds(ctx, recs)
+}
