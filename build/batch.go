@@ -201,10 +201,9 @@ func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runE
 			o.Result, o.Message, o.transient = Failure, lastError, true
 		}
 		if bl := r.Builds[drv]; bl != nil {
-			o.Machine = bl.Machine
-			if o.Machine == "" {
-				o.Machine = "localhost"
-			}
+			// With -j0 and one builder, everything of a remote batch is built
+			// there (Nix 2.8 names no machine in the build activity then).
+			o.Machine = b.m.Name()
 			o.Started = bl.Start
 			if !bl.End.IsZero() {
 				o.Duration = bl.End.Sub(bl.Start)
