@@ -2,10 +2,6 @@ package build
 
 import (
 	"context"
-	"errors"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/basinix/basinix/nix"
@@ -64,6 +60,7 @@ func (p *Pool) runBatch(ctx context.Context, b *batch) {
 	log.Info().Msg("build batch started")
 	start := p.opt.Now()
 	r, err := p.nix.Realise(bctx, cmd)
+	realised := p.opt.Now()
 	if r == nil { // Nix did not start
 		r = &nix.Realised{Builds: map[string]*nix.Build{}, Failures: map[string]*nix.Failure{}}
 	}
@@ -111,7 +108,7 @@ func (p *Pool) runBatch(ctx context.Context, b *batch) {
 		p.deliverLocked(j, o)
 	}
 	p.mu.Unlock()
-	log.Info().Dur("took", p.opt.Now().Sub(start)).Int("built", len(r.Builds)).Int("failed", len(r.Failures)).Msg("build batch done")
+	log.Info().Dur("took", p.opt.Now().Sub(start)).Dur("nix", realised.Sub(start)).Int("built", len(r.Builds)).Int("failed", len(r.Failures)).Msg("build batch done")
 	p.poke()
 }
 
@@ -159,9 +156,14 @@ func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runE
 			}
 		}
 	}
-	invalidList, err := p.nix.InvalidPaths(ctx, outputs)
-	if err != nil {
-		return nil, err
+	// Nix exits 0 only when every derivation asked for is valid, and so
+	// everything it built on the way: then there is nothing to ask.
+	var invalidList []string
+	if runErr != nil {
+		var err error
+		if invalidList, err = p.nix.InvalidPaths(ctx, outputs); err != nil {
+			return nil, err
+		}
 	}
 	invalid := map[string]bool{}
 	for _, o := range invalidList {
@@ -208,9 +210,11 @@ func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runE
 			if !bl.End.IsZero() {
 				o.Duration = bl.End.Sub(bl.Start)
 			}
-			o.Log = p.keepLog(ctx, drv)
 		}
 		outs[drv] = o
+	}
+	for drv, log := range p.keepLogs(ctx, r.Builds) {
+		outs[drv].Log = log
 	}
 	// Name the failed dependency: the nearest in the closure whose own
 	// build failed now, or was remembered failed.
@@ -238,34 +242,4 @@ func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runE
 		}
 	}
 	return outs, nil
-}
-
-// keepLog copies drv's log from Nix's log store into the pool's log
-// directory, capped, and returns its file ("" when Nix kept none).
-func (p *Pool) keepLog(ctx context.Context, drv string) string {
-	b, err := p.nix.ReadLog(ctx, drv, p.opt.LogMaxBytes)
-	if err != nil {
-		var nerr *nix.Error
-		if !errors.As(err, &nerr) {
-			p.log.Warn().Err(err).Str("drv", drv).Msg("reading build log")
-		}
-		return ""
-	}
-	path := LogFile(p.opt.LogDir, drv)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		p.log.Warn().Err(err).Str("drv", drv).Msg("keeping build log")
-		return ""
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		p.log.Warn().Err(err).Str("drv", drv).Msg("keeping build log")
-		return ""
-	}
-	return path
-}
-
-// LogFile is where the pool keeps drv's log under dir. drv must have
-// passed nix.CheckDrvPath, so its base name is a safe file name.
-func LogFile(dir, drv string) string {
-	return filepath.Join(dir, strings.TrimSuffix(filepath.Base(drv), ".drv")+".log")
 }

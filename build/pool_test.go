@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -200,7 +201,7 @@ func TestResults(t *testing.T) {
 	if bad.Log == "" {
 		t.Fatal("no log kept for bad")
 	}
-	log, err := os.ReadFile(bad.Log)
+	log, err := readLog(bad.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,4 +326,13 @@ func TestNoMachineForSystem(t *testing.T) {
 	if r, _ := f.results.Results(context.Background(), []string{f.drvs["arm"]}); len(r) != 0 {
 		t.Errorf("a missing machine was remembered as the derivation's failure: %v", r)
 	}
+}
+
+func readLog(path string) ([]byte, error) {
+	f, err := OpenLog(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/bzip2"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,19 +28,14 @@ func (r *Runner) ReadLog(ctx context.Context, drv string, max int) ([]byte, erro
 	if err := CheckDrvPath(drv); err != nil {
 		return nil, err
 	}
-	base := filepath.Base(drv)
-	dir := filepath.Join(LogDir(), "drvs", base[:2])
-	for _, name := range []string{base[2:] + ".bz2", base[2:]} {
-		f, err := os.Open(filepath.Join(dir, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
+	if path, ok := StoredLog(drv); ok {
+		f, err := os.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("read log of %s: %w", drv, err)
 		}
 		defer f.Close()
 		var src io.Reader = f
-		if filepath.Ext(name) == ".bz2" {
+		if filepath.Ext(path) == ".bz2" {
 			src = bzip2.NewReader(f)
 		}
 		b, err := tailOf(src, max)
@@ -55,6 +49,21 @@ func (r *Runner) ReadLog(ctx context.Context, drv string, max int) ([]byte, erro
 		return nil, fmt.Errorf("read log of %s: %w", drv, err)
 	}
 	return tailOf(bytes.NewReader(res.Stdout), max)
+}
+
+// StoredLog returns the file in Nix's log store holding drv's log
+// (bzip2-compressed when it ends in .bz2), and false when there is none.
+// drv must have passed CheckDrvPath.
+func StoredLog(drv string) (string, bool) {
+	base := filepath.Base(drv)
+	dir := filepath.Join(LogDir(), "drvs", base[:2])
+	for _, name := range []string{base[2:] + ".bz2", base[2:]} {
+		path := filepath.Join(dir, name)
+		if _, err := os.Stat(path); err == nil {
+			return path, true
+		}
+	}
+	return "", false
 }
 
 // tailOf reads src and keeps its last max bytes (all of it when max <= 0).

@@ -127,6 +127,12 @@ func (p *realiseParser) line(line []byte) bool {
 	if !ok {
 		return false
 	}
+	// Most lines are progress counters and build output, which basinix
+	// does not need (logs come from the log store): skip them unparsed,
+	// since the builds compete for the same cores.
+	if bytes.HasPrefix(body, []byte(`{"action":"result"`)) {
+		return true
+	}
 	var l logLine
 	if json.Unmarshal(body, &l) != nil {
 		return false

@@ -3,7 +3,6 @@ package report
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -225,19 +224,26 @@ func logTail(path string, n int) string {
 	if path == "" {
 		return ""
 	}
-	f, err := os.Open(path)
+	f, err := build.OpenLog(path)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
+	// Logs are capped when kept; a window of their end is enough for n lines.
 	const window = 64 << 10
-	if st, err := f.Stat(); err == nil && st.Size() > window {
-		f.Seek(st.Size()-window, io.SeekStart)
+	var ring []byte
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := f.Read(buf)
+		ring = append(ring, buf[:k]...)
+		if len(ring) > 2*window {
+			ring = append(ring[:0], ring[len(ring)-window:]...)
+		}
+		if err != nil {
+			break
+		}
 	}
-	body, err := io.ReadAll(f)
-	if err != nil {
-		return ""
-	}
+	body := ring
 	lines := strings.Split(strings.TrimRight(string(body), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -97,14 +97,14 @@ type ErrorEntry struct {
 
 // AttrEntry is one attribute whose drvPath or evaluation changed.
 type AttrEntry struct {
-	Change           eval.Change           `json:"change"`
-	DrvPath          string                `json:"drvPath,omitempty"`
-	BaseDrvPath      string                `json:"baseDrvPath,omitempty"`
-	Head             build.Result          `json:"head,omitempty"`
-	Base             build.Result          `json:"base,omitempty"`
-	Verdict          Verdict               `json:"verdict"`
-	FailedDependency string                `json:"failedDependency,omitempty"`
-	Position         string                `json:"position,omitempty"`
+	Change           eval.Change  `json:"change"`
+	DrvPath          string       `json:"drvPath,omitempty"`
+	BaseDrvPath      string       `json:"baseDrvPath,omitempty"`
+	Head             build.Result `json:"head,omitempty"`
+	Base             build.Result `json:"base,omitempty"`
+	Verdict          Verdict      `json:"verdict"`
+	FailedDependency string       `json:"failedDependency,omitempty"`
+	Position         string       `json:"position,omitempty"`
 	// Log explains the head's result: its build log, or for a dependency
 	// failure the failed dependency's.
 	Log string `json:"log,omitempty"`

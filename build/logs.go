@@ -1,0 +1,106 @@
+package build
+
+import (
+	"compress/bzip2"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/basinix/basinix/nix"
+)
+
+// keepLogs copies the logs of the derivations Nix built from its log store
+// into the pool's log directory, a few at once, and returns where each is
+// kept. A compressed log small enough is copied as it is (decompressing
+// costs more than the build of a small derivation); a larger one is
+// decompressed and cut to LogMaxBytes, keeping its end.
+func (p *Pool) keepLogs(ctx context.Context, built map[string]*nix.Build) map[string]string {
+	out := map[string]string{}
+	var mu sync.Mutex
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for drv := range built {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if path := p.keepLog(ctx, drv); path != "" {
+				mu.Lock()
+				out[drv] = path
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// keepLog keeps one derivation's log and returns its file, "" when Nix
+// kept none.
+func (p *Pool) keepLog(ctx context.Context, drv string) string {
+	base := filepath.Join(p.opt.LogDir, strings.TrimSuffix(filepath.Base(drv), ".drv")+".log")
+	if src, ok := nix.StoredLog(drv); ok && filepath.Ext(src) == ".bz2" {
+		if st, err := os.Stat(src); err == nil && st.Size() <= int64(p.opt.LogMaxBytes/8) {
+			// A hard link costs one system call. Nix rewrites the same file
+			// when the derivation is built again, so the link follows the
+			// derivation's latest build, as its remembered result does.
+			dst := base + ".bz2"
+			os.Remove(dst)
+			os.Remove(base)
+			if os.Link(src, dst) == nil {
+				return dst
+			}
+			if b, err := os.ReadFile(src); err == nil { // another file system
+				return p.writeLog(drv, dst, b)
+			}
+		}
+	}
+	b, err := p.nix.ReadLog(ctx, drv, p.opt.LogMaxBytes)
+	if err != nil {
+		var nerr *nix.Error
+		if !errors.As(err, &nerr) { // Nix saying it has no log is no news
+			p.log.Warn().Err(err).Str("drv", drv).Msg("reading build log")
+		}
+		return ""
+	}
+	return p.writeLog(drv, base, b)
+}
+
+func (p *Pool) writeLog(drv, path string, b []byte) string {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		p.log.Warn().Err(err).Str("drv", drv).Msg("keeping build log")
+		return ""
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		p.log.Warn().Err(err).Str("drv", drv).Msg("keeping build log")
+		return ""
+	}
+	// A log kept the other way by an earlier build is stale now.
+	other := strings.TrimSuffix(path, ".bz2")
+	if other == path {
+		other = path + ".bz2"
+	}
+	os.Remove(other)
+	return path
+}
+
+// OpenLog opens a log the pool kept, decompressing it when it is kept
+// compressed.
+func OpenLog(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if filepath.Ext(path) != ".bz2" {
+		return f, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{bzip2.NewReader(f), f}, nil
+}
