@@ -139,6 +139,40 @@ func TestDetailsAreEvaluatedOnDemand(t *testing.T) {
 	}
 }
 
+// Evaluation is read-only; details with instantiate write the .drv files of
+// the attributes and their tests, so they can be built.
+func TestDetailsInstantiate(t *testing.T) {
+	ev := newEvaluator(t, eval.Options{Workers: 1})
+	// A package of its own, so its derivations are new to the store.
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true, BuildLog: t.TempDir() + "/builds"})
+	ctx := context.Background()
+	drvs := func(instantiate bool) []string {
+		sets, err := ev.Details(ctx, repo.Dir, "x86_64-linux", []eval.Path{{"withtests"}}, false, instantiate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := sets["withtests"]
+		if d == nil || len(d.Tests) != 2 {
+			t.Fatalf("withtests details: %+v", d)
+		}
+		res, err := ev.Evaluate(ctx, repo.Dir, "x86_64-linux", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []string{res.Attrs["withtests"].DrvPath, d.Tests["basic"].DrvPath, d.Tests["fails"].DrvPath}
+	}
+	for _, p := range drvs(false) {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s written by a read-only evaluation", p)
+		}
+	}
+	for _, p := range drvs(true) {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("not instantiated: %v", err)
+		}
+	}
+}
+
 // Each system is its own evaluation: platforms decide what is supported.
 func TestSystems(t *testing.T) {
 	ev := newEvaluator(t, eval.Options{Workers: 2})
