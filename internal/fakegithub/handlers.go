@@ -1,0 +1,193 @@
+package fakegithub
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+type handler func(s *Server, params map[string]string, body map[string]any, r *http.Request) (int, any)
+
+// handlers are the operations the fake implements, by operationId; the
+// caller holds s.mu.
+var handlers = map[string]handler{
+	"apps/create-installation-access-token": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		id, _ := strconv.ParseInt(p["installation_id"], 10, 64)
+		if s.installations[id] == nil {
+			return http.StatusNotFound, map[string]any{"message": "Not Found"}
+		}
+		b := make([]byte, 16)
+		rand.Read(b)
+		tok := "ghs_" + hex.EncodeToString(b)
+		s.tokens[tok] = id
+		return http.StatusCreated, map[string]any{"token": tok, "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+			"permissions": map[string]any{"checks": "write", "pull_requests": "write", "contents": "read", "issues": "write"}, "repository_selection": "selected"}
+	},
+	"apps/list-installations": func(s *Server, _ map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		var out []any
+		for _, inst := range s.installations {
+			out = append(out, map[string]any{"id": inst.ID, "account": map[string]any{"login": inst.Account}, "app_id": s.AppID})
+		}
+		return http.StatusOK, out
+	},
+	"apps/list-repos-accessible-to-installation": func(s *Server, _ map[string]string, _ map[string]any, r *http.Request) (int, any) {
+		inst := s.installations[s.tokens[tokenOf(r.Header.Get("Authorization"))]]
+		var repos []any
+		for _, full := range inst.Repos {
+			repos = append(repos, map[string]any{"full_name": full, "name": full[len(inst.Account)+1:], "owner": map[string]any{"login": inst.Account}})
+		}
+		return http.StatusOK, map[string]any{"total_count": len(repos), "repositories": repos}
+	},
+	"checks/create": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
+		s.nextID++
+		c := &CheckRun{ID: s.nextID, Repo: p["owner"] + "/" + p["repo"], Name: str(b["name"]), HeadSHA: str(b["head_sha"]), Status: "queued", created: time.Now()}
+		s.checkRuns[c.ID] = c
+		c.apply(b)
+		return http.StatusCreated, c.json()
+	},
+	"checks/update": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
+		c := s.checkRun(p)
+		if c == nil {
+			return http.StatusNotFound, map[string]any{"message": "Not Found"}
+		}
+		c.Updates++
+		c.apply(b)
+		return http.StatusOK, c.json()
+	},
+	"checks/get": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		if c := s.checkRun(p); c != nil {
+			return http.StatusOK, c.json()
+		}
+		return http.StatusNotFound, map[string]any{"message": "Not Found"}
+	},
+	"checks/list-for-ref": func(s *Server, p map[string]string, _ map[string]any, r *http.Request) (int, any) {
+		var runs []any
+		for _, c := range s.checkRuns {
+			if c.Repo == p["owner"]+"/"+p["repo"] && c.HeadSHA == p["ref"] && (r.URL.Query().Get("check_name") == "" || r.URL.Query().Get("check_name") == c.Name) {
+				runs = append(runs, c.json())
+			}
+		}
+		return http.StatusOK, map[string]any{"total_count": len(runs), "check_runs": runs}
+	},
+	"issues/add-labels": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
+		k := issueKey(p)
+		names, _ := b["labels"].([]any)
+		for _, n := range names {
+			if !contains(s.labels[k], str(n)) {
+				s.labels[k] = append(s.labels[k], str(n))
+			}
+		}
+		return http.StatusOK, labelsJSON(s.labels[k])
+	},
+	"issues/remove-label": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		k := issueKey(p)
+		var kept []string
+		found := false
+		for _, l := range s.labels[k] {
+			if l == p["name"] {
+				found = true
+				continue
+			}
+			kept = append(kept, l)
+		}
+		if !found {
+			return http.StatusNotFound, map[string]any{"message": "Label does not exist"}
+		}
+		s.labels[k] = kept
+		return http.StatusOK, labelsJSON(kept)
+	},
+	"issues/list-labels-on-issue": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		return http.StatusOK, labelsJSON(s.labels[issueKey(p)])
+	},
+	"issues/create-comment": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
+		k := issueKey(p)
+		s.comments[k] = append(s.comments[k], str(b["body"]))
+		s.nextID++
+		return http.StatusCreated, map[string]any{"id": s.nextID, "body": b["body"]}
+	},
+}
+
+func (s *Server) checkRun(p map[string]string) *CheckRun {
+	id, _ := strconv.ParseInt(p["check_run_id"], 10, 64)
+	c := s.checkRuns[id]
+	if c == nil || c.Repo != p["owner"]+"/"+p["repo"] {
+		return nil
+	}
+	return c
+}
+
+// apply takes the fields of a create or update request, as GitHub does:
+// annotations are appended, a conclusion completes the run.
+func (c *CheckRun) apply(b map[string]any) {
+	for k, dst := range map[string]*string{"name": &c.Name, "details_url": &c.DetailsURL, "external_id": &c.ExternalID,
+		"status": &c.Status, "conclusion": &c.Conclusion, "started_at": &c.StartedAt, "completed_at": &c.CompletedAt} {
+		if v, ok := b[k].(string); ok {
+			*dst = v
+		}
+	}
+	if c.Conclusion != "" {
+		c.Status = "completed"
+		if c.completed.IsZero() {
+			c.completed = time.Now()
+		}
+	}
+	c.updated = time.Now()
+	if out, ok := b["output"].(map[string]any); ok {
+		c.Title, c.Summary, c.Text = str(out["title"]), str(out["summary"]), str(out["text"])
+		if as, ok := out["annotations"].([]any); ok {
+			for _, a := range as {
+				c.Annotations = append(c.Annotations, a.(map[string]any))
+			}
+		}
+	}
+	if as, ok := b["actions"].([]any); ok {
+		c.Actions = nil
+		for _, a := range as {
+			c.Actions = append(c.Actions, a.(map[string]any))
+		}
+	}
+}
+
+func (c *CheckRun) json() map[string]any {
+	var conclusion any
+	if c.Conclusion != "" {
+		conclusion = c.Conclusion
+	}
+	return map[string]any{
+		"id": c.ID, "node_id": fmt.Sprintf("CR_%d", c.ID), "head_sha": c.HeadSHA, "name": c.Name, "status": c.Status, "conclusion": conclusion,
+		"external_id": c.ExternalID, "details_url": c.DetailsURL,
+		"url":      fmt.Sprintf("https://api.github.com/repos/%s/check-runs/%d", c.Repo, c.ID),
+		"html_url": fmt.Sprintf("https://github.com/%s/runs/%d", c.Repo, c.ID),
+		"output":   map[string]any{"title": c.Title, "summary": c.Summary, "text": c.Text, "annotations_count": len(c.Annotations)},
+		"app":      map[string]any{"id": 4242}, "pull_requests": []any{}, "check_suite": map[string]any{"id": 1},
+	}
+}
+
+func issueKey(p map[string]string) string {
+	return fmt.Sprintf("%s/%s#%s", p["owner"], p["repo"], p["issue_number"])
+}
+
+func labelsJSON(l []string) []any {
+	out := []any{}
+	for _, n := range l {
+		out = append(out, map[string]any{"name": n})
+	}
+	return out
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

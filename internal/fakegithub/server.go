@@ -1,0 +1,391 @@
+// Package fakegithub is a faithful, stateful stand-in for GitHub's REST API
+// and webhooks, for tests. It keeps installations, check runs (with their
+// annotations), labels, comments and pull requests in memory, validates
+// every request body against GitHub's own OpenAPI description
+// (../shared/github/rest-api-subset.json), mints installation tokens only
+// for a correctly signed App JWT, and can answer with 502s or secondary
+// rate limits for a while. Requests it cannot honour are recorded as
+// violations, which tests check are none.
+package fakegithub
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Server is the fake GitHub. Its exported fields are set by New.
+type Server struct {
+	URL           string // API root, for go-githubapp's v3_api_url
+	AppID         int64
+	PrivateKeyPEM string
+	WebhookSecret string
+
+	key *rsa.PrivateKey
+	srv *httptest.Server
+	ops []*operation
+
+	mu            sync.Mutex
+	installations map[int64]*Installation
+	tokens        map[string]int64 // token → installation
+	checkRuns     map[int64]*CheckRun
+	nextID        int64
+	labels        map[string][]string // "owner/repo#n" → labels
+	comments      map[string][]string // "owner/repo#n" → bodies
+	pulls         map[string]map[string]any
+	violations    []string
+	faults        []fault
+	requests      map[string]int // operationId → count
+}
+
+// Installation is an installation of the App.
+type Installation struct {
+	ID      int64
+	Account string
+	Repos   []string // "owner/name"
+}
+
+// CheckRun is a check run as GitHub keeps it.
+type CheckRun struct {
+	ID                          int64
+	Repo, Name, HeadSHA         string
+	Status, Conclusion          string
+	DetailsURL, ExternalID      string
+	Title, Summary, Text        string
+	Annotations                 []map[string]any
+	Actions                     []map[string]any
+	Updates                     int
+	StartedAt, CompletedAt      string
+	created, completed, updated time.Time
+}
+
+type fault struct {
+	status     int
+	retryAfter string
+	left       int
+}
+
+// New starts a fake GitHub for the test, stopped when it ends.
+func New(t testing.TB) *Server {
+	t.Helper()
+	path, err := SchemaPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := loadOperations(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{
+		AppID:         4242,
+		PrivateKeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
+		WebhookSecret: "fake-webhook-secret",
+		key:           key,
+		ops:           ops,
+		installations: map[int64]*Installation{},
+		tokens:        map[string]int64{},
+		checkRuns:     map[int64]*CheckRun{},
+		labels:        map[string][]string{},
+		comments:      map[string][]string{},
+		pulls:         map[string]map[string]any{},
+		requests:      map[string]int{},
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL + "/"
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// AddInstallation records an installation of the App on repos ("owner/name").
+func (s *Server) AddInstallation(id int64, account string, repos ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.installations[id] = &Installation{ID: id, Account: account, Repos: repos}
+}
+
+// Fail makes the next n API requests fail with status (502, or 403 for a
+// secondary rate limit); retryAfter, when set, is sent as Retry-After.
+func (s *Server) Fail(n, status int, retryAfter string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{status: status, retryAfter: retryAfter, left: n})
+}
+
+// Violations returns what clients did that GitHub would refuse.
+func (s *Server) Violations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.violations...)
+}
+
+// CheckRuns returns copies of the check runs on repo, by creation order.
+func (s *Server) CheckRuns(repo string) []CheckRun {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []CheckRun
+	for _, c := range s.checkRuns {
+		if c.Repo == repo {
+			cc := *c
+			cc.Annotations = append([]map[string]any(nil), c.Annotations...)
+			out = append(out, cc)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Labels returns the labels of issue (or PR) n of repo.
+func (s *Server) Labels(repo string, n int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.labels[fmt.Sprintf("%s#%d", repo, n)]...)
+}
+
+// Requests returns how many requests each operation got.
+func (s *Server) Requests() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range s.requests {
+		out[k] = v
+	}
+	return out
+}
+
+// Deliver sends a webhook to url the way GitHub does: signed with the
+// webhook secret, with event and delivery headers.
+func (s *Server) Deliver(url, event, delivery string, payload []byte) (*http.Response, error) {
+	return Deliver(url, s.WebhookSecret, event, delivery, payload)
+}
+
+// Deliver sends a signed webhook (secret "" sends it unsigned).
+func Deliver(url, secret, event, delivery string, payload []byte) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", delivery)
+	if secret != "" {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write(payload)
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	}
+	return http.DefaultClient.Do(req)
+}
+
+// Payload loads a real webhook payload from ../shared/github/webhooks
+// (name like "pull_request.opened.0") for a test to rewrite.
+func Payload(t testing.TB, name string) map[string]any {
+	t.Helper()
+	schema, err := SchemaPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(schema), "webhooks", name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (s *Server) violate(format string, args ...any) {
+	s.violations = append(s.violations, fmt.Sprintf(format, args...))
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	op, params := s.match(r.Method, r.URL.Path)
+	if op == nil {
+		s.violate("%s %s: no such endpoint in the REST API subset", r.Method, r.URL.Path)
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+		return
+	}
+	s.requests[op.id]++
+	if len(s.faults) > 0 && op.id != "apps/create-installation-access-token" {
+		f := &s.faults[0]
+		f.left--
+		if f.left <= 0 {
+			s.faults = s.faults[1:]
+		}
+		if f.retryAfter != "" {
+			w.Header().Set("Retry-After", f.retryAfter)
+		}
+		msg, doc := "Server Error", "https://docs.github.com/rest"
+		if f.status == http.StatusForbidden {
+			msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+			doc = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"
+		}
+		writeJSON(w, f.status, map[string]any{"message": msg, "documentation_url": doc})
+		return
+	}
+
+	var payload map[string]any
+	if op.body != nil && (op.bodyRequired || len(bytes.TrimSpace(body)) > 0 && string(bytes.TrimSpace(body)) != "null") {
+		var v any
+		if err := json.Unmarshal(body, &v); err != nil {
+			s.violate("%s: body is not JSON: %v", op.id, err)
+			writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Problems parsing JSON"})
+			return
+		}
+		if errs := validate(op.body, v, "body"); len(errs) > 0 {
+			s.violate("%s: %s", op.id, strings.Join(errs, "; "))
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed", "errors": errs})
+			return
+		}
+		payload, _ = v.(map[string]any)
+	}
+
+	auth := r.Header.Get("Authorization")
+	if strings.HasPrefix(op.template, "/app") {
+		if err := s.checkJWT(auth); err != nil {
+			s.violate("%s: %v", op.id, err)
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "A JSON web token could not be decoded"})
+			return
+		}
+	} else {
+		inst, ok := s.tokens[tokenOf(auth)]
+		repo := params["owner"] + "/" + params["repo"]
+		if !ok || params["owner"] != "" && !s.installationHas(inst, repo) {
+			s.violate("%s: no installation token for %s", op.id, repo)
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Bad credentials"})
+			return
+		}
+	}
+
+	h, ok := handlers[op.id]
+	if !ok {
+		s.violate("%s: not implemented in the fake", op.id)
+		writeJSON(w, http.StatusNotImplemented, map[string]any{"message": "not implemented in the fake"})
+		return
+	}
+	status, resp := h(s, params, payload, r)
+	writeJSON(w, status, resp)
+}
+
+func (s *Server) match(method, path string) (*operation, map[string]string) {
+	path = strings.TrimPrefix(path, "/api/v3")
+	for _, op := range s.ops {
+		if op.method != method {
+			continue
+		}
+		m := op.pattern.FindStringSubmatch(path)
+		if m == nil {
+			continue
+		}
+		params := map[string]string{}
+		for i, name := range op.params {
+			params[name] = m[i+1]
+		}
+		return op, params
+	}
+	return nil, nil
+}
+
+func (s *Server) installationHas(id int64, repo string) bool {
+	inst := s.installations[id]
+	if inst == nil {
+		return false
+	}
+	for _, r := range inst.Repos {
+		if strings.EqualFold(r, repo) {
+			return true
+		}
+	}
+	return false
+}
+
+func tokenOf(auth string) string {
+	for _, p := range []string{"token ", "Bearer ", "bearer "} {
+		if t, ok := strings.CutPrefix(auth, p); ok {
+			return t
+		}
+	}
+	return ""
+}
+
+// checkJWT accepts a JWT signed (RS256) with the App's key, issued by the
+// App, not expired and living at most ten minutes, as GitHub does.
+func (s *Server) checkJWT(auth string) error {
+	tok, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok {
+		return fmt.Errorf("no App JWT")
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return fmt.Errorf("malformed JWT")
+	}
+	var header struct {
+		Alg string `json:"alg"`
+	}
+	var claims struct {
+		Iss any   `json:"iss"`
+		Iat int64 `json:"iat"`
+		Exp int64 `json:"exp"`
+	}
+	for i, dst := range []any{&header, &claims} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil || json.Unmarshal(b, dst) != nil {
+			return fmt.Errorf("malformed JWT part %d", i)
+		}
+	}
+	if header.Alg != "RS256" {
+		return fmt.Errorf("JWT algorithm %q, want RS256", header.Alg)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return fmt.Errorf("malformed JWT signature")
+	}
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(&s.key.PublicKey, crypto.SHA256, sum[:], sig); err != nil {
+		return fmt.Errorf("JWT not signed with the App's key")
+	}
+	if fmt.Sprint(claims.Iss) != strconv.FormatInt(s.AppID, 10) {
+		return fmt.Errorf("JWT issuer %v, want %d", claims.Iss, s.AppID)
+	}
+	now := time.Now().Unix()
+	if claims.Exp < now || claims.Exp-claims.Iat > 600+60 {
+		return fmt.Errorf("JWT expired or living too long")
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	if v != nil {
+		json.NewEncoder(w).Encode(v)
+	}
+}
