@@ -39,11 +39,18 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 			r.log.Warn().Msg("the Nix sandbox is off: builds can see the network and the host's files (production should turn it on)")
 		})
 	}
+	if req.FewerRebuildsFirst {
+		for _, s := range rep.Systems {
+			req.Priority -= s.RebuildCount
+		}
+	}
 	wants := map[string]build.Want{}
 	want := func(drv string, prio int, force bool) {
-		w := wants[drv]
-		w.Drv, w.Priority, w.Force = drv, max(w.Priority, prio), w.Force || force
-		wants[drv] = w
+		prio += req.Priority
+		if w, ok := wants[drv]; ok {
+			prio, force = max(w.Priority, prio), w.Force || force
+		}
+		wants[drv] = build.Want{Drv: drv, Priority: prio, Force: force}
 	}
 	var needs []need
 	var baseDrvs []string

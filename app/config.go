@@ -16,6 +16,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/palantir/go-githubapp/githubapp"
+
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/eval"
 )
@@ -27,6 +29,26 @@ type Config struct {
 	Nix     NixConfig   `yaml:"nix"`
 	Eval    EvalConfig  `yaml:"eval"`
 	Build   BuildConfig `yaml:"build"`
+	// GitHub is go-githubapp's section: web_url, v3_api_url, v4_api_url,
+	// app.integration_id, app.webhook_secret, app.private_key.
+	GitHub githubapp.Config `yaml:"github"`
+	Server ServerConfig     `yaml:"server"`
+}
+
+// ServerConfig is `basinix serve`'s HTTP side and what it reviews.
+type ServerConfig struct {
+	Address string `yaml:"address"`
+	Port    int    `yaml:"port"`
+	// PublicURL is where users reach the web page; links in check runs use it.
+	PublicURL string `yaml:"public_url"`
+	// Drafts reviews draft pull requests too.
+	Drafts bool `yaml:"drafts"`
+	// Concurrent is how many revisions are worked on at once.
+	Concurrent int `yaml:"concurrent"`
+	// PrivateKeyFile and WebhookSecretFile, when set, hold the App's
+	// private key and webhook secret (instead of the github section).
+	PrivateKeyFile    string `yaml:"private_key_file"`
+	WebhookSecretFile string `yaml:"webhook_secret_file"`
 }
 
 // NixConfig says how Nix is run.
@@ -75,6 +97,7 @@ func DefaultConfig() Config {
 			MaxMemoryMiB: 8192,
 			MaxExplained: 200,
 		},
+		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4},
 		Build: BuildConfig{
 			MaxJobs:       runtime.NumCPU(),
 			BuildTimeout:  3 * time.Hour,
@@ -203,4 +226,42 @@ func (c Config) Machines() ([]*build.Machine, error) {
 		return nil, fmt.Errorf("config: build.machines: %w", err)
 	}
 	return ms, nil
+}
+
+// LoadSecrets fills the App's secrets from the files the server section
+// names and from the environment (BASINIX_GITHUB_APP_INTEGRATION_ID,
+// BASINIX_GITHUB_APP_WEBHOOK_SECRET, BASINIX_GITHUB_APP_PRIVATE_KEY, ...),
+// which win over the file; then checks that serving is possible.
+func (c *Config) LoadSecrets() error {
+	for _, f := range []struct {
+		path string
+		dst  *string
+	}{{c.Server.PrivateKeyFile, &c.GitHub.App.PrivateKey}, {c.Server.WebhookSecretFile, &c.GitHub.App.WebhookSecret}} {
+		if f.path == "" {
+			continue
+		}
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		*f.dst = strings.TrimSpace(string(b))
+	}
+	c.GitHub.SetValuesFromEnv("BASINIX_")
+	switch {
+	case c.GitHub.App.IntegrationID == 0:
+		return fmt.Errorf("config: github.app.integration_id is not set")
+	case c.GitHub.App.PrivateKey == "":
+		return fmt.Errorf("config: github.app.private_key is not set (or server.private_key_file)")
+	case c.GitHub.App.WebhookSecret == "":
+		return fmt.Errorf("config: github.app.webhook_secret is not set (or server.webhook_secret_file)")
+	case c.GitHub.V3APIURL == "":
+		c.GitHub.V3APIURL = "https://api.github.com/"
+	}
+	if c.GitHub.WebURL == "" {
+		c.GitHub.WebURL = "https://github.com/"
+	}
+	if c.GitHub.V4APIURL == "" {
+		c.GitHub.V4APIURL = strings.TrimSuffix(c.GitHub.V3APIURL, "/") + "/graphql"
+	}
+	return nil
 }

@@ -150,6 +150,15 @@ type Request struct {
 	RebuildFailed bool
 	// Progress, when set, is called as builds progress.
 	Progress func(build.Progress)
+	// Evaluated, when set, is called with the report once evaluation is
+	// done and before anything is built (builds pending).
+	Evaluated func(*report.Report)
+	// Priority is added to the builds' priorities: a review with a higher
+	// one is built first.
+	Priority int
+	// FewerRebuildsFirst lowers the priority by the number of rebuilds, so
+	// that small PRs are not stuck behind mass rebuilds.
+	FewerRebuildsFirst bool
 }
 
 // Review evaluates base and merged head for every system, diffs them,
@@ -224,6 +233,9 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 		return nil, err
 	}
 	compareDone := time.Now()
+	if req.Evaluated != nil {
+		req.Evaluated(rep)
+	}
 	var instantiate, buildTime time.Duration
 	if req.Build {
 		instantiate, buildTime, err = r.buildAll(ctx, req, trees, rep, merge.Base, merge.Commit)

@@ -45,9 +45,6 @@ var sections = []section{
 // succeeding, new, removed, skipped with reasons, tests, and evaluation
 // errors.
 func WriteMarkdown(w io.Writer, r *Report, opt MarkdownOptions) error {
-	if opt.LogLines <= 0 {
-		opt.LogLines = 25
-	}
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "## basinix review\n\n`%s` (%s) ← `%s` (%s)", r.Base.Ref, short(r.Base.Commit), r.Head.Ref, short(r.Head.Commit))
 	if r.Head.Merged != "" && r.Head.Merged != r.Head.Commit {
@@ -83,6 +80,9 @@ func (s *System) Count() map[Verdict]int {
 }
 
 func writeMarkdownSystem(b *strings.Builder, system string, s *System, opt MarkdownOptions) {
+	if opt.LogLines <= 0 {
+		opt.LogLines = 25
+	}
 	fmt.Fprintf(b, "\n### `%s`: rebuild label %s\n", system, s.RebuildLabel)
 	if s.SetError != nil {
 		fmt.Fprintf(b, "\nThe package set does not evaluate: %s\n", mdCode(errLine(*s.SetError)))

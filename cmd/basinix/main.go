@@ -1,7 +1,8 @@
 // Command basinix reviews pull requests to Nix package sets.
 //
 //	basinix review --repo DIR|URL --base REF --head REF [--systems LIST] [--no-build] [--json FILE]
-//	basinix review --sample --no-build
+//	basinix review --sample
+//	basinix serve --config FILE
 //	basinix version
 //
 // Exit codes of review: 0 nothing is broken, 1 the change breaks something,
@@ -18,15 +19,18 @@ import (
 	"syscall"
 
 	"github.com/rs/zerolog"
+
+	"github.com/basinix/basinix/app"
 )
 
-const version = "0.1.0-dev"
+const version = app.Version
 
 const usage = `basinix reviews pull requests to Nix package sets.
 
 Usage:
   basinix review --repo DIR|URL --base REF --head REF [flags]
   basinix review --sample [flags]     review a generated sample package set
+  basinix serve --config FILE         run the GitHub App
   basinix version
 
 Run 'basinix review -h' for the review flags.
@@ -57,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "review":
 		err = review(ctx, args[1:], stdout, stderr)
+	case "serve":
+		err = serve(ctx, args[1:], stderr)
 	case "version":
 		fmt.Fprintf(stdout, "basinix %s\n", version)
 	case "help", "-h", "--help":

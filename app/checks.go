@@ -1,0 +1,115 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/store"
+)
+
+// Check run names, as DESIGN.md gives them.
+const evalCheck = "basinix / eval"
+
+func buildCheck(system string) string { return "basinix / build (" + system + ")" }
+
+// rebuildAction is the check run button that rebuilds the failed builds.
+var rebuildAction = &github.CheckRunAction{Label: "Rebuild failed", Description: "Build the failed derivations again", Identifier: "rebuild-failed"}
+
+// checks publishes one revision's check runs. The GitHub id of each check
+// run is kept in the store, so a restarted server updates the check runs
+// it created before instead of creating them again.
+type checks struct {
+	st      *store.Store
+	gh      *github.Client
+	rev     *store.Revision
+	details string // details_url
+}
+
+func (c *checks) owner() (string, string) {
+	for i := range c.rev.Repo {
+		if c.rev.Repo[i] == '/' {
+			return c.rev.Repo[:i], c.rev.Repo[i+1:]
+		}
+	}
+	return c.rev.Repo, ""
+}
+
+// id returns the GitHub id of the named check run, creating it (in
+// progress) when the store knows none. Before creating, it looks for one
+// this revision created and did not get to remember (a kill between the
+// two), by its external id.
+func (c *checks) id(ctx context.Context, name string) (int64, error) {
+	id, err := c.st.CheckRunID(ctx, c.rev.ID, name)
+	if err != nil || id != 0 {
+		return id, err
+	}
+	owner, repo := c.owner()
+	ext := strconv.FormatInt(c.rev.ID, 10)
+	list, _, err := c.gh.Checks.ListCheckRunsForRef(ctx, owner, repo, c.rev.HeadSHA, &github.ListCheckRunsOptions{CheckName: github.String(name)})
+	if err != nil {
+		return 0, fmt.Errorf("list check runs of %s@%s: %w", c.rev.Repo, c.rev.HeadSHA, err)
+	}
+	for _, run := range list.CheckRuns {
+		if run.GetExternalID() == ext {
+			return run.GetID(), c.st.PutCheckRunID(ctx, c.rev.ID, name, run.GetID())
+		}
+	}
+	run, _, err := c.gh.Checks.CreateCheckRun(ctx, owner, repo, github.CreateCheckRunOptions{
+		Name: name, HeadSHA: c.rev.HeadSHA, ExternalID: github.String(ext), DetailsURL: github.String(c.details),
+		Status: github.String("in_progress"), StartedAt: &github.Timestamp{Time: time.Now()},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("create check run %q on %s@%s: %w", name, c.rev.Repo, c.rev.HeadSHA, err)
+	}
+	return run.GetID(), c.st.PutCheckRunID(ctx, c.rev.ID, name, run.GetID())
+}
+
+// publish updates the named check run with cr: the annotations go in
+// batches of 50, each batch its own update (GitHub appends them), and the
+// conclusion, when cr has one, comes with the last.
+func (c *checks) publish(ctx context.Context, name string, cr report.CheckRun, actions ...*github.CheckRunAction) error {
+	id, err := c.id(ctx, name)
+	if err != nil {
+		return err
+	}
+	owner, repo := c.owner()
+	batches := report.Batches(cr.Annotations)
+	if len(batches) == 0 {
+		batches = [][]report.Annotation{nil}
+	}
+	for i, batch := range batches {
+		opts := github.UpdateCheckRunOptions{
+			Name:   name,
+			Output: &github.CheckRunOutput{Title: github.String(cr.Title), Summary: github.String(cr.Summary), Annotations: annotations(batch)},
+		}
+		if i == len(batches)-1 && cr.Conclusion != "" {
+			opts.Conclusion = github.String(cr.Conclusion)
+			opts.CompletedAt = &github.Timestamp{Time: time.Now()}
+			for _, a := range actions {
+				opts.Actions = append(opts.Actions, a)
+			}
+		} else {
+			opts.Status = github.String("in_progress")
+		}
+		if _, _, err := c.gh.Checks.UpdateCheckRun(ctx, owner, repo, id, opts); err != nil {
+			return fmt.Errorf("update check run %q on %s@%s: %w", name, c.rev.Repo, c.rev.HeadSHA, err)
+		}
+	}
+	return nil
+}
+
+func annotations(as []report.Annotation) []*github.CheckRunAnnotation {
+	var out []*github.CheckRunAnnotation
+	for _, a := range as {
+		out = append(out, &github.CheckRunAnnotation{
+			Path: github.String(a.Path), StartLine: github.Int(a.Line), EndLine: github.Int(a.Line),
+			AnnotationLevel: github.String(a.Level), Title: github.String(a.Title), Message: github.String(a.Message),
+		})
+	}
+	return out
+}

@@ -1,0 +1,272 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/palantir/go-githubapp/githubapp"
+	"github.com/rs/zerolog"
+
+	"github.com/basinix/basinix/build"
+	"github.com/basinix/basinix/handlers"
+	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/store"
+)
+
+// pipeline moves PR revisions from webhook to published check runs. The
+// store is the truth: revisions are queued there, taken from there, and a
+// restart requeues what was running.
+type pipeline struct {
+	cfg    Config
+	st     *store.Store
+	rv     *Reviewer
+	gh     githubapp.ClientCreator
+	log    zerolog.Logger
+	wake   chan struct{}
+	every  time.Duration // progress updates at most this often
+	logURL func(log string) string
+
+	mu      sync.Mutex
+	running map[int64]context.CancelFunc // guarded by mu
+}
+
+var _ handlers.Reviews = (*pipeline)(nil)
+
+func (p *pipeline) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Review implements handlers.Reviews.
+func (p *pipeline) Review(ctx context.Context, pr handlers.PullRequest) error {
+	id, fresh, superseded, err := p.st.AddRevision(ctx, store.Revision{
+		Repo: pr.Repo, InstallationID: pr.InstallationID, CloneURL: pr.CloneURL, PR: pr.Number, HeadSHA: pr.HeadSHA, BaseRef: pr.BaseRef,
+	})
+	if err != nil {
+		return err
+	}
+	p.stop(superseded)
+	p.log.Info().Str("repo", pr.Repo).Int("pr", pr.Number).Int64("revision", id).Bool("new", fresh).Ints64("superseded", superseded).Msg("revision queued")
+	p.poke()
+	return nil
+}
+
+// Withdraw implements handlers.Reviews.
+func (p *pipeline) Withdraw(ctx context.Context, repo string, number int) error {
+	ids, err := p.st.CancelPR(ctx, repo, number)
+	if err != nil {
+		return err
+	}
+	p.stop(ids)
+	return nil
+}
+
+// stop cancels the running work of revisions; their builds that no other
+// review wants stop too.
+func (p *pipeline) stop(ids []int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range ids {
+		if cancel, ok := p.running[id]; ok {
+			cancel()
+		}
+	}
+}
+
+// Run works on queued revisions, Concurrent at once, until ctx ends.
+func (p *pipeline) Run(ctx context.Context) error {
+	if n, err := p.st.Requeue(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		p.log.Info().Int64("revisions", n).Msg("resuming unfinished revisions")
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	for {
+		for p.free() {
+			rev, err := p.st.TakeRevision(ctx)
+			if errors.Is(err, store.ErrNotFound) {
+				break
+			}
+			if err != nil {
+				p.log.Error().Err(err).Msg("taking a revision")
+				break
+			}
+			rctx, cancel := context.WithCancel(ctx)
+			p.mu.Lock()
+			p.running[rev.ID] = cancel
+			p.mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.process(rctx, rev)
+				cancel()
+				p.mu.Lock()
+				delete(p.running, rev.ID)
+				p.mu.Unlock()
+				p.poke()
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *pipeline) free() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.running) < max(1, p.cfg.Server.Concurrent)
+}
+
+// process reviews one revision and publishes its check runs. Its errors
+// end up in the revision and its check runs, never in a panic.
+func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
+	log := p.log.With().Str("repo", rev.Repo).Int("pr", rev.PR).Int64("revision", rev.ID).Str("head", rev.HeadSHA).Logger()
+	bg := context.WithoutCancel(ctx) // publishing the end survives the cancel
+	gh, err := p.gh.NewInstallationClient(rev.InstallationID)
+	if err != nil {
+		p.fail(bg, rev, nil, fmt.Errorf("github client for installation %d: %w", rev.InstallationID, err), log)
+		return
+	}
+	c := &checks{st: p.st, gh: gh, rev: rev, details: strings.TrimSuffix(p.cfg.Server.PublicURL, "/") + fmt.Sprintf("/pr/%s/%d", rev.Repo, rev.PR)}
+	if _, err := c.id(ctx, evalCheck); err != nil {
+		p.fail(bg, rev, c, err, log)
+		return
+	}
+	var (
+		mu          sync.Mutex
+		evaluated   *report.Report
+		lastUpdate  time.Time
+		publishErrs []error
+	)
+	systems := p.cfg.Systems
+	req := Request{Repo: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA, Systems: systems, Build: true, FewerRebuildsFirst: true}
+	req.Evaluated = func(rep *report.Report) {
+		mu.Lock()
+		defer mu.Unlock()
+		evaluated = rep
+		if err := c.publish(ctx, evalCheck, report.EvalCheckRun(rep, c.details)); err != nil {
+			publishErrs = append(publishErrs, err)
+		}
+		for _, s := range systems {
+			if _, err := c.id(ctx, buildCheck(s)); err != nil {
+				publishErrs = append(publishErrs, err)
+			}
+		}
+		if err := p.st.FinishRevision(ctx, rev.ID, store.Building, nil, ""); err != nil {
+			publishErrs = append(publishErrs, err)
+		}
+	}
+	req.Progress = func(pr build.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if evaluated == nil || time.Since(lastUpdate) < p.every || pr.Done == pr.Total {
+			return
+		}
+		lastUpdate = time.Now()
+		for _, s := range systems {
+			if err := c.publish(ctx, buildCheck(s), report.BuildProgressCheckRun(pr)); err != nil {
+				log.Warn().Err(err).Msg("progress update")
+			}
+		}
+	}
+	rep, err := p.rv.Review(ctx, req)
+	if ctx.Err() != nil {
+		p.superseded(bg, rev, c, systems, log)
+		return
+	}
+	if err == nil && len(publishErrs) > 0 {
+		err = errors.Join(publishErrs...)
+	}
+	if err != nil {
+		p.fail(bg, rev, c, err, log)
+		return
+	}
+	opt := report.MarkdownOptions{Link: p.logURL}
+	for _, s := range systems {
+		if err := c.publish(bg, buildCheck(s), report.BuildCheckRun(rep, s, opt, c.details), rebuildAction); err != nil {
+			p.fail(bg, rev, c, err, log)
+			return
+		}
+	}
+	data, err := json.Marshal(rep)
+	if err != nil {
+		p.fail(bg, rev, c, err, log)
+		return
+	}
+	if err := p.st.FinishRevision(bg, rev.ID, store.Done, data, ""); err != nil {
+		log.Error().Err(err).Msg("finishing revision")
+	}
+	log.Info().Bool("breaks", rep.Breaks()).Bool("evalBroken", rep.EvalBroken()).Msg("revision reviewed")
+}
+
+// superseded completes the check runs of a revision whose work was
+// stopped by a newer push or a closed PR.
+func (p *pipeline) superseded(ctx context.Context, rev *store.Revision, c *checks, systems []string, log zerolog.Logger) {
+	cur, err := p.st.Revision(ctx, rev.ID)
+	why := "stopped"
+	if err == nil {
+		why = cur.State
+	}
+	log.Info().Str("state", why).Msg("revision stopped")
+	cr := report.CheckRun{Title: "not finished: " + why, Summary: "This revision's review stopped: it was " + why + ".", Conclusion: "cancelled"}
+	for _, name := range append([]string{evalCheck}, buildNames(systems)...) {
+		id, err := p.st.CheckRunID(ctx, rev.ID, name)
+		if err != nil || id == 0 {
+			continue
+		}
+		if err := c.publish(ctx, name, cr); err != nil {
+			log.Warn().Err(err).Str("check", name).Msg("completing a stopped check run")
+		}
+	}
+}
+
+// fail records an infrastructure failure in the revision and in its check
+// runs (neutral: it is not the PR's fault).
+func (p *pipeline) fail(ctx context.Context, rev *store.Revision, c *checks, err error, log zerolog.Logger) {
+	log.Error().Err(err).Msg("revision failed")
+	if ferr := p.st.FinishRevision(ctx, rev.ID, store.Failed, nil, err.Error()); ferr != nil {
+		log.Error().Err(ferr).Msg("recording the failure")
+	}
+	if c == nil {
+		return
+	}
+	cr := report.CheckRun{Title: "basinix could not review this", Summary: "```\n" + err.Error() + "\n```\n", Conclusion: "neutral"}
+	for _, name := range append([]string{evalCheck}, buildNames(p.cfg.Systems)...) {
+		if id, _ := p.st.CheckRunID(ctx, rev.ID, name); id == 0 && name != evalCheck {
+			continue
+		}
+		if perr := c.publish(ctx, name, cr); perr != nil {
+			log.Warn().Err(perr).Str("check", name).Msg("publishing the failure")
+		}
+	}
+}
+
+func buildNames(systems []string) []string {
+	out := make([]string, len(systems))
+	for i, s := range systems {
+		out[i] = buildCheck(s)
+	}
+	return out
+}
+
+// logLink is the web page's URL of a kept log.
+func logLink(publicURL string) func(string) string {
+	return func(log string) string {
+		return strings.TrimSuffix(publicURL, "/") + "/log/" + filepath.Base(log)
+	}
+}

@@ -1,0 +1,86 @@
+package app
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/palantir/go-githubapp/githubapp"
+)
+
+// retrying is a client middleware that retries GitHub API requests that
+// failed on GitHub's side: 5xx answers, and secondary rate limits (403 or
+// 429 with Retry-After, or a rate-limit message), waiting as GitHub says.
+// It gives up after maxWait in total and returns the last answer.
+func retrying(maxWait time.Duration) githubapp.ClientMiddleware {
+	return func(next http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(req *http.Request) (*http.Response, error) {
+			var body []byte
+			if req.Body != nil {
+				b, err := io.ReadAll(req.Body)
+				req.Body.Close()
+				if err != nil {
+					return nil, err
+				}
+				body = b
+			}
+			waited := time.Duration(0)
+			backoff := 500 * time.Millisecond
+			for {
+				if body != nil {
+					req.Body = io.NopCloser(bytes.NewReader(body))
+				}
+				resp, err := next.RoundTrip(req)
+				wait, retry := retryAfter(resp, err, backoff)
+				if !retry || waited+wait > maxWait {
+					return resp, err
+				}
+				if resp != nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				select {
+				case <-time.After(wait):
+				case <-req.Context().Done():
+					return nil, req.Context().Err()
+				}
+				waited += wait
+				backoff = min(2*backoff, 30*time.Second)
+			}
+		})
+	}
+}
+
+// retryAfter says whether an answer is worth retrying, and after how long.
+func retryAfter(resp *http.Response, err error, backoff time.Duration) (time.Duration, bool) {
+	if err != nil || resp == nil {
+		return backoff, err != nil
+	}
+	if resp.StatusCode >= 500 {
+		return backoff, true
+	}
+	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests {
+		return 0, false
+	}
+	if s := resp.Header.Get("Retry-After"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil {
+			return time.Duration(n) * time.Second, true
+		}
+	}
+	if resp.Header.Get("X-RateLimit-Remaining") == "0" {
+		if n, err := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64); err == nil {
+			return max(time.Until(time.Unix(n, 0)), time.Second), true
+		}
+	}
+	// A secondary rate limit without a header: wait a minute, as GitHub asks.
+	if resp.StatusCode == http.StatusTooManyRequests {
+		return time.Minute, true
+	}
+	return 0, false
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

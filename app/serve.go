@@ -1,0 +1,200 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/palantir/go-githubapp/githubapp"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/basinix/basinix/build"
+	"github.com/basinix/basinix/handlers"
+)
+
+// maxPayload is the largest webhook body accepted (GitHub caps them at 25 MB).
+const maxPayload = 25 << 20
+
+// Server is `basinix serve`: the webhook endpoint, the pipeline that
+// reviews PR revisions and publishes check runs, and the web page.
+type Server struct {
+	cfg      Config
+	log      zerolog.Logger
+	rv       *Reviewer
+	pipe     *pipeline
+	dispatch http.Handler
+}
+
+// NewServer sets up the server; cfg must have its secrets loaded.
+func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, error) {
+	rv, err := NewReviewer(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := githubapp.NewDefaultCachingClientCreator(cfg.GitHub,
+		githubapp.WithClientUserAgent("basinix/"+Version),
+		githubapp.WithClientTimeout(time.Minute),
+		githubapp.WithClientMiddleware(retrying(5*time.Minute)))
+	if err != nil {
+		rv.Close()
+		return nil, fmt.Errorf("github client: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, rv: rv}
+	s.pipe = &pipeline{cfg: cfg, st: rv.store, rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
+		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}}
+	s.dispatch = githubapp.NewEventDispatcher(
+		[]githubapp.EventHandler{&handlers.PullRequestHandler{Reviews: s.pipe, Drafts: cfg.Server.Drafts, Log: log}},
+		cfg.GitHub.App.WebhookSecret,
+		githubapp.WithErrorCallback(s.webhookError))
+	return s, nil
+}
+
+// Version is basinix's version, for the user agent and `basinix version`.
+const Version = "0.1.0-dev"
+
+// Close releases the store.
+func (s *Server) Close() error { return s.rv.Close() }
+
+// Handler is the server's HTTP side.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+githubapp.DefaultWebhookRoute, s.webhook)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /log/{name}", s.serveLog)
+	return mux
+}
+
+// RunWorkers runs the builder pool and the pipeline until ctx ends.
+func (s *Server) RunWorkers(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.rv.Run(gctx) })
+	g.Go(func() error { return s.pipe.Run(gctx) })
+	return g.Wait()
+}
+
+// Run serves HTTP on the configured address and runs the workers until
+// ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	addr := net.JoinHostPort(s.cfg.Server.Address, strconv.Itoa(s.cfg.Server.Port))
+	srv := &http.Server{Addr: addr, Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.RunWorkers(gctx) })
+	g.Go(func() error {
+		s.log.Info().Str("address", addr).Msg("serving")
+		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve %s: %w", addr, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return g.Wait()
+}
+
+// webhook checks a delivery before go-githubapp dispatches it: a missing
+// or wrong signature is 401, a body that is not JSON is 400, and a
+// delivery seen before is answered 200 without being handled again.
+func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPayload))
+	if err != nil {
+		http.Error(w, "payload too large or unreadable", http.StatusBadRequest)
+		return
+	}
+	event, delivery := r.Header.Get("X-GitHub-Event"), r.Header.Get("X-GitHub-Delivery")
+	log := s.log.With().Str("event", event).Str("delivery", delivery).Logger()
+	if !validSignature(r.Header.Get("X-Hub-Signature-256"), body, s.cfg.GitHub.App.WebhookSecret) {
+		log.Warn().Msg("webhook with a missing or wrong signature refused")
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	if event == "" || delivery == "" || !json.Valid(body) {
+		log.Warn().Msg("malformed webhook refused")
+		http.Error(w, "malformed webhook: need X-GitHub-Event, X-GitHub-Delivery and a JSON body", http.StatusBadRequest)
+		return
+	}
+	fresh, err := s.rv.store.ClaimDelivery(r.Context(), delivery, event)
+	if err != nil {
+		log.Error().Err(err).Msg("recording the delivery")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if !fresh {
+		log.Info().Msg("delivery seen before: not handled again")
+		w.Write([]byte("duplicate delivery\n"))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	s.dispatch.ServeHTTP(w, r)
+}
+
+// webhookError answers a delivery whose handling failed, and forgets the
+// delivery so that GitHub's redelivery is handled.
+func (s *Server) webhookError(w http.ResponseWriter, r *http.Request, err error) {
+	delivery := r.Header.Get("X-GitHub-Delivery")
+	if ferr := s.rv.store.ForgetDelivery(context.WithoutCancel(r.Context()), delivery); ferr != nil {
+		s.log.Error().Err(ferr).Msg("forgetting a failed delivery")
+	}
+	var ve githubapp.ValidationError
+	switch {
+	case errors.Is(err, handlers.ErrBadPayload), errors.As(err, &ve):
+		s.log.Warn().Err(err).Str("delivery", delivery).Msg("malformed webhook")
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	default:
+		s.log.Error().Err(err).Str("delivery", delivery).Msg("handling webhook")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+	}
+}
+
+func validSignature(header string, body []byte, secret string) bool {
+	sig, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return false
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}
+
+// logName is what /log/{name} serves: a kept log's file name, nothing
+// that could walk out of the log directory.
+var logName = regexp.MustCompile(`^[0-9a-z]{32}-[A-Za-z0-9+._?=-]+\.log(\.bz2)?$`)
+
+func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !logName.MatchString(name) || strings.Contains(name, "..") {
+		http.Error(w, "no such log", http.StatusNotFound)
+		return
+	}
+	f, err := build.OpenLog(filepath.Join(s.cfg.DataDir, "logs", name))
+	if err != nil {
+		http.Error(w, "no such log", http.StatusNotFound)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.Copy(w, f)
+}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/basinix/basinix/app"
+)
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("basinix serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (see config.example.yml); required")
+	verbose := fs.Bool("v", false, "log every Nix command")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))}
+	}
+	if *configPath == "" {
+		return &exitError{code: 2, err: errors.New("serve: --config is required (see config.example.yml)")}
+	}
+	cfg, err := app.LoadConfig(*configPath)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if err := cfg.LoadSecrets(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	log := newLogger(stderr, *verbose)
+	srv, err := app.NewServer(ctx, cfg, log)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer srv.Close()
+	if err := srv.Run(ctx); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	return nil
+}

@@ -1,0 +1,219 @@
+package report
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/basinix/basinix/build"
+)
+
+// GitHub's limits on a check run's output.
+const (
+	MaxCheckRunText     = 65535 // characters of summary and of text
+	AnnotationsPerBatch = 50    // annotations per request
+)
+
+// CheckRun is what a check run shows: its title, summary (Markdown), the
+// annotations to attach and its conclusion ("" while in progress).
+type CheckRun struct {
+	Title       string
+	Summary     string
+	Annotations []Annotation
+	Conclusion  string // success, failure, neutral
+}
+
+// Annotation points at a line of the repository.
+type Annotation struct {
+	Path    string
+	Line    int
+	Level   string // notice, warning, failure
+	Title   string
+	Message string
+}
+
+// EvalCheckRun renders `basinix / eval`: per system the counts and the
+// rebuild label, evaluation and alias errors, annotated where Nix says
+// they are. It fails when the change breaks evaluation.
+func EvalCheckRun(r *Report, fullReport string) CheckRun {
+	var b strings.Builder
+	b.WriteString("| system | rebuild label | added | removed | changed | eval errors | alias errors |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	var anns []Annotation
+	broken := 0
+	for _, name := range sortedKeys(r.Systems) {
+		s := r.Systems[name]
+		n := map[string]int{}
+		for _, e := range s.Attrs {
+			n[string(e.Change)]++
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d |\n", name, s.RebuildLabel, n["added"], n["removed"], n["changed"], len(s.EvalErrors), len(s.AliasErrors))
+		broken += len(s.EvalErrors) + len(s.AliasErrors)
+		if s.SetError != nil {
+			broken++
+			fmt.Fprintf(&b, "\n**%s**: the package set does not evaluate: %s\n", name, mdCode(errLine(*s.SetError)))
+		}
+		for _, e := range s.EvalErrors {
+			anns = append(anns, errorAnnotation(name, e, "failure", "does not evaluate"))
+		}
+		for _, e := range s.AliasErrors {
+			anns = append(anns, errorAnnotation(name, e, "warning", "uses an alias"))
+		}
+	}
+	for _, name := range sortedKeys(r.Systems) {
+		s := r.Systems[name]
+		if len(s.EvalErrors)+len(s.AliasErrors) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n### `%s`\n", name)
+		for _, e := range s.EvalErrors {
+			fmt.Fprintf(&b, "- :boom: `%s`: %s\n", e.Attr, mdCode(errLine(e)))
+		}
+		for _, e := range s.AliasErrors {
+			fmt.Fprintf(&b, "- :link: `%s` uses an alias in-tree: %s\n", e.Attr, mdCode(errLine(e)))
+		}
+	}
+	if r.Conflict != nil {
+		fmt.Fprintf(&b, "\n> [!WARNING]\n> The head does not merge onto `%s`: compared with the merge-base %s.\n", r.Base.Ref, short(r.Conflict.MergeBase))
+	}
+	cr := CheckRun{Summary: fitSummary(b.String(), fullReport), Annotations: dropUnplaced(anns), Conclusion: "success"}
+	cr.Title = "evaluates"
+	if broken > 0 {
+		cr.Conclusion = "failure"
+		cr.Title = plural(broken, "evaluation error")
+	}
+	return cr
+}
+
+func errorAnnotation(system string, e ErrorEntry, level, what string) Annotation {
+	return Annotation{Path: e.File, Line: e.Line, Level: level, Title: fmt.Sprintf("%s %s on %s", e.Attr, what, system), Message: e.Message}
+}
+
+// BuildCheckRun renders `basinix / build (SYSTEM)` once built: the verdict
+// tables (newly failing first, with links to the logs) and annotations at
+// each newly failing package's meta.position. It fails when something is
+// newly failing or new and failing, is neutral when something is only
+// still failing, and succeeds otherwise.
+func BuildCheckRun(r *Report, system string, opt MarkdownOptions, fullReport string) CheckRun {
+	s := r.Systems[system]
+	if s == nil {
+		return CheckRun{Title: "not evaluated", Summary: "No evaluation for " + system + ".", Conclusion: "neutral"}
+	}
+	n := s.Count()
+	var b strings.Builder
+	writeMarkdownSystem(&b, system, s, opt)
+	var anns []Annotation
+	for _, attr := range sortedKeys(s.Attrs) {
+		e := s.Attrs[attr]
+		if e.Verdict != NewlyFailing && e.Verdict != NewFailing {
+			continue
+		}
+		path, line := splitPosition(e.Position)
+		msg := fmt.Sprintf("%s: %s", attr, e.Head)
+		if e.FailedDependency != "" {
+			msg += ", dependency " + DrvName(e.FailedDependency) + " failed"
+		}
+		anns = append(anns, Annotation{Path: path, Line: line, Level: "failure", Title: fmt.Sprintf("%s %s on %s", attr, e.Verdict, system), Message: msg})
+	}
+	cr := CheckRun{Summary: fitSummary(b.String(), fullReport), Annotations: dropUnplaced(anns)}
+	var parts []string
+	for _, v := range []Verdict{NewlyFailing, NewFailing, StillFailing, NewlySucceeding, NewSucceeding, StillSucceeding} {
+		if n[v] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[v], v))
+		}
+	}
+	cr.Title = strings.Join(parts, ", ")
+	if cr.Title == "" {
+		cr.Title = "nothing to build"
+	}
+	switch {
+	case n[NewlyFailing]+n[NewFailing] > 0:
+		cr.Conclusion = "failure"
+	case n[StillFailing] > 0:
+		cr.Conclusion = "neutral"
+	default:
+		cr.Conclusion = "success"
+	}
+	return cr
+}
+
+// BuildProgressCheckRun renders a build check run while it runs.
+func BuildProgressCheckRun(p build.Progress) CheckRun {
+	title := fmt.Sprintf("%d of %d built, %d failed", p.Done, p.Total, p.Failed)
+	summary := fmt.Sprintf("| built | failed | building | queued |\n| --- | --- | --- | --- |\n| %d | %d | %d | %d |\n",
+		p.Done-p.Failed, p.Failed, p.Building, p.Total-p.Done-p.Building)
+	return CheckRun{Title: title, Summary: summary}
+}
+
+// Batches cuts annotations into GitHub's batches of 50.
+func Batches(anns []Annotation) [][]Annotation {
+	var out [][]Annotation
+	for len(anns) > 0 {
+		n := min(len(anns), AnnotationsPerBatch)
+		out = append(out, anns[:n])
+		anns = anns[n:]
+	}
+	return out
+}
+
+// fitSummary cuts s to GitHub's limit at a line boundary and says where
+// the rest is.
+func fitSummary(s, fullReport string) string {
+	if utf8.RuneCountInString(s) <= MaxCheckRunText {
+		return s
+	}
+	note := "\n\n… cut to GitHub's size limit"
+	if fullReport != "" {
+		note += ": the full report is at " + fullReport
+	}
+	note += "\n"
+	budget := MaxCheckRunText - utf8.RuneCountInString(note)
+	cut, count := 0, 0
+	for i, r := range s {
+		if count >= budget {
+			break
+		}
+		if r == '\n' {
+			cut = i
+		}
+		count++
+	}
+	return s[:cut] + note
+}
+
+func splitPosition(pos string) (string, int) {
+	i := strings.LastIndexByte(pos, ':')
+	if i < 0 {
+		return pos, 0
+	}
+	line, err := strconv.Atoi(pos[i+1:])
+	if err != nil {
+		return pos, 0
+	}
+	return pos[:i], line
+}
+
+// dropUnplaced keeps annotations that name a file and line, sorted by place.
+func dropUnplaced(anns []Annotation) []Annotation {
+	var out []Annotation
+	for _, a := range anns {
+		if a.Path != "" && a.Line > 0 {
+			out = append(out, a)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Line < out[j].Line
+	})
+	return out
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}

@@ -1,0 +1,225 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Revision states.
+const (
+	Queued     = "queued"
+	Evaluating = "evaluating"
+	Building   = "building"
+	Done       = "done"
+	Superseded = "superseded"
+	Cancelled  = "cancelled"
+	Failed     = "failed"
+)
+
+// Revision is one PR head to review against its target branch.
+type Revision struct {
+	ID             int64
+	Repo           string
+	InstallationID int64
+	CloneURL       string
+	PR             int
+	HeadSHA        string
+	BaseRef        string
+	State          string
+	Error          string
+	Report         []byte
+	Created        time.Time
+}
+
+// ClaimDelivery records a webhook delivery; false when it was seen before.
+func (s *Store) ClaimDelivery(ctx context.Context, id, event string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO deliveries (id, event, received_at) VALUES (?, ?, ?)`, id, event, time.Now().UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("claim delivery %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// ForgetDelivery drops a claimed delivery whose handling failed, so that
+// GitHub's redelivery is handled.
+func (s *Store) ForgetDelivery(ctx context.Context, id string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM deliveries WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("forget delivery %s: %w", id, err)
+	}
+	return nil
+}
+
+// AddRevision queues rev unless the same head of the same PR is known,
+// and supersedes the PR's other live revisions. It returns the revision's
+// id, whether it is new, and the ids it superseded.
+func (s *Store) AddRevision(ctx context.Context, rev Revision) (int64, bool, []int64, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, false, nil, fmt.Errorf("add revision %s#%d: %w", rev.Repo, rev.PR, err)
+	}
+	defer tx.Rollback()
+	now := time.Now().UnixMilli()
+	res, err := tx.ExecContext(ctx, `
+		INSERT OR IGNORE INTO revisions (repo, installation_id, clone_url, pr, head_sha, base_ref, state, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		rev.Repo, rev.InstallationID, rev.CloneURL, rev.PR, rev.HeadSHA, rev.BaseRef, Queued, now, now)
+	if err != nil {
+		return 0, false, nil, fmt.Errorf("add revision %s#%d: %w", rev.Repo, rev.PR, err)
+	}
+	n, _ := res.RowsAffected()
+	var id int64
+	if err := tx.QueryRowContext(ctx, `SELECT id FROM revisions WHERE repo = ? AND pr = ? AND head_sha = ?`, rev.Repo, rev.PR, rev.HeadSHA).Scan(&id); err != nil {
+		return 0, false, nil, fmt.Errorf("add revision %s#%d: %w", rev.Repo, rev.PR, err)
+	}
+	superseded, err := setStateWhere(ctx, tx, Superseded, `repo = ? AND pr = ? AND id != ?`, rev.Repo, rev.PR, id)
+	if err != nil {
+		return 0, false, nil, err
+	}
+	return id, n == 1, superseded, tx.Commit()
+}
+
+// CancelPR cancels the PR's live revisions and returns their ids.
+func (s *Store) CancelPR(ctx context.Context, repo string, pr int) ([]int64, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cancel %s#%d: %w", repo, pr, err)
+	}
+	defer tx.Rollback()
+	ids, err := setStateWhere(ctx, tx, Cancelled, `repo = ? AND pr = ?`, repo, pr)
+	if err != nil {
+		return nil, err
+	}
+	return ids, tx.Commit()
+}
+
+// setStateWhere moves the live revisions (queued, evaluating, building)
+// matching where to state and returns their ids.
+func setStateWhere(ctx context.Context, tx *sql.Tx, state, where string, args ...any) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM revisions WHERE state IN ('queued', 'evaluating', 'building') AND `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("revisions to %s: %w", state, err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, `UPDATE revisions SET state = ?, updated_at = ? WHERE id = ?`, state, time.Now().UnixMilli(), id); err != nil {
+			return nil, fmt.Errorf("revision %d to %s: %w", id, state, err)
+		}
+	}
+	return ids, nil
+}
+
+// TakeRevision moves the oldest queued revision to evaluating and returns
+// it; ErrNotFound when none is queued.
+func (s *Store) TakeRevision(ctx context.Context) (*Revision, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("take revision: %w", err)
+	}
+	defer tx.Rollback()
+	rev, err := scanRevision(tx.QueryRowContext(ctx, revisionColumns+` WHERE state = 'queued' ORDER BY created_at, id LIMIT 1`))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE revisions SET state = ?, updated_at = ? WHERE id = ?`, Evaluating, time.Now().UnixMilli(), rev.ID); err != nil {
+		return nil, fmt.Errorf("take revision %d: %w", rev.ID, err)
+	}
+	rev.State = Evaluating
+	return rev, tx.Commit()
+}
+
+// Requeue puts revisions that were being worked on back in the queue: at
+// start, for the work a stopped server left unfinished.
+func (s *Store) Requeue(ctx context.Context) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE revisions SET state = 'queued', updated_at = ? WHERE state IN ('evaluating', 'building')`, time.Now().UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("requeue revisions: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// FinishRevision sets a revision's state, unless it was superseded or
+// cancelled meanwhile (those states stay); report and msg are kept when set.
+func (s *Store) FinishRevision(ctx context.Context, id int64, state string, report []byte, msg string) error {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE revisions SET state = CASE WHEN state IN ('superseded', 'cancelled') THEN state ELSE ? END,
+			report = COALESCE(?, report), error = ?, updated_at = ? WHERE id = ?`,
+		state, report, msg, time.Now().UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("revision %d to %s: %w", id, state, err)
+	}
+	return nil
+}
+
+// Revision returns one revision.
+func (s *Store) Revision(ctx context.Context, id int64) (*Revision, error) {
+	return scanRevision(s.db.QueryRowContext(ctx, revisionColumns+` WHERE id = ?`, id))
+}
+
+// Revisions returns the newest revisions, at most limit.
+func (s *Store) Revisions(ctx context.Context, limit int) ([]*Revision, error) {
+	rows, err := s.db.QueryContext(ctx, revisionColumns+` ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("revisions: %w", err)
+	}
+	defer rows.Close()
+	var out []*Revision
+	for rows.Next() {
+		r, err := scanRevision(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at FROM revisions`
+
+func scanRevision(row interface{ Scan(...any) error }) (*Revision, error) {
+	var r Revision
+	var created int64
+	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("revision: %w", err)
+	}
+	r.Created = time.UnixMilli(created)
+	return &r, nil
+}
+
+// CheckRunID returns the GitHub id of a revision's check run, 0 when it
+// has none yet.
+func (s *Store) CheckRunID(ctx context.Context, revision int64, name string) (int64, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, `SELECT github_id FROM check_runs WHERE revision_id = ? AND name = ?`, revision, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("check run %q of revision %d: %w", name, revision, err)
+	}
+	return id, nil
+}
+
+// PutCheckRunID remembers a revision's check run.
+func (s *Store) PutCheckRunID(ctx context.Context, revision int64, name string, id int64) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO check_runs (revision_id, name, github_id) VALUES (?, ?, ?)`, revision, name, id); err != nil {
+		return fmt.Errorf("check run %q of revision %d: %w", name, revision, err)
+	}
+	return nil
+}
