@@ -218,10 +218,13 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 // stopped by a newer push or a closed PR.
 func (p *pipeline) superseded(ctx context.Context, rev *store.Revision, c *checks, systems []string, log zerolog.Logger) {
 	cur, err := p.st.Revision(ctx, rev.ID)
-	why := "stopped"
-	if err == nil {
-		why = cur.State
+	if err != nil || cur.State != store.Superseded && cur.State != store.Cancelled {
+		// The server is stopping: the revision stays unfinished in the
+		// store and its check runs in progress, to be resumed at start.
+		log.Info().Msg("revision interrupted; resumed at the next start")
+		return
 	}
+	why := cur.State
 	log.Info().Str("state", why).Msg("revision stopped")
 	cr := report.CheckRun{Title: "not finished: " + why, Summary: "This revision's review stopped: it was " + why + ".", Conclusion: "cancelled"}
 	for _, name := range append([]string{evalCheck}, buildNames(systems)...) {

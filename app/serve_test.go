@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,12 +27,18 @@ type appFixture struct {
 	url    string // the webhook URL
 	repo   *sampleset.Repo
 	stop   func()
+	cfg    Config
 	serial atomic.Int64
 }
 
 const installationID = 77
 
 func newApp(t *testing.T) *appFixture {
+	t.Helper()
+	return newAppWith(t, sampleset.Options{Bulk: 20, BuildLog: filepath.Join(t.TempDir(), "builds")})
+}
+
+func newAppWith(t *testing.T, opt sampleset.Options) *appFixture {
 	t.Helper()
 	testenv.RequireNix(t)
 	gh := fakegithub.New(t)
@@ -47,6 +54,20 @@ func newApp(t *testing.T) *appFixture {
 	if err := cfg.LoadSecrets(); err != nil {
 		t.Fatal(err)
 	}
+	f := &appFixture{gh: gh, repo: testenv.Sample(t, opt)}
+	f.start(t, cfg)
+	t.Cleanup(func() {
+		f.stop()
+		if v := gh.Violations(); len(v) > 0 {
+			t.Errorf("requests GitHub would refuse:\n%s", strings.Join(v, "\n"))
+		}
+	})
+	return f
+}
+
+// start runs a server on cfg; stop ends it (the data directory stays).
+func (f *appFixture) start(t *testing.T, cfg Config) {
+	t.Helper()
 	srv, err := NewServer(context.Background(), cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -55,22 +76,16 @@ func newApp(t *testing.T) *appFixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.RunWorkers(ctx) }()
-	f := &appFixture{gh: gh, srv: srv, url: ts.URL + "/api/github/hook", repo: testenv.Sample(t, sampleset.Options{Bulk: 20, BuildLog: filepath.Join(t.TempDir(), "builds")})}
+	f.srv, f.url, f.cfg = srv, ts.URL+"/api/github/hook", cfg
+	var once sync.Once
 	f.stop = func() {
-		cancel()
-		<-done
-		ts.Close()
-		srv.Close()
+		once.Do(func() {
+			cancel()
+			<-done
+			ts.Close()
+			srv.Close()
+		})
 	}
-	t.Cleanup(func() {
-		if f.stop != nil {
-			f.stop()
-		}
-		if v := gh.Violations(); len(v) > 0 {
-			t.Errorf("requests GitHub would refuse:\n%s", strings.Join(v, "\n"))
-		}
-	})
-	return f
 }
 
 // prEvent is the real pull_request payload rewritten to point at the
@@ -226,5 +241,106 @@ func TestServeRefusesBadDeliveries(t *testing.T) {
 	}
 	if n := f.gh.Requests()["checks/create"]; n != 2 {
 		t.Errorf("%d check runs created, want 2", n)
+	}
+}
+
+// waitCheck waits until cond holds for the named check run on head.
+func (f *appFixture) waitCheck(t *testing.T, head, name string, cond func(fakegithub.CheckRun) bool) fakegithub.CheckRun {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		for _, c := range f.gh.CheckRuns("octo/pkgs") {
+			if c.HeadSHA == head && c.Name == name && cond(c) {
+				return c
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("check run %q on %s: condition not met: %+v", name, head, f.gh.CheckRuns("octo/pkgs"))
+		}
+		time.Sleep(50 * time.Millisecond) // the fake GitHub has no notification to wait on
+	}
+}
+
+// A story: the PR is opened with a package whose build takes a minute; a
+// new push supersedes the first revision, whose check runs end cancelled
+// at once; closing the PR withdraws the second, whose slow build stops.
+func TestServeSupersedeAndClose(t *testing.T) {
+	f := newAppWith(t, sampleset.Options{Bulk: 5, BuildLog: filepath.Join(t.TempDir(), "builds"), PRExtra: map[string]string{
+		"slowpkg": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"slowpkg\";\n  version = \"1.0\";\n  script = \"/bin/sleep 60\";\n}\n",
+	}})
+	start := time.Now()
+	first, second := f.sha(t, f.repo.Pushes[0]), f.sha(t, f.repo.Head)
+	build := "basinix / build (x86_64-linux)"
+	inProgress := func(c fakegithub.CheckRun) bool { return c.Status == "in_progress" }
+	cancelled := func(c fakegithub.CheckRun) bool { return c.Conclusion == "cancelled" }
+
+	// "PR opened": the slow build starts.
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", first))
+	f.waitCheck(t, first, build, inProgress)
+	// "push 2": the first revision is superseded.
+	f.deliver(t, "pull_request", f.prEvent(t, "synchronize", second))
+	c := f.waitCheck(t, first, build, cancelled)
+	if !strings.Contains(c.Title, "superseded") {
+		t.Errorf("first revision's build check run: %q, want it to say superseded", c.Title)
+	}
+	f.waitCheck(t, second, build, inProgress)
+	// "PR closed": the second revision is withdrawn.
+	f.deliver(t, "pull_request", f.prEvent(t, "closed", second))
+	c = f.waitCheck(t, second, build, cancelled)
+	if !strings.Contains(c.Title, "cancelled") {
+		t.Errorf("second revision's build check run: %q, want it to say cancelled", c.Title)
+	}
+	if took := time.Since(start); took > 45*time.Second {
+		t.Errorf("the story took %s: the slow build was waited for", took)
+	}
+	revs, err := f.srv.rv.store.Revisions(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	for _, r := range revs {
+		states = append(states, r.State)
+	}
+	if strings.Join(states, " ") != "cancelled superseded" {
+		t.Errorf("revision states (newest first): %v", states)
+	}
+}
+
+// GitHub answering 502 and then a secondary rate limit for a while: the
+// check runs still arrive, complete.
+func TestServeGitHubTrouble(t *testing.T) {
+	f := newApp(t)
+	f.gh.Fail(3, http.StatusBadGateway, "")
+	f.gh.Fail(2, http.StatusForbidden, "1")
+	head := f.sha(t, f.repo.Head)
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	runs := f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	if runs["basinix / build (x86_64-linux)"].Conclusion != "failure" {
+		t.Errorf("build check run: %+v", runs["basinix / build (x86_64-linux)"])
+	}
+	if n := len(f.gh.CheckRuns("octo/pkgs")); n != 2 {
+		t.Errorf("%d check runs, want 2", n)
+	}
+}
+
+// The server stops in the middle of a build and starts again on the same
+// data directory: the revision is resumed and its check runs completed,
+// none created twice.
+func TestServeResumesAfterRestart(t *testing.T) {
+	f := newAppWith(t, sampleset.Options{Bulk: 5, BuildLog: filepath.Join(t.TempDir(), "builds"), PRExtra: map[string]string{
+		"slowpkg": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"slowpkg\";\n  version = \"1.0\";\n  script = \"/bin/sleep 3\";\n}\n",
+	}})
+	head := f.sha(t, f.repo.Head)
+	build := "basinix / build (x86_64-linux)"
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	f.waitCheck(t, head, build, func(c fakegithub.CheckRun) bool { return c.Status == "in_progress" })
+	f.stop() // in the middle of slowpkg's build
+	f.start(t, f.cfg)
+	runs := f.waitChecks(t, head, "basinix / eval", build)
+	if runs[build].Conclusion != "failure" {
+		t.Errorf("build check run after the restart: %s %q", runs[build].Conclusion, runs[build].Title)
+	}
+	if n := len(f.gh.CheckRuns("octo/pkgs")); n != 2 {
+		t.Errorf("%d check runs after a restart, want 2", n)
 	}
 }

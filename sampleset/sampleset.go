@@ -35,6 +35,8 @@ type Options struct {
 	// Extra adds packages to the base commit: attribute name → the body of
 	// a callPackage file (a function of { stdenv, lib, pkgs, ... }).
 	Extra map[string]string
+	// PRExtra adds packages in the PR's first push, as Extra does.
+	PRExtra map[string]string
 	// NoPR leaves out the PR branch.
 	NoPR bool
 	// BuildLog, when set, is a file every build appends its name to (the
@@ -113,15 +115,21 @@ func prPushes(opt Options) []push {
 	tl := topLevel(opt)
 	// Push 1: libmid changes (rebuilding its dependents), newpkg is added,
 	// willfail starts failing, willsucceed is fixed, failing keeps failing.
-	tl1 := withEntries(tl, "  newpkg = callPackage ../by-name/newpkg { };")
-	p1 := push{title: "libmid: 1.0 -> 1.1, add newpkg, touch failing ones", files: map[string]string{
+	entries := []string{"  newpkg = callPackage ../by-name/newpkg { };"}
+	files := map[string]string{
 		"pkgs/by-name/libmid/default.nix":      pkg("libmid", "1.1", "libbase", "", ""),
 		"pkgs/by-name/newpkg/default.nix":      pkg("newpkg", "0.1", "hello", "", ""),
 		"pkgs/by-name/willfail/default.nix":    pkg("willfail", "2.0", "", `echo "willfail: test suite failed" >&2; exit 1`, ""),
 		"pkgs/by-name/willsucceed/default.nix": pkg("willsucceed", "2.0", "", "", ""),
 		"pkgs/by-name/failing/default.nix":     pkg("failing", "2.0", "", `echo "failing: still broken" >&2; exit 1`, ""),
-		"pkgs/top-level/all-packages.nix":      allPackages(tl1),
-	}}
+	}
+	for _, n := range sortedNames(opt.PRExtra) {
+		entries = append(entries, fmt.Sprintf("  %s = callPackage ../by-name/%s { };", quote(n), n))
+		files["pkgs/by-name/"+n+"/default.nix"] = opt.PRExtra[n]
+	}
+	tl1 := withEntries(tl, entries...)
+	files["pkgs/top-level/all-packages.nix"] = allPackages(tl1)
+	p1 := push{title: "libmid: 1.0 -> 1.1, add newpkg, touch failing ones", files: files}
 	// Push 2: oldpkg is removed, evalbreaks stops evaluating, evalfixed is
 	// fixed, usesalias starts using an alias in-tree.
 	tl2 := withoutEntry(tl1, "oldpkg")
@@ -147,12 +155,7 @@ func topLevel(opt Options) []string {
 	} {
 		names = append(names, fmt.Sprintf("  %s = callPackage ../by-name/%s { };", n, n))
 	}
-	extra := make([]string, 0, len(opt.Extra))
-	for n := range opt.Extra {
-		extra = append(extra, n)
-	}
-	sort.Strings(extra)
-	for _, n := range extra {
+	for _, n := range sortedNames(opt.Extra) {
 		names = append(names, fmt.Sprintf("  %s = callPackage ../by-name/%s { };", quote(n), n))
 	}
 	return names
@@ -465,4 +468,13 @@ func (g *gen) gitEnv(env []string, args ...string) string {
 		g.err = fmt.Errorf("sample set: git %s: %v: %s", args[0], err, strings.TrimSpace(errb.String()))
 	}
 	return out.String()
+}
+
+func sortedNames(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
