@@ -167,6 +167,9 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 				publishErrs = append(publishErrs, err)
 			}
 		}
+		if err := rebuildLabels(ctx, gh, rev.Repo, rev.PR, p.cfg.Server.RebuildLabels, rep); err != nil {
+			publishErrs = append(publishErrs, err)
+		}
 		if err := p.st.FinishRevision(ctx, rev.ID, store.Building, nil, ""); err != nil {
 			publishErrs = append(publishErrs, err)
 		}

@@ -171,6 +171,7 @@ func annotated(c fakegithub.CheckRun) []string {
 // the rebuild button.
 func TestServePullRequestOpened(t *testing.T) {
 	f := newApp(t)
+	f.gh.SetLabels("octo/pkgs", 1, "10.rebuild-linux: 1-10", "6.topic: python")
 	head := f.sha(t, f.repo.Head)
 	if code, body := f.deliver(t, "pull_request", f.prEvent(t, "opened", head)); code != http.StatusOK {
 		t.Fatalf("webhook answered %d: %s", code, body)
@@ -198,6 +199,9 @@ func TestServePullRequestOpened(t *testing.T) {
 	}
 	if len(b.Actions) != 1 || b.Actions[0]["identifier"] != "rebuild-failed" {
 		t.Errorf("actions: %v", b.Actions)
+	}
+	if got := strings.Join(f.gh.Labels("octo/pkgs", 1), ", "); got != "6.topic: python, 10.rebuild-linux: 11-100" {
+		t.Errorf("labels: %s (want the stale rebuild label replaced, the others kept)", got)
 	}
 }
 

@@ -158,6 +158,13 @@ func (s *Server) CheckRuns(repo string) []CheckRun {
 	return out
 }
 
+// SetLabels sets the labels of issue (or PR) n of repo.
+func (s *Server) SetLabels(repo string, n int, labels ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.labels[fmt.Sprintf("%s#%d", repo, n)] = labels
+}
+
 // Labels returns the labels of issue (or PR) n of repo.
 func (s *Server) Labels(repo string, n int) []string {
 	s.mu.Lock()
