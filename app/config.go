@@ -45,6 +45,9 @@ type ServerConfig struct {
 	Drafts bool `yaml:"drafts"`
 	// Concurrent is how many revisions are worked on at once.
 	Concurrent int `yaml:"concurrent"`
+	// ReconcileEvery is how often open PRs are listed, for webhooks missed
+	// while down (also at start).
+	ReconcileEvery time.Duration `yaml:"reconcile_every"`
 	// RebuildLabels maps a system to the prefix of its rebuild label
 	// ("10.rebuild-linux" gives "10.rebuild-linux: 11-100").
 	RebuildLabels map[string]string `yaml:"rebuild_labels"`
@@ -100,7 +103,7 @@ func DefaultConfig() Config {
 			MaxMemoryMiB: 8192,
 			MaxExplained: 200,
 		},
-		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4,
+		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute,
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"}},
 		Build: BuildConfig{
 			MaxJobs:       runtime.NumCPU(),

@@ -47,16 +47,25 @@ func (p *pipeline) poke() {
 
 // Review implements handlers.Reviews.
 func (p *pipeline) Review(ctx context.Context, pr handlers.PullRequest) error {
+	_, err := p.queue(ctx, pr)
+	return err
+}
+
+// queue adds a revision for the PR's head unless it is known, supersedes
+// the PR's older ones, and reports whether it is new.
+func (p *pipeline) queue(ctx context.Context, pr handlers.PullRequest) (bool, error) {
 	id, fresh, superseded, err := p.st.AddRevision(ctx, store.Revision{
 		Repo: pr.Repo, InstallationID: pr.InstallationID, CloneURL: pr.CloneURL, PR: pr.Number, HeadSHA: pr.HeadSHA, BaseRef: pr.BaseRef,
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	p.stop(superseded)
-	p.log.Info().Str("repo", pr.Repo).Int("pr", pr.Number).Int64("revision", id).Bool("new", fresh).Ints64("superseded", superseded).Msg("revision queued")
-	p.poke()
-	return nil
+	if fresh {
+		p.log.Info().Str("repo", pr.Repo).Int("pr", pr.Number).Int64("revision", id).Ints64("superseded", superseded).Msg("revision queued")
+		p.poke()
+	}
+	return fresh, nil
 }
 
 // Withdraw implements handlers.Reviews.
@@ -90,6 +99,11 @@ func (p *pipeline) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.reconcileLoop(ctx, max(p.cfg.Server.ReconcileEvery, time.Minute))
+	}()
 	tick := time.NewTicker(30 * time.Second)
 	defer tick.Stop()
 	for {

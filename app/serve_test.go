@@ -348,3 +348,22 @@ func TestServeResumesAfterRestart(t *testing.T) {
 		t.Errorf("%d check runs after a restart, want 2", n)
 	}
 }
+
+// Webhooks missed while basinix was down are not lost: at start it lists
+// the open PRs and reviews the heads it does not know.
+func TestServeReconcilesMissedPullRequests(t *testing.T) {
+	f := newApp(t)
+	f.stop()
+	head := f.sha(t, f.repo.Head)
+	f.gh.SetPull(fakegithub.Pull{Repo: "octo/pkgs", Number: 1, HeadSHA: head, BaseRef: "master", CloneURL: "file://" + f.repo.Dir})
+	f.gh.SetPull(fakegithub.Pull{Repo: "octo/pkgs", Number: 2, HeadSHA: head, BaseRef: "master", CloneURL: "file://" + f.repo.Dir, Draft: true})
+	f.start(t, f.cfg)
+	runs := f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	if runs["basinix / build (x86_64-linux)"].Conclusion != "failure" {
+		t.Errorf("build check run: %+v", runs["basinix / build (x86_64-linux)"])
+	}
+	revs, _ := f.srv.rv.store.Revisions(context.Background(), 10)
+	if len(revs) != 1 || revs[0].PR != 1 {
+		t.Errorf("revisions: %+v, want PR 1 only (PR 2 is a draft)", revs)
+	}
+}

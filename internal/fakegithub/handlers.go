@@ -72,6 +72,24 @@ var handlers = map[string]handler{
 		}
 		return http.StatusOK, map[string]any{"total_count": len(runs), "check_runs": runs}
 	},
+	"pulls/list": func(s *Server, p map[string]string, _ map[string]any, r *http.Request) (int, any) {
+		if st := r.URL.Query().Get("state"); st != "" && st != "open" {
+			return http.StatusOK, []any{}
+		}
+		out := []any{}
+		for _, pr := range s.pulls {
+			if pr["repo"] == p["owner"]+"/"+p["repo"] {
+				c := map[string]any{}
+				for k, v := range pr {
+					if k != "repo" {
+						c[k] = v
+					}
+				}
+				out = append(out, c)
+			}
+		}
+		return http.StatusOK, out
+	},
 	"issues/add-labels": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
 		k := issueKey(p)
 		names, _ := b["labels"].([]any)

@@ -158,6 +158,28 @@ func (s *Server) CheckRuns(repo string) []CheckRun {
 	return out
 }
 
+// Pull is an open pull request the fake lists (for reconciliation).
+type Pull struct {
+	Repo     string
+	Number   int
+	HeadSHA  string
+	BaseRef  string
+	CloneURL string
+	Draft    bool
+}
+
+// SetPull records an open pull request (or replaces it).
+func (s *Server) SetPull(p Pull) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pulls[fmt.Sprintf("%s#%d", p.Repo, p.Number)] = map[string]any{
+		"number": p.Number, "state": "open", "draft": p.Draft,
+		"head": map[string]any{"sha": p.HeadSHA, "ref": "pr"},
+		"base": map[string]any{"ref": p.BaseRef, "repo": map[string]any{"full_name": p.Repo, "clone_url": p.CloneURL}},
+		"repo": p.Repo,
+	}
+}
+
 // SetLabels sets the labels of issue (or PR) n of repo.
 func (s *Server) SetLabels(repo string, n int, labels ...string) {
 	s.mu.Lock()
