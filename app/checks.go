@@ -49,7 +49,7 @@ func (c *checks) id(ctx context.Context, name string) (int64, error) {
 		return id, err
 	}
 	owner, repo := c.owner()
-	ext := strconv.FormatInt(c.rev.ID, 10)
+	ext := strconv.FormatInt(c.rev.ID, 10) + "." + strconv.Itoa(c.rev.Attempt)
 	list, _, err := c.gh.Checks.ListCheckRunsForRef(ctx, owner, repo, c.rev.HeadSHA, &github.ListCheckRunsOptions{CheckName: github.String(name)})
 	if err != nil {
 		return 0, fmt.Errorf("list check runs of %s@%s: %w", c.rev.Repo, c.rev.HeadSHA, err)

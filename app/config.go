@@ -45,6 +45,9 @@ type ServerConfig struct {
 	Drafts bool `yaml:"drafts"`
 	// Concurrent is how many revisions are worked on at once.
 	Concurrent int `yaml:"concurrent"`
+	// TrackedBranches are evaluated on every push, so PRs against them find
+	// the base cached; empty: each repository's default branch.
+	TrackedBranches []string `yaml:"tracked_branches"`
 	// ReconcileEvery is how often open PRs are listed, for webhooks missed
 	// while down (also at start).
 	ReconcileEvery time.Duration `yaml:"reconcile_every"`

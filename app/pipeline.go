@@ -32,11 +32,51 @@ type pipeline struct {
 	every  time.Duration // progress updates at most this often
 	logURL func(log string) string
 
-	mu      sync.Mutex
-	running map[int64]context.CancelFunc // guarded by mu
+	mu       sync.Mutex
+	running  map[int64]context.CancelFunc // guarded by mu
+	branchMu sync.Mutex                   // one branch tip evaluated at a time
 }
 
-var _ handlers.Reviews = (*pipeline)(nil)
+var (
+	_ handlers.Reviews       = (*pipeline)(nil)
+	_ handlers.Reruns        = (*pipeline)(nil)
+	_ handlers.Branches      = (*pipeline)(nil)
+	_ handlers.Installations = (*pipeline)(nil)
+)
+
+// Rerun implements handlers.Reruns.
+func (p *pipeline) Rerun(ctx context.Context, repo, head string) error {
+	n, err := p.st.Rerun(ctx, repo, head)
+	if err != nil {
+		return err
+	}
+	p.log.Info().Str("repo", repo).Str("head", head).Int64("revisions", n).Msg("re-run queued")
+	p.poke()
+	return nil
+}
+
+// Installed implements handlers.Installations.
+func (p *pipeline) Installed(ctx context.Context, id int64) error {
+	n, err := p.reconcileInstallation(ctx, id)
+	p.log.Info().Int64("installation", id).Int("queued", n).Msg("installation reconciled")
+	return err
+}
+
+// Evaluate implements handlers.Branches: the tip is evaluated in the
+// background (the webhook is answered at once), one branch at a time.
+func (p *pipeline) Evaluate(ctx context.Context, push handlers.BranchPush) error {
+	go func() {
+		p.branchMu.Lock()
+		defer p.branchMu.Unlock()
+		ctx := context.WithoutCancel(ctx)
+		if err := p.rv.EvaluateRef(ctx, push.CloneURL, push.Commit, p.cfg.Systems); err != nil {
+			p.log.Error().Err(err).Str("repo", push.Repo).Str("branch", push.Branch).Msg("evaluating the branch tip")
+			return
+		}
+		p.log.Info().Str("repo", push.Repo).Str("branch", push.Branch).Str("commit", push.Commit).Msg("branch tip evaluated")
+	}()
+	return nil
+}
 
 func (p *pipeline) poke() {
 	select {

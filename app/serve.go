@@ -57,7 +57,12 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 	s.pipe = &pipeline{cfg: cfg, st: rv.store, rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
 		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}}
 	s.dispatch = githubapp.NewEventDispatcher(
-		[]githubapp.EventHandler{&handlers.PullRequestHandler{Reviews: s.pipe, Drafts: cfg.Server.Drafts, Log: log}},
+		[]githubapp.EventHandler{
+			&handlers.PullRequestHandler{Reviews: s.pipe, Drafts: cfg.Server.Drafts, Log: log},
+			&handlers.CheckHandler{Reruns: s.pipe, Log: log},
+			&handlers.PushHandler{Branches: s.pipe, Tracked: cfg.Server.TrackedBranches, Log: log},
+			&handlers.InstallationHandler{Installations: s.pipe, Log: log},
+		},
 		cfg.GitHub.App.WebhookSecret,
 		githubapp.WithErrorCallback(s.webhookError))
 	return s, nil

@@ -367,3 +367,88 @@ func TestServeReconcilesMissedPullRequests(t *testing.T) {
 		t.Errorf("revisions: %+v, want PR 1 only (PR 2 is a draft)", revs)
 	}
 }
+
+// event loads a real payload and rewrites what points at a repository and
+// an installation to the fixture's.
+func (f *appFixture) event(t *testing.T, name string, edit func(p map[string]any)) []byte {
+	t.Helper()
+	p := fakegithub.Payload(t, name)
+	p["installation"] = map[string]any{"id": installationID, "account": map[string]any{"login": "octo"}}
+	if repo, ok := p["repository"].(map[string]any); ok {
+		repo["full_name"], repo["name"], repo["clone_url"], repo["default_branch"] = "octo/pkgs", "pkgs", "file://"+f.repo.Dir, "master"
+		repo["owner"].(map[string]any)["login"] = "octo"
+	}
+	edit(p)
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Re-running a check from GitHub reviews the head again, with new check runs.
+func TestServeRerun(t *testing.T) {
+	f := newApp(t)
+	head := f.sha(t, f.repo.Head)
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	code, body := f.deliver(t, "check_run", f.event(t, "check_run.rerequested.7", func(p map[string]any) {
+		p["check_run"].(map[string]any)["head_sha"] = head
+	}))
+	if code != http.StatusOK {
+		t.Fatalf("check_run rerequested: %d %s", code, body)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var completed int
+		for _, c := range f.gh.CheckRuns("octo/pkgs") {
+			if c.Status == "completed" {
+				completed++
+			}
+		}
+		if completed == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("check runs after the re-run: %+v", f.gh.CheckRuns("octo/pkgs"))
+		}
+		time.Sleep(50 * time.Millisecond) // the fake GitHub has no notification to wait on
+	}
+}
+
+// A push to the default branch evaluates the new tip; a new installation
+// gets its open PRs reviewed.
+func TestServePushAndInstallation(t *testing.T) {
+	f := newApp(t)
+	tip := f.sha(t, "master")
+	if code, body := f.deliver(t, "push", f.event(t, "push.0", func(p map[string]any) {
+		p["ref"], p["after"], p["deleted"] = "refs/heads/master", tip, false
+	})); code != http.StatusOK {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	m, err := f.srv.rv.ws.Mirror("file://" + f.repo.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ev, err := f.srv.rv.cached(context.Background(), f.srv.rv.key(m.URL, tip, "x86_64-linux"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pushed tip was not evaluated")
+		}
+		time.Sleep(50 * time.Millisecond) // evaluation runs in the background
+	}
+
+	head := f.sha(t, f.repo.Head)
+	f.gh.SetPull(fakegithub.Pull{Repo: "octo/pkgs", Number: 3, HeadSHA: head, BaseRef: "master", CloneURL: "file://" + f.repo.Dir})
+	if code, body := f.deliver(t, "installation", f.event(t, "installation.created.1", func(map[string]any) {})); code != http.StatusOK {
+		t.Fatalf("installation: %d %s", code, body)
+	}
+	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+}

@@ -32,6 +32,8 @@ type Revision struct {
 	Error          string
 	Report         []byte
 	Created        time.Time
+	// Attempt counts the re-runs asked for this revision.
+	Attempt int
 }
 
 // ClaimDelivery records a webhook delivery; false when it was seen before.
@@ -140,6 +142,27 @@ func (s *Store) TakeRevision(ctx context.Context) (*Revision, error) {
 	return rev, tx.Commit()
 }
 
+// Rerun queues the finished revisions of repo at head again, as a new
+// attempt with new check runs, and returns how many.
+func (s *Store) Rerun(ctx context.Context, repo, head string) (int64, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM check_runs WHERE revision_id IN
+		(SELECT id FROM revisions WHERE repo = ? AND head_sha = ? AND state IN ('done', 'failed'))`, repo, head); err != nil {
+		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1, updated_at = ?
+		WHERE repo = ? AND head_sha = ? AND state IN ('done', 'failed')`, time.Now().UnixMilli(), repo, head)
+	if err != nil {
+		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
+	}
+	n, _ := res.RowsAffected()
+	return n, tx.Commit()
+}
+
 // Requeue puts revisions that were being worked on back in the queue: at
 // start, for the work a stopped server left unfinished.
 func (s *Store) Requeue(ctx context.Context) (int64, error) {
@@ -186,12 +209,12 @@ func (s *Store) Revisions(ctx context.Context, limit int) ([]*Revision, error) {
 	return out, rows.Err()
 }
 
-const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at FROM revisions`
+const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt FROM revisions`
 
 func scanRevision(row interface{ Scan(...any) error }) (*Revision, error) {
 	var r Revision
 	var created int64
-	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created)
+	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
