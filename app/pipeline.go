@@ -23,14 +23,15 @@ import (
 // store is the truth: revisions are queued there, taken from there, and a
 // restart requeues what was running.
 type pipeline struct {
-	cfg    Config
-	st     *store.Store
-	rv     *Reviewer
-	gh     githubapp.ClientCreator
-	log    zerolog.Logger
-	wake   chan struct{}
-	every  time.Duration // progress updates at most this often
-	logURL func(log string) string
+	cfg     Config
+	st      *store.Store
+	rv      *Reviewer
+	gh      githubapp.ClientCreator
+	log     zerolog.Logger
+	wake    chan struct{}
+	every   time.Duration // progress updates at most this often
+	logURL  func(log string) string
+	metrics *metrics
 
 	mu       sync.Mutex
 	running  map[int64]context.CancelFunc // guarded by mu
@@ -260,6 +261,7 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 			return
 		}
 	}
+	p.metrics.observe(rep)
 	data, err := json.Marshal(rep)
 	if err != nil {
 		p.fail(bg, rev, c, err, log)

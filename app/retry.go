@@ -14,7 +14,7 @@ import (
 // failed on GitHub's side: 5xx answers, and secondary rate limits (403 or
 // 429 with Retry-After, or a rate-limit message), waiting as GitHub says.
 // It gives up after maxWait in total and returns the last answer.
-func retrying(maxWait time.Duration) githubapp.ClientMiddleware {
+func retrying(maxWait time.Duration, onError func()) githubapp.ClientMiddleware {
 	return func(next http.RoundTripper) http.RoundTripper {
 		return roundTripper(func(req *http.Request) (*http.Response, error) {
 			var body []byte
@@ -33,6 +33,9 @@ func retrying(maxWait time.Duration) githubapp.ClientMiddleware {
 					req.Body = io.NopCloser(bytes.NewReader(body))
 				}
 				resp, err := next.RoundTrip(req)
+				if err != nil || resp.StatusCode >= 400 {
+					onError()
+				}
 				wait, retry := retryAfter(resp, err, backoff)
 				if !retry || waited+wait > maxWait {
 					return resp, err

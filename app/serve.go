@@ -37,6 +37,7 @@ type Server struct {
 	rv       *Reviewer
 	pipe     *pipeline
 	dispatch http.Handler
+	metrics  *metrics
 }
 
 // NewServer sets up the server; cfg must have its secrets loaded.
@@ -45,17 +46,18 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 	if err != nil {
 		return nil, err
 	}
+	m := newMetrics(rv.store, rv.pool)
 	cc, err := githubapp.NewDefaultCachingClientCreator(cfg.GitHub,
 		githubapp.WithClientUserAgent("basinix/"+Version),
 		githubapp.WithClientTimeout(time.Minute),
-		githubapp.WithClientMiddleware(retrying(5*time.Minute)))
+		githubapp.WithClientMiddleware(retrying(5*time.Minute, m.githubErrors.Inc)))
 	if err != nil {
 		rv.Close()
 		return nil, fmt.Errorf("github client: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, rv: rv}
+	s := &Server{cfg: cfg, log: log, rv: rv, metrics: m}
 	s.pipe = &pipeline{cfg: cfg, st: rv.store, rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
-		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}}
+		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}, metrics: m}
 	s.dispatch = githubapp.NewEventDispatcher(
 		[]githubapp.EventHandler{
 			&handlers.PullRequestHandler{Reviews: s.pipe, Drafts: cfg.Server.Drafts, Log: log},
@@ -82,6 +84,9 @@ func (s *Server) Handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /log/{name}", s.serveLog)
+	mux.HandleFunc("GET /{$}", s.serveIndex)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("GET /pr/{owner}/{repo}/{number}", s.servePR)
 	return mux
 }
 
@@ -128,11 +133,13 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	event, delivery := r.Header.Get("X-GitHub-Event"), r.Header.Get("X-GitHub-Delivery")
 	log := s.log.With().Str("event", event).Str("delivery", delivery).Logger()
 	if !validSignature(r.Header.Get("X-Hub-Signature-256"), body, s.cfg.GitHub.App.WebhookSecret) {
+		s.metrics.webhooks.WithLabelValues(event, "bad-signature").Inc()
 		log.Warn().Msg("webhook with a missing or wrong signature refused")
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
 	if event == "" || delivery == "" || !json.Valid(body) {
+		s.metrics.webhooks.WithLabelValues(event, "malformed").Inc()
 		log.Warn().Msg("malformed webhook refused")
 		http.Error(w, "malformed webhook: need X-GitHub-Event, X-GitHub-Delivery and a JSON body", http.StatusBadRequest)
 		return
@@ -144,11 +151,13 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !fresh {
+		s.metrics.webhooks.WithLabelValues(event, "duplicate").Inc()
 		log.Info().Msg("delivery seen before: not handled again")
 		w.Write([]byte("duplicate delivery\n"))
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	s.metrics.webhooks.WithLabelValues(event, "accepted").Inc()
 	s.dispatch.ServeHTTP(w, r)
 }
 
@@ -162,9 +171,11 @@ func (s *Server) webhookError(w http.ResponseWriter, r *http.Request, err error)
 	var ve githubapp.ValidationError
 	switch {
 	case errors.Is(err, handlers.ErrBadPayload), errors.As(err, &ve):
+		s.metrics.webhooks.WithLabelValues(r.Header.Get("X-GitHub-Event"), "malformed").Inc()
 		s.log.Warn().Err(err).Str("delivery", delivery).Msg("malformed webhook")
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	default:
+		s.metrics.webhooks.WithLabelValues(r.Header.Get("X-GitHub-Event"), "error").Inc()
 		s.log.Error().Err(err).Str("delivery", delivery).Msg("handling webhook")
 		http.Error(w, "internal error", http.StatusInternalServerError)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type appFixture struct {
 	gh     *fakegithub.Server
 	srv    *Server
 	url    string // the webhook URL
+	web    string // the server's root URL
 	repo   *sampleset.Repo
 	stop   func()
 	cfg    Config
@@ -76,7 +78,7 @@ func (f *appFixture) start(t *testing.T, cfg Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.RunWorkers(ctx) }()
-	f.srv, f.url, f.cfg = srv, ts.URL+"/api/github/hook", cfg
+	f.srv, f.url, f.web, f.cfg = srv, ts.URL+"/api/github/hook", ts.URL, cfg
 	var once sync.Once
 	f.stop = func() {
 		once.Do(func() {
@@ -451,4 +453,56 @@ func TestServePushAndInstallation(t *testing.T) {
 		t.Fatalf("installation: %d %s", code, body)
 	}
 	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+}
+
+func (f *appFixture) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(f.web + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The web page: recent revisions, the PR's verdicts with log links, logs
+// (and nothing outside them), health and metrics.
+func TestServeWebPages(t *testing.T) {
+	f := newApp(t)
+	head := f.sha(t, f.repo.Head)
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+
+	if code, body := f.get(t, "/"); code != http.StatusOK || !strings.Contains(body, `<a href="/pr/octo/pkgs/1">#1</a>`) || !strings.Contains(body, "done") {
+		t.Errorf("index: %d\n%s", code, body)
+	}
+	code, body := f.get(t, "/pr/octo/pkgs/1")
+	if code != http.StatusOK || !strings.Contains(body, `<td class="newly-failing">newly-failing</td>`) {
+		t.Fatalf("pr page: %d\n%s", code, body)
+	}
+	if strings.Index(body, "<code>willfail</code>") > strings.Index(body, "<code>hello</code>") {
+		t.Error("pr page: newly failing attributes do not come first")
+	}
+	m := regexp.MustCompile(`href="/log/([^"]+willfail-2\.0\.log[^"]*)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("pr page has no log link for willfail:\n%s", body)
+	}
+	if code, log := f.get(t, "/log/"+m[1]); code != http.StatusOK || !strings.Contains(log, "willfail: test suite failed") {
+		t.Errorf("log: %d %q", code, log)
+	}
+	for _, bad := range []string{"/log/..%2f..%2fbasinix.db", "/log/%2e%2e", "/log/passwd", "/pr/octo/pkgs/999", "/pr/octo/pkgs/x"} {
+		if code, _ := f.get(t, bad); code != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", bad, code)
+		}
+	}
+	if code, body := f.get(t, "/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("healthz: %d %q", code, body)
+	}
+	_, metrics := f.get(t, "/metrics")
+	for _, want := range []string{`basinix_webhooks_total{event="pull_request",outcome="accepted"} 1`, "basinix_revisions_queued 0", "basinix_builds_running 0", "basinix_review_build_seconds_count 1"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 }

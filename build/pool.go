@@ -118,6 +118,24 @@ func New(opt Options, n Nix, results Results, log zerolog.Logger) (*Pool, error)
 	return p, nil
 }
 
+// Stats counts the derivations the pool has queued and handed to machines.
+type Stats struct{ Queued, Running int }
+
+// Stats returns the pool's counts now.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var s Stats
+	for _, j := range p.jobs {
+		if j.batch == nil {
+			s.Queued++
+		} else {
+			s.Running++
+		}
+	}
+	return s
+}
+
 // Machines returns the machines the pool builds on, the local one first.
 func (p *Pool) Machines() []*Machine {
 	out := make([]*Machine, len(p.machines))

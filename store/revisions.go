@@ -246,3 +246,30 @@ func (s *Store) PutCheckRunID(ctx context.Context, revision int64, name string, 
 	}
 	return nil
 }
+
+// PRRevisions returns the revisions of one PR, newest first.
+func (s *Store) PRRevisions(ctx context.Context, repo string, pr int) ([]*Revision, error) {
+	rows, err := s.db.QueryContext(ctx, revisionColumns+` WHERE repo = ? AND pr = ? ORDER BY id DESC`, repo, pr)
+	if err != nil {
+		return nil, fmt.Errorf("revisions of %s#%d: %w", repo, pr, err)
+	}
+	defer rows.Close()
+	var out []*Revision
+	for rows.Next() {
+		r, err := scanRevision(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// CountRevisions returns how many revisions are in state.
+func (s *Store) CountRevisions(ctx context.Context, state string) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM revisions WHERE state = ?`, state).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count %s revisions: %w", state, err)
+	}
+	return n, nil
+}

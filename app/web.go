@@ -1,0 +1,103 @@
+package app
+
+import (
+	"embed"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"github.com/basinix/basinix/report"
+)
+
+//go:embed web/*.html
+var webFiles embed.FS
+
+// verdictOrder puts what needs a reviewer's eyes first.
+var verdictOrder = map[report.Verdict]int{
+	report.NewlyFailing: 0, report.NewFailing: 1, report.EvalBroken: 2, report.StillFailing: 3, report.Pending: 4,
+	report.NewlySucceeding: 5, report.NewSucceeding: 6, report.StillSucceeding: 7, report.Removed: 8,
+	report.SkippedBroken: 9, report.SkippedUnsupported: 10,
+}
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"short": func(s string) string {
+		if len(s) > 12 {
+			return s[:12]
+		}
+		return s
+	},
+	"drvName": report.DrvName,
+	"base":    filepath.Base,
+	"attrs": func(s *report.System) []string {
+		names := make([]string, 0, len(s.Attrs))
+		for n := range s.Attrs {
+			names = append(names, n)
+		}
+		sort.Slice(names, func(i, j int) bool {
+			a, b := verdictOrder[s.Attrs[names[i]].Verdict], verdictOrder[s.Attrs[names[j]].Verdict]
+			if a != b {
+				return a < b
+			}
+			return names[i] < names[j]
+		})
+		return names
+	},
+}).ParseFS(webFiles, "web/*.html"))
+
+// serveIndex shows the recent revisions and their state.
+func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
+	revs, err := s.rv.store.Revisions(r.Context(), 100)
+	if err != nil {
+		s.log.Error().Err(err).Msg("index page")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	s.render(w, "index.html", map[string]any{"Title": "recent revisions", "Revisions": revs})
+}
+
+// servePR shows a PR's latest report, as tables of verdicts, and its
+// revisions.
+func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
+	repo := r.PathValue("owner") + "/" + r.PathValue("repo")
+	n, err := strconv.Atoi(r.PathValue("number"))
+	if err != nil || n <= 0 {
+		http.Error(w, "no such pull request", http.StatusNotFound)
+		return
+	}
+	revs, err := s.rv.store.PRRevisions(r.Context(), repo, n)
+	if err != nil {
+		s.log.Error().Err(err).Msg("pull request page")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if len(revs) == 0 {
+		http.Error(w, "no such pull request", http.StatusNotFound)
+		return
+	}
+	var rep *report.Report
+	for _, rev := range revs { // the newest with a report
+		if len(rev.Report) > 0 {
+			rep = &report.Report{}
+			if err := json.Unmarshal(rev.Report, rep); err != nil {
+				s.log.Error().Err(err).Int64("revision", rev.ID).Msg("stored report unreadable")
+				rep = nil
+				continue
+			}
+			break
+		}
+	}
+	s.render(w, "pr.html", map[string]any{
+		"Title": repo + " #" + strconv.Itoa(n), "Revisions": revs, "Report": rep,
+		"GitHubURL": s.cfg.GitHub.WebURL + repo + "/pull/" + strconv.Itoa(n),
+	})
+}
+
+func (s *Server) render(w http.ResponseWriter, page string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := pages.ExecuteTemplate(w, page, data); err != nil {
+		s.log.Error().Err(err).Str("page", page).Msg("rendering")
+	}
+}
