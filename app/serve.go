@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -56,6 +57,7 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 		return nil, fmt.Errorf("github client: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, rv: rv, metrics: m}
+	rv.ws.Auth = (&gitAuth{cfg: cfg.GitHub, gh: cc, byRepo: map[string]*ghinstallation.Transport{}}).config
 	s.pipe = &pipeline{cfg: cfg, st: rv.store, rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
 		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}, metrics: m}
 	s.dispatch = githubapp.NewEventDispatcher(

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bradleyfalzon/ghinstallation/v2"
 
 	"github.com/basinix/basinix/internal/fakegithub"
 	"github.com/basinix/basinix/internal/testenv"
@@ -503,6 +506,34 @@ func TestServeWebPages(t *testing.T) {
 	for _, want := range []string{`basinix_webhooks_total{event="pull_request",outcome="accepted"} 1`, "basinix_revisions_queued 0", "basinix_builds_running 0", "basinix_review_build_seconds_count 1"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// https clone URLs on GitHub are fetched with the installation's token.
+func TestGitAuthUsesInstallationToken(t *testing.T) {
+	f := newApp(t)
+	f.srv.cfg.GitHub.WebURL = "https://github.example/"
+	auth := &gitAuth{cfg: f.srv.cfg.GitHub, gh: f.srv.pipe.gh, byRepo: map[string]*ghinstallation.Transport{}}
+	auth.cfg.WebURL = "https://github.example/"
+	cfg, err := auth.config(context.Background(), "https://github.example/octo/pkgs.git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg) != 1 || !strings.HasPrefix(cfg[0], "http.extraHeader=Authorization: Basic ") {
+		t.Fatalf("git config %q", cfg)
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(cfg[0], "http.extraHeader=Authorization: Basic "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, ok := strings.CutPrefix(string(raw), "x-access-token:")
+	if id, valid := f.gh.TokenInstallation(tok); !ok || !valid || id != installationID {
+		t.Errorf("token %q: installation %d, valid %v", tok, id, valid)
+	}
+	for _, other := range []string{"file:///srv/pkgs", "https://elsewhere.example/octo/pkgs.git", "http://github.example/octo/pkgs.git"} {
+		if cfg, err := auth.config(context.Background(), other); err != nil || cfg != nil {
+			t.Errorf("%s: %q %v, want nothing", other, cfg, err)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -31,6 +32,9 @@ var ErrNoRepository = errors.New("repository not found")
 type Workspace struct {
 	dir string
 	log zerolog.Logger
+	// Auth, when set, returns extra git configuration for fetching url
+	// (see Mirror.Auth). Set it before the first fetch.
+	Auth func(ctx context.Context, url string) ([]string, error)
 
 	mu      sync.Mutex
 	mirrors map[string]*Mirror // by mirror directory
@@ -49,8 +53,9 @@ type Mirror struct {
 
 	ws *Workspace
 	mu sync.Mutex
-	// Auth, when set, returns extra git configuration for fetches (for
-	// example an Authorization header with an installation token).
+	// Auth, when set, returns extra git configuration for fetches
+	// ("http.extraHeader=Authorization: Basic ..."); the workspace's Auth
+	// is used when it is nil.
 	Auth func(ctx context.Context) ([]string, error)
 }
 
@@ -111,15 +116,26 @@ func (w *Workspace) Mirror(repo string) (*Mirror, error) {
 // Fetch brings the mirror up to date: branches, tags and GitHub's pull refs.
 func (m *Mirror) Fetch(ctx context.Context) error {
 	var cfg []string
-	if m.Auth != nil {
-		var err error
-		if cfg, err = m.Auth(ctx); err != nil {
-			return fmt.Errorf("fetch %s: %w", m.URL, err)
-		}
+	var err error
+	switch {
+	case m.Auth != nil:
+		cfg, err = m.Auth(ctx)
+	case m.ws.Auth != nil:
+		cfg, err = m.ws.Auth(ctx, m.URL)
+	}
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", m.URL, err)
+	}
+	// Through the environment, not -c: arguments are visible to every
+	// user of the machine, and tokens must not be.
+	env := []string{"GIT_CONFIG_COUNT=" + strconv.Itoa(len(cfg))}
+	for i, c := range cfg {
+		k, v, _ := strings.Cut(c, "=")
+		env = append(env, fmt.Sprintf("GIT_CONFIG_KEY_%d=%s", i, k), fmt.Sprintf("GIT_CONFIG_VALUE_%d=%s", i, v))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, err := runGit(ctx, m.Dir, cfg, "fetch", "--quiet", "--prune", "--no-tags", "--end-of-options", m.URL,
+	_, err = runGitEnv(ctx, m.Dir, env, "fetch", "--quiet", "--prune", "--no-tags", "--end-of-options", m.URL,
 		"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/pull/*:refs/pull/*")
 	if err != nil {
 		if strings.Contains(err.Error(), "does not appear to be a git repository") ||

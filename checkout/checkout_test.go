@@ -2,7 +2,11 @@ package checkout_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,5 +161,50 @@ func TestBadRepositories(t *testing.T) {
 	}
 	if err := m.Fetch(context.Background()); !errors.Is(err, checkout.ErrNoRepository) {
 		t.Errorf("Fetch of a missing repository: want ErrNoRepository, got %v", err)
+	}
+}
+
+// Fetching over HTTP from real git (git http-backend) that wants a token:
+// the workspace's Auth gives it, without putting it on the command line.
+func TestFetchOverHTTPWithToken(t *testing.T) {
+	src := repo(t, false)
+	bare := filepath.Join(t.TempDir(), "pkgs.git")
+	testenv.Git(t, src, "clone", "--quiet", "--bare", src, bare)
+	execPath := strings.TrimSpace(testenv.Git(t, src, "--exec-path"))
+	backend := &cgi.Handler{
+		Path: filepath.Join(execPath, "git-http-backend"),
+		Env:  []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1"},
+	}
+	const token = "ghs_secret"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := "Basic " + base64.StdEncoding.EncodeToString([]byte("x-access-token:"+token))
+		if r.Header.Get("Authorization") != want {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		backend.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	url := srv.URL + "/pkgs.git"
+
+	ws := checkout.New(t.TempDir(), zerolog.Nop())
+	m, err := ws.Mirror(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Fetch(context.Background()); err == nil {
+		t.Fatal("fetched without the token")
+	}
+	ws.Auth = func(_ context.Context, u string) ([]string, error) {
+		if u != url {
+			t.Errorf("auth asked for %q", u)
+		}
+		return []string{"http.extraHeader=Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("x-access-token:"+token))}, nil
+	}
+	if err := m.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Resolve(context.Background(), "pr"); err != nil {
+		t.Errorf("pr after the fetch: %v", err)
 	}
 }

@@ -33,6 +33,14 @@ var handlers = map[string]handler{
 		}
 		return http.StatusOK, out
 	},
+	"apps/get-repo-installation": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		for _, inst := range s.installations {
+			if s.installationHas(inst.ID, p["owner"]+"/"+p["repo"]) {
+				return http.StatusOK, map[string]any{"id": inst.ID, "account": map[string]any{"login": inst.Account}, "app_id": s.AppID}
+			}
+		}
+		return http.StatusNotFound, map[string]any{"message": "Not Found"}
+	},
 	"apps/list-repos-accessible-to-installation": func(s *Server, _ map[string]string, _ map[string]any, r *http.Request) (int, any) {
 		inst := s.installations[s.tokens[tokenOf(r.Header.Get("Authorization"))]]
 		var repos []any

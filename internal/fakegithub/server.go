@@ -187,6 +187,14 @@ func (s *Server) SetLabels(repo string, n int, labels ...string) {
 	s.labels[fmt.Sprintf("%s#%d", repo, n)] = labels
 }
 
+// TokenInstallation returns the installation a token was minted for.
+func (s *Server) TokenInstallation(token string) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.tokens[token]
+	return id, ok
+}
+
 // Labels returns the labels of issue (or PR) n of repo.
 func (s *Server) Labels(repo string, n int) []string {
 	s.mu.Lock()
@@ -298,7 +306,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	auth := r.Header.Get("Authorization")
-	if strings.HasPrefix(op.template, "/app") {
+	if jwtOperations[op.id] {
 		if err := s.checkJWT(auth); err != nil {
 			s.violate("%s: %v", op.id, err)
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "A JSON web token could not be decoded"})
@@ -307,6 +315,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	} else {
 		inst, ok := s.tokens[tokenOf(auth)]
 		repo := params["owner"] + "/" + params["repo"]
+		// Repository endpoints ("owner" in the path) need the repository
+		// in the token's installation.
 		if !ok || params["owner"] != "" && !s.installationHas(inst, repo) {
 			s.violate("%s: no installation token for %s", op.id, repo)
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Bad credentials"})
@@ -322,6 +332,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	status, resp := h(s, params, payload, r)
 	writeJSON(w, status, resp)
+}
+
+// jwtOperations are the endpoints GitHub wants the App's JWT for.
+var jwtOperations = map[string]bool{
+	"apps/get-authenticated": true, "apps/list-installations": true,
+	"apps/create-installation-access-token": true, "apps/get-repo-installation": true,
 }
 
 func (s *Server) match(method, path string) (*operation, map[string]string) {
