@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/go-github/v60/github"
@@ -28,6 +29,9 @@ type checks struct {
 	gh      *github.Client
 	rev     *store.Revision
 	details string // details_url
+	// creating serialises the creation of the revision's check runs (the
+	// announcement and the worker may both try).
+	creating *sync.Mutex
 }
 
 func (c *checks) owner() (string, string) {
@@ -39,11 +43,13 @@ func (c *checks) owner() (string, string) {
 	return c.rev.Repo, ""
 }
 
-// id returns the GitHub id of the named check run, creating it (in
-// progress) when the store knows none. Before creating, it looks for one
+// id returns the GitHub id of the named check run, creating it (with
+// status "queued" or "in_progress") when the store knows none. Before creating, it looks for one
 // this revision created and did not get to remember (a kill between the
 // two), by its external id.
-func (c *checks) id(ctx context.Context, name string) (int64, error) {
+func (c *checks) id(ctx context.Context, name, status string) (int64, error) {
+	c.creating.Lock()
+	defer c.creating.Unlock()
 	id, err := c.st.CheckRunID(ctx, c.rev.ID, name)
 	if err != nil || id != 0 {
 		return id, err
@@ -61,7 +67,7 @@ func (c *checks) id(ctx context.Context, name string) (int64, error) {
 	}
 	run, _, err := c.gh.Checks.CreateCheckRun(ctx, owner, repo, github.CreateCheckRunOptions{
 		Name: name, HeadSHA: c.rev.HeadSHA, ExternalID: github.String(ext), DetailsURL: github.String(c.details),
-		Status: github.String("in_progress"), StartedAt: &github.Timestamp{Time: time.Now()},
+		Status: github.String(status),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("create check run %q on %s@%s: %w", name, c.rev.Repo, c.rev.HeadSHA, err)
@@ -73,7 +79,7 @@ func (c *checks) id(ctx context.Context, name string) (int64, error) {
 // batches of 50, each batch its own update (GitHub appends them), and the
 // conclusion, when cr has one, comes with the last.
 func (c *checks) publish(ctx context.Context, name string, cr report.CheckRun, actions ...*github.CheckRunAction) error {
-	id, err := c.id(ctx, name)
+	id, err := c.id(ctx, name, "in_progress")
 	if err != nil {
 		return err
 	}

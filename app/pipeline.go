@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-github/v60/github"
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 
@@ -36,6 +37,14 @@ type pipeline struct {
 	mu       sync.Mutex
 	running  map[int64]context.CancelFunc // guarded by mu
 	branchMu sync.Mutex                   // one branch tip evaluated at a time
+
+	announcing chan struct{}  // bounds the announcements under way
+	creating   [64]sync.Mutex // check run creation, striped by revision id
+}
+
+// checksFor returns the check runs publisher of rev.
+func (p *pipeline) checksFor(gh *github.Client, rev *store.Revision) *checks {
+	return &checks{st: p.st, gh: gh, rev: rev, details: p.detailsURL(rev), creating: &p.creating[rev.ID%int64(len(p.creating))]}
 }
 
 var (
@@ -105,8 +114,39 @@ func (p *pipeline) queue(ctx context.Context, pr handlers.PullRequest) (bool, er
 	if fresh {
 		p.log.Info().Str("repo", pr.Repo).Int("pr", pr.Number).Int64("revision", id).Ints64("superseded", superseded).Msg("revision queued")
 		p.poke()
+		p.announce(id)
 	}
 	return fresh, nil
+}
+
+// announce creates a new revision's `basinix / eval` check run, queued, at
+// once: the PR shows basinix has it long before a worker takes it. It runs
+// in the background, a few at a time; the worker creates the check run
+// itself if this has not happened yet (the store decides who does).
+func (p *pipeline) announce(id int64) {
+	go func() {
+		p.announcing <- struct{}{}
+		defer func() { <-p.announcing }()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rev, err := p.st.Revision(ctx, id)
+		if err != nil {
+			p.log.Warn().Err(err).Int64("revision", id).Msg("announcing a revision")
+			return
+		}
+		gh, err := p.gh.NewInstallationClient(rev.InstallationID)
+		if err == nil {
+			c := p.checksFor(gh, rev)
+			_, err = c.id(ctx, evalCheck, "queued")
+		}
+		if err != nil {
+			p.log.Warn().Err(err).Int64("revision", id).Msg("announcing a revision")
+		}
+	}()
+}
+
+func (p *pipeline) detailsURL(rev *store.Revision) string {
+	return strings.TrimSuffix(p.cfg.Server.PublicURL, "/") + fmt.Sprintf("/pr/%s/%d", rev.Repo, rev.PR)
 }
 
 // Withdraw implements handlers.Reviews.
@@ -197,8 +237,8 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		p.fail(bg, rev, nil, fmt.Errorf("github client for installation %d: %w", rev.InstallationID, err), log)
 		return
 	}
-	c := &checks{st: p.st, gh: gh, rev: rev, details: strings.TrimSuffix(p.cfg.Server.PublicURL, "/") + fmt.Sprintf("/pr/%s/%d", rev.Repo, rev.PR)}
-	if _, err := c.id(ctx, evalCheck); err != nil {
+	c := p.checksFor(gh, rev)
+	if err := c.publish(ctx, evalCheck, report.CheckRun{Title: "evaluating", Summary: "Evaluating the base and the merged head."}); err != nil {
 		p.fail(bg, rev, c, err, log)
 		return
 	}
@@ -218,7 +258,7 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 			publishErrs = append(publishErrs, err)
 		}
 		for _, s := range systems {
-			if _, err := c.id(ctx, buildCheck(s)); err != nil {
+			if _, err := c.id(ctx, buildCheck(s), "in_progress"); err != nil {
 				publishErrs = append(publishErrs, err)
 			}
 		}

@@ -59,7 +59,8 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 	s := &Server{cfg: cfg, log: log, rv: rv, metrics: m}
 	rv.ws.Auth = (&gitAuth{cfg: cfg.GitHub, gh: cc, byRepo: map[string]*ghinstallation.Transport{}}).config
 	s.pipe = &pipeline{cfg: cfg, st: rv.store, rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
-		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}, metrics: m}
+		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}, metrics: m,
+		announcing: make(chan struct{}, 8)}
 	s.dispatch = githubapp.NewEventDispatcher(
 		[]githubapp.EventHandler{
 			&handlers.PullRequestHandler{Reviews: s.pipe, Drafts: cfg.Server.Drafts, Log: log},

@@ -38,12 +38,12 @@ type appFixture struct {
 
 const installationID = 77
 
-func newApp(t *testing.T) *appFixture {
+func newApp(t testing.TB) *appFixture {
 	t.Helper()
 	return newAppWith(t, sampleset.Options{Bulk: 20, BuildLog: filepath.Join(t.TempDir(), "builds")})
 }
 
-func newAppWith(t *testing.T, opt sampleset.Options) *appFixture {
+func newAppWith(t testing.TB, opt sampleset.Options) *appFixture {
 	t.Helper()
 	testenv.RequireNix(t)
 	gh := fakegithub.New(t)
@@ -71,7 +71,7 @@ func newAppWith(t *testing.T, opt sampleset.Options) *appFixture {
 }
 
 // start runs a server on cfg; stop ends it (the data directory stays).
-func (f *appFixture) start(t *testing.T, cfg Config) {
+func (f *appFixture) start(t testing.TB, cfg Config) {
 	t.Helper()
 	srv, err := NewServer(context.Background(), cfg, testenv.Logger(t))
 	if err != nil {
@@ -95,7 +95,7 @@ func (f *appFixture) start(t *testing.T, cfg Config) {
 
 // prEvent is the real pull_request payload rewritten to point at the
 // fixture: PR 1 of octo/pkgs, head at commit head, onto master.
-func (f *appFixture) prEvent(t *testing.T, action, head string) []byte {
+func (f *appFixture) prEvent(t testing.TB, action, head string) []byte {
 	t.Helper()
 	name := map[string]string{"opened": "pull_request.opened.0", "synchronize": "pull_request.synchronize.22", "closed": "pull_request.closed.3"}[action]
 	p := fakegithub.Payload(t, name)
@@ -132,7 +132,7 @@ func (f *appFixture) deliver(t *testing.T, event string, body []byte) (int, stri
 	return resp.StatusCode, string(b)
 }
 
-func (f *appFixture) sha(t *testing.T, ref string) string {
+func (f *appFixture) sha(t testing.TB, ref string) string {
 	return strings.TrimSpace(testenv.Git(t, f.repo.Dir, "rev-parse", ref))
 }
 

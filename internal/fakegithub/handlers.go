@@ -51,7 +51,7 @@ var handlers = map[string]handler{
 	},
 	"checks/create": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
 		s.nextID++
-		c := &CheckRun{ID: s.nextID, Repo: p["owner"] + "/" + p["repo"], Name: str(b["name"]), HeadSHA: str(b["head_sha"]), Status: "queued", created: time.Now()}
+		c := &CheckRun{ID: s.nextID, Repo: p["owner"] + "/" + p["repo"], Name: str(b["name"]), HeadSHA: str(b["head_sha"]), Status: "queued", Created: time.Now()}
 		s.checkRuns[c.ID] = c
 		c.apply(b)
 		return http.StatusCreated, c.json()

@@ -76,7 +76,9 @@ type CheckRun struct {
 	Actions                     []map[string]any
 	Updates                     int
 	StartedAt, CompletedAt      string
-	created, completed, updated time.Time
+	// Created is when the fake received the creation.
+	Created            time.Time
+	completed, updated time.Time
 }
 
 type fault struct {
