@@ -1,0 +1,61 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/basinix/basinix/build"
+	"github.com/basinix/basinix/eval"
+)
+
+// A build check run of a mass rebuild stays within GitHub's 65,535
+// characters, cut at a line, pointing at the full report; its annotations
+// come in batches of 50.
+func TestBuildCheckRunLimits(t *testing.T) {
+	s := &System{RebuildLabel: "5001+", Attrs: map[string]*AttrEntry{}}
+	for i := range 6000 {
+		s.Attrs[fmt.Sprintf("python3Packages.package-with-a-long-name-%05d", i)] = &AttrEntry{
+			Change: eval.Changed, Verdict: NewlyFailing, Head: build.Failure, Position: fmt.Sprintf("pkgs/p%05d/default.nix:7", i)}
+	}
+	r := &Report{Systems: map[string]*System{"x86_64-linux": s}}
+	cr := BuildCheckRun(r, "x86_64-linux", MarkdownOptions{}, "https://basinix.example/pr/o/r/1")
+	if n := utf8.RuneCountInString(cr.Summary); n > MaxCheckRunText {
+		t.Errorf("summary of %d characters", n)
+	}
+	if !strings.HasSuffix(cr.Summary, "the full report is at https://basinix.example/pr/o/r/1\n") {
+		t.Errorf("summary does not end pointing at the full report: %q", cr.Summary[len(cr.Summary)-200:])
+	}
+	if cr.Conclusion != "failure" || cr.Title != "6000 newly-failing" {
+		t.Errorf("conclusion %q, title %q", cr.Conclusion, cr.Title)
+	}
+	batches := Batches(cr.Annotations)
+	if len(batches) != 120 || len(batches[0]) != 50 || len(batches[119]) != 50 {
+		t.Errorf("%d batches", len(batches))
+	}
+}
+
+// Conclusions: failure when something is newly failing or new and
+// failing, neutral when only still failing, success otherwise.
+func TestBuildCheckRunConclusion(t *testing.T) {
+	for _, tc := range []struct {
+		verdicts []Verdict
+		want     string
+	}{
+		{[]Verdict{StillSucceeding, NewlySucceeding}, "success"},
+		{[]Verdict{StillFailing, StillSucceeding}, "neutral"},
+		{[]Verdict{StillFailing, NewFailing}, "failure"},
+		{[]Verdict{NewlyFailing}, "failure"},
+		{nil, "success"},
+	} {
+		s := &System{Attrs: map[string]*AttrEntry{}}
+		for i, v := range tc.verdicts {
+			s.Attrs[fmt.Sprint("a", i)] = &AttrEntry{Verdict: v}
+		}
+		cr := BuildCheckRun(&Report{Systems: map[string]*System{"x": s}}, "x", MarkdownOptions{}, "")
+		if cr.Conclusion != tc.want {
+			t.Errorf("%v: %s, want %s", tc.verdicts, cr.Conclusion, tc.want)
+		}
+	}
+}
