@@ -119,3 +119,16 @@ func annotations(as []report.Annotation) []*github.CheckRunAnnotation {
 	}
 	return out
 }
+
+// final sends a check run's final output unless it was sent before, and
+// records that it was.
+func (c *checks) final(ctx context.Context, name string, cr report.CheckRun, actions ...*github.CheckRunAction) error {
+	done, err := c.st.CheckRunFinal(ctx, c.rev.ID, name)
+	if err != nil || done {
+		return err
+	}
+	if err := c.publish(ctx, name, cr, actions...); err != nil {
+		return err
+	}
+	return c.st.SetCheckRunFinal(ctx, c.rev.ID, name)
+}

@@ -48,6 +48,10 @@ type ServerConfig struct {
 	// TrackedBranches are evaluated on every push, so PRs against them find
 	// the base cached; empty: each repository's default branch.
 	TrackedBranches []string `yaml:"tracked_branches"`
+	// GitHubRetryFor is how long a GitHub API call is retried (5xx,
+	// secondary rate limits) before it fails; final results that failed are
+	// sent again later.
+	GitHubRetryFor time.Duration `yaml:"github_retry_for"`
 	// ReconcileEvery is how often open PRs are listed, for webhooks missed
 	// while down (also at start).
 	ReconcileEvery time.Duration `yaml:"reconcile_every"`
@@ -106,7 +110,7 @@ func DefaultConfig() Config {
 			MaxMemoryMiB: 8192,
 			MaxExplained: 200,
 		},
-		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute,
+		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, GitHubRetryFor: 5 * time.Minute,
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"}},
 		Build: BuildConfig{
 			MaxJobs:       runtime.NumCPU(),

@@ -187,6 +187,7 @@ func (p *pipeline) Run(ctx context.Context) error {
 	}()
 	tick := time.NewTicker(30 * time.Second)
 	defer tick.Stop()
+	p.republish(ctx)
 	for {
 		for p.free() {
 			rev, err := p.st.TakeRevision(ctx)
@@ -217,6 +218,7 @@ func (p *pipeline) Run(ctx context.Context) error {
 			return nil
 		case <-p.wake:
 		case <-tick.C:
+			p.republish(ctx)
 		}
 	}
 }
@@ -243,10 +245,9 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		return
 	}
 	var (
-		mu          sync.Mutex
-		evaluated   *report.Report
-		lastUpdate  time.Time
-		publishErrs []error
+		mu         sync.Mutex
+		evaluated  *report.Report
+		lastUpdate time.Time
 	)
 	systems := p.cfg.Systems
 	req := Request{Repo: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA, Systems: systems, Build: true, FewerRebuildsFirst: true}
@@ -254,19 +255,17 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		mu.Lock()
 		defer mu.Unlock()
 		evaluated = rep
-		if err := c.publish(ctx, evalCheck, report.EvalCheckRun(rep, c.details)); err != nil {
-			publishErrs = append(publishErrs, err)
+		// Failures here are retried with the final results.
+		if err := c.final(ctx, evalCheck, report.EvalCheckRun(rep, c.details)); err != nil {
+			log.Warn().Err(err).Msg("publishing the evaluation")
 		}
 		for _, s := range systems {
 			if _, err := c.id(ctx, buildCheck(s), "in_progress"); err != nil {
-				publishErrs = append(publishErrs, err)
+				log.Warn().Err(err).Msg("creating the build check runs")
 			}
 		}
-		if err := rebuildLabels(ctx, gh, rev.Repo, rev.PR, p.cfg.Server.RebuildLabels, rep); err != nil {
-			publishErrs = append(publishErrs, err)
-		}
 		if err := p.st.FinishRevision(ctx, rev.ID, store.Building, nil, ""); err != nil {
-			publishErrs = append(publishErrs, err)
+			log.Warn().Err(err).Msg("recording the revision's state")
 		}
 	}
 	req.Progress = func(pr build.Progress) {
@@ -287,30 +286,71 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		p.superseded(bg, rev, c, systems, log)
 		return
 	}
-	if err == nil && len(publishErrs) > 0 {
-		err = errors.Join(publishErrs...)
-	}
 	if err != nil {
 		p.fail(bg, rev, c, err, log)
 		return
-	}
-	opt := report.MarkdownOptions{Link: p.logURL}
-	for _, s := range systems {
-		if err := c.publish(bg, buildCheck(s), report.BuildCheckRun(rep, s, opt, c.details), rebuildAction); err != nil {
-			p.fail(bg, rev, c, err, log)
-			return
-		}
 	}
 	p.metrics.observe(rep)
+	// The report is stored before the final check runs are sent: what
+	// GitHub does not get now is sent again later, never lost.
 	data, err := json.Marshal(rep)
+	if err == nil {
+		err = p.st.FinishRevision(bg, rev.ID, store.Publishing, data, "")
+	}
 	if err != nil {
 		p.fail(bg, rev, c, err, log)
 		return
 	}
-	if err := p.st.FinishRevision(bg, rev.ID, store.Done, data, ""); err != nil {
-		log.Error().Err(err).Msg("finishing revision")
+	if err := p.publishFinal(bg, c, rep); err != nil {
+		log.Warn().Err(err).Msg("publishing the results: will try again")
+		return
 	}
 	log.Info().Bool("breaks", rep.Breaks()).Bool("evalBroken", rep.EvalBroken()).Msg("revision reviewed")
+}
+
+// publishFinal sends a reviewed revision's final check runs (those not sent
+// before) and labels, then marks it done.
+func (p *pipeline) publishFinal(ctx context.Context, c *checks, rep *report.Report) error {
+	if err := c.final(ctx, evalCheck, report.EvalCheckRun(rep, c.details)); err != nil {
+		return err
+	}
+	if err := rebuildLabels(ctx, c.gh, c.rev.Repo, c.rev.PR, p.cfg.Server.RebuildLabels, rep); err != nil {
+		return err
+	}
+	opt := report.MarkdownOptions{Link: p.logURL}
+	for _, s := range p.cfg.Systems {
+		if err := c.final(ctx, buildCheck(s), report.BuildCheckRun(rep, s, opt, c.details), rebuildAction); err != nil {
+			return err
+		}
+	}
+	return p.st.FinishRevision(ctx, c.rev.ID, store.Done, nil, "")
+}
+
+// republish sends again the final check runs of reviewed revisions that
+// GitHub did not get (it was down, or the server stopped meanwhile).
+func (p *pipeline) republish(ctx context.Context) {
+	revs, err := p.st.RevisionsIn(ctx, store.Publishing)
+	if err != nil {
+		p.log.Error().Err(err).Msg("revisions to publish")
+		return
+	}
+	for _, rev := range revs {
+		log := p.log.With().Str("repo", rev.Repo).Int("pr", rev.PR).Int64("revision", rev.ID).Logger()
+		var rep report.Report
+		if err := json.Unmarshal(rev.Report, &rep); err != nil {
+			p.fail(ctx, rev, nil, fmt.Errorf("stored report: %w", err), log)
+			continue
+		}
+		gh, err := p.gh.NewInstallationClient(rev.InstallationID)
+		if err == nil {
+			err = p.publishFinal(ctx, p.checksFor(gh, rev), &rep)
+		}
+		if err != nil {
+			log.Warn().Err(err).Msg("publishing the results: will try again")
+			continue
+		}
+		log.Info().Msg("results published")
+	}
 }
 
 // superseded completes the check runs of a revision whose work was
@@ -327,8 +367,7 @@ func (p *pipeline) superseded(ctx context.Context, rev *store.Revision, c *check
 	log.Info().Str("state", why).Msg("revision stopped")
 	cr := report.CheckRun{Title: "not finished: " + why, Summary: "This revision's review stopped: it was " + why + ".", Conclusion: "cancelled"}
 	for _, name := range append([]string{evalCheck}, buildNames(systems)...) {
-		id, err := p.st.CheckRunID(ctx, rev.ID, name)
-		if err != nil || id == 0 {
+		if !p.open(ctx, rev.ID, name) {
 			continue
 		}
 		if err := c.publish(ctx, name, cr); err != nil {
@@ -349,13 +388,27 @@ func (p *pipeline) fail(ctx context.Context, rev *store.Revision, c *checks, err
 	}
 	cr := report.CheckRun{Title: "basinix could not review this", Summary: "```\n" + err.Error() + "\n```\n", Conclusion: "neutral"}
 	for _, name := range append([]string{evalCheck}, buildNames(p.cfg.Systems)...) {
-		if id, _ := p.st.CheckRunID(ctx, rev.ID, name); id == 0 && name != evalCheck {
+		if name != evalCheck && !p.open(ctx, rev.ID, name) {
+			continue
+		}
+		if final, _ := p.st.CheckRunFinal(ctx, rev.ID, name); final {
 			continue
 		}
 		if perr := c.publish(ctx, name, cr); perr != nil {
 			log.Warn().Err(perr).Str("check", name).Msg("publishing the failure")
 		}
 	}
+}
+
+// open reports whether the revision has the named check run and its final
+// output was not sent: a stopped or failed review may still end it.
+func (p *pipeline) open(ctx context.Context, revision int64, name string) bool {
+	id, err := p.st.CheckRunID(ctx, revision, name)
+	if err != nil || id == 0 {
+		return false
+	}
+	final, err := p.st.CheckRunFinal(ctx, revision, name)
+	return err == nil && !final
 }
 
 func buildNames(systems []string) []string {

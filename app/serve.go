@@ -51,7 +51,7 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 	cc, err := githubapp.NewDefaultCachingClientCreator(cfg.GitHub,
 		githubapp.WithClientUserAgent("basinix/"+Version),
 		githubapp.WithClientTimeout(time.Minute),
-		githubapp.WithClientMiddleware(retrying(5*time.Minute, m.githubErrors.Inc)))
+		githubapp.WithClientMiddleware(retrying(cfg.Server.GitHubRetryFor, m.githubErrors.Inc)))
 	if err != nil {
 		rv.Close()
 		return nil, fmt.Errorf("github client: %w", err)

@@ -537,3 +537,35 @@ func TestGitAuthUsesInstallationToken(t *testing.T) {
 		}
 	}
 }
+
+// GitHub down when the results are ready: they are kept and sent when it is
+// back (here at the next start), each check run's final output once.
+func TestServeResultsNeverLost(t *testing.T) {
+	f := newApp(t)
+	f.stop()
+	f.cfg.Server.GitHubRetryFor = time.Second
+	f.start(t, f.cfg)
+	head := f.sha(t, f.repo.Head)
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	build := "basinix / build (x86_64-linux)"
+	f.waitCheck(t, head, build, func(c fakegithub.CheckRun) bool { return true })
+	f.gh.Fail(1_000_000, http.StatusBadGateway, "")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		revs, _ := f.srv.rv.store.RevisionsIn(context.Background(), "publishing")
+		if len(revs) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the revision never waited to be published")
+		}
+		time.Sleep(50 * time.Millisecond) // the review runs in the background
+	}
+	f.stop()
+	f.gh.ClearFaults()
+	f.start(t, f.cfg)
+	runs := f.waitChecks(t, head, "basinix / eval", build)
+	if runs[build].Conclusion != "failure" || len(runs[build].Annotations) != 2 || len(runs["basinix / eval"].Annotations) != 2 {
+		t.Errorf("after GitHub came back: build %s with %d annotations, eval with %d", runs[build].Conclusion, len(runs[build].Annotations), len(runs["basinix / eval"].Annotations))
+	}
+}

@@ -17,6 +17,9 @@ const (
 	Superseded = "superseded"
 	Cancelled  = "cancelled"
 	Failed     = "failed"
+	// Publishing: reviewed, the report stored, the final check runs not
+	// all sent yet (they are sent again until they are).
+	Publishing = "publishing"
 )
 
 // Revision is one PR head to review against its target branch.
@@ -272,4 +275,43 @@ func (s *Store) CountRevisions(ctx context.Context, state string) (int, error) {
 		return 0, fmt.Errorf("count %s revisions: %w", state, err)
 	}
 	return n, nil
+}
+
+// CheckRunFinal reports whether the check run's final output was sent.
+func (s *Store) CheckRunFinal(ctx context.Context, revision int64, name string) (bool, error) {
+	var final bool
+	err := s.db.QueryRowContext(ctx, `SELECT final FROM check_runs WHERE revision_id = ? AND name = ?`, revision, name).Scan(&final)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("check run %q of revision %d: %w", name, revision, err)
+	}
+	return final, nil
+}
+
+// SetCheckRunFinal records that the check run's final output was sent.
+func (s *Store) SetCheckRunFinal(ctx context.Context, revision int64, name string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE check_runs SET final = 1 WHERE revision_id = ? AND name = ?`, revision, name); err != nil {
+		return fmt.Errorf("check run %q of revision %d: %w", name, revision, err)
+	}
+	return nil
+}
+
+// RevisionsIn returns the revisions in state, oldest first.
+func (s *Store) RevisionsIn(ctx context.Context, state string) ([]*Revision, error) {
+	rows, err := s.db.QueryContext(ctx, revisionColumns+` WHERE state = ? ORDER BY id`, state)
+	if err != nil {
+		return nil, fmt.Errorf("%s revisions: %w", state, err)
+	}
+	defer rows.Close()
+	var out []*Revision
+	for rows.Next() {
+		r, err := scanRevision(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }

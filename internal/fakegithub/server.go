@@ -137,6 +137,13 @@ func (s *Server) Fail(n, status int, retryAfter string) {
 	s.faults = append(s.faults, fault{status: status, retryAfter: retryAfter, left: n})
 }
 
+// ClearFaults ends the failures Fail asked for.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
 // Violations returns what clients did that GitHub would refuse.
 func (s *Server) Violations() []string {
 	s.mu.Lock()
