@@ -97,28 +97,8 @@ func (f *appFixture) start(t testing.TB, cfg Config) {
 // fixture: PR 1 of octo/pkgs, head at commit head, onto master.
 func (f *appFixture) prEvent(t testing.TB, action, head string) []byte {
 	t.Helper()
-	name := map[string]string{"opened": "pull_request.opened.0", "synchronize": "pull_request.synchronize.22", "closed": "pull_request.closed.3"}[action]
-	p := fakegithub.Payload(t, name)
-	p["action"] = action
-	p["installation"] = map[string]any{"id": installationID}
-	repo := p["repository"].(map[string]any)
-	repo["full_name"], repo["name"], repo["clone_url"] = "octo/pkgs", "pkgs", "file://"+f.repo.Dir
-	repo["owner"].(map[string]any)["login"] = "octo"
-	pr := p["pull_request"].(map[string]any)
-	pr["number"], pr["draft"] = 1, false
-	p["number"] = 1
-	if action == "closed" {
-		pr["state"] = "closed"
-	} else {
-		pr["state"] = "open"
-	}
-	pr["head"].(map[string]any)["sha"] = head
-	pr["base"].(map[string]any)["ref"] = "master"
-	b, err := json.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return fakegithub.PullRequestEvent(t, action, fakegithub.PR{Installation: installationID, Repo: "octo/pkgs",
+		CloneURL: "file://" + f.repo.Dir, Number: 1, Head: head, Base: "master"})
 }
 
 func (f *appFixture) deliver(t *testing.T, event string, body []byte) (int, string) {

@@ -67,15 +67,15 @@ type Installation struct {
 
 // CheckRun is a check run as GitHub keeps it.
 type CheckRun struct {
-	ID                          int64
-	Repo, Name, HeadSHA         string
-	Status, Conclusion          string
-	DetailsURL, ExternalID      string
-	Title, Summary, Text        string
-	Annotations                 []map[string]any
-	Actions                     []map[string]any
-	Updates                     int
-	StartedAt, CompletedAt      string
+	ID                     int64
+	Repo, Name, HeadSHA    string
+	Status, Conclusion     string
+	DetailsURL, ExternalID string
+	Title, Summary, Text   string
+	Annotations            []map[string]any
+	Actions                []map[string]any
+	Updates                int
+	StartedAt, CompletedAt string
 	// Created is when the fake received the creation.
 	Created            time.Time
 	completed, updated time.Time

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/basinix/basinix/internal/fakegithub"
+	"github.com/basinix/basinix/internal/testenv"
+	"github.com/basinix/basinix/sampleset"
+)
+
+// `basinix serve` killed with SIGKILL in the middle of a build and started
+// again: the review resumes and completes, and no check run is created
+// twice.
+func TestServeSurvivesKill9(t *testing.T) {
+	testenv.RequireNix(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "basinix")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("this test builds the binary: %v", err)
+	}
+	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	gh := fakegithub.New(t)
+	gh.AddInstallation(9, "octo", "octo/pkgs")
+	repo := testenv.Sample(t, sampleset.Options{Bulk: 5, BuildLog: filepath.Join(dir, "builds"), PRExtra: map[string]string{
+		"slowpkg": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"slowpkg\";\n  version = \"1.0\";\n  script = \"/bin/sleep 4\";\n}\n",
+	}})
+	head := strings.TrimSpace(testenv.Git(t, repo.Dir, "rev-parse", repo.Head))
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	key := filepath.Join(dir, "app.pem")
+	os.WriteFile(key, []byte(gh.PrivateKeyPEM), 0o600)
+	cfg := filepath.Join(dir, "config.yml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir: %s
+eval:
+  workers: 2
+github:
+  v3_api_url: %s
+  app:
+    integration_id: %d
+    webhook_secret: %s
+server:
+  port: %d
+  public_url: https://basinix.example
+  private_key_file: %s
+`, filepath.Join(dir, "data"), gh.URL, gh.AppID, gh.WebhookSecret, port, key)), 0o600)
+
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "serve", "--config", cfg)
+		logf, _ := os.OpenFile(filepath.Join(dir, "serve.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		waitUntil(t, func() bool {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+			if err == nil {
+				resp.Body.Close()
+			}
+			return err == nil && resp.StatusCode == http.StatusOK
+		})
+		return cmd
+	}
+	defer func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
+			t.Logf("server log:\n%s", b)
+		}
+	}()
+
+	server := start()
+	body := fakegithub.PullRequestEvent(t, "opened", fakegithub.PR{Installation: 9, Repo: "octo/pkgs", CloneURL: "file://" + repo.Dir, Number: 1, Head: head, Base: "master"})
+	resp, err := gh.Deliver(fmt.Sprintf("http://127.0.0.1:%d/api/github/hook", port), "pull_request", "kill-1", body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook: %v %v", err, resp)
+	}
+	build := "basinix / build (x86_64-linux)"
+	runs := func() map[string]fakegithub.CheckRun {
+		out := map[string]fakegithub.CheckRun{}
+		for _, c := range gh.CheckRuns("octo/pkgs") {
+			out[c.Name] = c
+		}
+		return out
+	}
+	waitUntil(t, func() bool { _, ok := runs()[build]; return ok }) // building
+	if err := server.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	server.Wait()
+	if c := runs()[build]; c.Status == "completed" {
+		t.Fatalf("the build check run completed before the kill: the test proves nothing")
+	}
+
+	start()
+	waitUntil(t, func() bool { c, ok := runs()[build]; return ok && c.Status == "completed" })
+	if c := runs()[build]; c.Conclusion != "failure" || !strings.Contains(c.Title, "2 newly-failing") {
+		t.Errorf("build check run after the restart: %s %q", c.Conclusion, c.Title)
+	}
+	if n := len(gh.CheckRuns("octo/pkgs")); n != 2 {
+		t.Errorf("%d check runs, want 2 (none created twice)", n)
+	}
+	if v := gh.Violations(); len(v) > 0 {
+		t.Errorf("requests GitHub would refuse: %v", v)
+	}
+}
+
+// waitUntil polls cond (state outside the test's process) for a minute.
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
