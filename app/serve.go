@@ -198,22 +198,70 @@ func validSignature(header string, body []byte, secret string) bool {
 	return hmac.Equal(got, mac.Sum(nil))
 }
 
-// logName is what /log/{name} serves: a kept log's file name, nothing
-// that could walk out of the log directory.
-var logName = regexp.MustCompile(`^[0-9a-z]{32}-[A-Za-z0-9+._?=-]+\.log(\.bz2)?$`)
+// logName is what /log/{name} serves: a derivation's file name
+// ("HASH-NAME.drv") or a kept log's, nothing that could walk out of the
+// log directory.
+var logName = regexp.MustCompile(`^[0-9a-z]{32}-[A-Za-z0-9+._?=-]+\.(drv|log|log\.bz2)$`)
 
+// serveLog serves a derivation's kept log or, while it builds, follows its
+// output until the build ends.
 func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if !logName.MatchString(name) || strings.Contains(name, "..") {
 		http.Error(w, "no such log", http.StatusNotFound)
 		return
 	}
-	f, err := build.OpenLog(filepath.Join(s.cfg.DataDir, "logs", name))
-	if err != nil {
+	dir := filepath.Join(s.cfg.DataDir, "logs")
+	drv := "/nix/store/" + strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, ".bz2"), ".log"), ".drv") + ".drv"
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if kept := build.KeptLog(dir, drv); kept != "" {
+		f, err := build.OpenLog(kept)
+		if err != nil {
+			http.Error(w, "no such log", http.StatusNotFound)
+			return
+		}
+		defer f.Close()
+		io.Copy(w, f)
+		return
+	}
+	if _, _, running := s.rv.pool.Live(drv, 0); !running {
 		http.Error(w, "no such log", http.StatusNotFound)
 		return
 	}
-	defer f.Close()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.Copy(w, f)
+	s.follow(w, r, dir, drv)
+}
+
+// follow streams a running build's output as it comes, until the build
+// ends or the client goes.
+func (s *Server) follow(w http.ResponseWriter, r *http.Request, dir, drv string) {
+	flusher, _ := w.(http.Flusher)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for from := 0; ; {
+		data, next, running := s.rv.pool.Live(drv, from)
+		if _, err := w.Write(data); err != nil {
+			return
+		}
+		from = next
+		if !running {
+			// The last lines may have come after the last look: the kept
+			// log holds the same output, so go on from there.
+			kept := build.KeptLog(dir, drv)
+			if f, err := build.OpenLog(kept); err == nil {
+				io.CopyN(io.Discard, f, int64(from))
+				io.Copy(w, f)
+				f.Close()
+			}
+			fmt.Fprintf(w, "\n[basinix: the build ended; its kept log is at /log/%s]\n", filepath.Base(kept))
+			return
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

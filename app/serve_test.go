@@ -549,3 +549,46 @@ func TestServeResultsNeverLost(t *testing.T) {
 		t.Errorf("after GitHub came back: build %s with %d annotations, eval with %d", runs[build].Conclusion, len(runs[build].Annotations), len(runs["basinix / eval"].Annotations))
 	}
 }
+
+// A running build's log is followed on /log/DRV until the build ends.
+func TestServeFollowsRunningBuild(t *testing.T) {
+	f := newAppWith(t, sampleset.Options{Bulk: 5, BuildLog: filepath.Join(t.TempDir(), "builds"), PRExtra: map[string]string{
+		"slowpkg": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"slowpkg\";\n  version = \"1.0\";\n  script = \"echo slow build starts; /bin/sleep 3; echo slow build ends\";\n}\n",
+	}})
+	head := f.sha(t, f.repo.Head)
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	// slowpkg's derivation: the one the pool is building with that name.
+	var drv string
+	deadline := time.Now().Add(time.Minute)
+	for drv == "" {
+		for _, d := range f.building(t) {
+			if strings.HasSuffix(d, "-slowpkg-1.0.drv") {
+				drv = filepath.Base(d)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("slowpkg's build never started")
+		}
+		time.Sleep(20 * time.Millisecond) // the build runs in the background
+	}
+	code, body := f.get(t, "/log/"+drv) // returns when the build ends
+	if code != http.StatusOK || !strings.Contains(body, "slow build starts") || !strings.Contains(body, "slow build ends") ||
+		!strings.Contains(body, "the build ended; its kept log is at /log/") {
+		t.Errorf("followed log: %d %q", code, body)
+	}
+}
+
+// building returns the derivations whose output the pool holds live.
+func (f *appFixture) building(t *testing.T) []string {
+	out, err := filepath.Glob("/nix/store/*-slowpkg-1.0.drv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live []string
+	for _, d := range out {
+		if _, _, running := f.srv.rv.pool.Live(d, 0); running {
+			live = append(live, d)
+		}
+	}
+	return live
+}

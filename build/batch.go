@@ -56,10 +56,20 @@ func (p *Pool) runBatch(ctx context.Context, b *batch) {
 		cmd.Builders = b.m.Line()
 		cmd.SSHOptions = p.opt.SSHOptions
 	}
+	cmd.OnLog = p.live.line
 	log := p.log.With().Str("machine", b.m.Name()).Int("drvs", len(drvs)).Logger()
 	log.Info().Msg("build batch started")
 	start := p.opt.Now()
 	r, err := p.nix.Realise(bctx, cmd)
+	defer func() { // after the logs are kept
+		var built []string
+		if r != nil {
+			for drv := range r.Builds {
+				built = append(built, drv)
+			}
+		}
+		p.live.drop(built)
+	}()
 	realised := p.opt.Now()
 	if r == nil { // Nix did not start
 		r = &nix.Realised{Builds: map[string]*nix.Build{}, Failures: map[string]*nix.Failure{}}

@@ -101,3 +101,70 @@ func OpenLog(path string) (io.ReadCloser, error) {
 		io.Closer
 	}{bzip2.NewReader(f), f}, nil
 }
+
+// liveLogs keeps, in memory, the output of the builds that run (their
+// last maxLive bytes), so that a running build can be followed; a build's
+// output goes once its log is kept.
+type liveLogs struct {
+	mu   sync.Mutex
+	logs map[string]*liveLog // guarded by mu
+}
+
+type liveLog struct {
+	buf  []byte
+	base int // offset of buf[0] in the whole output
+}
+
+const maxLive = 256 << 10
+
+func (l *liveLogs) line(drv, line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lg := l.logs[drv]
+	if lg == nil {
+		lg = &liveLog{}
+		l.logs[drv] = lg
+	}
+	lg.buf = append(append(lg.buf, line...), '\n')
+	if over := len(lg.buf) - maxLive; over > maxLive/4 {
+		lg.buf = append(lg.buf[:0:0], lg.buf[over:]...)
+		lg.base += over
+	}
+}
+
+func (l *liveLogs) drop(drvs []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, d := range drvs {
+		delete(l.logs, d)
+	}
+}
+
+// Live returns the output of drv's running build from offset from on (or
+// from the oldest byte kept), the offset to ask from next time, and
+// whether the build is still running.
+func (p *Pool) Live(drv string, from int) ([]byte, int, bool) {
+	p.live.mu.Lock()
+	defer p.live.mu.Unlock()
+	lg := p.live.logs[drv]
+	if lg == nil {
+		return nil, from, false
+	}
+	from = max(from, lg.base)
+	end := lg.base + len(lg.buf)
+	if from >= end {
+		return nil, end, true
+	}
+	return append([]byte(nil), lg.buf[from-lg.base:]...), end, true
+}
+
+// KeptLog returns the kept log of drv under dir, "" when there is none.
+func KeptLog(dir, drv string) string {
+	base := filepath.Join(dir, strings.TrimSuffix(filepath.Base(drv), ".drv")+".log")
+	for _, p := range []string{base + ".bz2", base} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}

@@ -70,6 +70,7 @@ type Pool struct {
 	drvs     *drvCache
 	machines []*machine
 	wake     chan struct{}
+	live     *liveLogs
 
 	mu      sync.Mutex
 	jobs    map[string]*job // queued and running, by drv; guarded by mu
@@ -110,7 +111,7 @@ func New(opt Options, n Nix, results Results, log zerolog.Logger) (*Pool, error)
 		local.SpeedFactor = 1
 	}
 	p := &Pool{opt: opt, nix: n, results: results, log: log, drvs: newDrvCache(),
-		wake: make(chan struct{}, 1), jobs: map[string]*job{}}
+		wake: make(chan struct{}, 1), jobs: map[string]*job{}, live: &liveLogs{logs: map[string]*liveLog{}}}
 	p.machines = append(p.machines, &machine{Machine: &local})
 	for _, m := range opt.Machines {
 		p.machines = append(p.machines, &machine{Machine: m})

@@ -336,3 +336,28 @@ func readLog(path string) ([]byte, error) {
 	defer f.Close()
 	return io.ReadAll(f)
 }
+
+// A running build's output can be followed while it runs, and is dropped
+// once the build's log is kept.
+func TestLiveLog(t *testing.T) {
+	f := newFixture(t, Options{MaxSilentTime: 3 * time.Second})
+	drv := f.drvs["silent"]
+	tk, err := f.pool.Submit(context.Background(), f.wants(false, "silent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, tk, func(Progress) bool {
+		b, _, _ := f.pool.Live(drv, 0)
+		return strings.Contains(string(b), "going quiet")
+	})
+	if b, next, running := f.pool.Live(drv, 0); !running || next != len(b) {
+		t.Errorf("live: %q next %d running %v", b, next, running)
+	}
+	o := f.wait(tk)["silent"]
+	if o.Result != Timeout || o.Log == "" {
+		t.Errorf("silent: %+v", o)
+	}
+	if _, _, running := f.pool.Live(drv, 0); running {
+		t.Error("still live after the build")
+	}
+}

@@ -26,6 +26,8 @@ type RealiseCmd struct {
 	SSHOptions string
 	// OnBuild sees each derivation Nix starts and finishes building.
 	OnBuild func(BuildEvent)
+	// OnLog, when set, sees each line a build prints, as it prints it.
+	OnLog func(drv string, line string)
 }
 
 // BuildEvent is a derivation starting or finishing its build.
@@ -91,7 +93,7 @@ func (r *Runner) Realise(ctx context.Context, cmd RealiseCmd) (*Realised, error)
 	if cmd.SSHOptions != "" {
 		env = append(env, "NIX_SSHOPTS="+cmd.SSHOptions)
 	}
-	p := &realiseParser{out: &Realised{Builds: map[string]*Build{}, Failures: map[string]*Failure{}}, ids: map[uint64]string{}, onBuild: cmd.OnBuild}
+	p := &realiseParser{out: &Realised{Builds: map[string]*Build{}, Failures: map[string]*Failure{}}, ids: map[uint64]string{}, onBuild: cmd.OnBuild, onLog: cmd.OnLog}
 	res, err := r.Run(ctx, Cmd{
 		Program:      "nix-store",
 		Args:         args,
@@ -109,6 +111,7 @@ type realiseParser struct {
 	out     *Realised
 	ids     map[uint64]string // activity id → derivation
 	onBuild func(BuildEvent)
+	onLog   func(drv, line string)
 }
 
 type logLine struct {
@@ -131,6 +134,9 @@ func (p *realiseParser) line(line []byte) bool {
 	// does not need (logs come from the log store): skip them unparsed,
 	// since the builds compete for the same cores.
 	if bytes.HasPrefix(body, []byte(`{"action":"result"`)) {
+		if p.onLog != nil && bytes.Contains(body, []byte(`"type":101`)) {
+			p.logLine(body)
+		}
 		return true
 	}
 	var l logLine
@@ -168,6 +174,24 @@ func (p *realiseParser) line(line []byte) bool {
 		}
 	}
 	return true
+}
+
+// logLine hands a build's output line (result type 101) to onLog.
+func (p *realiseParser) logLine(body []byte) {
+	var l logLine
+	if json.Unmarshal(body, &l) != nil || l.Type != 101 || len(l.Fields) == 0 {
+		return
+	}
+	var line string
+	if json.Unmarshal(l.Fields[0], &line) != nil {
+		return
+	}
+	p.mu.Lock()
+	drv, ok := p.ids[l.ID]
+	p.mu.Unlock()
+	if ok {
+		p.onLog(drv, line)
+	}
 }
 
 var (
