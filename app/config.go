@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"time"
@@ -31,8 +32,18 @@ type Config struct {
 	Build   BuildConfig `yaml:"build"`
 	// GitHub is go-githubapp's section: web_url, v3_api_url, v4_api_url,
 	// app.integration_id, app.webhook_secret, app.private_key.
-	GitHub githubapp.Config `yaml:"github"`
-	Server ServerConfig     `yaml:"server"`
+	GitHub   githubapp.Config `yaml:"github"`
+	Server   ServerConfig     `yaml:"server"`
+	Commands CommandsConfig   `yaml:"commands"`
+}
+
+// CommandsConfig is about comment commands ("@basinix rebuild").
+type CommandsConfig struct {
+	// Name is what a command line starts with, after "@".
+	Name string `yaml:"name"`
+	// Permissions are the repository permissions (GitHub's permission or
+	// role name) that may run commands.
+	Permissions []string `yaml:"permissions"`
 }
 
 // ServerConfig is `basinix serve`'s HTTP side and what it reviews.
@@ -112,6 +123,7 @@ func DefaultConfig() Config {
 		},
 		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, GitHubRetryFor: 5 * time.Minute,
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"}},
+		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}},
 		Build: BuildConfig{
 			MaxJobs:       runtime.NumCPU(),
 			BuildTimeout:  3 * time.Hour,
@@ -187,6 +199,16 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.Machines(); err != nil {
 		return err
+	}
+	if !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`).MatchString(c.Commands.Name) {
+		return fmt.Errorf("config: commands.name %q is not a GitHub login", c.Commands.Name)
+	}
+	for _, p := range c.Commands.Permissions {
+		switch p {
+		case "read", "triage", "write", "maintain", "admin":
+		default:
+			return fmt.Errorf("config: commands.permissions: %q is not one of read, triage, write, maintain, admin", p)
+		}
 	}
 	return nil
 }

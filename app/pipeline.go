@@ -250,7 +250,8 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		lastUpdate time.Time
 	)
 	systems := p.cfg.Systems
-	req := Request{Repo: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA, Systems: systems, Build: true, FewerRebuildsFirst: true}
+	req := Request{Repo: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA, Systems: systems, Build: true, FewerRebuildsFirst: true,
+		RebuildFailed: rev.RebuildFailed}
 	req.Evaluated = func(rep *report.Report) {
 		mu.Lock()
 		defer mu.Unlock()

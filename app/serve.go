@@ -67,6 +67,7 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 			&handlers.CheckHandler{Reruns: s.pipe, Log: log},
 			&handlers.PushHandler{Branches: s.pipe, Tracked: cfg.Server.TrackedBranches, Log: log},
 			&handlers.InstallationHandler{Installations: s.pipe, Log: log},
+			&handlers.IssueCommentHandler{Commands: s.pipe, Name: cfg.Commands.Name, Log: log},
 		},
 		cfg.GitHub.App.WebhookSecret,
 		githubapp.WithErrorCallback(s.webhookError))

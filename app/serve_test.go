@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -591,4 +593,86 @@ func (f *appFixture) building(t *testing.T) []string {
 		}
 	}
 	return live
+}
+
+// comment is GitHub's real issue_comment payload rewritten to be a new
+// comment by user on PR 1.
+func (f *appFixture) comment(t *testing.T, id int64, user, userType, body string) []byte {
+	t.Helper()
+	return f.event(t, "issue_comment.created.0", func(p map[string]any) {
+		issue := p["issue"].(map[string]any)
+		issue["number"] = 1
+		issue["pull_request"] = map[string]any{"url": "https://api.github.com/repos/octo/pkgs/pulls/1"}
+		c := p["comment"].(map[string]any)
+		c["id"], c["body"] = id, body
+		c["user"].(map[string]any)["login"], c["user"].(map[string]any)["type"] = user, userType
+	})
+}
+
+// A story of comment commands: a reader is refused, nonsense and shell
+// text get the help text and run nothing, a bot is ignored, and a
+// maintainer's rebuild builds exactly the failed derivations again.
+func TestServeCommands(t *testing.T) {
+	buildLog := filepath.Join(t.TempDir(), "builds")
+	f := newAppWith(t, sampleset.Options{Bulk: 5, BuildLog: buildLog})
+	f.gh.SetPermission("maint", "maintain")
+	head := f.sha(t, f.repo.Head)
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	builds := func() []string {
+		b, _ := os.ReadFile(buildLog)
+		return strings.Fields(string(b))
+	}
+	before := len(builds())
+
+	// "a reader asks for a rebuild": refused, with 👀.
+	f.deliver(t, "issue_comment", f.comment(t, 101, "reader", "User", "@basinix rebuild"))
+	// "nonsense and shell text": the help text, nothing run.
+	f.deliver(t, "issue_comment", f.comment(t, 102, "maint", "User", "@basinix deploy\n@basinix build hello; rm -rf /\n@basinix build $(touch /tmp/basinix-x)"))
+	// "a bot": ignored.
+	f.deliver(t, "issue_comment", f.comment(t, 103, "renovate[bot]", "Bot", "@basinix rebuild"))
+	comments := f.gh.Comments("octo/pkgs", 1)
+	if len(comments) != 2 || !strings.Contains(comments[0], "@reader: only users with write, maintain, admin permission") ||
+		!strings.Contains(comments[1], `"deploy" is not a command`) || !strings.Contains(comments[1], `"hello;" is not an attribute path`) ||
+		!strings.Contains(comments[1], "`@basinix rebuild`") {
+		t.Errorf("replies:\n%s", strings.Join(comments, "\n---\n"))
+	}
+	for id, want := range map[int64]int{101: 1, 102: 1, 103: 0} {
+		if got := f.gh.Reactions(id); len(got) != want || want == 1 && got[0] != "eyes" {
+			t.Errorf("comment %d reactions %v", id, got)
+		}
+	}
+	if _, err := os.Stat("/tmp/basinix-x"); err == nil {
+		t.Error("a command ran shell text")
+	}
+	if n := len(f.gh.CheckRuns("octo/pkgs")); n != 2 || len(builds()) != before {
+		t.Fatalf("refused commands changed something: %d check runs, %d builds", n, len(builds())-before)
+	}
+
+	// "a maintainer asks for a rebuild": new check runs, the failures built again.
+	f.deliver(t, "issue_comment", f.comment(t, 104, "maint", "User", "LGTM, but let's see\n@basinix rebuild"))
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var done int
+		for _, c := range f.gh.CheckRuns("octo/pkgs") {
+			if c.Status == "completed" {
+				done++
+			}
+		}
+		if done == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new check runs after the rebuild: %+v", f.gh.CheckRuns("octo/pkgs"))
+		}
+		time.Sleep(50 * time.Millisecond) // the fake GitHub has no notification to wait on
+	}
+	var rebuilt []string
+	for _, out := range builds()[before:] {
+		rebuilt = append(rebuilt, out[strings.Index(out, "-")+1:])
+	}
+	sort.Strings(rebuilt)
+	if got := strings.Join(rebuilt, " "); got != "failing-2.0 willfail-2.0 withtests-test-fails-1.1" {
+		t.Errorf("rebuilt: %s", got)
+	}
 }

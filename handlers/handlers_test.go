@@ -33,6 +33,10 @@ func (r *recorder) Evaluate(_ context.Context, p BranchPush) error {
 	r.calls = append(r.calls, "evaluate "+p.Branch)
 	return nil
 }
+func (r *recorder) Commands(_ context.Context, req CommandRequest) error {
+	r.calls = append(r.calls, fmt.Sprintf("commands %d", len(req.Commands)))
+	return nil
+}
 func (r *recorder) Installed(_ context.Context, id int64) error {
 	r.calls = append(r.calls, fmt.Sprintf("installed %d", id))
 	return nil
@@ -59,6 +63,10 @@ func TestHandlersOnRealPayloads(t *testing.T) {
 		{"installation.created.1", "installation", []string{"installed *"}},
 		{"installation.deleted.0", "installation", nil},
 		{"installation_repositories.added.0", "installation_repositories", []string{"installed *"}},
+		{"issue_comment.created.0", "issue_comment", nil}, // on an issue, not a PR
+		{"issue_comment.created.1", "issue_comment", []string{"commands 1"}},
+		{"issue_comment.edited.7", "issue_comment", nil},
+		{"issue_comment.deleted.5", "issue_comment", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.payload, func(t *testing.T) {
@@ -70,10 +78,18 @@ func TestHandlersOnRealPayloads(t *testing.T) {
 				&PullRequestHandler{Reviews: rec, Drafts: true, Log: zerolog.Nop()},
 				&CheckHandler{Reruns: rec, Log: zerolog.Nop()},
 				&InstallationHandler{Installations: rec, Log: zerolog.Nop()},
+				&IssueCommentHandler{Commands: rec, Name: "basinix", Log: zerolog.Nop()},
 			}
 			payload := fakegithub.Payload(t, tt.payload)
 			if _, ok := payload["installation"]; !ok { // some examples are repository webhooks
 				payload["installation"] = map[string]any{"id": 1}
+			}
+			if c, ok := payload["comment"].(map[string]any); ok {
+				// Every comment asks for something; only a new one on a PR counts.
+				c["body"] = "@basinix rebuild"
+				if tt.payload != "issue_comment.created.0" {
+					payload["issue"].(map[string]any)["pull_request"] = map[string]any{"url": "https://api.github.com/repos/o/r/pulls/1"}
+				}
 			}
 			body, err := json.Marshal(payload)
 			if err != nil {

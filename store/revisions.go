@@ -37,6 +37,8 @@ type Revision struct {
 	Created        time.Time
 	// Attempt counts the re-runs asked for this revision.
 	Attempt int
+	// RebuildFailed: this attempt builds the remembered failures again.
+	RebuildFailed bool
 }
 
 // ClaimDelivery records a webhook delivery; false when it was seen before.
@@ -157,13 +159,36 @@ func (s *Store) Rerun(ctx context.Context, repo, head string) (int64, error) {
 		(SELECT id FROM revisions WHERE repo = ? AND head_sha = ? AND state IN ('done', 'failed'))`, repo, head); err != nil {
 		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1, updated_at = ?
+	res, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1, rebuild_failed = 0, updated_at = ?
 		WHERE repo = ? AND head_sha = ? AND state IN ('done', 'failed')`, time.Now().UnixMilli(), repo, head)
 	if err != nil {
 		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
 	}
 	n, _ := res.RowsAffected()
 	return n, tx.Commit()
+}
+
+// RerunRevision queues a finished revision again as a new attempt (with
+// new check runs), building its remembered failures again when
+// rebuildFailed; false when the revision is not finished.
+func (s *Store) RerunRevision(ctx context.Context, id int64, rebuildFailed bool) (bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("rerun revision %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1, rebuild_failed = ?, updated_at = ?
+		WHERE id = ? AND state IN ('done', 'failed')`, rebuildFailed, time.Now().UnixMilli(), id)
+	if err != nil {
+		return false, fmt.Errorf("rerun revision %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM check_runs WHERE revision_id = ?`, id); err != nil {
+		return false, fmt.Errorf("rerun revision %d: %w", id, err)
+	}
+	return true, tx.Commit()
 }
 
 // Requeue puts revisions that were being worked on back in the queue: at
@@ -212,12 +237,12 @@ func (s *Store) Revisions(ctx context.Context, limit int) ([]*Revision, error) {
 	return out, rows.Err()
 }
 
-const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt FROM revisions`
+const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt, rebuild_failed FROM revisions`
 
 func scanRevision(row interface{ Scan(...any) error }) (*Revision, error) {
 	var r Revision
 	var created int64
-	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt)
+	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt, &r.RebuildFailed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

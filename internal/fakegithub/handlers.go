@@ -98,6 +98,24 @@ var handlers = map[string]handler{
 		}
 		return http.StatusOK, out
 	},
+	"reactions/create-for-issue-comment": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
+		id, _ := strconv.ParseInt(p["comment_id"], 10, 64)
+		s.reactions[id] = append(s.reactions[id], str(b["content"]))
+		return http.StatusCreated, map[string]any{"id": id, "content": b["content"]}
+	},
+	"repos/get-collaborator-permission-level": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		perm := s.permissions[p["username"]]
+		if perm == "" {
+			perm = "read"
+		}
+		// GitHub says "write" for maintain and "read" for triage; the role
+		// name tells them apart.
+		legacy := map[string]string{"maintain": "write", "triage": "read"}[perm]
+		if legacy == "" {
+			legacy = perm
+		}
+		return http.StatusOK, map[string]any{"permission": legacy, "role_name": perm, "user": map[string]any{"login": p["username"]}}
+	},
 	"issues/add-labels": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
 		k := issueKey(p)
 		names, _ := b["labels"].([]any)

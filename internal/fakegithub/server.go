@@ -53,6 +53,8 @@ type Server struct {
 	labels        map[string][]string // "owner/repo#n" → labels
 	comments      map[string][]string // "owner/repo#n" → bodies
 	pulls         map[string]map[string]any
+	permissions   map[string]string  // user → permission (default read)
+	reactions     map[int64][]string // comment id → reactions
 	violations    []string
 	faults        []fault
 	requests      map[string]int // operationId → count
@@ -114,6 +116,8 @@ func New(t testing.TB) *Server {
 		labels:        map[string][]string{},
 		comments:      map[string][]string{},
 		pulls:         map[string]map[string]any{},
+		permissions:   map[string]string{},
+		reactions:     map[int64][]string{},
 		requests:      map[string]int{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -187,6 +191,28 @@ func (s *Server) SetPull(p Pull) {
 		"base": map[string]any{"ref": p.BaseRef, "repo": map[string]any{"full_name": p.Repo, "clone_url": p.CloneURL}},
 		"repo": p.Repo,
 	}
+}
+
+// SetPermission gives user a permission (admin, maintain, write, triage,
+// read) on every repository.
+func (s *Server) SetPermission(user, permission string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.permissions[user] = permission
+}
+
+// Comments returns the bodies of the comments on issue (or PR) n of repo.
+func (s *Server) Comments(repo string, n int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.comments[fmt.Sprintf("%s#%d", repo, n)]...)
+}
+
+// Reactions returns the reactions to comment id.
+func (s *Server) Reactions(id int64) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.reactions[id]...)
 }
 
 // SetLabels sets the labels of issue (or PR) n of repo.
