@@ -55,12 +55,12 @@ var (
 )
 
 // Rerun implements handlers.Reruns.
-func (p *pipeline) Rerun(ctx context.Context, repo, head string) error {
-	n, err := p.st.Rerun(ctx, repo, head)
+func (p *pipeline) Rerun(ctx context.Context, repo, head string, rebuildFailed bool) error {
+	n, err := p.st.Rerun(ctx, repo, head, rebuildFailed)
 	if err != nil {
 		return err
 	}
-	p.log.Info().Str("repo", repo).Str("head", head).Int64("revisions", n).Msg("re-run queued")
+	p.log.Info().Str("repo", repo).Str("head", head).Int64("revisions", n).Bool("rebuildFailed", rebuildFailed).Msg("re-run queued")
 	p.poke()
 	return nil
 }

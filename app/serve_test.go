@@ -385,22 +385,7 @@ func TestServeRerun(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("check_run rerequested: %d %s", code, body)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var completed int
-		for _, c := range f.gh.CheckRuns("octo/pkgs") {
-			if c.Status == "completed" {
-				completed++
-			}
-		}
-		if completed == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("check runs after the re-run: %+v", f.gh.CheckRuns("octo/pkgs"))
-		}
-		time.Sleep(50 * time.Millisecond) // the fake GitHub has no notification to wait on
-	}
+	f.waitCompleted(t, 4)
 }
 
 // A push to the default branch evaluates the new tip; a new installation
@@ -651,6 +636,44 @@ func TestServeCommands(t *testing.T) {
 
 	// "a maintainer asks for a rebuild": new check runs, the failures built again.
 	f.deliver(t, "issue_comment", f.comment(t, 104, "maint", "User", "LGTM, but let's see\n@basinix rebuild"))
+	f.waitCompleted(t, 4)
+	var rebuilt []string
+	for _, out := range builds()[before:] {
+		rebuilt = append(rebuilt, out[strings.Index(out, "-")+1:])
+	}
+	sort.Strings(rebuilt)
+	if got := strings.Join(rebuilt, " "); got != "failing-2.0 willfail-2.0 withtests-test-fails-1.1" {
+		t.Errorf("rebuilt: %s", got)
+	}
+}
+
+// The check run's "Rebuild failed" button builds the failures again, with
+// new check runs.
+func TestServeRebuildButton(t *testing.T) {
+	buildLog := filepath.Join(t.TempDir(), "builds")
+	f := newAppWith(t, sampleset.Options{Bulk: 5, BuildLog: buildLog})
+	head := f.sha(t, f.repo.Head)
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	b, _ := os.ReadFile(buildLog)
+	before := len(strings.Fields(string(b)))
+	code, body := f.deliver(t, "check_run", f.event(t, "check_run.requested_action.6", func(p map[string]any) {
+		p["check_run"].(map[string]any)["head_sha"] = head
+		p["requested_action"] = map[string]any{"identifier": "rebuild-failed"}
+	}))
+	if code != http.StatusOK {
+		t.Fatalf("requested_action: %d %s", code, body)
+	}
+	f.waitCompleted(t, 4)
+	b, _ = os.ReadFile(buildLog)
+	if n := len(strings.Fields(string(b))) - before; n != 3 {
+		t.Errorf("%d builds after the button, want the 3 failed ones", n)
+	}
+}
+
+// waitCompleted waits until octo/pkgs has n completed check runs.
+func (f *appFixture) waitCompleted(t *testing.T, n int) {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var done int
@@ -659,20 +682,12 @@ func TestServeCommands(t *testing.T) {
 				done++
 			}
 		}
-		if done == 4 {
-			break
+		if done == n {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no new check runs after the rebuild: %+v", f.gh.CheckRuns("octo/pkgs"))
+			t.Fatalf("%d check runs completed, want %d: %+v", done, n, f.gh.CheckRuns("octo/pkgs"))
 		}
 		time.Sleep(50 * time.Millisecond) // the fake GitHub has no notification to wait on
-	}
-	var rebuilt []string
-	for _, out := range builds()[before:] {
-		rebuilt = append(rebuilt, out[strings.Index(out, "-")+1:])
-	}
-	sort.Strings(rebuilt)
-	if got := strings.Join(rebuilt, " "); got != "failing-2.0 willfail-2.0 withtests-test-fails-1.1" {
-		t.Errorf("rebuilt: %s", got)
 	}
 }

@@ -10,12 +10,15 @@ import (
 
 // Reruns is what the check handlers ask of the pipeline.
 type Reruns interface {
-	// Rerun reviews the revisions of repo at head again, with new check runs.
-	Rerun(ctx context.Context, repo, head string) error
+	// Rerun reviews the revisions of repo at head again, with new check
+	// runs; with rebuildFailed, their remembered failures are built again.
+	Rerun(ctx context.Context, repo, head string, rebuildFailed bool) error
 }
 
 // CheckHandler handles check_suite requested and rerequested and check_run
-// rerequested: the revisions of that head are reviewed again.
+// rerequested: the revisions of that head are reviewed again; and the
+// check run's "Rebuild failed" button (requested_action rebuild-failed),
+// which also builds the failures again.
 type CheckHandler struct {
 	Reruns Reruns
 	Log    zerolog.Logger
@@ -39,15 +42,21 @@ func (h *CheckHandler) Handle(ctx context.Context, eventType, deliveryID string,
 		CheckRun struct {
 			HeadSHA string `json:"head_sha"`
 		} `json:"check_run"`
+		RequestedAction struct {
+			Identifier string `json:"identifier"`
+		} `json:"requested_action"`
 	}
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		return fmt.Errorf("%w: %s %s: %v", ErrBadPayload, eventType, deliveryID, err)
 	}
 	action, repo, head := ev.Action, ev.Repository.FullName, ev.CheckSuite.HeadSHA
+	rebuild := false
 	switch {
 	case eventType == "check_suite" && (action == "requested" || action == "rerequested"):
 	case eventType == "check_run" && action == "rerequested":
 		head = ev.CheckRun.HeadSHA
+	case eventType == "check_run" && action == "requested_action" && ev.RequestedAction.Identifier == "rebuild-failed":
+		head, rebuild = ev.CheckRun.HeadSHA, true
 	default:
 		return nil
 	}
@@ -55,5 +64,5 @@ func (h *CheckHandler) Handle(ctx context.Context, eventType, deliveryID string,
 		return fmt.Errorf("%w: %s %s: no repository or head", ErrBadPayload, eventType, deliveryID)
 	}
 	h.Log.Info().Str("repo", repo).Str("head", head).Str("event", eventType).Str("action", action).Msg("re-run asked")
-	return h.Reruns.Rerun(ctx, repo, head)
+	return h.Reruns.Rerun(ctx, repo, head, rebuild)
 }

@@ -25,8 +25,8 @@ func (r *recorder) Withdraw(_ context.Context, repo string, n int) error {
 	r.calls = append(r.calls, fmt.Sprintf("withdraw %s#%d", repo, n))
 	return nil
 }
-func (r *recorder) Rerun(_ context.Context, repo, head string) error {
-	r.calls = append(r.calls, "rerun "+repo)
+func (r *recorder) Rerun(_ context.Context, repo, head string, rebuild bool) error {
+	r.calls = append(r.calls, fmt.Sprintf("rerun rebuild=%v %s", rebuild, repo))
 	return nil
 }
 func (r *recorder) Evaluate(_ context.Context, p BranchPush) error {
@@ -56,9 +56,10 @@ func TestHandlersOnRealPayloads(t *testing.T) {
 		{"pull_request.closed.3", "pull_request", []string{"withdraw *"}},
 		{"pull_request.labeled.8", "pull_request", nil},
 		{"pull_request.assigned.1", "pull_request", nil},
-		{"check_suite.rerequested.7", "check_suite", []string{"rerun *"}},
+		{"check_suite.rerequested.7", "check_suite", []string{"rerun rebuild=false *"}},
 		{"check_suite.completed.0", "check_suite", nil},
-		{"check_run.rerequested.7", "check_run", []string{"rerun *"}},
+		{"check_run.rerequested.7", "check_run", []string{"rerun rebuild=false *"}},
+		{"check_run.requested_action.6", "check_run", nil}, // an action of another App
 		{"check_run.completed.1", "check_run", nil},
 		{"installation.created.1", "installation", []string{"installed *"}},
 		{"installation.deleted.0", "installation", nil},

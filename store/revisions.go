@@ -148,8 +148,9 @@ func (s *Store) TakeRevision(ctx context.Context) (*Revision, error) {
 }
 
 // Rerun queues the finished revisions of repo at head again, as a new
-// attempt with new check runs, and returns how many.
-func (s *Store) Rerun(ctx context.Context, repo, head string) (int64, error) {
+// attempt with new check runs (building remembered failures again when
+// rebuildFailed), and returns how many.
+func (s *Store) Rerun(ctx context.Context, repo, head string, rebuildFailed bool) (int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
@@ -159,8 +160,8 @@ func (s *Store) Rerun(ctx context.Context, repo, head string) (int64, error) {
 		(SELECT id FROM revisions WHERE repo = ? AND head_sha = ? AND state IN ('done', 'failed'))`, repo, head); err != nil {
 		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1, rebuild_failed = 0, updated_at = ?
-		WHERE repo = ? AND head_sha = ? AND state IN ('done', 'failed')`, time.Now().UnixMilli(), repo, head)
+	res, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1, rebuild_failed = ?, updated_at = ?
+		WHERE repo = ? AND head_sha = ? AND state IN ('done', 'failed')`, rebuildFailed, time.Now().UnixMilli(), repo, head)
 	if err != nil {
 		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
 	}
