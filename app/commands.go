@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/go-github/v60/github"
 
 	"github.com/basinix/basinix/handlers"
+	"github.com/basinix/basinix/report"
 	"github.com/basinix/basinix/store"
 )
 
@@ -118,8 +120,97 @@ func (p *pipeline) command(ctx context.Context, req handlers.CommandRequest, c h
 		p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Msg("rebuild of the failed builds queued")
 		p.poke()
 		return "", nil // the new check runs are the result
+	case "review":
+		rev, rep, msg, err := p.reviewed(ctx, req)
+		if msg != "" || err != nil {
+			return msg, err
+		}
+		var b strings.Builder
+		if err := report.WriteMarkdown(&b, rep, report.MarkdownOptions{Link: p.logURL}); err != nil {
+			return "", err
+		}
+		owner, repo, _ := strings.Cut(req.Repo, "/")
+		gh, err := p.gh.NewInstallationClient(req.InstallationID)
+		if err != nil {
+			return "", err
+		}
+		body := report.Fit(b.String(), p.detailsURL(rev))
+		if _, _, err := gh.PullRequests.CreateReview(ctx, owner, repo, req.PR, &github.PullRequestReviewRequest{
+			CommitID: github.String(rev.HeadSHA), Body: github.String(body), Event: github.String("COMMENT")}); err != nil {
+			return "", fmt.Errorf("review on %s#%d: %w", req.Repo, req.PR, err)
+		}
+		return "", nil
+	case "merge":
+		return p.merge(ctx, req, c.Message)
 	}
 	return fmt.Sprintf("`@%s %s` is not available yet.", p.cfg.Commands.Name, c.Verb), nil
+}
+
+// reviewed returns the PR's latest revision and its report, or the reply
+// saying why there is none to act on.
+func (p *pipeline) reviewed(ctx context.Context, req handlers.CommandRequest) (*store.Revision, *report.Report, string, error) {
+	revs, err := p.st.PRRevisions(ctx, req.Repo, req.PR)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if len(revs) == 0 {
+		return nil, nil, "This pull request has not been reviewed yet.", nil
+	}
+	rev := revs[0]
+	if rev.State != store.Done || len(rev.Report) == 0 {
+		return nil, nil, fmt.Sprintf("The review of %s is not finished (%s): ask again when it is.", short(rev.HeadSHA), rev.State), nil
+	}
+	var rep report.Report
+	if err := json.Unmarshal(rev.Report, &rep); err != nil {
+		return nil, nil, "", fmt.Errorf("report of revision %d: %w", rev.ID, err)
+	}
+	return rev, &rep, "", nil
+}
+
+// merge merges the PR through the API when its latest review is of its
+// current head, its checks passed and GitHub says it is mergeable; a
+// refusal says which condition failed. A message is posted as a comment
+// first; without one the merge is silent.
+func (p *pipeline) merge(ctx context.Context, req handlers.CommandRequest, message string) (string, error) {
+	rev, rep, msg, err := p.reviewed(ctx, req)
+	if msg != "" || err != nil {
+		return "Not merged: " + msg, err
+	}
+	if cr := report.EvalCheckRun(rep, ""); cr.Conclusion != "success" {
+		return fmt.Sprintf("Not merged: `%s` is %s (%s).", evalCheck, cr.Conclusion, cr.Title), nil
+	}
+	for _, s := range p.cfg.Systems {
+		if cr := report.BuildCheckRun(rep, s, report.MarkdownOptions{}, ""); cr.Conclusion == "failure" {
+			return fmt.Sprintf("Not merged: `%s` is failure (%s).", buildCheck(s), cr.Title), nil
+		}
+	}
+	owner, repo, _ := strings.Cut(req.Repo, "/")
+	gh, err := p.gh.NewInstallationClient(req.InstallationID)
+	if err != nil {
+		return "", err
+	}
+	pr, _, err := gh.PullRequests.Get(ctx, owner, repo, req.PR)
+	if err != nil {
+		return "", fmt.Errorf("pull request %s#%d: %w", req.Repo, req.PR, err)
+	}
+	switch {
+	case pr.GetHead().GetSHA() != rev.HeadSHA:
+		return fmt.Sprintf("Not merged: the pull request moved to %s since its review of %s; ask again when that is reviewed.", short(pr.GetHead().GetSHA()), short(rev.HeadSHA)), nil
+	case pr.Mergeable == nil:
+		return "Not merged: GitHub has not decided yet whether the pull request can be merged; ask again in a minute.", nil
+	case !pr.GetMergeable():
+		return "Not merged: GitHub says the pull request cannot be merged (conflicts or branch protection).", nil
+	}
+	if message != "" {
+		if _, _, err := gh.Issues.CreateComment(ctx, owner, repo, req.PR, &github.IssueComment{Body: github.String(message)}); err != nil {
+			return "", fmt.Errorf("comment on %s#%d: %w", req.Repo, req.PR, err)
+		}
+	}
+	if _, _, err := gh.PullRequests.Merge(ctx, owner, repo, req.PR, "", &github.PullRequestOptions{MergeMethod: p.cfg.Commands.MergeMethod, SHA: rev.HeadSHA}); err != nil {
+		return fmt.Sprintf("Not merged: GitHub refused: %v", err), nil
+	}
+	p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("method", p.cfg.Commands.MergeMethod).Msg("merged")
+	return "", nil
 }
 
 func short(sha string) string {

@@ -44,6 +44,8 @@ type CommandsConfig struct {
 	// Permissions are the repository permissions (GitHub's permission or
 	// role name) that may run commands.
 	Permissions []string `yaml:"permissions"`
+	// MergeMethod is how `merge` merges: merge, squash or rebase.
+	MergeMethod string `yaml:"merge_method"`
 }
 
 // ServerConfig is `basinix serve`'s HTTP side and what it reviews.
@@ -123,7 +125,7 @@ func DefaultConfig() Config {
 		},
 		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, GitHubRetryFor: 5 * time.Minute,
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"}},
-		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}},
+		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge"},
 		Build: BuildConfig{
 			MaxJobs:       runtime.NumCPU(),
 			BuildTimeout:  3 * time.Hour,
@@ -202,6 +204,11 @@ func (c Config) Validate() error {
 	}
 	if !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`).MatchString(c.Commands.Name) {
 		return fmt.Errorf("config: commands.name %q is not a GitHub login", c.Commands.Name)
+	}
+	switch c.Commands.MergeMethod {
+	case "merge", "squash", "rebase":
+	default:
+		return fmt.Errorf("config: commands.merge_method %q is not merge, squash or rebase", c.Commands.MergeMethod)
 	}
 	for _, p := range c.Commands.Permissions {
 		switch p {

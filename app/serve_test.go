@@ -691,3 +691,50 @@ func (f *appFixture) waitCompleted(t *testing.T, n int) {
 		time.Sleep(50 * time.Millisecond) // the fake GitHub has no notification to wait on
 	}
 }
+
+// A story of merging: refused while a package newly fails, allowed after
+// `rebuild` (the package is flaky) fixes it; `review` posts the report.
+func TestServeMergeAndReview(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "flaky-tried")
+	pkg := func(version, script string) string {
+		return fmt.Sprintf("{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"flaky\";\n  version = %q;\n  script = ''%s'';\n}\n", version, script)
+	}
+	f := newAppWith(t, sampleset.Options{NoPR: true, BuildLog: filepath.Join(t.TempDir(), "builds"),
+		Extra: map[string]string{"flaky": pkg("1.0", "")}})
+	testenv.Git(t, f.repo.Dir, "checkout", "--quiet", "-b", "pr")
+	os.WriteFile(filepath.Join(f.repo.Dir, "pkgs/by-name/flaky/default.nix"),
+		[]byte(pkg("2.0", fmt.Sprintf("if [ -e %s ]; then echo second try; else : > %s; echo first try fails >&2; exit 1; fi", flag, flag))), 0o644)
+	testenv.Git(t, f.repo.Dir, "commit", "--quiet", "-am", "flaky: 1.0 -> 2.0")
+	testenv.Git(t, f.repo.Dir, "checkout", "--quiet", "master")
+	head := f.sha(t, "pr")
+	mergeable := true
+	f.gh.SetPull(fakegithub.Pull{Repo: "octo/pkgs", Number: 1, HeadSHA: head, BaseRef: "master", CloneURL: "file://" + f.repo.Dir, Mergeable: &mergeable})
+	f.gh.SetPermission("maint", "maintain")
+	build := "basinix / build (x86_64-linux)"
+
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	if c := f.waitChecks(t, head, "basinix / eval", build)[build]; c.Conclusion != "failure" {
+		t.Fatalf("first build: %s %q", c.Conclusion, c.Title)
+	}
+	// "merge while flaky newly fails": refused, the message not posted.
+	f.deliver(t, "issue_comment", f.comment(t, 201, "maint", "User", "@basinix merge Thanks!"))
+	comments := f.gh.Comments("octo/pkgs", 1)
+	if len(comments) != 1 || !strings.Contains(comments[0], "Not merged: `basinix / build (x86_64-linux)` is failure") || f.gh.Merged("octo/pkgs", 1) != "" {
+		t.Fatalf("merge while failing: merged %q, comments %q", f.gh.Merged("octo/pkgs", 1), comments)
+	}
+	// "rebuild": flaky succeeds the second time.
+	f.deliver(t, "issue_comment", f.comment(t, 202, "maint", "User", "@basinix rebuild"))
+	f.waitCompleted(t, 4)
+	// "review": the report as a PR review.
+	f.deliver(t, "issue_comment", f.comment(t, 203, "maint", "User", "@basinix review"))
+	reviews := f.gh.Reviews("octo/pkgs", 1)
+	if len(reviews) != 1 || reviews[0]["event"] != "COMMENT" || !strings.Contains(fmt.Sprint(reviews[0]["body"]), "still succeeding (1)") {
+		t.Errorf("reviews: %v", reviews)
+	}
+	// "merge": the message first, then the merge.
+	f.deliver(t, "issue_comment", f.comment(t, 204, "maint", "User", "@basinix merge Thanks!"))
+	comments = f.gh.Comments("octo/pkgs", 1)
+	if f.gh.Merged("octo/pkgs", 1) != "merge" || comments[len(comments)-1] != "Thanks!" {
+		t.Errorf("after the rebuild: merged %q, comments %q", f.gh.Merged("octo/pkgs", 1), comments)
+	}
+}

@@ -157,6 +157,10 @@ func Batches(anns []Annotation) [][]Annotation {
 	return out
 }
 
+// Fit cuts s to GitHub's 65,535 characters (check run summaries, review
+// and comment bodies) at a line boundary and says where the rest is.
+func Fit(s, fullReport string) string { return fitSummary(s, fullReport) }
+
 // fitSummary cuts s to GitHub's limit at a line boundary and says where
 // the rest is.
 func fitSummary(s, fullReport string) string {

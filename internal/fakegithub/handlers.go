@@ -116,6 +116,42 @@ var handlers = map[string]handler{
 		}
 		return http.StatusOK, map[string]any{"permission": legacy, "role_name": perm, "user": map[string]any{"login": p["username"]}}
 	},
+	"pulls/get": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		pr := s.pulls[pullKey(p)]
+		if pr == nil {
+			return http.StatusNotFound, map[string]any{"message": "Not Found"}
+		}
+		out := map[string]any{}
+		for k, v := range pr {
+			if k != "repo" {
+				out[k] = v
+			}
+		}
+		return http.StatusOK, out
+	},
+	"pulls/merge": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
+		pr := s.pulls[pullKey(p)]
+		switch {
+		case pr == nil:
+			return http.StatusNotFound, map[string]any{"message": "Not Found"}
+		case pr["merged"] == true || pr["mergeable"] != true:
+			return http.StatusMethodNotAllowed, map[string]any{"message": "Pull Request is not mergeable"}
+		case b["sha"] != nil && b["sha"] != pr["head"].(map[string]any)["sha"]:
+			return http.StatusConflict, map[string]any{"message": "Head branch was modified. Review and try the merge again."}
+		}
+		method := str(b["merge_method"])
+		if method == "" {
+			method = "merge"
+		}
+		pr["merged"], pr["state"], pr["merge_method"] = true, "closed", method
+		return http.StatusOK, map[string]any{"merged": true, "message": "Pull Request successfully merged", "sha": "0000000000000000000000000000000000000001"}
+	},
+	"pulls/create-review": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
+		k := pullKey(p)
+		s.reviews[k] = append(s.reviews[k], b)
+		s.nextID++
+		return http.StatusOK, map[string]any{"id": s.nextID, "body": b["body"], "state": "COMMENTED"}
+	},
 	"issues/add-labels": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
 		k := issueKey(p)
 		names, _ := b["labels"].([]any)
@@ -208,6 +244,10 @@ func (c *CheckRun) json() map[string]any {
 		"output":   map[string]any{"title": c.Title, "summary": c.Summary, "text": c.Text, "annotations_count": len(c.Annotations)},
 		"app":      map[string]any{"id": 4242}, "pull_requests": []any{}, "check_suite": map[string]any{"id": 1},
 	}
+}
+
+func pullKey(p map[string]string) string {
+	return fmt.Sprintf("%s/%s#%s", p["owner"], p["repo"], p["pull_number"])
 }
 
 func issueKey(p map[string]string) string {

@@ -55,6 +55,7 @@ type Server struct {
 	pulls         map[string]map[string]any
 	permissions   map[string]string  // user → permission (default read)
 	reactions     map[int64][]string // comment id → reactions
+	reviews       map[string][]map[string]any
 	violations    []string
 	faults        []fault
 	requests      map[string]int // operationId → count
@@ -117,6 +118,7 @@ func New(t testing.TB) *Server {
 		comments:      map[string][]string{},
 		pulls:         map[string]map[string]any{},
 		permissions:   map[string]string{},
+		reviews:       map[string][]map[string]any{},
 		reactions:     map[int64][]string{},
 		requests:      map[string]int{},
 	}
@@ -179,14 +181,20 @@ type Pull struct {
 	BaseRef  string
 	CloneURL string
 	Draft    bool
+	// Mergeable is GitHub's verdict (nil: not computed yet).
+	Mergeable *bool
 }
 
 // SetPull records an open pull request (or replaces it).
 func (s *Server) SetPull(p Pull) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var mergeable any // JSON null until GitHub decided
+	if p.Mergeable != nil {
+		mergeable = *p.Mergeable
+	}
 	s.pulls[fmt.Sprintf("%s#%d", p.Repo, p.Number)] = map[string]any{
-		"number": p.Number, "state": "open", "draft": p.Draft,
+		"number": p.Number, "state": "open", "draft": p.Draft, "mergeable": mergeable, "merged": false,
 		"head": map[string]any{"sha": p.HeadSHA, "ref": "pr"},
 		"base": map[string]any{"ref": p.BaseRef, "repo": map[string]any{"full_name": p.Repo, "clone_url": p.CloneURL}},
 		"repo": p.Repo,
@@ -206,6 +214,23 @@ func (s *Server) Comments(repo string, n int) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.comments[fmt.Sprintf("%s#%d", repo, n)]...)
+}
+
+// Reviews returns the reviews posted on PR n of repo.
+func (s *Server) Reviews(repo string, n int) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]map[string]any(nil), s.reviews[fmt.Sprintf("%s#%d", repo, n)]...)
+}
+
+// Merged returns how PR n of repo was merged ("" while it is not).
+func (s *Server) Merged(repo string, n int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pr := s.pulls[fmt.Sprintf("%s#%d", repo, n)]; pr != nil && pr["merged"] == true {
+		return str(pr["merge_method"])
+	}
+	return ""
 }
 
 // Reactions returns the reactions to comment id.
