@@ -99,27 +99,9 @@ func (p *pipeline) Commands(ctx context.Context, req handlers.CommandRequest) er
 func (p *pipeline) command(ctx context.Context, req handlers.CommandRequest, c handlers.Command) (string, error) {
 	switch c.Verb {
 	case "rebuild":
-		revs, err := p.st.PRRevisions(ctx, req.Repo, req.PR)
-		if err != nil {
-			return "", err
-		}
-		if len(revs) == 0 {
-			return "There is no review of this pull request to rebuild yet.", nil
-		}
-		latest := revs[0]
-		switch latest.State {
-		case store.Queued, store.Evaluating, store.Building, store.Publishing:
-			return fmt.Sprintf("A review of %s is still running: ask again when its check runs are done.", short(latest.HeadSHA)), nil
-		case store.Superseded, store.Cancelled:
-			return "This pull request's latest review was stopped: there is nothing to rebuild.", nil
-		}
-		ok, err := p.st.RerunRevision(ctx, latest.ID, true)
-		if err != nil || !ok {
-			return "", err
-		}
-		p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Msg("rebuild of the failed builds queued")
-		p.poke()
-		return "", nil // the new check runs are the result
+		return p.rerun(ctx, req, c.Verb, store.RerunOptions{RebuildFailed: true})
+	case "eval":
+		return p.rerun(ctx, req, c.Verb, store.RerunOptions{FreshEval: true})
 	case "review":
 		rev, rep, msg, err := p.reviewed(ctx, req)
 		if msg != "" || err != nil {
@@ -144,6 +126,32 @@ func (p *pipeline) command(ctx context.Context, req handlers.CommandRequest, c h
 		return p.merge(ctx, req, c.Message)
 	}
 	return fmt.Sprintf("`@%s %s` is not available yet.", p.cfg.Commands.Name, c.Verb), nil
+}
+
+// rerun reviews the PR's latest finished revision again as opt says; the
+// new check runs are the result.
+func (p *pipeline) rerun(ctx context.Context, req handlers.CommandRequest, verb string, opt store.RerunOptions) (string, error) {
+	revs, err := p.st.PRRevisions(ctx, req.Repo, req.PR)
+	if err != nil {
+		return "", err
+	}
+	if len(revs) == 0 {
+		return "This pull request has not been reviewed yet.", nil
+	}
+	latest := revs[0]
+	switch latest.State {
+	case store.Queued, store.Evaluating, store.Building, store.Publishing:
+		return fmt.Sprintf("A review of %s is still running: ask again when its check runs are done.", short(latest.HeadSHA)), nil
+	case store.Superseded, store.Cancelled:
+		return "This pull request's latest review was stopped: there is nothing to run again.", nil
+	}
+	ok, err := p.st.RerunRevision(ctx, latest.ID, opt)
+	if err != nil || !ok {
+		return "", err
+	}
+	p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("command", verb).Msg("re-run queued")
+	p.poke()
+	return "", nil
 }
 
 // reviewed returns the PR's latest revision and its report, or the reply

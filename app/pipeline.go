@@ -251,7 +251,7 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 	)
 	systems := p.cfg.Systems
 	req := Request{Repo: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA, Systems: systems, Build: true, FewerRebuildsFirst: true,
-		RebuildFailed: rev.RebuildFailed}
+		RebuildFailed: rev.RebuildFailed, FreshEval: rev.FreshEval}
 	req.Evaluated = func(rep *report.Report) {
 		mu.Lock()
 		defer mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -156,6 +157,9 @@ type Request struct {
 	// Priority is added to the builds' priorities: a review with a higher
 	// one is built first.
 	Priority int
+	// FreshEval evaluates the merged head again even when it is cached
+	// (and replaces the cached evaluation).
+	FreshEval bool
 	// FewerRebuildsFirst lowers the priority by the number of rebuilds, so
 	// that small PRs are not stuck behind mass rebuilds.
 	FewerRebuildsFirst bool
@@ -209,7 +213,11 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 	defer trees.removeAll(r.log)
 
 	gitDone := time.Now()
-	evals, err := r.evaluateAll(ctx, m.URL, trees, req.Systems, []string{merge.Base, merge.Commit})
+	var fresh []string
+	if req.FreshEval && merge.Commit != merge.Base {
+		fresh = []string{merge.Commit}
+	}
+	evals, err := r.evaluateAll(ctx, m.URL, trees, req.Systems, []string{merge.Base, merge.Commit}, fresh...)
 	if err != nil {
 		return nil, err
 	}
@@ -292,9 +300,9 @@ type evalResult struct {
 }
 
 // evaluateAll returns the evaluation of every commit for every system: from
-// the store where it is there, else evaluated, all missing ones at once,
+// the store where it is there (except for the fresh commits), else evaluated, all missing ones at once,
 // each with its share of the evaluator's workers.
-func (r *Reviewer) evaluateAll(ctx context.Context, repo string, trees *worktrees, systems, commits []string) (map[evalID]*evalResult, error) {
+func (r *Reviewer) evaluateAll(ctx context.Context, repo string, trees *worktrees, systems, commits []string, fresh ...string) (map[evalID]*evalResult, error) {
 	out := map[evalID]*evalResult{}
 	var missing []evalID
 	for _, system := range systems {
@@ -304,9 +312,12 @@ func (r *Reviewer) evaluateAll(ctx context.Context, repo string, trees *worktree
 				continue
 			}
 			start := time.Now()
-			ev, err := r.cached(ctx, r.key(repo, commit, system))
-			if err != nil {
-				return nil, err
+			var ev *eval.Evaluation
+			if !slices.Contains(fresh, commit) {
+				var err error
+				if ev, err = r.cached(ctx, r.key(repo, commit, system)); err != nil {
+					return nil, err
+				}
 			}
 			if ev == nil {
 				out[id] = nil

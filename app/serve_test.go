@@ -22,6 +22,7 @@ import (
 
 	"github.com/basinix/basinix/internal/fakegithub"
 	"github.com/basinix/basinix/internal/testenv"
+	"github.com/basinix/basinix/report"
 	"github.com/basinix/basinix/sampleset"
 )
 
@@ -736,5 +737,32 @@ func TestServeMergeAndReview(t *testing.T) {
 	comments = f.gh.Comments("octo/pkgs", 1)
 	if f.gh.Merged("octo/pkgs", 1) != "merge" || comments[len(comments)-1] != "Thanks!" {
 		t.Errorf("after the rebuild: merged %q, comments %q", f.gh.Merged("octo/pkgs", 1), comments)
+	}
+}
+
+// `@basinix eval` evaluates the head again instead of taking it from the
+// cache; the base stays cached.
+func TestServeEvalCommand(t *testing.T) {
+	f := newApp(t)
+	f.gh.SetPermission("maint", "write")
+	head := f.sha(t, f.repo.Head)
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	f.deliver(t, "issue_comment", f.comment(t, 301, "maint", "User", "@basinix eval"))
+	f.waitCompleted(t, 4)
+	revs, err := f.srv.rv.store.PRRevisions(context.Background(), "octo/pkgs", 1)
+	if err != nil || len(revs) != 1 || revs[0].Attempt != 1 {
+		t.Fatalf("revisions %+v, %v", revs, err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(revs[0].Report, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var cached []bool
+	for _, e := range rep.Evaluations {
+		cached = append(cached, e.Cached)
+	}
+	if fmt.Sprint(cached) != "[true false]" {
+		t.Errorf("evaluations cached (base, head): %v, want the head evaluated again", cached)
 	}
 }

@@ -39,6 +39,13 @@ type Revision struct {
 	Attempt int
 	// RebuildFailed: this attempt builds the remembered failures again.
 	RebuildFailed bool
+	// FreshEval: this attempt evaluates the head again, ignoring the cache.
+	FreshEval bool
+}
+
+// Rerun options.
+type RerunOptions struct {
+	RebuildFailed, FreshEval bool
 }
 
 // ClaimDelivery records a webhook delivery; false when it was seen before.
@@ -160,7 +167,7 @@ func (s *Store) Rerun(ctx context.Context, repo, head string, rebuildFailed bool
 		(SELECT id FROM revisions WHERE repo = ? AND head_sha = ? AND state IN ('done', 'failed'))`, repo, head); err != nil {
 		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1, rebuild_failed = ?, updated_at = ?
+	res, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1, rebuild_failed = ?, fresh_eval = 0, updated_at = ?
 		WHERE repo = ? AND head_sha = ? AND state IN ('done', 'failed')`, rebuildFailed, time.Now().UnixMilli(), repo, head)
 	if err != nil {
 		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
@@ -170,16 +177,15 @@ func (s *Store) Rerun(ctx context.Context, repo, head string, rebuildFailed bool
 }
 
 // RerunRevision queues a finished revision again as a new attempt (with
-// new check runs), building its remembered failures again when
-// rebuildFailed; false when the revision is not finished.
-func (s *Store) RerunRevision(ctx context.Context, id int64, rebuildFailed bool) (bool, error) {
+// new check runs) as opt says; false when the revision is not finished.
+func (s *Store) RerunRevision(ctx context.Context, id int64, opt RerunOptions) (bool, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("rerun revision %d: %w", id, err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1, rebuild_failed = ?, updated_at = ?
-		WHERE id = ? AND state IN ('done', 'failed')`, rebuildFailed, time.Now().UnixMilli(), id)
+	res, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1, rebuild_failed = ?, fresh_eval = ?, updated_at = ?
+		WHERE id = ? AND state IN ('done', 'failed')`, opt.RebuildFailed, opt.FreshEval, time.Now().UnixMilli(), id)
 	if err != nil {
 		return false, fmt.Errorf("rerun revision %d: %w", id, err)
 	}
@@ -238,12 +244,12 @@ func (s *Store) Revisions(ctx context.Context, limit int) ([]*Revision, error) {
 	return out, rows.Err()
 }
 
-const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt, rebuild_failed FROM revisions`
+const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt, rebuild_failed, fresh_eval FROM revisions`
 
 func scanRevision(row interface{ Scan(...any) error }) (*Revision, error) {
 	var r Revision
 	var created int64
-	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt, &r.RebuildFailed)
+	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt, &r.RebuildFailed, &r.FreshEval)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
