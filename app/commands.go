@@ -124,8 +124,62 @@ func (p *pipeline) command(ctx context.Context, req handlers.CommandRequest, c h
 		return "", nil
 	case "merge":
 		return p.merge(ctx, req, c.Message)
+	case "build", "test":
+		return p.requested(ctx, req, c)
 	}
 	return fmt.Sprintf("`@%s %s` is not available yet.", p.cfg.Commands.Name, c.Verb), nil
+}
+
+// requested builds named attributes (or their tests) at the PR's merged
+// head, in the background, each system reported in its own check run
+// (`basinix / build-requested (SYSTEM)`, `basinix / tests (SYSTEM)`).
+func (p *pipeline) requested(ctx context.Context, req handlers.CommandRequest, c handlers.Command) (string, error) {
+	revs, err := p.st.PRRevisions(ctx, req.Repo, req.PR)
+	if err != nil {
+		return "", err
+	}
+	if len(revs) == 0 {
+		return "This pull request has not been seen yet: push to it, or wait for the next reconciliation.", nil
+	}
+	rev := revs[0]
+	gh, err := p.gh.NewInstallationClient(req.InstallationID)
+	if err != nil {
+		return "", err
+	}
+	owner, repo, _ := strings.Cut(req.Repo, "/")
+	kind := "build-requested"
+	if c.Verb == "test" {
+		kind = "tests"
+	}
+	ids := map[string]int64{}
+	for _, s := range p.cfg.Systems {
+		run, _, err := gh.Checks.CreateCheckRun(ctx, owner, repo, github.CreateCheckRunOptions{
+			Name: fmt.Sprintf("basinix / %s (%s)", kind, s), HeadSHA: rev.HeadSHA, Status: github.String("in_progress"),
+			DetailsURL: github.String(p.detailsURL(rev)),
+			Output:     &github.CheckRunOutput{Title: github.String(strings.Join(c.Attrs, " ")), Summary: github.String("Asked by @" + req.User + ".")},
+		})
+		if err != nil {
+			return "", fmt.Errorf("create check run on %s: %w", req.Repo, err)
+		}
+		ids[s] = run.GetID()
+	}
+	go func() {
+		ctx := context.WithoutCancel(ctx)
+		results, err := p.rv.BuildAttrs(ctx, AttrsRequest{Repo: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA, Systems: p.cfg.Systems, Attrs: c.Attrs, Tests: c.Verb == "test"})
+		for s, id := range ids {
+			cr := report.CheckRun{Title: "could not build", Summary: fmt.Sprintf("```\n%v\n```\n", err), Conclusion: "neutral"}
+			if err == nil {
+				cr = report.RequestedCheckRun(results[s], report.MarkdownOptions{Link: p.logURL})
+			}
+			if _, _, uerr := gh.Checks.UpdateCheckRun(ctx, owner, repo, id, github.UpdateCheckRunOptions{
+				Name: fmt.Sprintf("basinix / %s (%s)", kind, s), Conclusion: github.String(cr.Conclusion),
+				Output: &github.CheckRunOutput{Title: github.String(cr.Title), Summary: github.String(cr.Summary)},
+			}); uerr != nil {
+				p.log.Error().Err(uerr).Str("repo", req.Repo).Int("pr", req.PR).Msg("publishing requested builds")
+			}
+		}
+	}()
+	return "", nil
 }
 
 // rerun reviews the PR's latest finished revision again as opt says; the

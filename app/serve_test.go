@@ -766,3 +766,30 @@ func TestServeEvalCommand(t *testing.T) {
 		t.Errorf("evaluations cached (base, head): %v, want the head evaluated again", cached)
 	}
 }
+
+// `@basinix build` and `@basinix test` build named attributes at the merged
+// head, changed or not, in check runs of their own.
+func TestServeBuildAndTestCommands(t *testing.T) {
+	f := newApp(t)
+	f.gh.SetPermission("maint", "admin")
+	head := f.sha(t, f.repo.Head)
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	f.deliver(t, "issue_comment", f.comment(t, 401, "maint", "User", "@basinix build libbase failing nosuchpkg\n@basinix test withtests"))
+	runs := f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)", "basinix / build-requested (x86_64-linux)", "basinix / tests (x86_64-linux)")
+	b := runs["basinix / build-requested (x86_64-linux)"]
+	for _, want := range []string{"| `libbase` | success |", "| `failing` | failure |", "| `nosuchpkg` | not built | no such attribute |"} {
+		if !strings.Contains(b.Summary, want) {
+			t.Errorf("build-requested lacks %q:\n%s", want, b.Summary)
+		}
+	}
+	if b.Conclusion != "failure" {
+		t.Errorf("build-requested: %s", b.Conclusion)
+	}
+	tests := runs["basinix / tests (x86_64-linux)"]
+	for _, want := range []string{"| `withtests.passthru.tests.basic` | success |", "| `withtests.passthru.tests.fails` | failure |"} {
+		if !strings.Contains(tests.Summary, want) {
+			t.Errorf("tests lack %q:\n%s", want, tests.Summary)
+		}
+	}
+}

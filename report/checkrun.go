@@ -221,3 +221,46 @@ func plural(n int, what string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, what)
 }
+
+// BuiltAttr is one attribute built on request (`@basinix build`/`test`).
+type BuiltAttr struct {
+	Attr      string
+	DrvPath   string
+	Result    build.Result // "" when it was not built (see Message)
+	FailedDep string
+	Log       string
+	Message   string
+}
+
+// RequestedCheckRun renders `basinix / build-requested (SYSTEM)` or
+// `basinix / tests (SYSTEM)`: a table of the attributes and their results;
+// it fails when one of them did not build.
+func RequestedCheckRun(attrs []BuiltAttr, opt MarkdownOptions) CheckRun {
+	var b strings.Builder
+	b.WriteString("| attribute | result | |\n| --- | --- | --- |\n")
+	failed, ok := 0, 0
+	for _, a := range attrs {
+		what := string(a.Result)
+		if a.Result == "" {
+			what = "not built"
+		}
+		extra := a.Message
+		if a.FailedDep != "" {
+			extra = "dependency `" + DrvName(a.FailedDep) + "` failed"
+		}
+		if a.Log != "" {
+			extra += fmt.Sprintf(" [log](%s)", link(a.Log, opt))
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", a.Attr, what, strings.ReplaceAll(extra, "|", "\\|"))
+		if a.Result == build.Success {
+			ok++
+		} else {
+			failed++
+		}
+	}
+	cr := CheckRun{Summary: fitSummary(b.String(), ""), Title: fmt.Sprintf("%d built, %d failed or not built", ok, failed), Conclusion: "success"}
+	if failed > 0 {
+		cr.Conclusion = "failure"
+	}
+	return cr
+}
