@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/go-github/v60/github"
 
@@ -76,12 +77,23 @@ func (p *pipeline) Commands(ctx context.Context, req handlers.CommandRequest) er
 	}
 	allowed := p.cfg.Commands.Permissions
 	if !slices.Contains(allowed, perm.Permission) && !slices.Contains(allowed, perm.RoleName) {
+		for _, c := range act {
+			p.record(ctx, req, c, "refused: "+perm.RoleName+" permission")
+		}
 		p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("permission", perm.RoleName).Msg("commands refused")
 		return reply(fmt.Sprintf("@%s: only users with %s permission on this repository may run `@%s` commands; you have %s.",
 			req.User, strings.Join(allowed, ", "), name, perm.RoleName))
 	}
 	for _, c := range act {
 		msg, err := p.command(ctx, req, c)
+		outcome := "done"
+		switch {
+		case err != nil:
+			outcome = "error: " + err.Error()
+		case msg != "":
+			outcome = msg
+		}
+		p.record(ctx, req, c, outcome)
 		if err != nil {
 			return err
 		}
@@ -92,6 +104,14 @@ func (p *pipeline) Commands(ctx context.Context, req handlers.CommandRequest) er
 		}
 	}
 	return nil
+}
+
+// record keeps a command and its outcome for the PR page.
+func (p *pipeline) record(ctx context.Context, req handlers.CommandRequest, c handlers.Command, outcome string) {
+	line := strings.TrimSpace(strings.Join(append([]string{c.Verb}, c.Attrs...), " ") + " " + c.Message)
+	if err := p.st.PutCommand(ctx, store.CommandRecord{Repo: req.Repo, PR: req.PR, User: req.User, Command: line, Outcome: outcome, Received: time.Now()}); err != nil {
+		p.log.Warn().Err(err).Msg("recording a command")
+	}
 }
 
 // command carries out one accepted command and returns the reply to post

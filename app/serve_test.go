@@ -603,6 +603,8 @@ func TestServeCommands(t *testing.T) {
 	f := newAppWith(t, sampleset.Options{Bulk: 5, BuildLog: buildLog})
 	f.gh.SetPermission("maint", "maintain")
 	head := f.sha(t, f.repo.Head)
+	f.gh.SetPull(fakegithub.Pull{Repo: "octo/pkgs", Number: 1, HeadSHA: head, BaseRef: "master", CloneURL: "file://" + f.repo.Dir,
+		Files: []string{"pkgs/by-name/libmid/default.nix", "pkgs/by-name/newpkg/default.nix"}})
 	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
 	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
 	builds := func() []string {
@@ -645,6 +647,15 @@ func TestServeCommands(t *testing.T) {
 	sort.Strings(rebuilt)
 	if got := strings.Join(rebuilt, " "); got != "failing-2.0 willfail-2.0 withtests-test-fails-1.1" {
 		t.Errorf("rebuilt: %s", got)
+	}
+
+	// "the PR page": its changed files and the commands' history.
+	_, page := f.get(t, "/pr/octo/pkgs/1")
+	for _, want := range []string{"<code>pkgs/by-name/newpkg/default.nix</code>", `href="https://github.com/octo/pkgs/pull/1/files"`,
+		"<td>@reader</td><td><code>rebuild</code></td><td>refused: read permission</td>", "<td>@maint</td><td><code>rebuild</code></td><td>done</td>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("PR page lacks %s", want)
+		}
 	}
 }
 

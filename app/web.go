@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"html/template"
@@ -8,6 +9,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
+
+	"github.com/google/go-github/v60/github"
 
 	"github.com/basinix/basinix/report"
 )
@@ -89,10 +93,42 @@ func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
+	cmds, err := s.rv.store.Commands(r.Context(), repo, n, 50)
+	if err != nil {
+		s.log.Error().Err(err).Msg("pull request page")
+	}
 	s.render(w, "pr.html", map[string]any{
-		"Title": repo + " #" + strconv.Itoa(n), "Revisions": revs, "Report": rep,
-		"GitHubURL": s.cfg.GitHub.WebURL + repo + "/pull/" + strconv.Itoa(n),
+		"Title": repo + " #" + strconv.Itoa(n), "Revisions": revs, "Report": rep, "Commands": cmds,
+		"Files":     s.changedFiles(r.Context(), revs[0].InstallationID, repo, n),
+		"GitHubURL": strings.TrimSuffix(s.cfg.GitHub.WebURL, "/") + "/" + repo + "/pull/" + strconv.Itoa(n),
 	})
+}
+
+// changedFiles lists the PR's changed files from GitHub (the first 300);
+// nil when GitHub cannot say, which the page shows.
+func (s *Server) changedFiles(ctx context.Context, installation int64, repo string, n int) []string {
+	gh, err := s.pipe.gh.NewInstallationClient(installation)
+	if err != nil {
+		return nil
+	}
+	owner, name, _ := strings.Cut(repo, "/")
+	var out []string
+	opt := &github.ListOptions{PerPage: 100}
+	for page := 0; page < 3; page++ {
+		files, resp, err := gh.PullRequests.ListFiles(ctx, owner, name, n, opt)
+		if err != nil {
+			s.log.Warn().Err(err).Str("repo", repo).Int("pr", n).Msg("changed files")
+			return out
+		}
+		for _, f := range files {
+			out = append(out, f.GetFilename())
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opt.Page = resp.NextPage
+	}
+	return out
 }
 
 func (s *Server) render(w http.ResponseWriter, page string, data any) {

@@ -89,7 +89,7 @@ var handlers = map[string]handler{
 			if pr["repo"] == p["owner"]+"/"+p["repo"] {
 				c := map[string]any{}
 				for k, v := range pr {
-					if k != "repo" {
+					if k != "repo" && k != "files" {
 						c[k] = v
 					}
 				}
@@ -123,9 +123,21 @@ var handlers = map[string]handler{
 		}
 		out := map[string]any{}
 		for k, v := range pr {
-			if k != "repo" {
+			if k != "repo" && k != "files" {
 				out[k] = v
 			}
+		}
+		return http.StatusOK, out
+	},
+	"pulls/list-files": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		pr := s.pulls[pullKey(p)]
+		if pr == nil {
+			return http.StatusNotFound, map[string]any{"message": "Not Found"}
+		}
+		out := []any{}
+		files, _ := pr["files"].([]string)
+		for _, f := range files {
+			out = append(out, map[string]any{"filename": f, "status": "modified", "additions": 1, "deletions": 1, "changes": 2})
 		}
 		return http.StatusOK, out
 	},

@@ -183,6 +183,8 @@ type Pull struct {
 	Draft    bool
 	// Mergeable is GitHub's verdict (nil: not computed yet).
 	Mergeable *bool
+	// Files are the paths the PR changes.
+	Files []string
 }
 
 // SetPull records an open pull request (or replaces it).
@@ -194,7 +196,7 @@ func (s *Server) SetPull(p Pull) {
 		mergeable = *p.Mergeable
 	}
 	s.pulls[fmt.Sprintf("%s#%d", p.Repo, p.Number)] = map[string]any{
-		"number": p.Number, "state": "open", "draft": p.Draft, "mergeable": mergeable, "merged": false,
+		"number": p.Number, "state": "open", "draft": p.Draft, "mergeable": mergeable, "merged": false, "files": p.Files,
 		"head": map[string]any{"sha": p.HeadSHA, "ref": "pr"},
 		"base": map[string]any{"ref": p.BaseRef, "repo": map[string]any{"full_name": p.Repo, "clone_url": p.CloneURL}},
 		"repo": p.Repo,

@@ -1,0 +1,47 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// CommandRecord is one comment command and what became of it.
+type CommandRecord struct {
+	Repo     string
+	PR       int
+	User     string
+	Command  string
+	Outcome  string
+	Received time.Time
+}
+
+// PutCommand records a command.
+func (s *Store) PutCommand(ctx context.Context, c CommandRecord) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO commands (repo, pr, user, command, outcome, received_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		c.Repo, c.PR, c.User, c.Command, c.Outcome, c.Received.UnixMilli()); err != nil {
+		return fmt.Errorf("record command on %s#%d: %w", c.Repo, c.PR, err)
+	}
+	return nil
+}
+
+// Commands returns the commands of a PR, newest first, at most limit.
+func (s *Store) Commands(ctx context.Context, repo string, pr, limit int) ([]CommandRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT repo, pr, user, command, outcome, received_at FROM commands
+		WHERE repo = ? AND pr = ? ORDER BY id DESC LIMIT ?`, repo, pr, limit)
+	if err != nil {
+		return nil, fmt.Errorf("commands of %s#%d: %w", repo, pr, err)
+	}
+	defer rows.Close()
+	var out []CommandRecord
+	for rows.Next() {
+		var c CommandRecord
+		var at int64
+		if err := rows.Scan(&c.Repo, &c.PR, &c.User, &c.Command, &c.Outcome, &at); err != nil {
+			return nil, fmt.Errorf("commands of %s#%d: %w", repo, pr, err)
+		}
+		c.Received = time.UnixMilli(at)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
