@@ -61,21 +61,12 @@ func (p *Pool) runBatch(ctx context.Context, b *batch) {
 	log.Info().Msg("build batch started")
 	start := p.opt.Now()
 	r, err := p.nix.Realise(bctx, cmd)
-	defer func() { // after the logs are kept
-		var built []string
-		if r != nil {
-			for drv := range r.Builds {
-				built = append(built, drv)
-			}
-		}
-		p.live.drop(built)
-	}()
 	realised := p.opt.Now()
 	if r == nil { // Nix did not start
 		r = &nix.Realised{Builds: map[string]*nix.Build{}, Failures: map[string]*nix.Failure{}}
 	}
 
-	if b.m.URI != "" && unreachable(r, b.m.URI) {
+	if b.m.URI != "" && unreachable(r, b.m.URI) { // nothing was built: nothing live
 		p.mu.Lock()
 		backoff := b.m.markDownLocked(p.opt.Now())
 		b.m.busy = false
@@ -92,6 +83,13 @@ func (p *Pool) runBatch(ctx context.Context, b *batch) {
 	}
 
 	outs, decideErr := p.decide(ctx, bctx, b, r, err)
+	// The logs are kept now: the live output goes, before anyone is told
+	// the build ended.
+	built := make([]string, 0, len(r.Builds))
+	for drv := range r.Builds {
+		built = append(built, drv)
+	}
+	p.live.drop(built)
 	if decideErr != nil {
 		log.Error().Err(decideErr).Msg("deciding build results")
 	}
