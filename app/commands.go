@@ -258,11 +258,12 @@ func (p *pipeline) merge(ctx context.Context, req handlers.CommandRequest, messa
 	if msg != "" || err != nil {
 		return "Not merged: " + msg, err
 	}
-	if cr := report.EvalCheckRun(rep, ""); cr.Conclusion != "success" {
+	checks := p.cfg.Commands.MergeChecks
+	if cr := report.EvalCheckRun(rep, ""); slices.Contains(checks, "eval") && cr.Conclusion != "success" {
 		return fmt.Sprintf("Not merged: `%s` is %s (%s).", evalCheck, cr.Conclusion, cr.Title), nil
 	}
 	for _, s := range p.cfg.Systems {
-		if cr := report.BuildCheckRun(rep, s, report.MarkdownOptions{}, ""); cr.Conclusion == "failure" {
+		if cr := report.BuildCheckRun(rep, s, report.MarkdownOptions{}, ""); slices.Contains(checks, "build") && cr.Conclusion == "failure" {
 			return fmt.Sprintf("Not merged: `%s` is failure (%s).", buildCheck(s), cr.Title), nil
 		}
 	}

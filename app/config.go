@@ -46,6 +46,10 @@ type CommandsConfig struct {
 	Permissions []string `yaml:"permissions"`
 	// MergeMethod is how `merge` merges: merge, squash or rebase.
 	MergeMethod string `yaml:"merge_method"`
+	// MergeChecks are the basinix checks `merge` requires to have passed:
+	// "eval" (no evaluation error) and "build" (nothing newly failing on
+	// any system).
+	MergeChecks []string `yaml:"merge_checks"`
 }
 
 // ServerConfig is `basinix serve`'s HTTP side and what it reviews.
@@ -125,7 +129,7 @@ func DefaultConfig() Config {
 		},
 		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, GitHubRetryFor: 5 * time.Minute,
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"}},
-		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge"},
+		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge", MergeChecks: []string{"eval", "build"}},
 		Build: BuildConfig{
 			MaxJobs:       runtime.NumCPU(),
 			BuildTimeout:  3 * time.Hour,
@@ -209,6 +213,11 @@ func (c Config) Validate() error {
 	case "merge", "squash", "rebase":
 	default:
 		return fmt.Errorf("config: commands.merge_method %q is not merge, squash or rebase", c.Commands.MergeMethod)
+	}
+	for _, m := range c.Commands.MergeChecks {
+		if m != "eval" && m != "build" {
+			return fmt.Errorf("config: commands.merge_checks: %q is not eval or build", m)
+		}
 	}
 	for _, p := range c.Commands.Permissions {
 		switch p {

@@ -617,10 +617,20 @@ func TestServeCommands(t *testing.T) {
 	f.deliver(t, "issue_comment", f.comment(t, 101, "reader", "User", "@basinix rebuild"))
 	// "nonsense and shell text": the help text, nothing run.
 	f.deliver(t, "issue_comment", f.comment(t, 102, "maint", "User", "@basinix deploy\n@basinix build hello; rm -rf /\n@basinix build $(touch /tmp/basinix-x)"))
+	// "the same delivery twice": handled once.
+	again := f.comment(t, 105, "reader", "User", "@basinix eval")
+	for range 2 {
+		if _, err := f.gh.Deliver(f.url, "issue_comment", "same-comment", again); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.gh.Reactions(105); len(got) != 1 {
+		t.Errorf("a comment delivered twice got reactions %v", got)
+	}
 	// "a bot": ignored.
 	f.deliver(t, "issue_comment", f.comment(t, 103, "renovate[bot]", "Bot", "@basinix rebuild"))
 	comments := f.gh.Comments("octo/pkgs", 1)
-	if len(comments) != 2 || !strings.Contains(comments[0], "@reader: only users with write, maintain, admin permission") ||
+	if len(comments) != 3 || !strings.Contains(comments[0], "@reader: only users with write, maintain, admin permission") ||
 		!strings.Contains(comments[1], `"deploy" is not a command`) || !strings.Contains(comments[1], `"hello;" is not an attribute path`) ||
 		!strings.Contains(comments[1], "`@basinix rebuild`") {
 		t.Errorf("replies:\n%s", strings.Join(comments, "\n---\n"))

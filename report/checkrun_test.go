@@ -59,3 +59,26 @@ func TestBuildCheckRunConclusion(t *testing.T) {
 		}
 	}
 }
+
+// A review body (the whole Markdown report) over GitHub's limit is cut at
+// a line, within the limit, pointing at the web page; a short one is left.
+func TestFit(t *testing.T) {
+	var b strings.Builder
+	for i := 0; b.Len() < 200_000; i++ {
+		fmt.Fprintf(&b, "- `pkg%05d`: failure — %s\n", i, strings.Repeat("ü", 20))
+	}
+	got := Fit(b.String(), "https://basinix.example/pr/o/r/1")
+	if n := utf8.RuneCountInString(got); n > MaxCheckRunText || n < MaxCheckRunText-200 {
+		t.Errorf("cut to %d characters", n)
+	}
+	body, note, _ := strings.Cut(got, "\n\n… cut")
+	if !strings.HasPrefix(b.String(), body+"\n") {
+		t.Error("not cut at a line")
+	}
+	if !strings.Contains(note, "https://basinix.example/pr/o/r/1") {
+		t.Errorf("note %q", note)
+	}
+	if short := "- `a`: failure\n"; Fit(short, "x") != short {
+		t.Error("a short body was changed")
+	}
+}
