@@ -170,6 +170,59 @@ func (m *Mirror) Resolve(ctx context.Context, ref string) (string, error) {
 }
 
 // HasFile reports whether path exists in commit.
+// Commit is a commit and its title.
+type Commit struct {
+	SHA, Title string
+}
+
+// Commits returns the commits on the first-parent line from (excluded) to
+// to (included), oldest first; both must be commits (see Resolve).
+func (m *Mirror) Commits(ctx context.Context, from, to string) ([]Commit, error) {
+	for _, c := range []string{from, to} {
+		if !shaRe.MatchString(c) {
+			return nil, fmt.Errorf("commits %s..%s: %q is not a commit: %w", from, to, c, ErrUnknownRef)
+		}
+	}
+	out, err := runGit(ctx, m.Dir, nil, "log", "--first-parent", "--reverse", "--format=%H %s", from+".."+to)
+	if err != nil {
+		return nil, fmt.Errorf("commits %s..%s: %w", from, to, err)
+	}
+	var cs []Commit
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		sha, title, _ := strings.Cut(line, " ")
+		cs = append(cs, Commit{SHA: sha, Title: title})
+	}
+	return cs, nil
+}
+
+// Root returns the first commit of commit's first-parent line.
+func (m *Mirror) Root(ctx context.Context, commit string) (string, error) {
+	out, err := runGit(ctx, m.Dir, nil, "rev-list", "--first-parent", "--max-parents=0", commit)
+	if err != nil {
+		return "", fmt.Errorf("root of %s: %w", commit, err)
+	}
+	f := strings.Fields(out)
+	if len(f) == 0 {
+		return "", fmt.Errorf("root of %s: none", commit)
+	}
+	return f[len(f)-1], nil
+}
+
+// Title returns a commit's title.
+func (m *Mirror) Title(ctx context.Context, commit string) string {
+	if !shaRe.MatchString(commit) {
+		return ""
+	}
+	out, err := runGit(ctx, m.Dir, nil, "log", "-1", "--format=%s", commit)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
+
 func (m *Mirror) HasFile(ctx context.Context, commit, path string) bool {
 	_, err := runGit(ctx, m.Dir, nil, "cat-file", "-e", commit+":"+path)
 	return err == nil

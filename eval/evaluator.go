@@ -147,6 +147,26 @@ func (e *Evaluator) Evaluate(ctx context.Context, src, system string, chunks int
 	return res, nil
 }
 
+// Attribute evaluates one attribute of the set at src, strictly (a throw
+// gives its message) and writing its .drv, so that it can be built: the
+// attribute with its drvPath, or with its error. A set that does not
+// evaluate gives the set's error as the attribute's.
+func (e *Evaluator) Attribute(ctx context.Context, src, system string, p Path) (*Attr, error) {
+	col := &collector{attrs: map[string]*Attr{}}
+	_, err := e.walk(ctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", strict: true, write: true, paths: []Path{p}}, col)
+	var setErr *errSetFailed
+	if errors.As(err, &setErr) {
+		return &Attr{Path: p, Error: setErr.err}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s for %s: %w", p, system, err)
+	}
+	if a := col.attrs[p.String()]; a != nil {
+		return a, nil
+	}
+	return &Attr{Path: p, Error: &Error{Message: "not a derivation"}}, nil
+}
+
 // withAliases is the config with aliases on.
 func (e *Evaluator) withAliases() string { return "(" + e.opt.Config + ") // { allowAliases = true; }" }
 

@@ -3,6 +3,7 @@
 //	basinix review --repo DIR|URL --base REF --head REF [--systems LIST] [--no-build] [--json FILE]
 //	basinix review --sample
 //	basinix serve --config FILE
+//	basinix bisect --repo DIR|URL --branch B --attr A [--system S] [--good SHA] [--bad SHA] [--json FILE]
 //	basinix version
 //
 // Exit codes of review: 0 nothing is broken, 1 the change breaks something,
@@ -31,6 +32,7 @@ Usage:
   basinix review --repo DIR|URL --base REF --head REF [flags]
   basinix review --sample [flags]     review a generated sample package set
   basinix serve --config FILE         run the GitHub App
+  basinix bisect --repo R --branch B --attr A   find the commit that broke A
   basinix version
 
 Run 'basinix review -h' for the review flags.
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "review":
 		err = review(ctx, args[1:], stdout, stderr)
+	case "bisect":
+		err = bisect(ctx, args[1:], stdout, stderr)
 	case "serve":
 		err = serve(ctx, args[1:], stderr)
 	case "version":

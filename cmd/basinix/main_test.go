@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -141,5 +142,43 @@ func TestReviewCleanExitsZero(t *testing.T) {
 	}
 	if !strings.Contains(stdout, ":new: new and succeeding (10)") {
 		t.Errorf("report:\n%s", stdout)
+	}
+}
+
+// `basinix bisect` names the commit that broke a package.
+func TestBisectCommand(t *testing.T) {
+	testenv.RequireNix(t)
+	dir := filepath.Join(t.TempDir(), "repo")
+	os.MkdirAll(dir, 0o755)
+	testenv.Git(t, dir, "init", "--quiet", "--initial-branch=main")
+	nonce := filepath.Base(t.TempDir())
+	for i := 0; i < 8; i++ {
+		script := "echo ok > $out"
+		if i >= 5 {
+			script = "echo broken >&2; exit 1"
+		}
+		os.WriteFile(filepath.Join(dir, "default.nix"), []byte(fmt.Sprintf(
+			"{ system ? builtins.currentSystem, config ? { } }:\n{ pkg = derivation { name = \"pkg-%d\"; inherit system; nonce = %q; builder = \"/bin/sh\"; args = [ \"-c\" %q ]; }; }\n", i, nonce, script)), 0o644)
+		testenv.Git(t, dir, "add", "-A")
+		testenv.Git(t, dir, "commit", "--quiet", "-m", fmt.Sprintf("pkg: step %d", i))
+	}
+	js := filepath.Join(t.TempDir(), "bisect.json")
+	code, stdout, stderr := basinix(t, "bisect", "--data-dir", t.TempDir(), "--repo", dir, "--branch", "main", "--attr", "pkg", "--json", js)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, `fails since`) || !strings.Contains(stdout, `"pkg: step 5"`) || !strings.Contains(stdout, `last good:`) {
+		t.Errorf("output:\n%s", stdout)
+	}
+	var res struct {
+		FirstBad struct{ Title string } `json:"firstBad"`
+		Builds   int                    `json:"builds"`
+	}
+	data, _ := os.ReadFile(js)
+	if err := json.Unmarshal(data, &res); err != nil || res.FirstBad.Title != "pkg: step 5" || res.Builds > 4 {
+		t.Errorf("JSON: %s (%v)", data, err)
+	}
+	if code, _, stderr := basinix(t, "bisect", "--repo", dir, "--branch", "main", "--attr", "pkg; rm -rf /"); code != 2 || !strings.Contains(stderr, "pkg; rm -rf /") {
+		t.Errorf("a shell attribute: exit %d, %s", code, stderr)
 	}
 }

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/basinix/basinix/app"
+)
+
+func bisect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("basinix bisect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		repo       = fs.String("repo", "", "repository: a local path, file:// or https:// URL")
+		branch     = fs.String("branch", "", "the branch whose first-parent history is searched")
+		attr       = fs.String("attr", "", "the attribute that fails, e.g. python3Packages.requests")
+		system     = fs.String("system", "x86_64-linux", "the system to build for")
+		good       = fs.String("good", "", "a commit where it builds (default: the branch's first commit)")
+		bad        = fs.String("bad", "", "a commit where it fails (default: the branch's tip)")
+		jsonOut    = fs.String("json", "", "write the result as JSON to this file")
+		dataDir    = fs.String("data-dir", "", "where mirrors, the database and logs live (default ~/.cache/basinix)")
+		configPath = fs.String("config", "", "configuration file (see config.example.yml)")
+		verbose    = fs.Bool("v", false, "log every Nix command")
+	)
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	if *repo == "" || *branch == "" || *attr == "" {
+		return &exitError{code: 2, err: errors.New("bisect: --repo, --branch and --attr are required")}
+	}
+	cfg := app.DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = app.LoadConfig(*configPath); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	if _, err := app.ParseSystems(*system); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	log := newLogger(stderr, *verbose)
+	rv, err := app.NewReviewer(ctx, cfg, log)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer rv.Close()
+	poolCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- rv.Run(poolCtx) }()
+	defer func() { stop(); <-done }()
+
+	res, err := rv.Bisect(ctx, app.BisectRequest{Repo: *repo, Branch: *branch, Attr: *attr, System: *system, Good: *good, Bad: *bad})
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if *jsonOut != "" {
+		data, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("write result: %w", err)}
+		}
+	}
+	fmt.Fprintf(stdout, "%s on %s fails since %s %q\n", res.Attr, res.System, res.FirstBad.SHA[:12], res.FirstBad.Title)
+	fmt.Fprintf(stdout, "last good: %s %q\n", res.LastGood.SHA[:12], res.LastGood.Title)
+	if res.Cause != "" {
+		fmt.Fprintf(stdout, "cause: %s\n", res.Cause)
+	}
+	fmt.Fprintf(stdout, "%d commits, %d evaluations, %d builds:\n", res.Commits, res.Evaluations, res.Builds)
+	for _, s := range res.Steps {
+		what := string(s.Result)
+		if s.Error != "" {
+			what = "does not evaluate: " + s.Error
+		}
+		fmt.Fprintf(stdout, "  %s %-40.40q %s (%s)\n", s.Commit[:12], s.Title, what, s.How)
+	}
+	return nil
+}
