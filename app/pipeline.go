@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -292,6 +293,7 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		return
 	}
 	p.metrics.observe(rep)
+	p.failingSince(bg, rev, rep)
 	// The report is stored before the final check runs are sent: what
 	// GitHub does not get now is sent again later, never lost.
 	data, err := json.Marshal(rep)
@@ -307,6 +309,53 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		return
 	}
 	log.Info().Bool("breaks", rep.Breaks()).Bool("evalBroken", rep.EvalBroken()).Msg("revision reviewed")
+}
+
+// failingSince names, for each newly failing attribute, the push of the PR
+// that introduced the failure: the oldest of the PR's earlier reviewed
+// heads, going back without a break, where it failed too.
+func (p *pipeline) failingSince(ctx context.Context, rev *store.Revision, rep *report.Report) {
+	revs, err := p.st.PRRevisions(ctx, rev.Repo, rev.PR)
+	if err != nil {
+		p.log.Warn().Err(err).Msg("earlier pushes")
+		return
+	}
+	// Oldest first; push n is the n-th head the PR had.
+	sort.Slice(revs, func(i, j int) bool { return revs[i].ID < revs[j].ID })
+	push := map[int64]int{}
+	var older []*report.Report // newest first, up to rev
+	for i, r := range revs {
+		push[r.ID] = i + 1
+	}
+	var olderIDs []int64
+	for i := len(revs) - 1; i >= 0; i-- {
+		r := revs[i]
+		if r.ID >= rev.ID {
+			continue
+		}
+		var rp report.Report
+		if len(r.Report) == 0 || json.Unmarshal(r.Report, &rp) != nil {
+			break // unknown: the streak cannot be followed further
+		}
+		older = append(older, &rp)
+		olderIDs = append(olderIDs, r.ID)
+	}
+	for system, s := range rep.Systems {
+		for name, e := range s.Attrs {
+			if e.Verdict != report.NewlyFailing && e.Verdict != report.NewFailing {
+				continue
+			}
+			since, sinceHead := push[rev.ID], rev.HeadSHA
+			for i, rp := range older {
+				o := rp.Systems[system]
+				if o == nil || o.Attrs[name] == nil || !o.Attrs[name].Head.Failed() {
+					break
+				}
+				since, sinceHead = push[olderIDs[i]], rp.Head.Commit
+			}
+			e.FailingSince = fmt.Sprintf("push %d (%s)", since, short(sinceHead))
+		}
+	}
 }
 
 // publishFinal sends a reviewed revision's final check runs (those not sent

@@ -814,3 +814,18 @@ func TestServeBuildAndTestCommands(t *testing.T) {
 		}
 	}
 }
+
+// Inside a PR, a failure names the push that introduced it.
+func TestServeNamesThePushThatBrokeIt(t *testing.T) {
+	f := newApp(t)
+	first, last := f.sha(t, f.repo.Pushes[0]), f.sha(t, f.repo.Head)
+	build := "basinix / build (x86_64-linux)"
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", first))
+	f.waitChecks(t, first, "basinix / eval", build)
+	f.deliver(t, "pull_request", f.prEvent(t, "synchronize", last))
+	c := f.waitChecks(t, last, "basinix / eval", build)[build]
+	want := fmt.Sprintf("- `willfail`: failure, failing since push 1 (%s) of this PR", first[:12])
+	if !strings.Contains(c.Summary, want) {
+		t.Errorf("build check run of push 2 lacks %q:\n%s", want, c.Summary)
+	}
+}

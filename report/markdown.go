@@ -148,6 +148,9 @@ func writeFailure(b *strings.Builder, attr string, e *AttrEntry, opt MarkdownOpt
 	if e.Head == build.DependencyFailed && e.FailedDependency != "" {
 		fmt.Fprintf(b, ", dependency `%s` failed", DrvName(e.FailedDependency))
 	}
+	if e.FailingSince != "" {
+		fmt.Fprintf(b, ", failing since %s of this PR", e.FailingSince)
+	}
 	if e.Position != "" {
 		fmt.Fprintf(b, " (defined at `%s`)", e.Position)
 	}

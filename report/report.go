@@ -109,8 +109,11 @@ type AttrEntry struct {
 	// failure the failed dependency's.
 	Log string `json:"log,omitempty"`
 	// Message is Nix's reason for a failure, or why nothing was built.
-	Message string                `json:"message,omitempty"`
-	Tests   map[string]*TestEntry `json:"tests,omitempty"`
+	Message string `json:"message,omitempty"`
+	// FailingSince names, in a PR's review, the push that introduced a
+	// failure ("push 2 (abc123def456)").
+	FailingSince string                `json:"failingSince,omitempty"`
+	Tests        map[string]*TestEntry `json:"tests,omitempty"`
 }
 
 // TestEntry is one passthru.tests entry of an attribute.
