@@ -213,18 +213,19 @@ func (p *pipeline) rerun(ctx context.Context, req handlers.CommandRequest, verb 
 		return "This pull request has not been reviewed yet.", nil
 	}
 	latest := revs[0]
-	switch latest.State {
-	case store.Queued, store.Evaluating, store.Building, store.Publishing:
-		return fmt.Sprintf("A review of %s is still running: ask again when its check runs are done.", short(latest.HeadSHA)), nil
-	case store.Superseded, store.Cancelled:
-		return "This pull request's latest review was stopped: there is nothing to run again.", nil
-	}
 	ok, err := p.st.RerunRevision(ctx, latest.ID, opt)
-	if err != nil || !ok {
+	if err != nil {
 		return "", err
+	}
+	if !ok {
+		return "This pull request's latest review was stopped: there is nothing to run again.", nil
 	}
 	p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("command", verb).Msg("re-run queued")
 	p.poke()
+	switch latest.State {
+	case store.Queued, store.Evaluating, store.Building, store.Publishing:
+		return fmt.Sprintf("A review of %s is running: this runs when it is done.", short(latest.HeadSHA)), nil
+	}
 	return "", nil
 }
 

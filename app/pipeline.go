@@ -73,14 +73,15 @@ func (p *pipeline) Installed(ctx context.Context, id int64) error {
 	return err
 }
 
-// Evaluate implements handlers.Branches: the tip is evaluated in the
-// background (the webhook is answered at once), one branch at a time.
+// Evaluate implements handlers.Branches: the tip is evaluated, recorded in
+// the branch's history and its changes built, in the background (the
+// webhook is answered at once), one branch at a time.
 func (p *pipeline) Evaluate(ctx context.Context, push handlers.BranchPush) error {
 	go func() {
 		p.branchMu.Lock()
 		defer p.branchMu.Unlock()
 		ctx := context.WithoutCancel(ctx)
-		if err := p.rv.EvaluateRef(ctx, push.CloneURL, push.Commit, p.cfg.Systems); err != nil {
+		if err := p.rv.BranchTip(ctx, BranchRequest{Repo: push.CloneURL, Name: push.Repo, Branch: push.Branch, Commit: push.Commit, Systems: p.cfg.Systems}); err != nil {
 			p.log.Error().Err(err).Str("repo", push.Repo).Str("branch", push.Branch).Msg("evaluating the branch tip")
 			return
 		}
@@ -400,6 +401,7 @@ func (p *pipeline) republish(ctx context.Context) {
 			continue
 		}
 		log.Info().Msg("results published")
+		p.poke() // a re-run asked meanwhile may be queued now
 	}
 }
 

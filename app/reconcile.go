@@ -86,6 +86,7 @@ func (p *pipeline) reconcileInstallation(ctx context.Context, id int64) (int, er
 
 func (p *pipeline) reconcileRepo(ctx context.Context, gh *github.Client, inst int64, owner, name string) (int, error) {
 	full := owner + "/" + name
+	p.catchUpBranches(ctx, gh, inst, owner, name)
 	queued := 0
 	opt := &github.PullRequestListOptions{State: "open", ListOptions: github.ListOptions{PerPage: 100}}
 	for {
@@ -110,5 +111,32 @@ func (p *pipeline) reconcileRepo(ctx context.Context, gh *github.Client, inst in
 			return queued, nil
 		}
 		opt.Page = resp.NextPage
+	}
+}
+
+// catchUpBranches records the tracked branches' tips that moved while
+// basinix was not listening (their pushes are missed webhooks too).
+func (p *pipeline) catchUpBranches(ctx context.Context, gh *github.Client, inst int64, owner, name string) {
+	full := owner + "/" + name
+	repo, _, err := gh.Repositories.Get(ctx, owner, name)
+	if err != nil {
+		p.log.Warn().Err(err).Str("repo", full).Msg("catching up branches")
+		return
+	}
+	tracked := p.cfg.Server.TrackedBranches
+	if len(tracked) == 0 {
+		tracked = []string{repo.GetDefaultBranch()}
+	}
+	for _, b := range tracked {
+		br, _, err := gh.Repositories.GetBranch(ctx, owner, name, b, 0)
+		if err != nil {
+			p.log.Warn().Err(err).Str("repo", full).Str("branch", b).Msg("catching up branches")
+			continue
+		}
+		last, err := p.st.LastTip(ctx, full, b)
+		if err != nil || last != nil && last.Commit == br.GetCommit().GetSHA() {
+			continue
+		}
+		p.Evaluate(ctx, handlers.BranchPush{InstallationID: inst, Repo: full, CloneURL: repo.GetCloneURL(), Branch: b, Commit: br.GetCommit().GetSHA()})
 	}
 }

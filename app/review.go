@@ -272,26 +272,6 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 	return rep, nil
 }
 
-// EvaluateRef fetches repo and evaluates ref for systems (cached when it
-// was before), so that reviews against it find it cached.
-func (r *Reviewer) EvaluateRef(ctx context.Context, repo, ref string, systems []string) error {
-	m, err := r.ws.Mirror(repo)
-	if err != nil {
-		return err
-	}
-	if err := m.Fetch(ctx); err != nil {
-		return err
-	}
-	commit, err := m.Resolve(ctx, ref)
-	if err != nil {
-		return err
-	}
-	trees := &worktrees{m: m}
-	defer trees.removeAll(r.log)
-	_, err = r.evaluateAll(ctx, m.URL, trees, systems, []string{commit})
-	return err
-}
-
 type evalID struct{ commit, system string }
 
 type evalResult struct {

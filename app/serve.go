@@ -91,6 +91,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", s.serveIndex)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /pr/{owner}/{repo}/{number}", s.servePR)
+	mux.HandleFunc("GET /attr/{owner}/{repo}/{branch}/{attr}", s.serveAttr)
 	return mux
 }
 

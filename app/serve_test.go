@@ -829,3 +829,70 @@ func TestServeNamesThePushThatBrokeIt(t *testing.T) {
 		t.Errorf("build check run of push 2 lacks %q:\n%s", want, c.Summary)
 	}
 }
+
+// Pushes to the default branch build what changed at a low priority and
+// keep the branch's history, shown per attribute.
+func TestServeBranchHistory(t *testing.T) {
+	f := newApp(t)
+	push := func(commit string) {
+		if code, body := f.deliver(t, "push", f.event(t, "push.0", func(p map[string]any) {
+			p["ref"], p["after"], p["deleted"] = "refs/heads/master", commit, false
+		})); code != http.StatusOK {
+			t.Fatalf("push: %d %s", code, body)
+		}
+	}
+	fork, base := f.sha(t, f.repo.ForkPoint), f.sha(t, f.repo.BaseCommit)
+	push(fork) // the first tip: evaluated only
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if tip, _ := f.srv.rv.store.LastTip(context.Background(), "octo/pkgs", "master"); tip != nil && tip.Commit == fork {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first tip was not recorded")
+		}
+		time.Sleep(50 * time.Millisecond) // the branch is evaluated in the background
+	}
+	push(base) // libbase 1.0 -> 1.0.1: libbase and its dependents change
+	for {
+		hist, err := f.srv.rv.store.AttrHistory(context.Background(), "octo/pkgs", "master", "x86_64-linux", "libmid", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hist) == 1 && hist[0].Result == "success" {
+			if hist[0].Commit != base || hist[0].Title != "libbase: 1.0 -> 1.0.1" {
+				t.Errorf("history: %+v", hist[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("libmid's history: %+v", hist)
+		}
+		time.Sleep(50 * time.Millisecond) // built in the background
+	}
+	_, page := f.get(t, "/attr/octo/pkgs/master/libbase")
+	for _, want := range []string{base[:12], "libbase: 1.0 -&gt; 1.0.1", "libbase-1.0.1", `<td class="success">success</td>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("attribute page lacks %q:\n%s", want, page)
+		}
+	}
+}
+
+// A tracked branch that moved while basinix was down is caught up at start.
+func TestServeCatchesUpBranches(t *testing.T) {
+	f := newApp(t)
+	f.stop()
+	tip := f.sha(t, "master")
+	f.gh.SetBranch("octo/pkgs", "file://"+f.repo.Dir, "master", tip)
+	f.start(t, f.cfg)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if last, _ := f.srv.rv.store.LastTip(context.Background(), "octo/pkgs", "master"); last != nil && last.Commit == tip {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the branch's tip was not caught up")
+		}
+		time.Sleep(50 * time.Millisecond) // the branch is evaluated in the background
+	}
+}

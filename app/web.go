@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"path/filepath"
@@ -129,6 +130,25 @@ func (s *Server) changedFiles(ctx context.Context, installation int64, repo stri
 		opt.Page = resp.NextPage
 	}
 	return out
+}
+
+// serveAttr shows what the branch's history knows of an attribute: each
+// recorded commit with its derivation and result (?system=, default the
+// first configured system).
+func (s *Server) serveAttr(w http.ResponseWriter, r *http.Request) {
+	repo := r.PathValue("owner") + "/" + r.PathValue("repo")
+	branch, attr := r.PathValue("branch"), r.PathValue("attr")
+	system := r.URL.Query().Get("system")
+	if system == "" {
+		system = s.cfg.Systems[0]
+	}
+	hist, err := s.rv.store.AttrHistory(r.Context(), repo, branch, system, attr, 200)
+	if err != nil {
+		s.log.Error().Err(err).Msg("attribute page")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	s.render(w, "attr.html", map[string]any{"Title": fmt.Sprintf("%s on %s %s (%s)", attr, repo, branch, system), "History": hist})
 }
 
 func (s *Server) render(w http.ResponseWriter, page string, data any) {

@@ -154,48 +154,64 @@ func (s *Store) TakeRevision(ctx context.Context) (*Revision, error) {
 	return rev, tx.Commit()
 }
 
-// Rerun queues the finished revisions of repo at head again, as a new
-// attempt with new check runs (building remembered failures again when
-// rebuildFailed), and returns how many.
+// Rerun queues the revisions of repo at head again, as new attempts with
+// new check runs (building remembered failures again when rebuildFailed);
+// one still being worked on is queued again when it finishes. It returns
+// how many revisions it concerned.
 func (s *Store) Rerun(ctx context.Context, repo, head string, rebuildFailed bool) (int64, error) {
+	return s.rerun(ctx, `repo = ? AND head_sha = ?`, []any{repo, head}, RerunOptions{RebuildFailed: rebuildFailed})
+}
+
+// RerunRevision queues a revision again as a new attempt (with new check
+// runs) as opt says, at once when it is finished, else when it finishes;
+// false when it was stopped (superseded or cancelled).
+func (s *Store) RerunRevision(ctx context.Context, id int64, opt RerunOptions) (bool, error) {
+	n, err := s.rerun(ctx, `id = ?`, []any{id}, opt)
+	return n > 0, err
+}
+
+func (opt RerunOptions) bits() int {
+	b := 1
+	if opt.RebuildFailed {
+		b |= 2
+	}
+	if opt.FreshEval {
+		b |= 4
+	}
+	return b
+}
+
+func (s *Store) rerun(ctx context.Context, where string, args []any, opt RerunOptions) (int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
+		return 0, fmt.Errorf("rerun: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM check_runs WHERE revision_id IN
-		(SELECT id FROM revisions WHERE repo = ? AND head_sha = ? AND state IN ('done', 'failed'))`, repo, head); err != nil {
-		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
-	}
-	res, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1, rebuild_failed = ?, fresh_eval = 0, updated_at = ?
-		WHERE repo = ? AND head_sha = ? AND state IN ('done', 'failed')`, rebuildFailed, time.Now().UnixMilli(), repo, head)
+	res, err := tx.ExecContext(ctx, `UPDATE revisions SET pending_rerun = pending_rerun | ?
+		WHERE state IN ('queued', 'evaluating', 'building', 'publishing', 'done', 'failed') AND `+where, append([]any{opt.bits()}, args...)...)
 	if err != nil {
-		return 0, fmt.Errorf("rerun %s@%s: %w", repo, head, err)
+		return 0, fmt.Errorf("rerun: %w", err)
 	}
 	n, _ := res.RowsAffected()
+	if err := startPendingReruns(ctx, tx); err != nil {
+		return 0, err
+	}
 	return n, tx.Commit()
 }
 
-// RerunRevision queues a finished revision again as a new attempt (with
-// new check runs) as opt says; false when the revision is not finished.
-func (s *Store) RerunRevision(ctx context.Context, id int64, opt RerunOptions) (bool, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return false, fmt.Errorf("rerun revision %d: %w", id, err)
+// startPendingReruns queues the finished revisions with a pending re-run
+// as their next attempt, with new check runs.
+func startPendingReruns(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM check_runs WHERE revision_id IN
+		(SELECT id FROM revisions WHERE pending_rerun != 0 AND state IN ('done', 'failed'))`); err != nil {
+		return fmt.Errorf("rerun: %w", err)
 	}
-	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1, rebuild_failed = ?, fresh_eval = ?, updated_at = ?
-		WHERE id = ? AND state IN ('done', 'failed')`, opt.RebuildFailed, opt.FreshEval, time.Now().UnixMilli(), id)
-	if err != nil {
-		return false, fmt.Errorf("rerun revision %d: %w", id, err)
+	if _, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1,
+			rebuild_failed = (pending_rerun & 2) != 0, fresh_eval = (pending_rerun & 4) != 0, pending_rerun = 0, updated_at = ?
+		WHERE pending_rerun != 0 AND state IN ('done', 'failed')`, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("rerun: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return false, nil
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM check_runs WHERE revision_id = ?`, id); err != nil {
-		return false, fmt.Errorf("rerun revision %d: %w", id, err)
-	}
-	return true, tx.Commit()
+	return nil
 }
 
 // Requeue puts revisions that were being worked on back in the queue: at
@@ -209,16 +225,24 @@ func (s *Store) Requeue(ctx context.Context) (int64, error) {
 }
 
 // FinishRevision sets a revision's state, unless it was superseded or
-// cancelled meanwhile (those states stay); report and msg are kept when set.
+// cancelled meanwhile (those states stay); report and msg are kept when
+// set. A re-run asked meanwhile starts now, when the state is a finished one.
 func (s *Store) FinishRevision(ctx context.Context, id int64, state string, report []byte, msg string) error {
-	_, err := s.db.ExecContext(ctx, `
-		UPDATE revisions SET state = CASE WHEN state IN ('superseded', 'cancelled') THEN state ELSE ? END,
-			report = COALESCE(?, report), error = ?, updated_at = ? WHERE id = ?`,
-		state, report, msg, time.Now().UnixMilli(), id)
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("revision %d to %s: %w", id, state, err)
 	}
-	return nil
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE revisions SET state = CASE WHEN state IN ('superseded', 'cancelled') THEN state ELSE ? END,
+			report = COALESCE(?, report), error = ?, updated_at = ? WHERE id = ?`,
+		state, report, msg, time.Now().UnixMilli(), id); err != nil {
+		return fmt.Errorf("revision %d to %s: %w", id, state, err)
+	}
+	if err := startPendingReruns(ctx, tx); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Revision returns one revision.

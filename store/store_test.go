@@ -150,3 +150,42 @@ func TestBuildsRoundTrip(t *testing.T) {
 		t.Errorf("after rebuild: %+v", got["/nix/store/a-x.drv"])
 	}
 }
+
+// A re-run asked while a revision is worked on starts when it finishes,
+// as a new attempt with the options asked; one asked of a finished
+// revision starts at once; a stopped one is not run again.
+func TestRerunPending(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "db"))
+	id, _, _, err := s.AddRevision(ctx, Revision{Repo: "o/r", InstallationID: 1, CloneURL: "file:///x", PR: 1, HeadSHA: "a", BaseRef: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TakeRevision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.RerunRevision(ctx, id, RerunOptions{RebuildFailed: true}); err != nil || !ok {
+		t.Fatalf("rerun while evaluating: %v %v", ok, err)
+	}
+	if r, _ := s.Revision(ctx, id); r.State != Evaluating || r.Attempt != 0 {
+		t.Errorf("while running: %s attempt %d", r.State, r.Attempt)
+	}
+	if err := s.FinishRevision(ctx, id, Done, []byte(`{}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Revision(ctx, id); r.State != Queued || r.Attempt != 1 || !r.RebuildFailed {
+		t.Errorf("after it finished: %s attempt %d rebuild %v", r.State, r.Attempt, r.RebuildFailed)
+	}
+	s.TakeRevision(ctx)
+	s.FinishRevision(ctx, id, Done, nil, "")
+	if n, err := s.Rerun(ctx, "o/r", "a", false); err != nil || n != 1 {
+		t.Fatalf("rerun of a finished one: %d %v", n, err)
+	}
+	if r, _ := s.Revision(ctx, id); r.State != Queued || r.Attempt != 2 || r.RebuildFailed {
+		t.Errorf("re-run at once: %s attempt %d rebuild %v", r.State, r.Attempt, r.RebuildFailed)
+	}
+	s.CancelPR(ctx, "o/r", 1)
+	if ok, _ := s.RerunRevision(ctx, id, RerunOptions{}); ok {
+		t.Error("a cancelled revision was run again")
+	}
+}

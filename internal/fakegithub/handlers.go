@@ -129,6 +129,22 @@ var handlers = map[string]handler{
 		}
 		return http.StatusOK, out
 	},
+	"repos/get": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		full := p["owner"] + "/" + p["repo"]
+		b := s.branches[full]
+		if b == nil {
+			return http.StatusNotFound, map[string]any{"message": "Not Found"}
+		}
+		return http.StatusOK, map[string]any{"full_name": full, "name": p["repo"], "default_branch": b[""], "clone_url": s.cloneURLs[full],
+			"owner": map[string]any{"login": p["owner"]}}
+	},
+	"repos/get-branch": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		sha := s.branches[p["owner"]+"/"+p["repo"]][p["branch"]]
+		if sha == "" || p["branch"] == "" {
+			return http.StatusNotFound, map[string]any{"message": "Branch not found"}
+		}
+		return http.StatusOK, map[string]any{"name": p["branch"], "commit": map[string]any{"sha": sha}}
+	},
 	"pulls/list-files": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
 		pr := s.pulls[pullKey(p)]
 		if pr == nil {

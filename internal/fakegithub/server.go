@@ -56,6 +56,8 @@ type Server struct {
 	permissions   map[string]string  // user → permission (default read)
 	reactions     map[int64][]string // comment id → reactions
 	reviews       map[string][]map[string]any
+	branches      map[string]map[string]string // repo → branch → commit
+	cloneURLs     map[string]string
 	violations    []string
 	faults        []fault
 	requests      map[string]int // operationId → count
@@ -119,6 +121,8 @@ func New(t testing.TB) *Server {
 		pulls:         map[string]map[string]any{},
 		permissions:   map[string]string{},
 		reviews:       map[string][]map[string]any{},
+		branches:      map[string]map[string]string{},
+		cloneURLs:     map[string]string{},
 		reactions:     map[int64][]string{},
 		requests:      map[string]int{},
 	}
@@ -201,6 +205,18 @@ func (s *Server) SetPull(p Pull) {
 		"base": map[string]any{"ref": p.BaseRef, "repo": map[string]any{"full_name": p.Repo, "clone_url": p.CloneURL}},
 		"repo": p.Repo,
 	}
+}
+
+// SetBranch sets a branch of repo (the first one set is its default
+// branch) and where the repository is cloned from.
+func (s *Server) SetBranch(repo, cloneURL, branch, commit string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.branches[repo] == nil {
+		s.branches[repo] = map[string]string{"": branch}
+	}
+	s.branches[repo][branch] = commit
+	s.cloneURLs[repo] = cloneURL
 }
 
 // SetPermission gives user a permission (admin, maintain, write, triage,
