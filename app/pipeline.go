@@ -354,7 +354,37 @@ func (p *pipeline) failingSince(ctx context.Context, rev *store.Revision, rep *r
 				}
 				since, sinceHead = push[olderIDs[i]], rp.Head.Commit
 			}
-			e.FailingSince = fmt.Sprintf("push %d (%s)", since, short(sinceHead))
+			e.FailingSince = fmt.Sprintf("push %d (%s) of this PR", since, short(sinceHead))
+		}
+	}
+	p.branchFailingSince(ctx, rev, rep)
+}
+
+// branchFailingSince names, for each attribute failing on the target
+// branch too (still failing), the commit of the branch since which it
+// fails, from the branch's history: the oldest of its recorded changes,
+// going back without a break, whose build failed.
+func (p *pipeline) branchFailingSince(ctx context.Context, rev *store.Revision, rep *report.Report) {
+	for system, s := range rep.Systems {
+		for name, e := range s.Attrs {
+			if e.Verdict != report.StillFailing {
+				continue
+			}
+			hist, err := p.st.AttrHistory(ctx, rev.Repo, rev.BaseRef, system, name, 100)
+			if err != nil {
+				p.log.Warn().Err(err).Msg("branch history")
+				return
+			}
+			var since *store.HistoryEntry
+			for i := range hist {
+				if !build.Result(hist[i].Result).Failed() && hist[i].DrvPath != "" {
+					break
+				}
+				since = &hist[i]
+			}
+			if since != nil {
+				e.FailingSince = fmt.Sprintf("`%s` %q on %s", short(since.Commit), since.Title, rev.BaseRef)
+			}
 		}
 	}
 }

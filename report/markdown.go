@@ -133,6 +133,8 @@ func reason(e *AttrEntry, system string) string {
 		return " (meta.platforms excludes " + system + ")"
 	case e.Verdict == Pending && e.Message != "":
 		return ": " + e.Message
+	case e.FailingSince != "":
+		return " (failing since " + e.FailingSince + ")"
 	case e.Head == build.DependencyFailed:
 		return " (dependency `" + DrvName(e.FailedDependency) + "` failed)"
 	case e.Head == build.Timeout:
@@ -149,7 +151,7 @@ func writeFailure(b *strings.Builder, attr string, e *AttrEntry, opt MarkdownOpt
 		fmt.Fprintf(b, ", dependency `%s` failed", DrvName(e.FailedDependency))
 	}
 	if e.FailingSince != "" {
-		fmt.Fprintf(b, ", failing since %s of this PR", e.FailingSince)
+		fmt.Fprintf(b, ", failing since %s", e.FailingSince)
 	}
 	if e.Position != "" {
 		fmt.Fprintf(b, " (defined at `%s`)", e.Position)
