@@ -17,8 +17,11 @@ import (
 // BisectRequest asks when an attribute started failing on a branch.
 type BisectRequest struct {
 	Repo, Branch, Attr, System string
-	// Good and Bad bound the search; default: the branch's first commit
-	// and its tip.
+	// Name is the repository's name in the branch history ("owner/repo");
+	// when set, the search starts from what the history knows.
+	Name string
+	// Good and Bad bound the search; default: from the history, else the
+	// branch's first commit and its tip.
 	Good, Bad string
 }
 
@@ -42,7 +45,9 @@ type BisectResult struct {
 	LastGood checkout.Commit `json:"lastGood"`
 	// Cause says what changed between the two: the package itself, or a
 	// dependency (and which one failed).
-	Cause       string       `json:"cause"`
+	Cause string `json:"cause"`
+	// FromHistory is set when the branch history gave the bounds.
+	FromHistory bool         `json:"fromHistory,omitempty"`
 	Steps       []BisectStep `json:"steps"`
 	Evaluations int          `json:"evaluations"`
 	Builds      int          `json:"builds"`
@@ -66,6 +71,12 @@ func (r *Reviewer) Bisect(ctx context.Context, req BisectRequest) (*BisectResult
 	if err := m.Fetch(ctx); err != nil {
 		return nil, err
 	}
+	fromHistory := false
+	if req.Good == "" && req.Bad == "" && req.Name != "" {
+		if good, bad := r.historyBounds(ctx, req); bad != "" {
+			req.Good, req.Bad, fromHistory = good, bad, true
+		}
+	}
 	badRef := req.Bad
 	if badRef == "" {
 		badRef = req.Branch
@@ -88,7 +99,7 @@ func (r *Reviewer) Bisect(ctx context.Context, req BisectRequest) (*BisectResult
 		return nil, err
 	}
 	commits := append([]checkout.Commit{{SHA: good, Title: m.Title(ctx, good)}}, between...)
-	res := &BisectResult{Attr: path.String(), System: req.System, Commits: len(commits)}
+	res := &BisectResult{Attr: path.String(), System: req.System, Commits: len(commits), FromHistory: fromHistory}
 	trees := &worktrees{m: m}
 	defer trees.removeAll(r.log)
 
@@ -195,6 +206,30 @@ func (r *Reviewer) Bisect(ctx context.Context, req BisectRequest) (*BisectResult
 		return indexOf(commits, res.Steps[i].Commit) < indexOf(commits, res.Steps[j].Commit)
 	})
 	return res, nil
+}
+
+// historyBounds returns, from the branch's history, the oldest recorded
+// commit of the attribute's current failing streak (bad) and the recorded
+// commit before it where it built (good); "" when the history does not
+// know of a failure.
+func (r *Reviewer) historyBounds(ctx context.Context, req BisectRequest) (good, bad string) {
+	hist, err := r.store.AttrHistory(ctx, req.Name, req.Branch, req.System, req.Attr, 1000)
+	if err != nil {
+		r.log.Warn().Err(err).Msg("branch history")
+		return "", ""
+	}
+	for _, h := range hist { // newest first
+		failed := h.DrvPath == "" || build.Result(h.Result).Failed()
+		switch {
+		case failed:
+			bad = h.Commit
+		case h.Result == string(build.Success) && bad != "":
+			return h.Commit, bad
+		case bad != "":
+			return "", bad // unknown before the streak
+		}
+	}
+	return "", bad
 }
 
 // sameAttr reports whether two evaluations of an attribute give the same

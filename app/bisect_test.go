@@ -9,7 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
+	"github.com/basinix/basinix/eval"
 	"github.com/basinix/basinix/internal/testenv"
+	"github.com/basinix/basinix/store"
 )
 
 // historyRepo makes a branch of n commits:
@@ -105,6 +109,40 @@ func TestBisect(t *testing.T) {
 		}
 		if res.Builds != 0 || count() != before {
 			t.Errorf("%d builds the second time", res.Builds)
+		}
+	})
+	t.Run("the branch history gives the bounds", func(t *testing.T) {
+		// The history knows pkg built at commit 20 and failed at 30 (two
+		// pushes of several commits): only 20..30 is searched.
+		ctx := context.Background()
+		for _, c := range []struct {
+			i      int
+			result string
+		}{{20, "success"}, {30, "failure"}} {
+			wt, err := f.rv.ws.Mirror(repo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			trees := &worktrees{m: wt}
+			tree, err := trees.get(ctx, shas[c.i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := f.rv.ev.Attribute(ctx, tree.Path, "x86_64-linux", eval.Path{"pkg"})
+			trees.removeAll(zerolog.Nop())
+			if err != nil || !a.OK() {
+				t.Fatal(err, a)
+			}
+			f.rv.store.PutTip(ctx, "o/history", "main", store.Tip{Commit: shas[c.i], Title: fmt.Sprintf("commit %d", c.i)},
+				[]store.AttrChange{{System: "x86_64-linux", Attr: "pkg", DrvPath: a.DrvPath}})
+			f.rv.store.PutBuilds(ctx, []*store.BuildRecord{{DrvPath: a.DrvPath, Result: c.result}})
+		}
+		res, err := f.rv.Bisect(ctx, BisectRequest{Repo: repo, Name: "o/history", Branch: "main", Attr: "pkg", System: "x86_64-linux"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.FromHistory || res.Commits != 11 || res.FirstBad.SHA != shas[23] {
+			t.Errorf("from history %v, %d commits searched, first bad %q", res.FromHistory, res.Commits, res.FirstBad.Title)
 		}
 	})
 	t.Run("nothing to bisect", func(t *testing.T) {

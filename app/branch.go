@@ -9,9 +9,6 @@ import (
 	"github.com/basinix/basinix/store"
 )
 
-// priorityBranch is below every PR's: branch builds fill idle machines.
-const priorityBranch = -1_000_000
-
 // BranchRequest is a new tip of a tracked branch.
 type BranchRequest struct {
 	Repo    string // what to fetch
@@ -19,6 +16,9 @@ type BranchRequest struct {
 	Branch  string
 	Commit  string
 	Systems []string
+	// Priority of the builds (below every PR's by default: branch builds
+	// fill idle machines).
+	Priority int
 }
 
 // BranchTip evaluates a new tip of a tracked branch, records in the
@@ -69,7 +69,7 @@ func (r *Reviewer) BranchTip(ctx context.Context, req BranchRequest) error {
 				default:
 					changes = append(changes, store.AttrChange{System: system, Attr: a.Attr, DrvPath: a.Head.DrvPath})
 					needs = append(needs, need{commit: tip, system: system, attr: a.Attr, drvs: []string{a.Head.DrvPath}})
-					wants = append(wants, build.Want{Drv: a.Head.DrvPath, Priority: priorityBranch})
+					wants = append(wants, build.Want{Drv: a.Head.DrvPath, Priority: req.Priority})
 				}
 			}
 		}

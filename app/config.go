@@ -62,6 +62,10 @@ type ServerConfig struct {
 	Drafts bool `yaml:"drafts"`
 	// Concurrent is how many revisions are worked on at once.
 	Concurrent int `yaml:"concurrent"`
+	// BranchPriority is the build priority of tracked branches' changes;
+	// PRs are built at about 10 minus their rebuild count, so the default
+	// (-1000000) puts branch builds after every PR's.
+	BranchPriority int `yaml:"branch_priority"`
 	// TrackedBranches are evaluated on every push, so PRs against them find
 	// the base cached; empty: each repository's default branch.
 	TrackedBranches []string `yaml:"tracked_branches"`
@@ -127,7 +131,7 @@ func DefaultConfig() Config {
 			MaxMemoryMiB: 8192,
 			MaxExplained: 200,
 		},
-		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, GitHubRetryFor: 5 * time.Minute,
+		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, BranchPriority: -1_000_000, GitHubRetryFor: 5 * time.Minute,
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"}},
 		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge", MergeChecks: []string{"eval", "build"}},
 		Build: BuildConfig{

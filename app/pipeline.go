@@ -81,7 +81,8 @@ func (p *pipeline) Evaluate(ctx context.Context, push handlers.BranchPush) error
 		p.branchMu.Lock()
 		defer p.branchMu.Unlock()
 		ctx := context.WithoutCancel(ctx)
-		if err := p.rv.BranchTip(ctx, BranchRequest{Repo: push.CloneURL, Name: push.Repo, Branch: push.Branch, Commit: push.Commit, Systems: p.cfg.Systems}); err != nil {
+		if err := p.rv.BranchTip(ctx, BranchRequest{Repo: push.CloneURL, Name: push.Repo, Branch: push.Branch, Commit: push.Commit, Systems: p.cfg.Systems,
+			Priority: p.cfg.Server.BranchPriority}); err != nil {
 			p.log.Error().Err(err).Str("repo", push.Repo).Str("branch", push.Branch).Msg("evaluating the branch tip")
 			return
 		}

@@ -896,3 +896,28 @@ func TestServeCatchesUpBranches(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // the branch is evaluated in the background
 	}
 }
+
+// A PR whose second push breaks a package names push 2.
+func TestServeNamesPush2(t *testing.T) {
+	ok := "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"%s\";\n  version = \"%s\";\n  script = \"%s\";\n}\n"
+	f := newAppWith(t, sampleset.Options{NoPR: true, BuildLog: filepath.Join(t.TempDir(), "builds"), Extra: map[string]string{
+		"alpha": fmt.Sprintf(ok, "alpha", "1", ""), "beta": fmt.Sprintf(ok, "beta", "1", ""),
+	}})
+	write := func(name, body, msg string) string {
+		os.WriteFile(filepath.Join(f.repo.Dir, "pkgs/by-name", name, "default.nix"), []byte(body), 0o644)
+		testenv.Git(t, f.repo.Dir, "commit", "--quiet", "-am", msg)
+		return strings.TrimSpace(testenv.Git(t, f.repo.Dir, "rev-parse", "HEAD"))
+	}
+	testenv.Git(t, f.repo.Dir, "checkout", "--quiet", "-b", "pr")
+	push1 := write("alpha", fmt.Sprintf(ok, "alpha", "2", ""), "alpha: 1 -> 2")
+	push2 := write("beta", fmt.Sprintf(ok, "beta", "2", "echo beta: broken >&2; exit 1"), "beta: 1 -> 2, broken")
+	testenv.Git(t, f.repo.Dir, "checkout", "--quiet", "master")
+	build := "basinix / build (x86_64-linux)"
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", push1))
+	f.waitChecks(t, push1, "basinix / eval", build)
+	f.deliver(t, "pull_request", f.prEvent(t, "synchronize", push2))
+	c := f.waitChecks(t, push2, "basinix / eval", build)[build]
+	if want := fmt.Sprintf("- `beta`: failure, failing since push 2 (%s) of this PR", push2[:12]); !strings.Contains(c.Summary, want) {
+		t.Errorf("build check run lacks %q:\n%s", want, c.Summary)
+	}
+}

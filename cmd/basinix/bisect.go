@@ -22,6 +22,7 @@ func bisect(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		system     = fs.String("system", "x86_64-linux", "the system to build for")
 		good       = fs.String("good", "", "a commit where it builds (default: the branch's first commit)")
 		bad        = fs.String("bad", "", "a commit where it fails (default: the branch's tip)")
+		name       = fs.String("name", "", "the repository's OWNER/NAME in the server's branch history: start from what it knows (with --data-dir of the server)")
 		jsonOut    = fs.String("json", "", "write the result as JSON to this file")
 		dataDir    = fs.String("data-dir", "", "where mirrors, the database and logs live (default ~/.cache/basinix)")
 		configPath = fs.String("config", "", "configuration file (see config.example.yml)")
@@ -57,7 +58,7 @@ func bisect(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	go func() { done <- rv.Run(poolCtx) }()
 	defer func() { stop(); <-done }()
 
-	res, err := rv.Bisect(ctx, app.BisectRequest{Repo: *repo, Branch: *branch, Attr: *attr, System: *system, Good: *good, Bad: *bad})
+	res, err := rv.Bisect(ctx, app.BisectRequest{Repo: *repo, Name: *name, Branch: *branch, Attr: *attr, System: *system, Good: *good, Bad: *bad})
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
