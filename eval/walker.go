@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -103,6 +104,18 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 		}
 		unattributed = 0
 		if !out.exact {
+			group := append([]Path{out.culprit}, out.remaining[:min(walkBatch-1, len(out.remaining))]...)
+			if i := tracedMember(out.stderr, group); i >= 0 && nerr.Kill == nix.KillNone {
+				// Nix's trace names exactly one attribute of the group as
+				// being evaluated when it died: that attribute's own value
+				// fails, so it is broken with this error. The rest of the
+				// group is walked again one record at a time (another
+				// failure in it is then found exactly), saving a process.
+				s.fail(group[i], toError(nerr, spec.src))
+				rest := append(append([]Path{}, group[:i]...), group[i+1:]...)
+				queue, fine = append(rest, out.remaining[len(group)-1:]...), len(rest)
+				continue
+			}
 			// Died inside a group that reports at its end: walk that
 			// group again one record at a time to learn the attribute.
 			// (Walking it beside the rest was measured: with the cores
@@ -121,6 +134,32 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 	}
 }
 
+// tracedMember returns the index of the one path of group whose every
+// component Nix's trace shows being evaluated ("while evaluating the
+// attribute 'NAME'"), -1 when none or several are.
+func tracedMember(stderr []byte, group []Path) int {
+	text := ansiRe.ReplaceAllString(string(stderr), "")
+	found := -1
+	for i, p := range group {
+		all := len(p) > 0
+		for _, c := range p {
+			if !strings.Contains(text, "while evaluating the attribute '"+c+"'") {
+				all = false
+				break
+			}
+		}
+		if all {
+			if found >= 0 {
+				return -1
+			}
+			found = i
+		}
+	}
+	return found
+}
+
+var ansiRe = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
 // walkBatch is how many top-level attributes the walker reports in one line.
 const walkBatch = 256
 
@@ -134,6 +173,7 @@ type walkOutcome struct {
 	culprit   Path
 	exact     bool
 	remaining []Path
+	stderr    []byte // what the process printed besides records (its error and trace)
 }
 
 // order mirrors the walker's depth-first order: a stack of lists of paths,
@@ -240,7 +280,7 @@ func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool,
 	if err != nil {
 		return out, err
 	}
-	_, runErr := e.run.Run(ctx, nix.Cmd{
+	res, runErr := e.run.Run(ctx, nix.Cmd{
 		Program:      "nix-instantiate",
 		Args:         args,
 		Env:          e.env,
@@ -253,6 +293,9 @@ func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool,
 	}
 	if runErr == nil {
 		return out, nil
+	}
+	if res != nil {
+		out.stderr = res.StderrTail
 	}
 	out.culprit = ord.next()
 	if out.culprit != nil {
