@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"runtime"
 	"slices"
@@ -71,15 +72,14 @@ func BenchmarkWebhookToCheckRun(b *testing.B) {
 	wg.Wait()
 
 	created := map[string]time.Time{}
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(created) < n && time.Now().Before(deadline) {
+	eventually(b, 2*time.Minute, func() bool {
 		for _, c := range f.gh.CheckRuns("octo/pkgs") {
 			if c.Name == evalCheck {
 				created[c.HeadSHA] = c.Created
 			}
 		}
-		time.Sleep(100 * time.Millisecond) // the fake GitHub has no notification to wait on
-	}
+		return len(created) >= n
+	}, func() string { return fmt.Sprintf("%d of %d eval check runs created", len(created), n) })
 	b.StopTimer()
 	var lat []time.Duration
 	for i, h := range heads {

@@ -24,6 +24,7 @@ import (
 	"github.com/basinix/basinix/internal/testenv"
 	"github.com/basinix/basinix/report"
 	"github.com/basinix/basinix/sampleset"
+	"github.com/basinix/basinix/store"
 )
 
 // app is a running `basinix serve` against a fake GitHub, installed on
@@ -119,12 +120,26 @@ func (f *appFixture) sha(t testing.TB, ref string) string {
 	return strings.TrimSpace(testenv.Git(t, f.repo.Dir, "rev-parse", ref))
 }
 
+// eventually polls cond until it holds, failing the test with failure()
+// after timeout. What the tests wait for (the fake GitHub's state, the
+// store, the pool) sends no notification.
+func eventually(t testing.TB, timeout time.Duration, cond func() bool, failure func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(failure())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitChecks waits until the head has the named check runs, all completed.
 func (f *appFixture) waitChecks(t *testing.T, head string, names ...string) map[string]fakegithub.CheckRun {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		got := map[string]fakegithub.CheckRun{}
+	var got map[string]fakegithub.CheckRun
+	eventually(t, 3*time.Minute, func() bool {
+		got = map[string]fakegithub.CheckRun{}
 		for _, c := range f.gh.CheckRuns("octo/pkgs") {
 			if c.HeadSHA == head {
 				got[c.Name] = c
@@ -136,14 +151,9 @@ func (f *appFixture) waitChecks(t *testing.T, head string, names ...string) map[
 				done = false
 			}
 		}
-		if done {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("check runs on %s not completed: %+v", head, got)
-		}
-		time.Sleep(50 * time.Millisecond) // the fake GitHub has no notification to wait on
-	}
+		return done
+	}, func() string { return fmt.Sprintf("check runs on %s not completed: %+v", head, got) })
+	return got
 }
 
 func annotated(c fakegithub.CheckRun) []string {
@@ -239,18 +249,19 @@ func TestServeRefusesBadDeliveries(t *testing.T) {
 // waitCheck waits until cond holds for the named check run on head.
 func (f *appFixture) waitCheck(t *testing.T, head, name string, cond func(fakegithub.CheckRun) bool) fakegithub.CheckRun {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	var found fakegithub.CheckRun
+	eventually(t, time.Minute, func() bool {
 		for _, c := range f.gh.CheckRuns("octo/pkgs") {
 			if c.HeadSHA == head && c.Name == name && cond(c) {
-				return c
+				found = c
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("check run %q on %s: condition not met: %+v", name, head, f.gh.CheckRuns("octo/pkgs"))
-		}
-		time.Sleep(50 * time.Millisecond) // the fake GitHub has no notification to wait on
-	}
+		return false
+	}, func() string {
+		return fmt.Sprintf("check run %q on %s: condition not met: %+v", name, head, f.gh.CheckRuns("octo/pkgs"))
+	})
+	return found
 }
 
 // A story: the PR is opened with a package whose build takes a minute; a
@@ -403,20 +414,13 @@ func TestServePushAndInstallation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
+	eventually(t, time.Minute, func() bool {
 		ev, err := f.srv.rv.cached(context.Background(), f.srv.rv.key(m.URL, tip, "x86_64-linux"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ev != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the pushed tip was not evaluated")
-		}
-		time.Sleep(50 * time.Millisecond) // evaluation runs in the background
-	}
+		return ev != nil
+	}, func() string { return "the pushed tip was not evaluated" })
 
 	head := f.sha(t, f.repo.Head)
 	f.gh.SetPull(fakegithub.Pull{Repo: "octo/pkgs", Number: 3, HeadSHA: head, BaseRef: "master", CloneURL: "file://" + f.repo.Dir})
@@ -518,17 +522,10 @@ func TestServeResultsNeverLost(t *testing.T) {
 	build := "basinix / build (x86_64-linux)"
 	f.waitCheck(t, head, build, func(c fakegithub.CheckRun) bool { return true })
 	f.gh.Fail(1_000_000, http.StatusBadGateway, "")
-	deadline := time.Now().Add(time.Minute)
-	for {
+	eventually(t, time.Minute, func() bool {
 		revs, _ := f.srv.rv.store.RevisionsIn(context.Background(), "publishing")
-		if len(revs) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the revision never waited to be published")
-		}
-		time.Sleep(50 * time.Millisecond) // the review runs in the background
-	}
+		return len(revs) == 1
+	}, func() string { return "the revision never waited to be published" })
 	f.stop()
 	f.gh.ClearFaults()
 	f.start(t, f.cfg)
@@ -547,18 +544,14 @@ func TestServeFollowsRunningBuild(t *testing.T) {
 	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
 	// slowpkg's derivation: the one the pool is building with that name.
 	var drv string
-	deadline := time.Now().Add(time.Minute)
-	for drv == "" {
+	eventually(t, time.Minute, func() bool {
 		for _, d := range f.building(t) {
 			if strings.HasSuffix(d, "-slowpkg-1.0.drv") {
 				drv = filepath.Base(d)
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("slowpkg's build never started")
-		}
-		time.Sleep(20 * time.Millisecond) // the build runs in the background
-	}
+		return drv != ""
+	}, func() string { return "slowpkg's build never started" })
 	code, body := f.get(t, "/log/"+drv) // returns when the build ends
 	if code != http.StatusOK || !strings.Contains(body, "slow build starts") || !strings.Contains(body, "slow build ends") ||
 		!strings.Contains(body, "the build ended; its kept log is at /log/") {
@@ -696,22 +689,18 @@ func TestServeRebuildButton(t *testing.T) {
 // waitCompleted waits until octo/pkgs has n completed check runs.
 func (f *appFixture) waitCompleted(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var done int
+	var done int
+	eventually(t, time.Minute, func() bool {
+		done = 0
 		for _, c := range f.gh.CheckRuns("octo/pkgs") {
 			if c.Status == "completed" {
 				done++
 			}
 		}
-		if done == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d check runs completed, want %d: %+v", done, n, f.gh.CheckRuns("octo/pkgs"))
-		}
-		time.Sleep(50 * time.Millisecond) // the fake GitHub has no notification to wait on
-	}
+		return done == n
+	}, func() string {
+		return fmt.Sprintf("%d check runs completed, want %d: %+v", done, n, f.gh.CheckRuns("octo/pkgs"))
+	})
 }
 
 // A story of merging: refused while a package newly fails, allowed after
@@ -843,32 +832,18 @@ func TestServeBranchHistory(t *testing.T) {
 	}
 	fork, base := f.sha(t, f.repo.ForkPoint), f.sha(t, f.repo.BaseCommit)
 	push(fork) // the first tip: evaluated only
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if tip, _ := f.srv.rv.store.LastTip(context.Background(), "octo/pkgs", "master"); tip != nil && tip.Commit == fork {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first tip was not recorded")
-		}
-		time.Sleep(50 * time.Millisecond) // the branch is evaluated in the background
-	}
+	f.waitTip(t, fork, "the first tip was not recorded")
 	push(base) // libbase 1.0 -> 1.0.1: libbase and its dependents change
-	for {
-		hist, err := f.srv.rv.store.AttrHistory(context.Background(), "octo/pkgs", "master", "x86_64-linux", "libmid", 10)
-		if err != nil {
+	var hist []store.HistoryEntry
+	eventually(t, time.Minute, func() bool {
+		var err error
+		if hist, err = f.srv.rv.store.AttrHistory(context.Background(), "octo/pkgs", "master", "x86_64-linux", "libmid", 10); err != nil {
 			t.Fatal(err)
 		}
-		if len(hist) == 1 && hist[0].Result == "success" {
-			if hist[0].Commit != base || hist[0].Title != "libbase: 1.0 -> 1.0.1" {
-				t.Errorf("history: %+v", hist[0])
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("libmid's history: %+v", hist)
-		}
-		time.Sleep(50 * time.Millisecond) // built in the background
+		return len(hist) == 1 && hist[0].Result == "success"
+	}, func() string { return fmt.Sprintf("libmid's history: %+v", hist) })
+	if hist[0].Commit != base || hist[0].Title != "libbase: 1.0 -> 1.0.1" {
+		t.Errorf("history: %+v", hist[0])
 	}
 	_, page := f.get(t, "/attr/octo/pkgs/master/libbase")
 	for _, want := range []string{base[:12], "libbase: 1.0 -&gt; 1.0.1", "libbase-1.0.1", `<td class="success">success</td>`} {
@@ -885,16 +860,16 @@ func TestServeCatchesUpBranches(t *testing.T) {
 	tip := f.sha(t, "master")
 	f.gh.SetBranch("octo/pkgs", "file://"+f.repo.Dir, "master", tip)
 	f.start(t, f.cfg)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if last, _ := f.srv.rv.store.LastTip(context.Background(), "octo/pkgs", "master"); last != nil && last.Commit == tip {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the branch's tip was not caught up")
-		}
-		time.Sleep(50 * time.Millisecond) // the branch is evaluated in the background
-	}
+	f.waitTip(t, tip, "the branch's tip was not caught up")
+}
+
+// waitTip waits until the store's last tip of master is commit.
+func (f *appFixture) waitTip(t *testing.T, commit, failure string) {
+	t.Helper()
+	eventually(t, time.Minute, func() bool {
+		last, _ := f.srv.rv.store.LastTip(context.Background(), "octo/pkgs", "master")
+		return last != nil && last.Commit == commit
+	}, func() string { return failure })
 }
 
 // A PR whose second push breaks a package names push 2.
