@@ -252,9 +252,18 @@ func (s *Store) Revision(ctx context.Context, id int64) (*Revision, error) {
 
 // Revisions returns the newest revisions, at most limit.
 func (s *Store) Revisions(ctx context.Context, limit int) ([]*Revision, error) {
-	rows, err := s.db.QueryContext(ctx, revisionColumns+` ORDER BY id DESC LIMIT ?`, limit)
+	out, err := s.queryRevisions(ctx, ` ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("revisions: %w", err)
+	}
+	return out, nil
+}
+
+// queryRevisions returns the revisions revisionColumns+tail selects.
+func (s *Store) queryRevisions(ctx context.Context, tail string, args ...any) ([]*Revision, error) {
+	rows, err := s.db.QueryContext(ctx, revisionColumns+tail, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []*Revision
@@ -308,20 +317,11 @@ func (s *Store) PutCheckRunID(ctx context.Context, revision int64, name string, 
 
 // PRRevisions returns the revisions of one PR, newest first.
 func (s *Store) PRRevisions(ctx context.Context, repo string, pr int) ([]*Revision, error) {
-	rows, err := s.db.QueryContext(ctx, revisionColumns+` WHERE repo = ? AND pr = ? ORDER BY id DESC`, repo, pr)
+	out, err := s.queryRevisions(ctx, ` WHERE repo = ? AND pr = ? ORDER BY id DESC`, repo, pr)
 	if err != nil {
 		return nil, fmt.Errorf("revisions of %s#%d: %w", repo, pr, err)
 	}
-	defer rows.Close()
-	var out []*Revision
-	for rows.Next() {
-		r, err := scanRevision(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // CountRevisions returns how many revisions are in state.
@@ -356,18 +356,9 @@ func (s *Store) SetCheckRunFinal(ctx context.Context, revision int64, name strin
 
 // RevisionsIn returns the revisions in state, oldest first.
 func (s *Store) RevisionsIn(ctx context.Context, state string) ([]*Revision, error) {
-	rows, err := s.db.QueryContext(ctx, revisionColumns+` WHERE state = ? ORDER BY id`, state)
+	out, err := s.queryRevisions(ctx, ` WHERE state = ? ORDER BY id`, state)
 	if err != nil {
 		return nil, fmt.Errorf("%s revisions: %w", state, err)
 	}
-	defer rows.Close()
-	var out []*Revision
-	for rows.Next() {
-		r, err := scanRevision(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
