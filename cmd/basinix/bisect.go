@@ -16,47 +16,36 @@ func bisect(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("basinix bisect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		repo       = fs.String("repo", "", "repository: a local path, file:// or https:// URL")
-		branch     = fs.String("branch", "", "the branch whose first-parent history is searched")
-		attr       = fs.String("attr", "", "the attribute that fails, e.g. python3Packages.requests")
-		system     = fs.String("system", "x86_64-linux", "the system to build for")
-		good       = fs.String("good", "", "a commit where it builds (default: the branch's first commit)")
-		bad        = fs.String("bad", "", "a commit where it fails (default: the branch's tip)")
-		name       = fs.String("name", "", "the repository's OWNER/NAME in the server's branch history: start from what it knows (with --data-dir of the server)")
-		jsonOut    = fs.String("json", "", "write the result as JSON to this file")
-		dataDir    = fs.String("data-dir", "", "where mirrors, the database and logs live (default ~/.cache/basinix)")
-		configPath = fs.String("config", "", "configuration file (see config.example.yml)")
-		verbose    = fs.Bool("v", false, "log every Nix command")
+		repo    = fs.String("repo", "", "repository: a local path, file:// or https:// URL")
+		branch  = fs.String("branch", "", "the branch whose first-parent history is searched")
+		attr    = fs.String("attr", "", "the attribute that fails, e.g. python3Packages.requests")
+		system  = fs.String("system", "x86_64-linux", "the system to build for")
+		good    = fs.String("good", "", "a commit where it builds (default: the branch's first commit)")
+		bad     = fs.String("bad", "", "a commit where it fails (default: the branch's tip)")
+		name    = fs.String("name", "", "the repository's OWNER/NAME in the server's branch history: start from what it knows (with --data-dir of the server)")
+		jsonOut = fs.String("json", "", "write the result as JSON to this file")
+		verbose = fs.Bool("v", false, "log every Nix command")
 	)
+	local := addLocalFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
 	if *repo == "" || *branch == "" || *attr == "" {
 		return &exitError{code: 2, err: errors.New("bisect: --repo, --branch and --attr are required")}
 	}
-	cfg := app.DefaultConfig()
-	if *configPath != "" {
-		var err error
-		if cfg, err = app.LoadConfig(*configPath); err != nil {
-			return &exitError{code: 2, err: err}
-		}
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
+	cfg, err := local.load()
+	if err != nil {
+		return &exitError{code: 2, err: err}
 	}
 	if _, err := app.ParseSystems(*system); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	log := newLogger(stderr, *verbose)
-	rv, err := app.NewReviewer(ctx, cfg, log)
+	rv, stop, err := startReviewer(ctx, cfg, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	defer rv.Close()
-	poolCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- rv.Run(poolCtx) }()
-	defer func() { stop(); <-done }()
+	defer stop()
 
 	res, err := rv.Bisect(ctx, app.BisectRequest{Repo: *repo, Name: *name, Branch: *branch, Attr: *attr, System: *system, Good: *good, Bad: *bad})
 	if err != nil {

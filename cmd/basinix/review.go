@@ -27,28 +27,21 @@ func review(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		rebuild    = fs.Bool("rebuild-failed", false, "build again the head's derivations whose failure is remembered")
 		jsonOut    = fs.String("json", "", "write the JSON report to this file")
 		mdOut      = fs.String("markdown", "", "write the Markdown report to this file instead of stdout")
-		dataDir    = fs.String("data-dir", "", "where mirrors, the database and logs live (default ~/.cache/basinix)")
-		configPath = fs.String("config", "", "configuration file (see config.example.yml)")
 		sample     = fs.Bool("sample", false, "review a generated sample package set (master <- pr)")
 		sampleSize = fs.Int("sample-size", 200, "with --sample: number of generated packages besides the hand-written ones")
 		workers    = fs.Int("workers", 0, "evaluation processes at once (default from the config: the core count)")
 		verbose    = fs.Bool("v", false, "log every Nix command")
 	)
+	local := addLocalFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("review: unexpected argument %q", fs.Arg(0))}
 	}
-	cfg := app.DefaultConfig()
-	if *configPath != "" {
-		var err error
-		if cfg, err = app.LoadConfig(*configPath); err != nil {
-			return &exitError{code: 2, err: err}
-		}
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
+	cfg, err := local.load()
+	if err != nil {
+		return &exitError{code: 2, err: err}
 	}
 	if *systems != "" {
 		list, err := app.ParseSystems(*systems)
@@ -87,18 +80,11 @@ func review(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, err: errors.New("review: --repo, --base and --head are required (or --sample)")}
 	}
 
-	rv, err := app.NewReviewer(ctx, cfg, log)
+	rv, stop, err := startReviewer(ctx, cfg, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	defer rv.Close()
-	poolCtx, stopPool := context.WithCancel(ctx)
-	poolDone := make(chan error, 1)
-	go func() { poolDone <- rv.Run(poolCtx) }()
-	defer func() {
-		stopPool()
-		<-poolDone
-	}()
+	defer stop()
 
 	req := app.Request{Repo: *repo, Base: *base, Head: *head, Systems: cfg.Systems, Build: !*noBuild, RebuildFailed: *rebuild}
 	prog := newProgress(stderr, logs)
