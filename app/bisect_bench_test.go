@@ -24,14 +24,7 @@ func BenchmarkBisect(b *testing.B) {
 	ctx := context.Background()
 	cfg := DefaultConfig()
 	cfg.DataDir = b.TempDir()
-	rv, err := NewReviewer(ctx, cfg, zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rv.Close()
-	poolCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go rv.Run(poolCtx)
+	rv := runningReviewer(b, cfg, zerolog.Nop())
 
 	every, everyShas := historyRepo(b, n, breakAt, 1000, 1000, filepath.Join(b.TempDir(), "builds"))
 	bis, _ := historyRepo(b, n, breakAt, 1000, 1000, filepath.Join(b.TempDir(), "builds"))

@@ -136,14 +136,7 @@ func BenchmarkReviewBuild(b *testing.B) {
 	}
 	cfg := DefaultConfig()
 	cfg.DataDir = filepath.Join(dir, "data")
-	rv, err := NewReviewer(ctx, cfg, zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rv.Close()
-	poolCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go rv.Run(poolCtx)
+	rv := runningReviewer(b, cfg, zerolog.Nop())
 
 	b.ResetTimer()
 	for _, phase := range []string{"cold", "warm"} {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
 
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/internal/testenv"
@@ -39,20 +40,27 @@ func newBuildFixture(t *testing.T) *buildFixture {
 	// machine builds them when Nix is told it may.
 	cfg.Nix.Options = map[string]string{"extra-platforms": "aarch64-linux"}
 	cfg.Build.LocalSystems = []string{"x86_64-linux", "aarch64-linux"}
-	rv, err := NewReviewer(context.Background(), cfg, testenv.Logger(t))
+	f.rv = runningReviewer(t, cfg, testenv.Logger(t))
+	return f
+}
+
+// runningReviewer opens a reviewer whose builder pool runs until the test
+// ends.
+func runningReviewer(tb testing.TB, cfg Config, log zerolog.Logger) *Reviewer {
+	tb.Helper()
+	rv, err := NewReviewer(context.Background(), cfg, log)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- rv.Run(ctx) }()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		cancel()
 		<-done
 		rv.Close()
 	})
-	f.rv = rv
-	return f
+	return rv
 }
 
 // builds returns the outputs Nix built so far, in build order.
