@@ -64,11 +64,8 @@ func (r *Reviewer) Bisect(ctx context.Context, req BisectRequest) (*BisectResult
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
-	m, err := r.ws.Mirror(req.Repo)
+	m, err := r.fetch(ctx, req.Repo)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInput, err)
-	}
-	if err := m.Fetch(ctx); err != nil {
 		return nil, err
 	}
 	fromHistory := false

@@ -27,11 +27,8 @@ type BranchRequest struct {
 // then find their base results known). The first tip basinix sees is only
 // evaluated: history starts with the next.
 func (r *Reviewer) BranchTip(ctx context.Context, req BranchRequest) error {
-	m, err := r.ws.Mirror(req.Repo)
+	m, err := r.fetch(ctx, req.Repo)
 	if err != nil {
-		return err
-	}
-	if err := m.Fetch(ctx); err != nil {
 		return err
 	}
 	tip, err := m.Resolve(ctx, req.Commit)

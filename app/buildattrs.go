@@ -24,22 +24,11 @@ type AttrsRequest struct {
 // the results by system. An attribute that does not exist or does not
 // evaluate gets a result saying so; its build is not attempted.
 func (r *Reviewer) BuildAttrs(ctx context.Context, req AttrsRequest) (map[string][]report.BuiltAttr, error) {
-	m, err := r.ws.Mirror(req.Repo)
+	m, err := r.fetch(ctx, req.Repo)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.Fetch(ctx); err != nil {
-		return nil, err
-	}
-	base, err := m.Resolve(ctx, req.Base)
-	if err != nil {
-		return nil, err
-	}
-	head, err := m.Resolve(ctx, req.Head)
-	if err != nil {
-		return nil, err
-	}
-	merge, err := m.Merge(ctx, base, head)
+	_, _, merge, err := merged(ctx, m, req.Base, req.Head)
 	if err != nil {
 		return nil, err
 	}

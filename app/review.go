@@ -172,25 +172,11 @@ type Request struct {
 // from the pool's memory.
 func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, error) {
 	start := time.Now()
-	m, err := r.ws.Mirror(req.Repo)
+	m, err := r.fetch(ctx, req.Repo)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInput, err)
-	}
-	if err := m.Fetch(ctx); err != nil {
-		if errors.Is(err, checkout.ErrNoRepository) {
-			return nil, fmt.Errorf("%w: %w", ErrInput, err)
-		}
 		return nil, err
 	}
-	base, err := m.Resolve(ctx, req.Base)
-	if err != nil {
-		return nil, fmt.Errorf("%w: base: %w", ErrInput, err)
-	}
-	head, err := m.Resolve(ctx, req.Head)
-	if err != nil {
-		return nil, fmt.Errorf("%w: head: %w", ErrInput, err)
-	}
-	merge, err := m.Merge(ctx, base, head)
+	base, head, merge, err := merged(ctx, m, req.Base, req.Head)
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +256,35 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 		Float64("compare", rep.Timings.Compare).Float64("instantiate", rep.Timings.Instantiate).
 		Float64("build", rep.Timings.Build).Float64("total", rep.Timings.Total).Msg("review done (seconds)")
 	return rep, nil
+}
+
+// fetch returns repo's mirror, fetched. A repository that is not one is
+// ErrInput.
+func (r *Reviewer) fetch(ctx context.Context, repo string) (*checkout.Mirror, error) {
+	m, err := r.ws.Mirror(repo)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	if err := m.Fetch(ctx); err != nil {
+		if errors.Is(err, checkout.ErrNoRepository) {
+			return nil, fmt.Errorf("%w: %w", ErrInput, err)
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// merged resolves the base and head refs (unknown ones are ErrInput) and
+// merges the head onto the base.
+func merged(ctx context.Context, m *checkout.Mirror, baseRef, headRef string) (base, head string, merge checkout.Merge, err error) {
+	if base, err = m.Resolve(ctx, baseRef); err != nil {
+		return "", "", merge, fmt.Errorf("%w: base: %w", ErrInput, err)
+	}
+	if head, err = m.Resolve(ctx, headRef); err != nil {
+		return "", "", merge, fmt.Errorf("%w: head: %w", ErrInput, err)
+	}
+	merge, err = m.Merge(ctx, base, head)
+	return base, head, merge, err
 }
 
 type evalID struct{ commit, system string }
