@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,12 +36,8 @@ type checks struct {
 }
 
 func (c *checks) owner() (string, string) {
-	for i := range c.rev.Repo {
-		if c.rev.Repo[i] == '/' {
-			return c.rev.Repo[:i], c.rev.Repo[i+1:]
-		}
-	}
-	return c.rev.Repo, ""
+	owner, repo, _ := strings.Cut(c.rev.Repo, "/")
+	return owner, repo
 }
 
 // id returns the GitHub id of the named check run, creating it (with

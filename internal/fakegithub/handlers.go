@@ -87,13 +87,7 @@ var handlers = map[string]handler{
 		out := []any{}
 		for _, pr := range s.pulls {
 			if pr["repo"] == p["owner"]+"/"+p["repo"] {
-				c := map[string]any{}
-				for k, v := range pr {
-					if k != "repo" && k != "files" {
-						c[k] = v
-					}
-				}
-				out = append(out, c)
+				out = append(out, pullJSON(pr))
 			}
 		}
 		return http.StatusOK, out
@@ -121,13 +115,7 @@ var handlers = map[string]handler{
 		if pr == nil {
 			return http.StatusNotFound, map[string]any{"message": "Not Found"}
 		}
-		out := map[string]any{}
-		for k, v := range pr {
-			if k != "repo" && k != "files" {
-				out[k] = v
-			}
-		}
-		return http.StatusOK, out
+		return http.StatusOK, pullJSON(pr)
 	},
 	"repos/get": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
 		full := p["owner"] + "/" + p["repo"]
@@ -272,6 +260,18 @@ func (c *CheckRun) json() map[string]any {
 		"output":   map[string]any{"title": c.Title, "summary": c.Summary, "text": c.Text, "annotations_count": len(c.Annotations)},
 		"app":      map[string]any{"id": 4242}, "pull_requests": []any{}, "check_suite": map[string]any{"id": 1},
 	}
+}
+
+// pullJSON is a pull request as the API shows it: without the fake's own
+// bookkeeping (its repository and changed files).
+func pullJSON(pr map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range pr {
+		if k != "repo" && k != "files" {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func pullKey(p map[string]string) string {
