@@ -137,15 +137,6 @@ func (p *Pool) Stats() Stats {
 	return s
 }
 
-// Machines returns the machines the pool builds on, the local one first.
-func (p *Pool) Machines() []*Machine {
-	out := make([]*Machine, len(p.machines))
-	for i, m := range p.machines {
-		out[i] = m.Machine
-	}
-	return out
-}
-
 func (p *Pool) poke() {
 	select {
 	case p.wake <- struct{}{}:

@@ -104,7 +104,7 @@ func (w *Workspace) Mirror(repo string) (*Mirror, error) {
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return nil, fmt.Errorf("mirror %s: %w", url, err)
 		}
-		if _, err := runGit(context.Background(), "", nil, "init", "--quiet", "--bare", dir); err != nil {
+		if _, err := runGit(context.Background(), "", "init", "--quiet", "--bare", dir); err != nil {
 			return nil, fmt.Errorf("mirror %s: %w", url, err)
 		}
 	}
@@ -161,7 +161,7 @@ func (m *Mirror) Resolve(ctx context.Context, ref string) (string, error) {
 		candidates = []string{ref}
 	}
 	for _, c := range candidates {
-		out, err := runGit(ctx, m.Dir, nil, "rev-parse", "--verify", "--quiet", "--end-of-options", c+"^{commit}")
+		out, err := runGit(ctx, m.Dir, "rev-parse", "--verify", "--quiet", "--end-of-options", c+"^{commit}")
 		if err == nil {
 			return strings.TrimSpace(out), nil
 		}
@@ -183,7 +183,7 @@ func (m *Mirror) Commits(ctx context.Context, from, to string) ([]Commit, error)
 			return nil, fmt.Errorf("commits %s..%s: %q is not a commit: %w", from, to, c, ErrUnknownRef)
 		}
 	}
-	out, err := runGit(ctx, m.Dir, nil, "log", "--first-parent", "--reverse", "--format=%H %s", from+".."+to)
+	out, err := runGit(ctx, m.Dir, "log", "--first-parent", "--reverse", "--format=%H %s", from+".."+to)
 	if err != nil {
 		return nil, fmt.Errorf("commits %s..%s: %w", from, to, err)
 	}
@@ -200,7 +200,7 @@ func (m *Mirror) Commits(ctx context.Context, from, to string) ([]Commit, error)
 
 // Root returns the first commit of commit's first-parent line.
 func (m *Mirror) Root(ctx context.Context, commit string) (string, error) {
-	out, err := runGit(ctx, m.Dir, nil, "rev-list", "--first-parent", "--max-parents=0", commit)
+	out, err := runGit(ctx, m.Dir, "rev-list", "--first-parent", "--max-parents=0", commit)
 	if err != nil {
 		return "", fmt.Errorf("root of %s: %w", commit, err)
 	}
@@ -216,7 +216,7 @@ func (m *Mirror) Title(ctx context.Context, commit string) string {
 	if !shaRe.MatchString(commit) {
 		return ""
 	}
-	out, err := runGit(ctx, m.Dir, nil, "log", "-1", "--format=%s", commit)
+	out, err := runGit(ctx, m.Dir, "log", "-1", "--format=%s", commit)
 	if err != nil {
 		return ""
 	}
@@ -224,7 +224,7 @@ func (m *Mirror) Title(ctx context.Context, commit string) string {
 }
 
 func (m *Mirror) HasFile(ctx context.Context, commit, path string) bool {
-	_, err := runGit(ctx, m.Dir, nil, "cat-file", "-e", commit+":"+path)
+	_, err := runGit(ctx, m.Dir, "cat-file", "-e", commit+":"+path)
 	return err == nil
 }
 
@@ -251,10 +251,10 @@ func (m *Mirror) Merge(ctx context.Context, base, head string) (Merge, error) {
 	if ok, _ := isAncestor(ctx, m.Dir, base, head); ok {
 		return Merge{Base: base, Commit: head}, nil
 	}
-	out, err := runGit(ctx, m.Dir, nil, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, head)
+	out, err := runGit(ctx, m.Dir, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, head)
 	var exitErr *gitError
 	if errors.As(err, &exitErr) && exitErr.code == 1 {
-		mb, err := runGit(ctx, m.Dir, nil, "merge-base", base, head)
+		mb, err := runGit(ctx, m.Dir, "merge-base", base, head)
 		if err != nil {
 			return Merge{}, fmt.Errorf("merge-base %s %s: %w", base, head, err)
 		}
@@ -265,7 +265,7 @@ func (m *Mirror) Merge(ctx context.Context, base, head string) (Merge, error) {
 		return Merge{}, fmt.Errorf("merge %s onto %s: %w", head, base, err)
 	}
 	tree := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
-	date, err := runGit(ctx, m.Dir, nil, "log", "-1", "--format=%cI", head)
+	date, err := runGit(ctx, m.Dir, "log", "-1", "--format=%cI", head)
 	if err != nil {
 		return Merge{}, fmt.Errorf("merge %s onto %s: %w", head, base, err)
 	}
@@ -281,14 +281,14 @@ func (m *Mirror) Merge(ctx context.Context, base, head string) (Merge, error) {
 	}
 	commit = strings.TrimSpace(commit)
 	// Keep the merge reachable so gc does not drop it while it is used.
-	if _, err := runGit(ctx, m.Dir, nil, "update-ref", "refs/basinix/merges/"+commit, commit); err != nil {
+	if _, err := runGit(ctx, m.Dir, "update-ref", "refs/basinix/merges/"+commit, commit); err != nil {
 		return Merge{}, fmt.Errorf("merge %s onto %s: %w", head, base, err)
 	}
 	return Merge{Base: base, Commit: commit}, nil
 }
 
 func isAncestor(ctx context.Context, dir, a, b string) (bool, error) {
-	_, err := runGit(ctx, dir, nil, "merge-base", "--is-ancestor", a, b)
+	_, err := runGit(ctx, dir, "merge-base", "--is-ancestor", a, b)
 	var exitErr *gitError
 	if errors.As(err, &exitErr) && exitErr.code == 1 {
 		return false, nil
@@ -315,7 +315,7 @@ func (m *Mirror) Worktree(ctx context.Context, commit string) (*Worktree, error)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, err := runGit(ctx, m.Dir, nil, "worktree", "add", "--quiet", "--detach", "--force", dir, commit); err != nil {
+	if _, err := runGit(ctx, m.Dir, "worktree", "add", "--quiet", "--detach", "--force", dir, commit); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("worktree %s: %w", commit, err)
 	}
@@ -326,10 +326,10 @@ func (m *Mirror) Worktree(ctx context.Context, commit string) (*Worktree, error)
 func (w *Worktree) Remove() error {
 	w.m.mu.Lock()
 	defer w.m.mu.Unlock()
-	_, err := runGit(context.Background(), w.m.Dir, nil, "worktree", "remove", "--force", w.Path)
+	_, err := runGit(context.Background(), w.m.Dir, "worktree", "remove", "--force", w.Path)
 	if err != nil {
 		os.RemoveAll(w.Path)
-		_, err = runGit(context.Background(), w.m.Dir, nil, "worktree", "prune")
+		_, err = runGit(context.Background(), w.m.Dir, "worktree", "prune")
 	}
 	if err != nil {
 		return fmt.Errorf("remove worktree %s: %w", w.Path, err)
@@ -359,12 +359,9 @@ func (e *gitError) Error() string {
 	return fmt.Sprintf("git %s: %s", e.args[0], msg)
 }
 
-func runGit(ctx context.Context, dir string, cfg []string, args ...string) (string, error) {
-	full := []string{}
-	for _, c := range cfg {
-		full = append(full, "-c", c)
-	}
-	return runGitEnv(ctx, dir, nil, append(full, args...)...)
+// runGit runs git (see runGitEnv) and returns its output.
+func runGit(ctx context.Context, dir string, args ...string) (string, error) {
+	return runGitEnv(ctx, dir, nil, args...)
 }
 
 // runGitEnv runs git with arguments as they are (never a shell), in dir when

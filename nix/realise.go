@@ -24,18 +24,8 @@ type RealiseCmd struct {
 	Builders string
 	// SSHOptions become NIX_SSHOPTS (a port, an ssh config file, ...).
 	SSHOptions string
-	// OnBuild sees each derivation Nix starts and finishes building.
-	OnBuild func(BuildEvent)
 	// OnLog, when set, sees each line a build prints, as it prints it.
 	OnLog func(drv string, line string)
-}
-
-// BuildEvent is a derivation starting or finishing its build.
-type BuildEvent struct {
-	Drv     string
-	Machine string // "" for the local machine
-	Done    bool   // false: started
-	Time    time.Time
 }
 
 // FailureKind says how Nix reported a derivation's failure.
@@ -56,7 +46,6 @@ type Failure struct {
 
 // Build is one derivation Nix built (or tried to) during a run.
 type Build struct {
-	Machine    string
 	Start, End time.Time
 }
 
@@ -93,7 +82,7 @@ func (r *Runner) Realise(ctx context.Context, cmd RealiseCmd) (*Realised, error)
 	if cmd.SSHOptions != "" {
 		env = append(env, "NIX_SSHOPTS="+cmd.SSHOptions)
 	}
-	p := &realiseParser{out: &Realised{Builds: map[string]*Build{}, Failures: map[string]*Failure{}}, ids: map[uint64]string{}, onBuild: cmd.OnBuild, onLog: cmd.OnLog}
+	p := &realiseParser{out: &Realised{Builds: map[string]*Build{}, Failures: map[string]*Failure{}}, ids: map[uint64]string{}, onLog: cmd.OnLog}
 	res, err := r.Run(ctx, Cmd{
 		Program:      "nix-store",
 		Args:         args,
@@ -107,11 +96,10 @@ func (r *Runner) Realise(ctx context.Context, cmd RealiseCmd) (*Realised, error)
 
 // realiseParser reads Nix's internal-json log ("@nix {...}" lines).
 type realiseParser struct {
-	mu      sync.Mutex
-	out     *Realised
-	ids     map[uint64]string // activity id → derivation
-	onBuild func(BuildEvent)
-	onLog   func(drv, line string)
+	mu    sync.Mutex
+	out   *Realised
+	ids   map[uint64]string // activity id → derivation
+	onLog func(drv, line string)
 }
 
 type logLine struct {
@@ -148,25 +136,18 @@ func (p *realiseParser) line(line []byte) bool {
 	defer p.mu.Unlock()
 	switch l.Action {
 	case "start":
-		if l.Type != actBuild || len(l.Fields) < 2 {
+		if l.Type != actBuild || len(l.Fields) < 1 {
 			return true
 		}
-		var drv, machine string
-		if json.Unmarshal(l.Fields[0], &drv) != nil || json.Unmarshal(l.Fields[1], &machine) != nil {
+		var drv string
+		if json.Unmarshal(l.Fields[0], &drv) != nil {
 			return true
 		}
 		p.ids[l.ID] = drv
-		p.out.Builds[drv] = &Build{Machine: machine, Start: now}
-		if p.onBuild != nil {
-			p.onBuild(BuildEvent{Drv: drv, Machine: machine, Time: now})
-		}
+		p.out.Builds[drv] = &Build{Start: now}
 	case "stop":
 		if drv, ok := p.ids[l.ID]; ok {
-			b := p.out.Builds[drv]
-			b.End = now
-			if p.onBuild != nil {
-				p.onBuild(BuildEvent{Drv: drv, Machine: b.Machine, Done: true, Time: now})
-			}
+			p.out.Builds[drv].End = now
 		}
 	case "msg":
 		if l.Level <= 1 {

@@ -77,7 +77,7 @@ func EvalCheckRun(r *Report, fullReport string) CheckRun {
 	if r.Conflict != nil {
 		fmt.Fprintf(&b, "\n> [!WARNING]\n> The head does not merge onto `%s`: compared with the merge-base %s.\n", r.Base.Ref, short(r.Conflict.MergeBase))
 	}
-	cr := CheckRun{Summary: fitSummary(b.String(), fullReport), Annotations: dropUnplaced(anns), Conclusion: "success"}
+	cr := CheckRun{Summary: Fit(b.String(), fullReport), Annotations: dropUnplaced(anns), Conclusion: "success"}
 	cr.Title = "evaluates"
 	if broken > 0 {
 		cr.Conclusion = "failure"
@@ -116,7 +116,7 @@ func BuildCheckRun(r *Report, system string, opt MarkdownOptions, fullReport str
 		}
 		anns = append(anns, Annotation{Path: path, Line: line, Level: "failure", Title: fmt.Sprintf("%s %s on %s", attr, e.Verdict, system), Message: msg})
 	}
-	cr := CheckRun{Summary: fitSummary(b.String(), fullReport), Annotations: dropUnplaced(anns)}
+	cr := CheckRun{Summary: Fit(b.String(), fullReport), Annotations: dropUnplaced(anns)}
 	var parts []string
 	for _, v := range []Verdict{NewlyFailing, NewFailing, StillFailing, NewlySucceeding, NewSucceeding, StillSucceeding} {
 		if n[v] > 0 {
@@ -159,11 +159,7 @@ func Batches(anns []Annotation) [][]Annotation {
 
 // Fit cuts s to GitHub's 65,535 characters (check run summaries, review
 // and comment bodies) at a line boundary and says where the rest is.
-func Fit(s, fullReport string) string { return fitSummary(s, fullReport) }
-
-// fitSummary cuts s to GitHub's limit at a line boundary and says where
-// the rest is.
-func fitSummary(s, fullReport string) string {
+func Fit(s, fullReport string) string {
 	if utf8.RuneCountInString(s) <= MaxCheckRunText {
 		return s
 	}
@@ -258,7 +254,7 @@ func RequestedCheckRun(attrs []BuiltAttr, opt MarkdownOptions) CheckRun {
 			failed++
 		}
 	}
-	cr := CheckRun{Summary: fitSummary(b.String(), ""), Title: fmt.Sprintf("%d built, %d failed or not built", ok, failed), Conclusion: "success"}
+	cr := CheckRun{Summary: Fit(b.String(), ""), Title: fmt.Sprintf("%d built, %d failed or not built", ok, failed), Conclusion: "success"}
 	if failed > 0 {
 		cr.Conclusion = "failure"
 	}
