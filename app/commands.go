@@ -260,12 +260,14 @@ func (p *pipeline) merge(ctx context.Context, req handlers.CommandRequest, messa
 		return "Not merged: " + msg, err
 	}
 	checks := p.cfg.Commands.MergeChecks
-	if cr := report.EvalCheckRun(rep, ""); slices.Contains(checks, "eval") && cr.Conclusion != "success" {
-		return fmt.Sprintf("Not merged: `%s` is %s (%s).", evalCheck, cr.Conclusion, cr.Title), nil
+	if slices.Contains(checks, "eval") && rep.EvalBroken() {
+		return fmt.Sprintf("Not merged: `%s` is failure (the change breaks evaluation).", evalCheck), nil
 	}
 	for _, s := range p.cfg.Systems {
-		if cr := report.BuildCheckRun(rep, s, report.MarkdownOptions{}, ""); slices.Contains(checks, "build") && cr.Conclusion == "failure" {
-			return fmt.Sprintf("Not merged: `%s` is failure (%s).", buildCheck(s), cr.Title), nil
+		if sys := rep.Systems[s]; sys != nil && slices.Contains(checks, "build") {
+			if title, conclusion := sys.BuildStatus(); conclusion == "failure" {
+				return fmt.Sprintf("Not merged: `%s` is failure (%s).", buildCheck(s), title), nil
+			}
 		}
 	}
 	owner, repo, _ := strings.Cut(req.Repo, "/")

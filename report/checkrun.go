@@ -100,7 +100,6 @@ func BuildCheckRun(r *Report, system string, opt MarkdownOptions, fullReport str
 	if s == nil {
 		return CheckRun{Title: "not evaluated", Summary: "No evaluation for " + system + ".", Conclusion: "neutral"}
 	}
-	n := s.Count()
 	var b strings.Builder
 	writeMarkdownSystem(&b, system, s, opt)
 	var anns []Annotation
@@ -117,25 +116,32 @@ func BuildCheckRun(r *Report, system string, opt MarkdownOptions, fullReport str
 		anns = append(anns, Annotation{Path: path, Line: line, Level: "failure", Title: fmt.Sprintf("%s %s on %s", attr, e.Verdict, system), Message: msg})
 	}
 	cr := CheckRun{Summary: Fit(b.String(), fullReport), Annotations: dropUnplaced(anns)}
+	cr.Title, cr.Conclusion = s.BuildStatus()
+	return cr
+}
+
+// BuildStatus is the title and conclusion of the system's build check run:
+// failure when something is newly failing or new and failing, neutral when
+// something is only still failing, success otherwise.
+func (s *System) BuildStatus() (title, conclusion string) {
+	n := s.Count()
 	var parts []string
 	for _, v := range []Verdict{NewlyFailing, NewFailing, StillFailing, NewlySucceeding, NewSucceeding, StillSucceeding} {
 		if n[v] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[v], v))
 		}
 	}
-	cr.Title = strings.Join(parts, ", ")
-	if cr.Title == "" {
-		cr.Title = "nothing to build"
+	title = strings.Join(parts, ", ")
+	if title == "" {
+		title = "nothing to build"
 	}
 	switch {
 	case n[NewlyFailing]+n[NewFailing] > 0:
-		cr.Conclusion = "failure"
+		return title, "failure"
 	case n[StillFailing] > 0:
-		cr.Conclusion = "neutral"
-	default:
-		cr.Conclusion = "success"
+		return title, "neutral"
 	}
-	return cr
+	return title, "success"
 }
 
 // BuildProgressCheckRun renders a build check run while it runs.
