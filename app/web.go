@@ -28,12 +28,7 @@ var verdictOrder = map[report.Verdict]int{
 }
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"short": func(s string) string {
-		if len(s) > 12 {
-			return s[:12]
-		}
-		return s
-	},
+	"short":   short,
 	"drvName": report.DrvName,
 	"base":    filepath.Base,
 	"attrs": func(s *report.System) []string {
