@@ -3,8 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/basinix/basinix/build"
@@ -54,13 +54,13 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 	}
 	var needs []need
 	var baseDrvs []string
-	for _, system := range sortedSystems(rep) {
+	for _, system := range slices.Sorted(maps.Keys(rep.Systems)) {
 		sys := rep.Systems[system]
 		aliased := map[string]bool{}
 		for _, a := range sys.AliasErrors {
 			aliased[a.Attr] = true
 		}
-		for _, name := range sortedAttrs(sys) {
+		for _, name := range slices.Sorted(maps.Keys(sys.Attrs)) {
 			e := sys.Attrs[name]
 			if e.Verdict != report.Pending {
 				continue
@@ -84,8 +84,8 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, system := range sortedSystems(rep) {
-		for _, name := range sortedAttrs(rep.Systems[system]) {
+	for _, system := range slices.Sorted(maps.Keys(rep.Systems)) {
+		for _, name := range slices.Sorted(maps.Keys(rep.Systems[system].Attrs)) {
 			e := rep.Systems[system].Attrs[name]
 			if e.Verdict != report.Pending || e.BaseDrvPath == "" || e.Change != eval.Changed || known[e.BaseDrvPath] != nil {
 				continue
@@ -192,24 +192,6 @@ func (r *Reviewer) instantiate(ctx context.Context, trees *worktrees, needs []ne
 		r.log.Info().Str("commit", g.commit).Str("system", g.system).Int("attrs", len(paths)).Msg("instantiated")
 	}
 	return nil
-}
-
-func sortedSystems(rep *report.Report) []string {
-	out := make([]string, 0, len(rep.Systems))
-	for s := range rep.Systems {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedAttrs(s *report.System) []string {
-	out := make([]string, 0, len(s.Attrs))
-	for a := range s.Attrs {
-		out = append(out, a)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // buildResults keeps the pool's results in the store.
