@@ -3,6 +3,7 @@ package eval
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -12,6 +13,9 @@ import (
 type Path []string
 
 var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
+
+// Equal says whether q is the same path.
+func (p Path) Equal(q Path) bool { return slices.Equal(p, q) }
 
 // String renders the path as Nix writes it, quoting the names that need it:
 // python3Packages."foo.bar". The rendering is one-to-one, so it is also the

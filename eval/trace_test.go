@@ -2,24 +2,23 @@ package eval
 
 import "testing"
 
-func TestTracedMember(t *testing.T) {
-	trace := "error: undefined variable 'notInScope'\n       … while evaluating the attribute 'deps' of the derivation 'x'\n" +
-		"       … while evaluating the attribute '\x1b[35;1mevalbreaks\x1b[0m'\n       … while evaluating the attribute 'requests'\n"
+func TestMarkedPath(t *testing.T) {
+	const nonce = "0123abcd"
 	tests := []struct {
-		name  string
-		group []Path
-		want  int
+		name, trace string
+		want        Path
 	}{
-		{"one member named", []Path{{"hello"}, {"evalbreaks"}, {"zlib"}}, 1},
-		{"none named", []Path{{"hello"}, {"zlib"}}, -1},
-		{"two named: ambiguous", []Path{{"evalbreaks"}, {"deps"}}, -1},
-		{"nested: every component must be named", []Path{{"python3Packages", "requests"}, {"hello"}}, -1},
-		{"nested: last component alone is not enough", []Path{{"pkgs", "evalbreaks"}}, -1},
+		{"named", "error: undefined variable 'notInScope'\n       … while evaluating 'callPackage'\n       … " + nonce + ` ["evalbreaks"]` + "\n       … while evaluating 'walk'\n", Path{"evalbreaks"}},
+		{"nested and quoted", "error: x\n       … \x1b[35;1m" + nonce + ` ["python3Packages","a.b $(rm)"]` + "\x1b[0m\n", Path{"python3Packages", "a.b $(rm)"}},
+		{"the innermost first", "error: x\n       … " + nonce + ` ["inner"]` + "\n       … " + nonce + ` ["outer"]` + "\n", Path{"inner"}},
+		{"another nonce is package text, not a marker", "error: x\n       … deadbeef [\"forged\"]\n", nil},
+		{"none", "error: killed\n", nil},
+		{"bad JSON", "error: x\n       … " + nonce + " [\"cut\n", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tracedMember([]byte(trace), tt.group); got != tt.want {
-				t.Errorf("tracedMember = %d, want %d", got, tt.want)
+			if got := markedPath([]byte(tt.trace), nonce); !got.Equal(tt.want) {
+				t.Errorf("markedPath = %q, want %q", got, tt.want)
 			}
 		})
 	}

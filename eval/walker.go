@@ -104,16 +104,14 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 		}
 		unattributed = 0
 		if !out.exact {
-			group := append([]Path{out.culprit}, out.remaining[:min(walkBatch-1, len(out.remaining))]...)
-			if i := tracedMember(out.stderr, group); i >= 0 && nerr.Kill == nix.KillNone {
-				// Nix's trace names exactly one attribute of the group as
-				// being evaluated when it died: that attribute's own value
-				// fails, so it is broken with this error. The rest of the
-				// group is walked again one record at a time (another
-				// failure in it is then found exactly), saving a process.
-				s.fail(group[i], toError(nerr, spec.src))
-				rest := append(append([]Path{}, group[:i]...), group[i+1:]...)
-				queue, fine = append(rest, out.remaining[len(group)-1:]...), len(rest)
+			unreported := append([]Path{out.culprit}, out.remaining...)
+			if i := slices.IndexFunc(unreported, out.marked.Equal); i >= 0 && nerr.Kill == nix.KillNone {
+				// The walker's error context names the attribute whose
+				// own value killed the process: it is broken with this
+				// error, and the walk goes on with the others at once
+				// (another death among them is named the same way).
+				s.fail(unreported[i], toError(nerr, spec.src))
+				queue = slices.Delete(unreported, i, i+1)
 				continue
 			}
 			// Died inside a group that reports at its end: walk that
@@ -134,28 +132,22 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 	}
 }
 
-// tracedMember returns the index of the one path of group whose every
-// component Nix's trace shows being evaluated ("while evaluating the
-// attribute 'NAME'"), -1 when none or several are.
-func tracedMember(stderr []byte, group []Path) int {
-	text := ansiRe.ReplaceAllString(string(stderr), "")
-	found := -1
-	for i, p := range group {
-		all := len(p) > 0
-		for _, c := range p {
-			if !strings.Contains(text, "while evaluating the attribute '"+c+"'") {
-				all = false
-				break
-			}
+// markedPath returns the path the walker's error context names in a dead
+// process's trace ("… NONCE [json path]"), nil when there is none: the
+// first one, which is the innermost.
+func markedPath(stderr []byte, nonce string) Path {
+	marker := []byte("… " + nonce + " ")
+	for line := range bytes.Lines(stderr) {
+		_, body, ok := bytes.Cut(ansiRe.ReplaceAll(line, nil), marker)
+		if !ok {
+			continue
 		}
-		if all {
-			if found >= 0 {
-				return -1
-			}
-			found = i
+		var p Path
+		if json.Unmarshal(bytes.TrimSpace(body), &p) == nil && len(p) > 0 {
+			return p
 		}
 	}
-	return found
+	return nil
 }
 
 var ansiRe = regexp.MustCompile("\x1b\\[[0-9;]*m")
@@ -173,7 +165,9 @@ type walkOutcome struct {
 	culprit   Path
 	exact     bool
 	remaining []Path
-	stderr    []byte // what the process printed besides records (its error and trace)
+	// marked is the path the walker's error context names in the trace,
+	// nil when the trace names none (a kill, or a trace cut short).
+	marked Path
 }
 
 // order mirrors the walker's depth-first order: a stack of lists of paths,
@@ -295,7 +289,7 @@ func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool,
 		return out, nil
 	}
 	if res != nil {
-		out.stderr = res.StderrTail
+		out.marked = markedPath(res.StderrTail, nonce)
 	}
 	out.culprit = ord.next()
 	if out.culprit != nil {

@@ -252,6 +252,8 @@ func (r *Runner) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		Duration:   time.Since(start),
 	}
 	mu.Unlock()
+	r.log.Debug().Str("program", cmd.Program).Int("pid", c.Process.Pid).Int("exit", res.ExitCode).
+		Dur("took", res.Duration).Int64("peak_mib", res.PeakRSS>>20).Msg("nix finished")
 
 	switch {
 	case res.Killed != KillNone:

@@ -58,26 +58,34 @@ let
     let v = tryOr null (get pkgsAliases path); in
     if isDrv v then tryOr null v.drvPath else null;
 
+  # own is the record of path itself, forced inside an error context naming
+  # the path: when an error tryEval cannot catch kills the process, Nix's
+  # trace carries "… <nonce> <json path>" and the caller knows whom to blame
+  # without walking the group again. Children of a recursed set are walked
+  # outside it, so the trace names exactly one path.
+  own = path: builtins.addErrorContext "${nonce} ${toJSON path}" (
+    let
+      r = try (get pkgs path);
+      v = r.value;
+      record =
+        if !r.success then [ "x" path (aliasDrv path) ]
+        else if isDrv v then
+          let d = try v.drvPath; in
+          if d.success then [ "d" path d.value ] else [ "x" path (aliasDrv path) ]
+        else if isAttrs v && tryOr false (v.recurseForDerivations or false) == true then [ "r" path (attrNames v) ]
+        else [ "n" path ];
+    in deepSeq record record);
+
   # walk returns the records of path and, for a recursed set, its children.
   # With each = true it emits every record as soon as it is known instead.
   walk = each: path:
     let
-      r = try (get pkgs path);
-      v = r.value;
-      out = record: if each then emit record [ ] else [ record ];
+      record = own path;
+      children = map (n: walk each (path ++ [ n ])) (elemAt record 2);
     in
-    if !r.success then out [ "x" path (aliasDrv path) ]
-    else if isDrv v then
-      let d = try v.drvPath; in
-      if d.success then out [ "d" path d.value ] else out [ "x" path (aliasDrv path) ]
-    else if isAttrs v && tryOr false (v.recurseForDerivations or false) == true then
-      let
-        names = attrNames v;
-        children = map (n: walk each (path ++ [ n ])) names;
-      in
-      if each then emit [ "r" path names ] (foldl' (acc: c: deepSeq c acc) [ ] children)
-      else [ [ "r" path names ] ] ++ builtins.concatLists children
-    else out [ "n" path ];
+    if elemAt record 0 != "r" then (if each then emit record [ ] else [ record ])
+    else if each then emit record (foldl' (acc: c: deepSeq c acc) [ ] children)
+    else [ record ] ++ builtins.concatLists children;
 
   # Platform check in the spirit of lib.meta.availableOn: strings name a
   # system; attribute-set patterns go through the set's own lib when it has one.
