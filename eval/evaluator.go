@@ -97,33 +97,59 @@ func (e *Evaluator) acquire(ctx context.Context) (func(), error) {
 // with Error set. The error return is for infrastructure failures (Nix
 // missing, cancelled context).
 func (e *Evaluator) Evaluate(ctx context.Context, src, system string, chunks int) (*Evaluation, error) {
+	s, err := e.open(ctx, nil, src, system, chunks)
+	if err != nil {
+		return nil, err
+	}
+	return s.ev, nil
+}
+
+// Open evaluates like Evaluate, and keeps the evaluation's last processes
+// waiting, so that the details of its attributes cost no new import of the
+// set: ask them with Session.Details, and Close the session when done (the
+// processes also end with ctx).
+func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*Session, error) {
+	return e.open(ctx, ctx, src, system, chunks)
+}
+
+func (e *Evaluator) open(ctx, hold context.Context, src, system string, chunks int) (*Session, error) {
 	start := time.Now()
 	if chunks <= 0 {
 		chunks = e.opt.Workers
 	}
 	col := &collector{attrs: map[string]*Attr{}}
 	res := &Evaluation{System: system, Attrs: col.attrs}
+	s := &Session{e: e, src: src, system: system, ev: res, procs: make([]*proc, chunks), owner: map[string]int{}}
+	owned := make([]*ownerSink, chunks)
 	var procs int
 	var procsMu sync.Mutex
 	count := func(n int) { procsMu.Lock(); procs += n; procsMu.Unlock() }
 
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < chunks; i++ {
+		owned[i] = &ownerSink{sink: col, names: map[string]bool{}}
 		g.Go(func() error {
-			n, err := e.walk(gctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks}, col)
+			n, p, err := e.walk(gctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: hold}, owned[i])
 			count(n)
+			s.procs[i] = p
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
+		s.Close()
 		var setErr *errSetFailed
 		if errors.As(err, &setErr) {
 			res.Error = setErr.err
 			res.Attrs = map[string]*Attr{}
 			res.Duration, res.Processes = time.Since(start), procs
-			return res, nil
+			return &Session{e: e, src: src, system: system, ev: res}, nil
 		}
 		return nil, fmt.Errorf("evaluate %s: %w", system, err)
+	}
+	for i, o := range owned {
+		for n := range o.names {
+			s.owner[n] = i
+		}
 	}
 
 	// Throws were tried with aliases on by the walk itself; attributes
@@ -131,9 +157,10 @@ func (e *Evaluator) Evaluate(ctx context.Context, src, system string, chunks int
 	// evaluate with aliases use an alias in-tree.
 	if failed := col.aliasSuspects(); len(failed) > 0 {
 		aliases := &collector{attrs: map[string]*Attr{}}
-		n, err := e.walk(ctx, walkSpec{src: src, system: system, config: e.withAliases(), mode: "walk", paths: failed}, aliases)
+		n, err := s.walk(ctx, walkRequest{Mode: "walk", Aliases: true, Paths: failed}, aliases)
 		count(n)
 		if err != nil {
+			s.Close()
 			return nil, fmt.Errorf("evaluate %s with aliases: %w", system, err)
 		}
 		for k, a := range aliases.attrs {
@@ -143,8 +170,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, src, system string, chunks int
 		}
 	}
 	res.Duration, res.Processes = time.Since(start), procs
+	if hold == nil {
+		s.Close()
+	}
 	e.log.Debug().Str("system", system).Int("attrs", len(res.Attrs)).Int("processes", procs).Dur("took", res.Duration).Msg("evaluated")
-	return res, nil
+	return s, nil
 }
 
 // Attribute evaluates one attribute of the set at src, strictly (a throw
@@ -153,7 +183,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, src, system string, chunks int
 // evaluate gives the set's error as the attribute's.
 func (e *Evaluator) Attribute(ctx context.Context, src, system string, p Path) (*Attr, error) {
 	col := &collector{attrs: map[string]*Attr{}}
-	_, err := e.walk(ctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", strict: true, write: true, paths: []Path{p}}, col)
+	_, _, err := e.walk(ctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", strict: true, write: true, paths: []Path{p}}, col)
 	var setErr *errSetFailed
 	if errors.As(err, &setErr) {
 		return &Attr{Path: p, Error: setErr.err}, nil
@@ -178,14 +208,7 @@ func (e *Evaluator) Explain(ctx context.Context, src, system string, paths []Pat
 		paths = paths[:e.opt.MaxExplained]
 	}
 	col := &collector{attrs: map[string]*Attr{}}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, part := range split(paths, e.opt.Workers) {
-		g.Go(func() error {
-			_, err := e.walk(gctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", strict: true, paths: part}, col)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	if _, err := e.walkParts(ctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", strict: true, paths: paths}, col); err != nil {
 		return nil, fmt.Errorf("explain errors for %s: %w", system, err)
 	}
 	out := map[string]*Error{}
@@ -205,25 +228,38 @@ func (e *Evaluator) Explain(ctx context.Context, src, system string, paths []Pat
 // gets Details with Error set.
 func (e *Evaluator) Details(ctx context.Context, src, system string, paths []Path, aliases, instantiate bool) (map[string]*Details, error) {
 	col := &detailsCollector{src: src, out: map[string]*Details{}}
-	config := e.opt.Config
-	if aliases {
-		config = e.withAliases()
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, part := range split(paths, e.opt.Workers) {
-		g.Go(func() error {
-			_, err := e.walk(gctx, walkSpec{src: src, system: system, config: config, mode: "details", write: instantiate, paths: part}, col)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		var setErr *errSetFailed
-		if errors.As(err, &setErr) {
-			return nil, fmt.Errorf("details for %s: %w", system, setErr)
-		}
+	if _, err := e.walkParts(ctx, walkSpec{src: src, system: system, config: e.config(aliases), mode: "details", write: instantiate, paths: paths}, col); err != nil {
 		return nil, fmt.Errorf("details for %s: %w", system, err)
 	}
 	return col.out, nil
+}
+
+// config is the config expression, with aliases on when aliases is true.
+func (e *Evaluator) config(aliases bool) string {
+	if aliases {
+		return e.withAliases()
+	}
+	return e.opt.Config
+}
+
+// walkParts walks spec.paths in new processes, the list cut into one part
+// per worker, and returns how many processes it took.
+func (e *Evaluator) walkParts(ctx context.Context, spec walkSpec, s sink) (int, error) {
+	var mu sync.Mutex
+	var procs int
+	g, gctx := errgroup.WithContext(ctx)
+	for _, part := range split(spec.paths, e.opt.Workers) {
+		g.Go(func() error {
+			spec := spec
+			spec.paths = part
+			n, _, err := e.walk(gctx, spec, s)
+			mu.Lock()
+			procs += n
+			mu.Unlock()
+			return err
+		})
+	}
+	return procs, g.Wait()
 }
 
 // split cuts paths into at most n parts of nearly equal size.

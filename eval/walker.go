@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/basinix/basinix/nix"
@@ -28,6 +26,9 @@ type walkSpec struct {
 	write               bool // write the .drv files of the derivations it forces
 	paths               []Path
 	chunk, chunks       int
+	// hold, when set, keeps the walk's last process alive after the walk,
+	// for requests, until it is closed or hold ends.
+	hold context.Context
 }
 
 // rawDetails is the walker's "i" record body (see nix/expr/walker.nix).
@@ -60,7 +61,8 @@ func (e *errSetFailed) Error() string { return "package set does not evaluate: "
 // walk runs spec to the end: whenever a process dies of an error tryEval
 // cannot catch, of a time or of a memory limit, the attribute it was on is
 // charged with the error and a new process carries on with what is left.
-func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes int, err error) {
+// With spec.hold, the last process is returned waiting for requests.
+func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes int, held *proc, err error) {
 	queue := spec.paths
 	chunkMode := queue == nil
 	fine := 0
@@ -69,35 +71,48 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 	for {
 		if !chunkMode && len(queue) == 0 {
 			if len(later) == 0 {
-				return processes, nil
+				return processes, nil, nil
 			}
 			queue, later = later, nil
 		}
 		processes++
-		out, err := e.walkOnce(ctx, spec, chunkMode, queue, fine, s)
+		p, err := e.start(ctx, spec, chunkMode, queue, fine, s)
+		if err != nil {
+			return processes, nil, err
+		}
 		chunkMode, fine = false, 0
+		if p.wait() {
+			// Held, and done with its part.
+			if len(later) == 0 {
+				return processes, p, nil
+			}
+			p.close()
+			queue = nil
+			continue
+		}
+		out, err := p.outcome()
 		if err == nil {
 			queue = nil
 			continue
 		}
 		if ctx.Err() != nil {
-			return processes, ctx.Err()
+			return processes, nil, ctx.Err()
 		}
 		var nerr *nix.Error
 		if !errors.As(err, &nerr) {
-			return processes, err
+			return processes, nil, err
 		}
 		if !out.started {
 			// Died before the first attribute (of an error, or looping
 			// or eating memory past the bounds): the set itself is broken.
-			return processes, &errSetFailed{err: toError(nerr, spec.src)}
+			return processes, nil, &errSetFailed{err: toError(nerr, spec.src)}
 		}
 		if out.culprit == nil {
 			// Killed after the last attribute: nothing to blame and
 			// nothing left; a kill in between is tried again, not forever.
 			unattributed++
 			if len(out.remaining) == 0 || unattributed > 2 {
-				return processes, fmt.Errorf("walk %s: %w", spec.system, err)
+				return processes, nil, fmt.Errorf("walk %s: %w", spec.system, err)
 			}
 			queue = out.remaining
 			continue
@@ -219,108 +234,27 @@ func (o *order) rest() []Path {
 	return out
 }
 
-func (e *Evaluator) walkOnce(ctx context.Context, spec walkSpec, chunkMode bool, queue []Path, fine int, s sink) (walkOutcome, error) {
-	nonce := randomHex(8)
-	args := []string{
-		"--eval", "--strict", "--show-trace",
-		"--option", "allow-import-from-derivation", "false",
-		"--option", "restrict-eval", "true",
-		"--option", "allowed-uris", "",
-		"-I", spec.src, "-I", filepath.Dir(e.walker),
-		e.walker,
-		"--argstr", "src", spec.src,
-		"--argstr", "system", spec.system,
-		"--arg", "config", spec.config,
-		"--argstr", "nonce", nonce,
-		"--argstr", "mode", spec.mode,
-		"--arg", "strict", strconv.FormatBool(spec.strict),
-		"--arg", "batch", strconv.Itoa(walkBatch),
-		"--arg", "fine", strconv.Itoa(fine),
-	}
-	if spec.write {
-		args = append(args, "--read-write-mode")
-	}
-	ord := &order{}
-	if chunkMode {
-		args = append(args, "--arg", "chunk", strconv.Itoa(spec.chunk), "--arg", "chunks", strconv.Itoa(spec.chunks))
-	} else {
-		f, err := e.writePaths(queue)
-		if err != nil {
-			return walkOutcome{}, err
-		}
-		defer os.Remove(f)
-		args = append(args, "-I", filepath.Dir(f), "--argstr", "pathsFile", f)
-		ord.frames = []*frame{{paths: queue}}
-	}
-
-	var (
-		out      walkOutcome
-		protoErr error
-	)
-	prefix := []byte("trace: " + nonce + " ")
-	onLine := func(line []byte) bool {
-		body, ok := bytes.CutPrefix(line, prefix)
-		if !ok {
-			return false
-		}
-		if protoErr != nil {
-			return true
-		}
-		protoErr = e.records(body, ord, &out, s)
-		return true
-	}
-
-	release, err := e.acquire(ctx)
-	if err != nil {
-		return out, err
-	}
-	res, runErr := e.run.Run(ctx, nix.Cmd{
-		Program:      "nix-instantiate",
-		Args:         args,
-		Env:          e.env,
-		Limits:       nix.Limits{Silence: e.opt.AttrTimeout, MaxMemory: e.opt.MaxMemory},
-		OnStderrLine: onLine,
-	})
-	release()
-	if protoErr != nil {
-		return out, fmt.Errorf("walk %s: %w", spec.system, protoErr)
-	}
-	if runErr == nil {
-		return out, nil
-	}
-	if res != nil {
-		out.marked = markedPath(res.StderrTail, nonce)
-	}
-	out.culprit = ord.next()
-	if out.culprit != nil {
-		// The first top-level path of a walk is frames[0]; its index says
-		// whether the walker was in the leading paths it reports one by one.
-		top := ord.frames[0].i // past the recursed set the walker is inside, if any
-		if len(ord.frames) > 1 {
-			top--
-		}
-		out.exact = spec.mode == "details" || !chunkMode && top < fine
-		out.remaining = ord.rest()
-	}
-	return out, runErr
-}
-
-// records handles one walker line: a list of records.
-func (e *Evaluator) records(body []byte, ord *order, out *walkOutcome, s sink) error {
+// records handles one walker line: a list of records. It says whether the
+// line was the walker's "w" (waiting for a request).
+func records(body []byte, ord *order, out *walkOutcome, s sink) (waiting bool, err error) {
 	var recs [][]json.RawMessage
 	if err := json.Unmarshal(body, &recs); err != nil {
-		return fmt.Errorf("walker line %q: bad JSON", truncate(string(body), 120))
+		return false, fmt.Errorf("walker line %q: bad JSON", truncate(string(body), 120))
 	}
 	for _, rec := range recs {
-		if err := e.record(rec, ord, out, s); err != nil {
-			return err
+		if len(rec) >= 1 && string(rec[0]) == `"w"` {
+			waiting = true
+			continue
+		}
+		if err := record(rec, ord, out, s); err != nil {
+			return false, err
 		}
 	}
-	return nil
+	return waiting, nil
 }
 
 // record handles one walker record.
-func (e *Evaluator) record(rec []json.RawMessage, ord *order, out *walkOutcome, s sink) error {
+func record(rec []json.RawMessage, ord *order, out *walkOutcome, s sink) error {
 	if len(rec) < 2 {
 		return fmt.Errorf("walker record %s: too short", rec)
 	}

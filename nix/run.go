@@ -49,6 +49,9 @@ type Cmd struct {
 	// OnStderrLine, when set, sees every stderr line (without its newline);
 	// lines for which it returns true are not kept in the stderr tail.
 	OnStderrLine func(line []byte) bool
+	// Waiting, when set and true, says the process waits for basinix
+	// (for its next request): its silence is not counted then.
+	Waiting func() bool
 }
 
 // Kill says why basinix ended a process.
@@ -218,6 +221,9 @@ func (r *Runner) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 					return
 				}
 				mu.Lock()
+				if cmd.Waiting != nil && cmd.Waiting() {
+					lastLine = now
+				}
 				silent := now.Sub(lastLine)
 				mu.Unlock()
 				if lim.Silence > 0 && silent > lim.Silence {

@@ -23,6 +23,15 @@
 #                            children follow in this order
 #   ["n", path]              path is neither
 #   ["i", path, details]     details mode: meta, outputs and tests of path
+#   ["w", round]             held: done with the walk (round 1) or with a
+#                            request, now reading the next request
+#
+# A held process (`requests` set) does not exit after its walk: it reads
+# requests from the named pipe `requests`, one JSON value a write, and
+# answers each with its records: { mode = "walk" or "details"; aliases =
+# bool; paths = [ path ... ]; } (aliases: in the set with aliases on), or
+# null to exit. Details of attributes it walked cost it little, as their
+# values are already evaluated; a new process would import the set again.
 { src            # string: absolute path of the checkout
 , system
 , config         # the package set's config attribute set
@@ -34,6 +43,7 @@
 , mode ? "walk"  # "walk" or "details"
 , batch ? 256    # top-level attributes a line
 , fine ? 0       # explicit mode: the first `fine` paths report each record at once
+, requests ? ""  # a named pipe: hold after the walk and serve requests read from it
 }:
 let
   inherit (builtins) trace toJSON tryEval isAttrs isList isString attrNames
@@ -63,9 +73,9 @@ let
   # trace carries "… <nonce> <json path>" and the caller knows whom to blame
   # without walking the group again. Children of a recursed set are walked
   # outside it, so the trace names exactly one path.
-  own = path: builtins.addErrorContext "${nonce} ${toJSON path}" (
+  own = set: path: builtins.addErrorContext "${nonce} ${toJSON path}" (
     let
-      r = try (get pkgs path);
+      r = try (get set path);
       v = r.value;
       record =
         if !r.success then [ "x" path (aliasDrv path) ]
@@ -78,10 +88,10 @@ let
 
   # walk returns the records of path and, for a recursed set, its children.
   # With each = true it emits every record as soon as it is known instead.
-  walk = each: path:
+  walk = set: each: path:
     let
-      record = own path;
-      children = map (n: walk each (path ++ [ n ])) (elemAt record 2);
+      record = own set path;
+      children = map (n: walk set each (path ++ [ n ])) (elemAt record 2);
     in
     if elemAt record 0 != "r" then (if each then emit record [ ] else [ record ])
     else if each then emit record (foldl' (acc: c: deepSeq c acc) [ ] children)
@@ -107,9 +117,9 @@ let
       (!isList platforms || any platformMatch platforms)
       && !(isList bad && any platformMatch bad);
 
-  details = path:
+  details = set: path:
     let
-      v = get pkgs path;
+      v = get set path;
       meta = tryOr { } (v.meta or { });
       outputs = tryOr [ "out" ] (v.outputs or [ "out" ]);
       tests = tryOr { } ((v.passthru or { }).tests or { });
@@ -130,22 +140,22 @@ let
 
   # The steps: the first `fine` paths one by one, the rest in groups of
   # `batch`, each group one line; details always one by one.
-  steps = paths:
+  steps = set: mode: fine: paths:
     let
       n = length paths;
       f = if mode == "details" then n else if fine < n then fine else n;
       rest = n - f;
       groups = (rest + batch - 1) / batch;
-      one = if mode == "details" then details else walk true;
+      one = if mode == "details" then details set else walk set true;
     in
       map one (sublist 0 f paths)
       ++ genList (g:
         let size = if rest - g * batch < batch then rest - g * batch else batch; in
-        emitAll (builtins.concatLists (map (walk false) (sublist (f + g * batch) size paths))) null) groups;
+        emitAll (builtins.concatLists (map (walk set false) (sublist (f + g * batch) size paths))) null) groups;
 
   # foldl' with deepSeq forces the steps strictly in list order, which is what
   # lets the caller tell which attribute a dead process was on.
-  walkAll = paths: foldl' (acc: s: deepSeq s (acc + 1)) 0 (steps paths);
+  walkAll = set: mode: fine: paths: foldl' (acc: s: deepSeq s (acc + 1)) 0 (steps set mode fine paths);
 
   chunkNames =
     let all = attrNames pkgs; in
@@ -155,5 +165,12 @@ let
     if pathsFile != "" then
       builtins.seq (attrNames pkgs) (emit [ "c" null ] (builtins.fromJSON (builtins.readFile (/. + pathsFile))))
     else emit [ "c" chunkNames ] (map (n: [ n ]) chunkNames);
+
+  # Each round reads the pipe anew (the let is per call), after telling the
+  # caller it waits.
+  serve = round:
+    let req = emit [ "w" round ] (builtins.fromJSON (builtins.readFile (/. + requests))); in
+    if req == null then round
+    else builtins.seq (walkAll (if req.aliases then pkgsAliases else pkgs) req.mode 0 req.paths) (serve (round + 1));
 in
-  walkAll paths
+  builtins.seq (walkAll pkgs mode fine paths) (if requests == "" then 0 else serve 1)

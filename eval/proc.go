@@ -1,0 +1,356 @@
+package eval
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/basinix/basinix/nix"
+)
+
+// proc is one running walker process. A held one (walkSpec.hold set) does not
+// exit after its walk: it waits, holding no worker slot, for requests on
+// its named pipe, each a walk or details of more attributes in the set it
+// already imported (see nix/expr/walker.nix).
+type proc struct {
+	e      *Evaluator
+	spec   walkSpec
+	nonce  string
+	pipe   string             // held: the request pipe
+	cancel context.CancelFunc // kills the process
+
+	done chan struct{} // closed when the process has exited
+	res  *nix.Result   // set before done is closed
+	err  error         // likewise
+
+	waits   chan struct{} // a "w" record came: the process reads the pipe
+	waiting atomic.Bool   // between a "w" and the next request
+
+	reqMu sync.Mutex // one request at a time
+
+	mu      sync.Mutex
+	cur     *round // guarded by mu: what the records coming now belong to
+	holding bool   // guarded by mu: a worker slot is taken
+}
+
+// round is one walk or request of a process: the order of its records,
+// where they go and what came of them.
+type round struct {
+	ord       *order
+	out       walkOutcome
+	sink      sink
+	protoErr  error
+	chunkMode bool
+	fine      int
+	details   bool
+}
+
+// errExited says a held process was gone when a request was sent to it.
+var errExited = errors.New("walker process exited")
+
+// start starts a walker process over queue (chunk mode: the process picks
+// its share itself) once a worker slot is free.
+func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, queue []Path, fine int, s sink) (*proc, error) {
+	p := &proc{e: e, spec: spec, nonce: randomHex(8), done: make(chan struct{}), waits: make(chan struct{}, 1)}
+	args := []string{
+		"--eval", "--strict", "--show-trace",
+		"--option", "allow-import-from-derivation", "false",
+		"--option", "restrict-eval", "true",
+		"--option", "allowed-uris", "",
+		"-I", spec.src, "-I", filepath.Dir(e.walker),
+		e.walker,
+		"--argstr", "src", spec.src,
+		"--argstr", "system", spec.system,
+		"--arg", "config", spec.config,
+		"--argstr", "nonce", p.nonce,
+		"--argstr", "mode", spec.mode,
+		"--arg", "strict", strconv.FormatBool(spec.strict),
+		"--arg", "batch", strconv.Itoa(walkBatch),
+		"--arg", "fine", strconv.Itoa(fine),
+	}
+	if spec.write {
+		args = append(args, "--read-write-mode")
+	}
+	r := &round{ord: &order{}, sink: s, chunkMode: chunkMode, fine: fine, details: spec.mode == "details"}
+	var cleanup []string
+	if chunkMode {
+		args = append(args, "--arg", "chunk", strconv.Itoa(spec.chunk), "--arg", "chunks", strconv.Itoa(spec.chunks))
+	} else {
+		f, err := e.writePaths(queue)
+		if err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, f)
+		args = append(args, "-I", filepath.Dir(f), "--argstr", "pathsFile", f)
+		r.ord.frames = []*frame{{paths: queue}}
+	}
+	if spec.hold != nil {
+		p.pipe = filepath.Join(e.listDir, "requests-"+p.nonce)
+		if err := syscall.Mkfifo(p.pipe, 0o600); err != nil {
+			removeAll(cleanup)
+			return nil, fmt.Errorf("walker request pipe: %w", err)
+		}
+		cleanup = append(cleanup, p.pipe)
+		args = append(args, "-I", filepath.Dir(p.pipe), "--argstr", "requests", p.pipe)
+	}
+	p.cur = r
+
+	if err := p.hold(ctx); err != nil {
+		removeAll(cleanup)
+		return nil, err
+	}
+	// A held process outlives the walk that started it.
+	life := ctx
+	if spec.hold != nil {
+		life = spec.hold
+	}
+	pctx, cancel := context.WithCancel(life)
+	p.cancel = cancel
+	go func() {
+		defer cancel()
+		res, err := e.run.Run(pctx, nix.Cmd{
+			Program:      "nix-instantiate",
+			Args:         args,
+			Env:          e.env,
+			Limits:       nix.Limits{Silence: e.opt.AttrTimeout, MaxMemory: e.opt.MaxMemory},
+			OnStderrLine: p.onLine,
+			Waiting:      p.waiting.Load,
+		})
+		p.res, p.err = res, err
+		p.unhold()
+		removeAll(cleanup)
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func removeAll(files []string) {
+	for _, f := range files {
+		os.Remove(f)
+	}
+}
+
+// hold takes a worker slot for the process; unhold gives it back.
+func (p *proc) hold(ctx context.Context) error {
+	release, err := p.e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.holding {
+		release()
+		return nil
+	}
+	p.holding = true
+	return nil
+}
+
+func (p *proc) unhold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.holding {
+		p.holding = false
+		<-p.e.slots
+	}
+}
+
+// onLine takes the walker's lines from stderr; the others stay in the tail.
+func (p *proc) onLine(line []byte) bool {
+	body, ok := bytes.CutPrefix(line, []byte("trace: "+p.nonce+" "))
+	if !ok {
+		return false
+	}
+	p.mu.Lock()
+	r := p.cur
+	p.mu.Unlock()
+	if r.protoErr != nil {
+		return true
+	}
+	waiting, err := records(body, r.ord, &r.out, r.sink)
+	if err != nil {
+		// Lines that break the protocol: nothing after them can be
+		// trusted, and a held process would wait forever.
+		r.protoErr = err
+		p.cancel()
+		return true
+	}
+	if waiting {
+		p.waiting.Store(true)
+		p.unhold()
+		select {
+		case p.waits <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// wait waits until the process waits for a request (true) or has exited.
+func (p *proc) wait() bool {
+	select {
+	case <-p.waits:
+		return true
+	case <-p.done:
+		// A "w" may have come just before the exit.
+		select {
+		case <-p.waits:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// outcome says how the current round ended in a process that exited: nil
+// error when it finished, else where it stopped.
+func (p *proc) outcome() (walkOutcome, error) {
+	p.mu.Lock()
+	r := p.cur
+	p.mu.Unlock()
+	if r.protoErr != nil {
+		return r.out, fmt.Errorf("walk %s: %w", p.spec.system, r.protoErr)
+	}
+	if p.err == nil {
+		if p.spec.hold != nil {
+			return r.out, fmt.Errorf("walk %s: %w", p.spec.system, errExited)
+		}
+		return r.out, nil
+	}
+	out := r.out
+	if p.res != nil {
+		out.marked = markedPath(p.res.StderrTail, p.nonce)
+	}
+	out.culprit = r.ord.next()
+	if out.culprit != nil {
+		// The first top-level path of a walk is frames[0]; its index says
+		// whether the walker was in the leading paths it reports one by one.
+		top := r.ord.frames[0].i // past the recursed set the walker is inside, if any
+		if len(r.ord.frames) > 1 {
+			top--
+		}
+		out.exact = r.details || !r.chunkMode && top < r.fine
+		out.remaining = r.ord.rest()
+	}
+	return out, p.err
+}
+
+// walkRequest is what a held process is asked (see walker.nix).
+type walkRequest struct {
+	Mode    string `json:"mode"`
+	Aliases bool   `json:"aliases"`
+	Paths   []Path `json:"paths"`
+}
+
+// request asks a held process to walk or detail paths into s, and waits for
+// its answer. When the process is gone or dies, the error says so, the
+// process is done with, and unfinished lists the paths it did not finish.
+func (p *proc) request(ctx context.Context, req walkRequest, s sink) (unfinished []Path, err error) {
+	p.reqMu.Lock()
+	defer p.reqMu.Unlock()
+	select {
+	case <-p.done:
+		return req.Paths, errExited
+	default:
+	}
+	data, err := json.Marshal(req)
+	if err != nil {
+		return req.Paths, fmt.Errorf("walker request: %w", err)
+	}
+	if err := p.hold(ctx); err != nil {
+		return req.Paths, err
+	}
+	r := &round{ord: &order{frames: []*frame{{paths: req.Paths}}}, sink: s, details: req.Mode == "details"}
+	p.mu.Lock()
+	p.cur = r
+	p.mu.Unlock()
+	p.waiting.Store(false)
+	if err := p.send(ctx, data); err != nil {
+		p.stop()
+		return req.Paths, err
+	}
+	if p.wait() {
+		if r.protoErr == nil {
+			return nil, nil
+		}
+		err = fmt.Errorf("walk %s: %w", p.spec.system, r.protoErr)
+	} else {
+		_, err = p.outcome()
+		if err == nil {
+			err = errExited
+		}
+	}
+	p.stop()
+	if next := r.ord.next(); next != nil {
+		unfinished = append([]Path{next}, r.ord.rest()...)
+	}
+	return unfinished, err
+}
+
+// send writes one request into the pipe, as soon as the process opened it.
+func (p *proc) send(ctx context.Context, data []byte) error {
+	for {
+		fd, err := syscall.Open(p.pipe, syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		if err == nil {
+			if err := syscall.SetNonblock(fd, false); err != nil {
+				syscall.Close(fd)
+				return fmt.Errorf("walker request pipe: %w", err)
+			}
+			f := os.NewFile(uintptr(fd), p.pipe)
+			_, werr := f.Write(data)
+			if cerr := f.Close(); werr == nil {
+				werr = cerr
+			}
+			if werr != nil {
+				return fmt.Errorf("walker request: %w", werr)
+			}
+			return nil
+		}
+		if !errors.Is(err, syscall.ENXIO) {
+			return fmt.Errorf("walker request pipe: %w", err)
+		}
+		// Not opened for reading yet.
+		select {
+		case <-p.done:
+			return errExited
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// close tells a held process to exit, and kills it if it does not.
+func (p *proc) close() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if p.send(ctx, []byte("null")) != nil {
+		p.stop()
+		return
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.stop()
+	}
+}
+
+// stop kills the process and waits for it.
+func (p *proc) stop() {
+	p.cancel()
+	<-p.done
+}

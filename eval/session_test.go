@@ -1,0 +1,114 @@
+package eval_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/basinix/basinix/eval"
+	"github.com/basinix/basinix/internal/testenv"
+	"github.com/basinix/basinix/sampleset"
+)
+
+// A session's waiting processes answer details exactly as new processes
+// do, including an attribute whose details kill the process that asks them
+// (the rest is then done by new processes); closing the session ends them.
+func TestSessionDetailsAreTheDetailsOfNewProcesses(t *testing.T) {
+	ev := newEvaluator(t, eval.Options{Workers: 2})
+	repo := testenv.Sample(t, sampleset.Options{Bulk: 30, NoPR: true, Extra: map[string]string{
+		"badtests": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"badtests\";\n  passthru.tests = abort \"no tests here\";\n}\n",
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	s, err := ev.Open(ctx, repo.Dir, "x86_64-linux", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, want := okAttrs(s.Evaluation()), okAttrs(evaluate(t, ev, repo.Dir, "x86_64-linux")); !cmp.Equal(got, want) {
+		t.Fatalf("a held evaluation differs from a plain one:\n%s", cmp.Diff(want, got))
+	}
+	if n := walkers(t); n != 2 {
+		t.Fatalf("%d walker processes wait after Open, want 2", n)
+	}
+
+	var paths []eval.Path
+	for _, a := range s.Evaluation().Attrs {
+		if a.OK() {
+			paths = append(paths, a.Path)
+		}
+	}
+	want, err := ev.Details(ctx, repo.Dir, "x86_64-linux", paths, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Details(ctx, paths, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(got, want) {
+		t.Errorf("details from the waiting processes differ:\n%s", cmp.Diff(want, got))
+	}
+	if bt := got["badtests"]; bt == nil || bt.Error == nil || !strings.Contains(bt.Error.Message, "no tests here") {
+		t.Errorf("badtests: want the abort as its details' error, got %+v", bt)
+	}
+	if wt := got["withtests"]; wt == nil || len(wt.Tests) != 2 {
+		t.Errorf("withtests: want its two tests, got %+v", wt)
+	}
+
+	s.Close()
+	if n := walkers(t); n != 0 {
+		t.Errorf("%d walker processes left after Close", n)
+	}
+	// A closed session still answers, with new processes.
+	again, err := s.Details(ctx, []eval.Path{{"hello"}}, false)
+	if err != nil || again["hello"] == nil || again["hello"].Error != nil {
+		t.Errorf("details after Close: %+v, %v", again["hello"], err)
+	}
+}
+
+// The processes of a session end with its context.
+func TestSessionEndsWithItsContext(t *testing.T) {
+	ev := newEvaluator(t, eval.Options{Workers: 1})
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := ev.Open(ctx, repo.Dir, "x86_64-linux", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := walkers(t); n != 1 {
+		t.Fatalf("%d walker processes wait, want 1", n)
+	}
+	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for walkers(t) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiting walker outlived its context")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// walkers counts this process's nix-instantiate children.
+func walkers(t *testing.T) int {
+	t.Helper()
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	n := 0
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, pid := range strings.Fields(string(b)) {
+			comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+			if strings.TrimSpace(string(comm)) == "nix-instantiate" {
+				n++
+			}
+		}
+	}
+	return n
+}
