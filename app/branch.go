@@ -48,7 +48,10 @@ func (r *Reviewer) BranchTip(ctx context.Context, req BranchRequest) error {
 	if prev != nil {
 		commits = append(commits, prev.Commit)
 	}
-	evals, err := r.evaluateAll(ctx, m.URL, trees, req.Systems, commits)
+	evals, err := r.evaluateAll(ctx, m.URL, trees, req.Systems, commits, evalOpts{})
+	if err == nil {
+		err = waitStored(evals)
+	}
 	if err != nil {
 		return err
 	}

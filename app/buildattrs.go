@@ -34,7 +34,10 @@ func (r *Reviewer) BuildAttrs(ctx context.Context, req AttrsRequest) (map[string
 	}
 	trees := &worktrees{m: m}
 	defer trees.removeAll(r.log)
-	evals, err := r.evaluateAll(ctx, m.URL, trees, req.Systems, []string{merge.Commit})
+	evals, err := r.evaluateAll(ctx, m.URL, trees, req.Systems, []string{merge.Commit}, evalOpts{})
+	if err == nil {
+		err = waitStored(evals)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -43,9 +43,18 @@ func fromRecord(rec *store.EvalRecord) (*eval.Evaluation, error) {
 	return ev, nil
 }
 
+// extrasCache is where what is learnt about an evaluation's attributes is
+// kept: with the stored evaluation, once it is stored.
+type extrasCache struct {
+	st     *store.Store
+	key    store.EvalKey
+	stored func() error // waits until the evaluation is stored
+	fresh  bool         // evaluated now: nothing is known of it yet
+}
+
 // cachedExtras returns what compute says of paths, taking what the store
 // already has for this evaluation and storing what compute adds.
-func cachedExtras[T any](ctx context.Context, st *store.Store, key store.EvalKey, kind string, paths []eval.Path,
+func cachedExtras[T any](ctx context.Context, c extrasCache, kind string, paths []eval.Path,
 	compute func([]eval.Path) (map[string]T, error)) (map[string]T, error) {
 	out := map[string]T{}
 	if len(paths) == 0 {
@@ -55,9 +64,12 @@ func cachedExtras[T any](ctx context.Context, st *store.Store, key store.EvalKey
 	for i, p := range paths {
 		names[i] = p.String()
 	}
-	stored, err := st.Extras(ctx, key, kind, names)
-	if err != nil {
-		return nil, err
+	stored := map[string][]byte{}
+	if !c.fresh {
+		var err error
+		if stored, err = c.st.Extras(ctx, c.key, kind, names); err != nil {
+			return nil, err
+		}
 	}
 	var missing []eval.Path
 	for i, p := range paths {
@@ -88,7 +100,10 @@ func cachedExtras[T any](ctx context.Context, st *store.Store, key store.EvalKey
 		rows[k] = data
 		out[k] = v
 	}
-	if err := st.PutExtras(ctx, key, kind, rows); err != nil {
+	if err := c.stored(); err != nil {
+		return nil, err
+	}
+	if err := c.st.PutExtras(ctx, c.key, kind, rows); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -199,21 +199,30 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 	defer trees.removeAll(r.log)
 
 	gitDone := time.Now()
-	var fresh []string
-	if req.FreshEval && merge.Commit != merge.Base {
-		fresh = []string{merge.Commit}
+	var opts evalOpts
+	if merge.Commit != merge.Base {
+		if req.FreshEval {
+			opts.fresh = []string{merge.Commit}
+		}
+		if !req.Build {
+			// The head's details are asked of its own processes. (A build
+			// needs them written as .drv files, which these read-only
+			// processes cannot.)
+			opts.hold = merge.Commit
+		}
 	}
-	evals, err := r.evaluateAll(ctx, m.URL, trees, req.Systems, []string{merge.Base, merge.Commit}, fresh...)
+	evals, err := r.evaluateAll(ctx, m.URL, trees, req.Systems, []string{merge.Base, merge.Commit}, opts)
 	if err != nil {
 		return nil, err
 	}
+	defer closeSessions(evals)
 	evalDone := time.Now()
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	for _, system := range req.Systems {
 		g.Go(func() error {
 			base, head := evals[evalID{merge.Base, system}], evals[evalID{merge.Commit, system}]
-			sys, err := r.compare(gctx, m.URL, trees, base.ev, head.ev, req.Build)
+			sys, err := r.compare(gctx, m.URL, trees, base.ev, head, req.Build)
 			if err != nil {
 				return err
 			}
@@ -224,8 +233,10 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 		})
 	}
 	if err := g.Wait(); err != nil {
+		_ = waitStored(evals)
 		return nil, err
 	}
+	closeSessions(evals)
 	compareDone := time.Now()
 	if req.Evaluated != nil {
 		req.Evaluated(rep)
@@ -242,6 +253,9 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 		if merge.Commit != merge.Base {
 			rep.Evaluations = append(rep.Evaluations, evals[evalID{merge.Commit, system}].info)
 		}
+	}
+	if err := waitStored(evals); err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	rep.Timings = &report.Timings{
@@ -292,55 +306,114 @@ type evalID struct{ commit, system string }
 type evalResult struct {
 	ev   *eval.Evaluation
 	info report.EvalInfo
+	// fresh: evaluated now, not read from the store. Its record is being
+	// stored meanwhile: stored says when and how that went.
+	fresh  bool
+	stored func() error
+	// session, for an evaluation asked to be held, answers questions
+	// about its attributes without a new import of the set.
+	session *eval.Session
+}
+
+// evalOpts says how evaluateAll treats some commits: fresh ones are
+// evaluated even when cached; a held one keeps its processes (see
+// eval.Evaluator.Open) when it is evaluated now.
+type evalOpts struct {
+	fresh []string
+	hold  string
 }
 
 // evaluateAll returns the evaluation of every commit for every system: from
-// the store where it is there (except for the fresh commits), else evaluated, all missing ones at once,
-// each with its share of the evaluator's workers.
-func (r *Reviewer) evaluateAll(ctx context.Context, repo string, trees *worktrees, systems, commits []string, fresh ...string) (map[evalID]*evalResult, error) {
-	out := map[evalID]*evalResult{}
-	var missing []evalID
+// the store where it is there (except for the fresh commits), else
+// evaluated, all at once, the missing ones each with its share of the
+// evaluator's workers. Fresh evaluations are stored in the background:
+// waitStored waits for that.
+func (r *Reviewer) evaluateAll(ctx context.Context, repo string, trees *worktrees, systems, commits []string, opts evalOpts) (map[evalID]*evalResult, error) {
+	type job struct {
+		id     evalID
+		cached bool
+	}
+	var jobs []job
+	seen := map[evalID]bool{}
+	missing := 0
 	for _, system := range systems {
 		for _, commit := range commits {
 			id := evalID{commit, system}
-			if _, ok := out[id]; ok {
+			if seen[id] {
 				continue
 			}
-			start := time.Now()
-			var ev *eval.Evaluation
-			if !slices.Contains(fresh, commit) {
+			seen[id] = true
+			cached := false
+			if !slices.Contains(opts.fresh, commit) {
 				var err error
-				if ev, err = r.cached(ctx, r.key(repo, commit, system)); err != nil {
+				if cached, err = r.store.HasEvaluation(ctx, r.key(repo, commit, system)); err != nil {
 					return nil, err
 				}
 			}
-			if ev == nil {
-				out[id] = nil
-				missing = append(missing, id)
-				continue
+			if !cached {
+				missing++
 			}
-			out[id] = &evalResult{ev: ev, info: report.EvalInfo{Commit: commit, System: system, Cached: true, Attrs: len(ev.Attrs), Seconds: time.Since(start).Seconds()}}
-			r.log.Info().Str("commit", commit).Str("system", system).Int("attrs", len(ev.Attrs)).Msg("evaluation cached")
+			jobs = append(jobs, job{id, cached})
 		}
 	}
 	// Each chunk process imports the whole set, so chunks only pay when
 	// cores would otherwise idle: split the workers among the evaluations.
-	chunks := max(1, r.ev.Workers()/max(1, len(missing)))
+	chunks := max(1, r.ev.Workers()/max(1, missing))
+	out := map[evalID]*evalResult{}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	for _, id := range missing {
+	for _, j := range jobs {
 		g.Go(func() error {
-			res, err := r.evaluate(gctx, repo, trees, id.commit, id.system, chunks)
-			if err != nil {
-				return err
+			var res *evalResult
+			if j.cached {
+				start := time.Now()
+				ev, err := r.cached(gctx, r.key(repo, j.id.commit, j.id.system))
+				if err != nil {
+					return err
+				}
+				if ev != nil {
+					res = &evalResult{ev: ev, stored: func() error { return nil }, info: report.EvalInfo{Commit: j.id.commit, System: j.id.system, Cached: true, Attrs: len(ev.Attrs), Seconds: time.Since(start).Seconds()}}
+					r.log.Info().Str("commit", j.id.commit).Str("system", j.id.system).Int("attrs", len(ev.Attrs)).Msg("evaluation cached")
+				}
+			}
+			if res == nil {
+				var err error
+				if res, err = r.evaluate(ctx, gctx, repo, trees, j.id.commit, j.id.system, chunks, opts.hold == j.id.commit); err != nil {
+					return err
+				}
 			}
 			mu.Lock()
-			out[id] = res
+			out[j.id] = res
 			mu.Unlock()
 			return nil
 		})
 	}
-	return out, g.Wait()
+	if err := g.Wait(); err != nil {
+		closeSessions(out)
+		_ = waitStored(out)
+		return nil, err
+	}
+	return out, nil
+}
+
+// waitStored waits until every fresh evaluation is stored.
+func waitStored(evals map[evalID]*evalResult) error {
+	var errs []error
+	for _, e := range evals {
+		if e != nil {
+			errs = append(errs, e.stored())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// closeSessions ends the processes held for the evaluations.
+func closeSessions(evals map[evalID]*evalResult) {
+	for _, e := range evals {
+		if e != nil && e.session != nil {
+			e.session.Close()
+		}
+	}
 }
 
 // cached returns the stored evaluation under key, nil when there is none.
@@ -360,38 +433,57 @@ func (r *Reviewer) cached(ctx context.Context, key store.EvalKey) (*eval.Evaluat
 	return ev, nil
 }
 
-// evaluate evaluates commit for system in a worktree and stores the result.
-func (r *Reviewer) evaluate(ctx context.Context, repo string, trees *worktrees, commit, system string, chunks int) (*evalResult, error) {
+// evaluate evaluates commit for system in a worktree and starts storing the
+// result. A held evaluation's processes live until its session is closed or
+// life ends.
+func (r *Reviewer) evaluate(life, ctx context.Context, repo string, trees *worktrees, commit, system string, chunks int, hold bool) (*evalResult, error) {
 	start := time.Now()
 	wt, err := trees.get(ctx, commit)
 	if err != nil {
 		return nil, err
 	}
-	ev, err := r.ev.Evaluate(ctx, wt.Path, system, chunks)
+	var ev *eval.Evaluation
+	var session *eval.Session
+	if hold {
+		// The session outlives this evaluation's errgroup.
+		if session, err = r.ev.Open(life, wt.Path, system, chunks); err == nil {
+			ev = session.Evaluation()
+		}
+	} else {
+		ev, err = r.ev.Evaluate(ctx, wt.Path, system, chunks)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s for %s: %w", commit, system, err)
 	}
 	ev.Commit = commit
-	rec, err := toRecord(r.key(repo, commit, system), ev)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.store.PutEvaluation(ctx, rec); err != nil {
-		return nil, err
-	}
 	took := time.Since(start)
+	key := r.key(repo, commit, system)
+	done := make(chan error, 1)
+	go func() {
+		rec, err := toRecord(key, ev)
+		if err == nil {
+			err = r.store.PutEvaluation(context.WithoutCancel(life), rec)
+		}
+		done <- err
+	}()
 	r.log.Info().Str("commit", commit).Str("system", system).Int("attrs", len(ev.Attrs)).
 		Int("processes", ev.Processes).Dur("took", took).Msg("evaluated")
-	return &evalResult{ev: ev, info: report.EvalInfo{Commit: commit, System: system, Attrs: len(ev.Attrs), Processes: ev.Processes, Seconds: took.Seconds()}}, nil
+	return &evalResult{
+		ev: ev, fresh: true, session: session,
+		stored: sync.OnceValue(func() error { return <-done }),
+		info:   report.EvalInfo{Commit: commit, System: system, Attrs: len(ev.Attrs), Processes: ev.Processes, Seconds: took.Seconds()},
+	}, nil
 }
 
 // compare diffs two evaluations of one system and learns what the report
 // needs of the head's touched attributes: details (meta, outputs, tests) of
 // those to build, and the messages of throws that newly break evaluation.
 // With instantiate, the details pass also writes the .drv files to build.
-func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, base, head *eval.Evaluation, instantiate bool) (*report.System, error) {
+func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, base *eval.Evaluation, headRes *evalResult, instantiate bool) (*report.System, error) {
+	head := headRes.ev
 	d := eval.Compare(base, head)
 	key := r.key(repo, head.Commit, head.System)
+	cache := extrasCache{st: r.store, key: key, stored: headRes.stored, fresh: headRes.fresh}
 
 	var build, buildAliased, unexplained []eval.Path
 	for _, a := range d.Attrs {
@@ -416,7 +508,10 @@ func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, b
 		if aliases {
 			paths = buildAliased
 		}
-		got, err := cachedExtras(ctx, r.store, key, "details", paths, func(paths []eval.Path) (map[string]*eval.Details, error) {
+		got, err := cachedExtras(ctx, cache, "details", paths, func(paths []eval.Path) (map[string]*eval.Details, error) {
+			if s := headRes.session; s != nil && !instantiate {
+				return s.Details(ctx, paths, aliases)
+			}
 			wt, err := trees.get(ctx, head.Commit)
 			if err != nil {
 				return nil, err
@@ -428,7 +523,7 @@ func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, b
 		}
 		maps.Copy(details, got)
 	}
-	explained, err := cachedExtras(ctx, r.store, key, "explain", unexplained, func(paths []eval.Path) (map[string]*eval.Error, error) {
+	explained, err := cachedExtras(ctx, cache, "explain", unexplained, func(paths []eval.Path) (map[string]*eval.Error, error) {
 		wt, err := trees.get(ctx, head.Commit)
 		if err != nil {
 			return nil, err

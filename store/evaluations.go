@@ -39,6 +39,20 @@ func (k EvalKey) args() []any {
 	return []any{k.Repo, k.Commit, k.System, k.ConfigHash, k.Evaluator}
 }
 
+// HasEvaluation says whether an evaluation is stored under key, without
+// reading it.
+func (s *Store) HasEvaluation(ctx context.Context, key EvalKey) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM evaluations WHERE `+evalKeyWhere, key.args()...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("evaluation %s: %w", key, err)
+	}
+	return true, nil
+}
+
 // Evaluation returns the evaluation stored under key, or ErrNotFound.
 func (s *Store) Evaluation(ctx context.Context, key EvalKey) (*EvalRecord, error) {
 	rec := &EvalRecord{Key: key}
