@@ -31,10 +31,14 @@ import (
 //
 // BASINIX_BENCH_ATTRS sets the size (default 20000), BASINIX_BENCH_ROUNDS
 // the rounds whose medians are reported (default 3). Reported ratios:
-// cold/nixenv (nothing cached), warm/nixenv (a second PR against the same
-// base, whose evaluation is cached), error/clean (one evaluation with an
-// attribute that aborts, against the same evaluation without it); and the
-// peak resident memory of the whole process tree of each.
+// cold/nixenv (nothing cached: the PR's first push); warm/nixenv (a second
+// PR against the same base, whose evaluation is cached: libmid 1.0 -> 1.2,
+// about as many rebuilds as the first); warm-errors/nixenv (the first PR's
+// last push against the same base: two attributes die of errors tryEval
+// cannot catch, and one is an alias error; nix-env cannot evaluate it at
+// all); error/clean (one evaluation with an attribute that aborts, against
+// the same evaluation without it); and the peak resident memory of the
+// whole process tree of each.
 func BenchmarkReviewNoBuild(b *testing.B) {
 	testenv.RequireNix(b)
 	size := envInt("BASINIX_BENCH_ATTRS", 20000)
@@ -52,6 +56,10 @@ func BenchmarkReviewNoBuild(b *testing.B) {
 	}
 	ctx := context.Background()
 	log := zerolog.Nop()
+	second, err := secondPR(repo.Dir)
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	// The baseline evaluates the same two commits basinix does. The head is
 	// the PR's first push: nix-env dies on the later pushes, whose
@@ -76,12 +84,12 @@ func BenchmarkReviewNoBuild(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer wt.Remove()
+		defer wt.Release()
 		trees = append(trees, wt.Path)
 	}
 
 	cfg := DefaultConfig()
-	var nixenv, cold, warm, clean, withErr []time.Duration
+	var nixenv, cold, warm, warmErr, clean, withErr []time.Duration
 	var memNixenv, memCold []int64
 	b.ResetTimer()
 	for round := 0; round < rounds; round++ {
@@ -108,10 +116,15 @@ func BenchmarkReviewNoBuild(b *testing.B) {
 		})
 		cold, memCold = append(cold, d), append(memCold, peak)
 		d, _ = measure(b, func() error {
-			_, err := rv.Review(ctx, Request{Repo: repo.Dir, Base: repo.Base, Head: repo.Head, Systems: c.Systems})
+			_, err := rv.Review(ctx, Request{Repo: repo.Dir, Base: repo.Base, Head: second, Systems: c.Systems})
 			return err
 		})
 		warm = append(warm, d)
+		d, _ = measure(b, func() error {
+			_, err := rv.Review(ctx, Request{Repo: repo.Dir, Base: repo.Base, Head: repo.Head, Systems: c.Systems})
+			return err
+		})
+		warmErr = append(warmErr, d)
 		rv.Close()
 
 		ev, err := eval.New(nix.New("", nil, log), eval.Options{TempDir: b.TempDir()}, log)
@@ -138,11 +151,43 @@ func BenchmarkReviewNoBuild(b *testing.B) {
 	ratio := func(a, b []time.Duration) float64 { return float64(median(a)) / float64(median(b)) }
 	b.ReportMetric(ratio(cold, nixenv), "cold/nixenv")
 	b.ReportMetric(ratio(warm, nixenv), "warm/nixenv")
+	b.ReportMetric(ratio(warmErr, nixenv), "warm-errors/nixenv")
 	b.ReportMetric(ratio(withErr, clean), "error/clean")
 	b.ReportMetric(float64(median(memCold))/(1<<20), "peak-MiB")
 	b.ReportMetric(float64(median(memNixenv))/(1<<20), "nixenv-peak-MiB")
-	b.Logf("%d attributes, medians of %d rounds: nix-env base+head %s (peak %d MiB); basinix cold %s (peak %d MiB), warm %s; evaluation clean %s, with an abort %s",
-		size, rounds, median(nixenv), median(memNixenv)>>20, median(cold), median(memCold)>>20, median(warm), median(clean), median(withErr))
+	b.Logf("%d attributes, medians of %d rounds: nix-env base+head %s (peak %d MiB); basinix cold %s (peak %d MiB), warm %s, warm with errors %s; evaluation clean %s, with an abort %s",
+		size, rounds, median(nixenv), median(memNixenv)>>20, median(cold), median(memCold)>>20, median(warm), median(warmErr), median(clean), median(withErr))
+}
+
+// secondPR adds a branch "pr2" to the sample at dir, off master: libmid
+// 1.0 -> 1.2. It returns the branch's name.
+func secondPR(dir string) (string, error) {
+	file := filepath.Join(dir, "pkgs/by-name/libmid/default.nix")
+	git := func(args ...string) error {
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=bench", "-c", "user.email=bench@example.org"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := git("checkout", "--quiet", "-b", "pr2", "master"); err != nil {
+		return "", err
+	}
+	body, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	bumped := strings.Replace(string(body), `version = "1.0";`, `version = "1.2";`, 1)
+	if bumped == string(body) {
+		return "", fmt.Errorf("%s: no version 1.0 to bump", file)
+	}
+	if err := os.WriteFile(file, []byte(bumped), 0o644); err != nil {
+		return "", err
+	}
+	if err := git("commit", "--quiet", "-am", "libmid: 1.0 -> 1.2"); err != nil {
+		return "", err
+	}
+	return "pr2", git("checkout", "--quiet", "master")
 }
 
 // measure runs f and returns its wall time and the peak resident memory of

@@ -586,7 +586,7 @@ func (t *worktrees) removeAll(log zerolog.Logger) {
 	defer t.mu.Unlock()
 	for _, lt := range t.trees {
 		if lt.wt != nil {
-			if err := lt.wt.Remove(); err != nil {
+			if err := lt.wt.Release(); err != nil {
 				log.Warn().Err(err).Msg("remove worktree")
 			}
 		}

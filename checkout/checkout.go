@@ -51,8 +51,10 @@ type Mirror struct {
 	URL string // what git fetches from: an absolute path, file:// or https:// URL
 	Dir string // the bare repository
 
-	ws *Workspace
-	mu sync.Mutex
+	ws      *Workspace
+	mu      sync.Mutex
+	idle    []*Worktree // guarded by mu: released checkouts
+	cleaned bool        // guarded by mu: old checkouts removed
 	// Auth, when set, returns extra git configuration for fetches
 	// ("http.extraHeader=Authorization: Basic ..."); the workspace's Auth
 	// is used when it is nil.
@@ -296,41 +298,96 @@ func isAncestor(ctx context.Context, dir, a, b string) (bool, error) {
 	return err == nil, err
 }
 
-// Worktree is a checkout of one commit. Remove it when done.
+// Worktree is a checkout of one commit, leased from its mirror: Release it
+// when done. It is a plain directory with an index of its own outside it
+// (no git metadata inside, nothing for an evaluation to see), so leases are
+// independent of each other and of fetches.
 type Worktree struct {
 	Path   string
 	Commit string
+	index  string
 	m      *Mirror
 }
 
-// Worktree checks commit out in a new directory.
+// maxIdle is how many released checkouts a mirror keeps to reuse.
+const maxIdle = 4
+
+// Worktree checks commit out in a directory of its own. A checkout released
+// before is reused when there is one: moving it to another commit rewrites
+// only the files that differ, which on a large tree is most of the cost of
+// a review that evaluates one new commit.
 func (m *Mirror) Worktree(ctx context.Context, commit string) (*Worktree, error) {
-	parent := filepath.Join(m.ws.dir, "worktrees")
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("worktree %s: %w", commit, err)
+	m.mu.Lock()
+	var w *Worktree
+	if n := len(m.idle); n > 0 {
+		w, m.idle = m.idle[n-1], m.idle[:n-1]
 	}
-	dir, err := os.MkdirTemp(parent, shortSHA(commit)+"-")
+	m.mu.Unlock()
+	if w != nil {
+		if err := w.checkout(ctx, commit); err == nil {
+			return w, nil
+		}
+		w.remove()
+	}
+	dir, err := m.checkoutDir()
 	if err != nil {
 		return nil, fmt.Errorf("worktree %s: %w", commit, err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, err := runGit(ctx, m.Dir, "worktree", "add", "--quiet", "--detach", "--force", dir, commit); err != nil {
-		os.RemoveAll(dir)
+	d, err := os.MkdirTemp(dir, shortSHA(commit)+"-")
+	if err != nil {
 		return nil, fmt.Errorf("worktree %s: %w", commit, err)
 	}
-	return &Worktree{Path: dir, Commit: commit, m: m}, nil
+	w = &Worktree{Path: d, index: d + ".index", m: m}
+	if err := w.checkout(ctx, commit); err != nil {
+		w.remove()
+		return nil, err
+	}
+	return w, nil
 }
 
-// Remove deletes the worktree and git's record of it.
-func (w *Worktree) Remove() error {
-	w.m.mu.Lock()
-	defer w.m.mu.Unlock()
-	_, err := runGit(context.Background(), w.m.Dir, "worktree", "remove", "--force", w.Path)
-	if err != nil {
-		os.RemoveAll(w.Path)
-		_, err = runGit(context.Background(), w.m.Dir, "worktree", "prune")
+// checkoutDir returns the directory of the mirror's checkouts. The first
+// call of a process empties it: checkouts left by an earlier process are
+// not known to be clean.
+func (m *Mirror) checkoutDir() (string, error) {
+	dir := filepath.Join(m.ws.dir, "worktrees", filepath.Base(m.Dir))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.cleaned {
+		if err := os.RemoveAll(dir); err != nil {
+			return "", err
+		}
+		m.cleaned = true
 	}
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// checkout makes the tree exactly commit's: files that differ from it (by
+// content, or by stat data for files changed behind git's back) are written,
+// files it does not have are removed.
+func (w *Worktree) checkout(ctx context.Context, commit string) error {
+	if _, err := runGitEnv(ctx, "", []string{"GIT_INDEX_FILE=" + w.index},
+		"--git-dir="+w.m.Dir, "--work-tree="+w.Path, "read-tree", "-u", "--reset", commit+"^{commit}"); err != nil {
+		return fmt.Errorf("worktree %s: %w", commit, err)
+	}
+	w.Commit = commit
+	return nil
+}
+
+// Release gives the checkout back to its mirror for reuse (or deletes it
+// when the mirror keeps enough). The Worktree must not be used after.
+func (w *Worktree) Release() error {
+	w.m.mu.Lock()
+	if len(w.m.idle) < maxIdle {
+		w.m.idle = append(w.m.idle, w)
+		w.m.mu.Unlock()
+		return nil
+	}
+	w.m.mu.Unlock()
+	return w.remove()
+}
+
+func (w *Worktree) remove() error {
+	err := errors.Join(os.RemoveAll(w.Path), os.RemoveAll(w.index))
 	if err != nil {
 		return fmt.Errorf("remove worktree %s: %w", w.Path, err)
 	}

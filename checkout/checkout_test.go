@@ -125,26 +125,81 @@ func TestMergeConflictFallsBackToMergeBase(t *testing.T) {
 	}
 }
 
-func TestWorktreeIsRemoved(t *testing.T) {
+// A released checkout is reused for the next commit and then holds exactly
+// that commit: files it lacks are gone, files changed behind git's back are
+// restored. Checkouts leased at once are separate directories, and none is
+// a git worktree.
+func TestWorktreesAreReused(t *testing.T) {
 	src := repo(t, false)
 	m := mirror(t, src)
 	ctx := context.Background()
 	head, _ := m.Resolve(ctx, "pr")
+	base, _ := m.Resolve(ctx, "master")
+	read := func(wt *checkout.Worktree, name string) string {
+		b, err := os.ReadFile(filepath.Join(wt.Path, name))
+		if err != nil {
+			return "<" + err.Error() + ">"
+		}
+		return string(b)
+	}
+
 	wt, err := m.Worktree(ctx, head)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(filepath.Join(wt.Path, "b")); err != nil || string(b) != "new\n" {
-		t.Fatalf("worktree content: %q, %v", b, err)
+	if got := read(wt, "b"); got != "new\n" {
+		t.Fatalf("head checkout: b = %q", got)
 	}
-	if err := wt.Remove(); err != nil {
+	other, err := m.Worktree(ctx, base)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(wt.Path); !os.IsNotExist(err) {
-		t.Errorf("worktree still there: %v", err)
+	if other.Path == wt.Path {
+		t.Fatal("two leases share a directory")
 	}
-	if out := testenv.Git(t, m.Dir, "worktree", "list"); strings.Contains(out, wt.Path) {
-		t.Errorf("git still lists the worktree:\n%s", out)
+	if err := os.WriteFile(filepath.Join(wt.Path, "a"), []byte("changed behind git's back\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := wt.Path
+	if err := wt.Release(); err != nil {
+		t.Fatal(err)
+	}
+
+	again, err := m.Worktree(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Path != path {
+		t.Errorf("the released checkout %s was not reused (got %s)", path, again.Path)
+	}
+	if again.Commit != base || read(again, "a") != "one\nTWO from master\nthree\n" {
+		t.Errorf("reused checkout: commit %s, a = %q", again.Commit, read(again, "a"))
+	}
+	if _, err := os.Stat(filepath.Join(again.Path, "b")); !os.IsNotExist(err) {
+		t.Errorf("b, which master does not have, is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(again.Path, ".git")); !os.IsNotExist(err) {
+		t.Errorf("the checkout holds git metadata: %v", err)
+	}
+	if out := testenv.Git(t, m.Dir, "worktree", "list"); strings.Contains(out, again.Path) {
+		t.Errorf("git lists the checkout as a worktree:\n%s", out)
+	}
+	other.Release()
+	again.Release()
+
+	// A new process's workspace starts from no checkouts.
+	ws := checkout.New(filepath.Dir(filepath.Dir(m.Dir)), zerolog.Nop())
+	m2, err := ws.Mirror(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := m2.Worktree(ctx, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Release()
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("a checkout of the earlier workspace is left: %v", err)
 	}
 }
 
