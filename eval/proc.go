@@ -51,7 +51,6 @@ type round struct {
 	protoErr  error
 	chunkMode bool
 	fine      int
-	details   bool
 }
 
 // errExited says a held process was gone when a request was sent to it.
@@ -80,7 +79,7 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 	if spec.write {
 		args = append(args, "--read-write-mode")
 	}
-	r := &round{ord: &order{}, sink: s, chunkMode: chunkMode, fine: fine, details: spec.mode == "details"}
+	r := &round{ord: &order{}, sink: s, chunkMode: chunkMode, fine: fine}
 	var cleanup []string
 	if chunkMode {
 		args = append(args, "--arg", "chunk", strconv.Itoa(spec.chunk), "--arg", "chunks", strconv.Itoa(spec.chunks))
@@ -238,7 +237,7 @@ func (p *proc) outcome() (walkOutcome, error) {
 		if len(r.ord.frames) > 1 {
 			top--
 		}
-		out.exact = r.details || !r.chunkMode && top < r.fine
+		out.exact = !r.chunkMode && top < r.fine
 		out.remaining = r.ord.rest()
 	}
 	return out, p.err
@@ -269,7 +268,7 @@ func (p *proc) request(ctx context.Context, req walkRequest, s sink) (unfinished
 	if err := p.hold(ctx); err != nil {
 		return req.Paths, err
 	}
-	r := &round{ord: &order{frames: []*frame{{paths: req.Paths}}}, sink: s, details: req.Mode == "details"}
+	r := &round{ord: &order{frames: []*frame{{paths: req.Paths}}}, sink: s}
 	p.mu.Lock()
 	p.cur = r
 	p.mu.Unlock()
@@ -329,7 +328,8 @@ func (p *proc) send(ctx context.Context, data []byte) error {
 	}
 }
 
-// close tells a held process to exit, and kills it if it does not.
+// close tells a held process to exit and returns; the process is reaped
+// in the background, and killed if it does not exit.
 func (p *proc) close() {
 	select {
 	case <-p.done:
@@ -337,16 +337,19 @@ func (p *proc) close() {
 	default:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	if p.send(ctx, []byte("null")) != nil {
+		cancel()
 		p.stop()
 		return
 	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		p.stop()
-	}
+	go func() {
+		defer cancel()
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			p.stop()
+		}
+	}()
 }
 
 // stop kills the process and waits for it.

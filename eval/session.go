@@ -38,7 +38,7 @@ func (s *Session) Details(ctx context.Context, paths []Path, aliases bool) (map[
 	return col.out, nil
 }
 
-// Close ends the session's processes.
+// Close tells the session's processes to exit, without waiting for them.
 func (s *Session) Close() {
 	s.mu.Lock()
 	procs := s.procs

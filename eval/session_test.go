@@ -63,9 +63,7 @@ func TestSessionDetailsAreTheDetailsOfNewProcesses(t *testing.T) {
 	}
 
 	s.Close()
-	if n := walkers(t); n != 0 {
-		t.Errorf("%d walker processes left after Close", n)
-	}
+	waitNoWalkers(t, "Close")
 	// A closed session still answers, with new processes.
 	again, err := s.Details(ctx, []eval.Path{{"hello"}}, false)
 	if err != nil || again["hello"] == nil || again["hello"].Error != nil {
@@ -87,10 +85,16 @@ func TestSessionEndsWithItsContext(t *testing.T) {
 		t.Fatalf("%d walker processes wait, want 1", n)
 	}
 	cancel()
+	waitNoWalkers(t, "the end of its context")
+}
+
+// waitNoWalkers waits until no walker process is left.
+func waitNoWalkers(t *testing.T, after string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for walkers(t) != 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the waiting walker outlived its context")
+			t.Fatalf("%d walker processes left after %s", walkers(t), after)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

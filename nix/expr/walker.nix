@@ -37,7 +37,7 @@
 , config         # the package set's config attribute set
 , nonce
 , pathsFile ? "" # JSON file with a list of attribute paths; "" means chunk mode
-, chunk ? 0      # chunk mode: this process walks top-level names i where i mod chunks == chunk
+, chunk ? 0      # chunk mode: this process walks the top-level names whose hash mod chunks is chunk
 , chunks ? 1
 , strict ? false # true: no tryEval around values, so a throw kills the process with its message
 , mode ? "walk"  # "walk" or "details"
@@ -117,7 +117,9 @@ let
       (!isList platforms || any platformMatch platforms)
       && !(isList bad && any platformMatch bad);
 
-  details = set: path:
+  # details is the "i" record of path, forced inside an error context naming
+  # it, as own does.
+  details = set: path: builtins.addErrorContext "${nonce} ${toJSON path}" (
     let
       v = get set path;
       meta = tryOr { } (v.meta or { });
@@ -125,8 +127,7 @@ let
       tests = tryOr { } ((v.passthru or { }).tests or { });
       testNames = if isAttrs tests then filter (n: tryOr false (isDrv tests.${n})) (attrNames tests) else [ ];
       features = tryOr [ ] (v.requiredSystemFeatures or [ ]);
-    in
-      emit [ "i" path {
+      record = [ "i" path {
         name = tryOr null (v.name or null);
         out = listToAttrs (map (o: { name = o; value = tryOr null v.${o}.outPath; }) (filter isString outputs));
         pos = tryOr null (meta.position or null);
@@ -134,32 +135,39 @@ let
         sup = tryOr true (supported meta);
         feat = if isList features then filter isString features else [ ];
         tests = listToAttrs (map (n: { name = n; value = tryOr null tests.${n}.drvPath; }) testNames);
-      } ] null;
+      } ];
+    in deepSeq record record);
 
   sublist = start: count: list: genList (i: elemAt list (start + i)) count;
 
   # The steps: the first `fine` paths one by one, the rest in groups of
-  # `batch`, each group one line; details always one by one.
+  # `batch`, each group one line.
   steps = set: mode: fine: paths:
     let
       n = length paths;
-      f = if mode == "details" then n else if fine < n then fine else n;
+      f = if fine < n then fine else n;
       rest = n - f;
       groups = (rest + batch - 1) / batch;
-      one = if mode == "details" then details set else walk set true;
+      one = if mode == "details" then (p: emit (details set p) null) else walk set true;
+      many = if mode == "details" then (p: [ (details set p) ]) else walk set false;
     in
       map one (sublist 0 f paths)
       ++ genList (g:
         let size = if rest - g * batch < batch then rest - g * batch else batch; in
-        emitAll (builtins.concatLists (map (walk set false) (sublist (f + g * batch) size paths))) null) groups;
+        emitAll (builtins.concatLists (map many (sublist (f + g * batch) size paths))) null) groups;
 
   # foldl' with deepSeq forces the steps strictly in list order, which is what
   # lets the caller tell which attribute a dead process was on.
   walkAll = set: mode: fine: paths: foldl' (acc: s: deepSeq s (acc + 1)) 0 (steps set mode fine paths);
 
-  chunkNames =
-    let all = attrNames pkgs; in
-    filter (n: n != null) (genList (i: if i - (i / chunks) * chunks == chunk then elemAt all i else null) (length all));
+  # A name's chunk comes from a hash of it, not from its place in the list:
+  # package sets are regular (every tenth package uses libmid, say), and
+  # taking every other name would give one chunk most of the heavy ones.
+  hexValue = listToAttrs (genList (i: { name = builtins.substring i 1 "0123456789abcdef"; value = i; }) 16);
+  bucket = n:
+    let h = builtins.hashString "md5" n; in
+    hexValue.${builtins.substring 0 1 h} * 16 + hexValue.${builtins.substring 1 1 h};
+  chunkNames = filter (n: let b = bucket n; in b - (b / chunks) * chunks == chunk) (attrNames pkgs);
 
   paths =
     if pathsFile != "" then
