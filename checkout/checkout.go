@@ -137,6 +137,7 @@ func (m *Mirror) Fetch(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.seed(ctx)
 	_, err = runGitEnv(ctx, m.Dir, env, "fetch", "--quiet", "--prune", "--no-tags", "--end-of-options", m.URL,
 		"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/pull/*:refs/pull/*")
 	if err != nil {
@@ -296,6 +297,37 @@ func isAncestor(ctx context.Context, dir, a, b string) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// seed makes a new mirror of a local repository by cloning it with hard
+// links to its objects: the fetch that follows then finds every object
+// there and transfers nothing, where a fetch into an empty mirror has git
+// pack the whole history (0.2 s for the 20k sample, minutes for nixpkgs).
+// Anything that goes wrong leaves the empty mirror for the fetch to fill.
+// The caller holds mu.
+func (m *Mirror) seed(ctx context.Context) {
+	if !filepath.IsAbs(m.URL) {
+		return
+	}
+	if refs, err := runGit(ctx, m.Dir, "for-each-ref", "--count=1"); err != nil || refs != "" {
+		return
+	}
+	tmp := m.Dir + ".seed"
+	os.RemoveAll(tmp)
+	defer os.RemoveAll(tmp)
+	if _, err := runGit(ctx, "", "clone", "--quiet", "--mirror", "--local", "--", m.URL, tmp); err != nil {
+		m.ws.log.Debug().Err(err).Str("repo", m.URL).Msg("clone with hard links failed: fetching")
+		return
+	}
+	old := m.Dir + ".empty"
+	if err := os.Rename(m.Dir, old); err != nil {
+		return
+	}
+	if err := os.Rename(tmp, m.Dir); err != nil {
+		os.Rename(old, m.Dir)
+		return
+	}
+	os.RemoveAll(old)
 }
 
 // Worktree is a checkout of one commit, leased from its mirror: Release it

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -261,5 +262,38 @@ func TestFetchOverHTTPWithToken(t *testing.T) {
 	}
 	if _, err := m.Resolve(context.Background(), "pr"); err != nil {
 		t.Errorf("pr after the fetch: %v", err)
+	}
+}
+
+// A new mirror of a local repository shares its objects through hard links
+// (no packing of the whole history); later fetches bring new commits.
+func TestLocalMirrorIsSeededWithHardLinks(t *testing.T) {
+	src := repo(t, false)
+	m := mirror(t, src)
+	linked := 0
+	filepath.WalkDir(filepath.Join(m.Dir, "objects"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(path, &st) == nil && st.Nlink > 1 {
+			linked++
+		}
+		return nil
+	})
+	if linked == 0 {
+		t.Error("no object of the mirror is a hard link to the source's")
+	}
+	if err := os.WriteFile(filepath.Join(src, "c"), []byte("later\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, src, "add", "c")
+	testenv.Git(t, src, "commit", "--quiet", "-m", "later")
+	want := strings.TrimSpace(testenv.Git(t, src, "rev-parse", "HEAD"))
+	if err := m.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Resolve(context.Background(), "master"); err != nil || got != want {
+		t.Errorf("master after a second fetch: %s, %v; want %s", got, err, want)
 	}
 }
