@@ -136,7 +136,7 @@ func (r *Reviewer) Run(ctx context.Context) error { return r.pool.Run(ctx) }
 // Close releases the store and temporary files.
 func (r *Reviewer) Close() error {
 	r.ev.Close()
-	return r.store.Close()
+	return errors.Join(r.ws.Close(), r.store.Close())
 }
 
 // Request is one review: Head compared with Base in Repo.

@@ -45,6 +45,28 @@ func New(dir string, log zerolog.Logger) *Workspace {
 	return &Workspace{dir: dir, log: log, mirrors: map[string]*Mirror{}}
 }
 
+// Close removes the checkouts the workspace's mirrors keep for reuse.
+// Leased ones are removed by their Release after Close.
+func (w *Workspace) Close() error {
+	w.mu.Lock()
+	mirrors := make([]*Mirror, 0, len(w.mirrors))
+	for _, m := range w.mirrors {
+		mirrors = append(mirrors, m)
+	}
+	w.mu.Unlock()
+	var errs []error
+	for _, m := range mirrors {
+		m.mu.Lock()
+		idle := m.idle
+		m.idle, m.closed = nil, true
+		m.mu.Unlock()
+		for _, wt := range idle {
+			errs = append(errs, wt.remove())
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Mirror is a bare mirror of one repository. Its methods are safe for
 // concurrent use: git operations that change the mirror hold mu.
 type Mirror struct {
@@ -55,6 +77,7 @@ type Mirror struct {
 	mu      sync.Mutex
 	idle    []*Worktree // guarded by mu: released checkouts
 	cleaned bool        // guarded by mu: old checkouts removed
+	closed  bool        // guarded by mu: the workspace is closed, keep none
 	// Auth, when set, returns extra git configuration for fetches
 	// ("http.extraHeader=Authorization: Basic ..."); the workspace's Auth
 	// is used when it is nil.
@@ -409,7 +432,7 @@ func (w *Worktree) checkout(ctx context.Context, commit string) error {
 // when the mirror keeps enough). The Worktree must not be used after.
 func (w *Worktree) Release() error {
 	w.m.mu.Lock()
-	if len(w.m.idle) < maxIdle {
+	if !w.m.closed && len(w.m.idle) < maxIdle {
 		w.m.idle = append(w.m.idle, w)
 		w.m.mu.Unlock()
 		return nil

@@ -198,9 +198,24 @@ func TestWorktreesAreReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fresh.Release()
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("a checkout of the earlier workspace is left: %v", err)
+	}
+	// Closing the workspace removes the kept checkouts, and a checkout
+	// released after is removed too.
+	kept, err := m2.Worktree(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept.Release()
+	if err := ws.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Release()
+	for _, p := range []string{kept.Path, fresh.Path} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("checkout %s left after Close: %v", p, err)
+		}
 	}
 }
 
