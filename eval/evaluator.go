@@ -119,19 +119,26 @@ func (e *Evaluator) open(ctx, hold context.Context, src, system string, chunks i
 	}
 	col := &collector{attrs: map[string]*Attr{}}
 	res := &Evaluation{System: system, Attrs: col.attrs}
-	s := &Session{e: e, src: src, system: system, ev: res, procs: make([]*proc, chunks), owner: map[string]int{}}
-	owned := make([]*ownerSink, chunks)
+	s := &Session{e: e, src: src, system: system, ev: res}
+	var idle *idlePool
+	if hold != nil {
+		// A chain that finished waits here, where a chain whose process
+		// died can take it over instead of importing the set again.
+		idle = &idlePool{}
+		s.idle = idle
+	}
 	var procs int
 	var procsMu sync.Mutex
 	count := func(n int) { procsMu.Lock(); procs += n; procsMu.Unlock() }
 
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < chunks; i++ {
-		owned[i] = &ownerSink{sink: col, names: map[string]bool{}}
 		g.Go(func() error {
-			n, p, err := e.walk(gctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: hold}, owned[i])
+			n, p, err := e.walk(gctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: hold, idle: idle}, col)
 			count(n)
-			s.procs[i] = p
+			if p != nil {
+				idle.put(p)
+			}
 			return err
 		})
 	}
@@ -145,11 +152,6 @@ func (e *Evaluator) open(ctx, hold context.Context, src, system string, chunks i
 			return &Session{e: e, src: src, system: system, ev: res}, nil
 		}
 		return nil, fmt.Errorf("evaluate %s: %w", system, err)
-	}
-	for i, o := range owned {
-		for n := range o.names {
-			s.owner[n] = i
-		}
 	}
 
 	// Throws were tried with aliases on by the walk itself; attributes

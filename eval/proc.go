@@ -35,7 +35,10 @@ type proc struct {
 	waits   chan struct{} // a "w" record came: the process reads the pipe
 	waiting atomic.Bool   // between a "w" and the next request
 
-	reqMu sync.Mutex // one request at a time
+	// names are the top-level names of the derivations it walked: the
+	// details of those are cheap for it. Written by its rounds' records
+	// only, read once it waits.
+	names map[string]bool
 
 	mu      sync.Mutex
 	cur     *round // guarded by mu: what the records coming now belong to
@@ -59,7 +62,7 @@ var errExited = errors.New("walker process exited")
 // start starts a walker process over queue (chunk mode: the process picks
 // its share itself) once a worker slot is free.
 func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, queue []Path, fine int, s sink) (*proc, error) {
-	p := &proc{e: e, spec: spec, nonce: randomHex(8), done: make(chan struct{}), waits: make(chan struct{}, 1)}
+	p := &proc{e: e, spec: spec, nonce: randomHex(8), done: make(chan struct{}), waits: make(chan struct{}, 1), names: map[string]bool{}}
 	args := []string{
 		"--eval", "--strict", "--show-trace",
 		"--option", "allow-import-from-derivation", "false",
@@ -80,6 +83,9 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 		args = append(args, "--read-write-mode")
 	}
 	r := &round{ord: &order{}, sink: s, chunkMode: chunkMode, fine: fine}
+	if spec.mode == "walk" {
+		r.sink = &ownerSink{sink: s, names: p.names}
+	}
 	var cleanup []string
 	if chunkMode {
 		args = append(args, "--arg", "chunk", strconv.Itoa(spec.chunk), "--arg", "chunks", strconv.Itoa(spec.chunks))
@@ -248,35 +254,52 @@ type walkRequest struct {
 	Mode    string `json:"mode"`
 	Aliases bool   `json:"aliases"`
 	Paths   []Path `json:"paths"`
+	Fine    int    `json:"fine"`
 }
 
-// request asks a held process to walk or detail paths into s, and waits for
-// its answer. When the process is gone or dies, the error says so, the
-// process is done with, and unfinished lists the paths it did not finish.
-func (p *proc) request(ctx context.Context, req walkRequest, s sink) (unfinished []Path, err error) {
-	p.reqMu.Lock()
-	defer p.reqMu.Unlock()
+// ask sends a held process a request whose records go to s, and returns
+// once it is sent: wait and outcome then tell how it went, as for a new
+// process. An error means the process is gone (or the context ended), and
+// the request was not taken.
+func (p *proc) ask(ctx context.Context, req walkRequest, s sink) error {
 	select {
 	case <-p.done:
-		return req.Paths, errExited
+		return errExited
 	default:
 	}
 	data, err := json.Marshal(req)
 	if err != nil {
-		return req.Paths, fmt.Errorf("walker request: %w", err)
+		return fmt.Errorf("walker request: %w", err)
 	}
 	if err := p.hold(ctx); err != nil {
-		return req.Paths, err
+		return err
 	}
-	r := &round{ord: &order{frames: []*frame{{paths: req.Paths}}}, sink: s}
+	r := &round{ord: &order{frames: []*frame{{paths: req.Paths}}}, sink: s, fine: req.Fine}
+	r.out.started = true // the set is imported
+	if req.Mode == "walk" {
+		r.sink = &ownerSink{sink: s, names: p.names}
+	}
 	p.mu.Lock()
 	p.cur = r
 	p.mu.Unlock()
 	p.waiting.Store(false)
 	if err := p.send(ctx, data); err != nil {
 		p.stop()
+		return err
+	}
+	return nil
+}
+
+// request asks a held process to walk or detail paths into s, and waits for
+// its answer. When the process is gone or dies, the error says so, the
+// process is done with, and unfinished lists the paths it did not finish.
+func (p *proc) request(ctx context.Context, req walkRequest, s sink) (unfinished []Path, err error) {
+	if err := p.ask(ctx, req, s); err != nil {
 		return req.Paths, err
 	}
+	p.mu.Lock()
+	r := p.cur
+	p.mu.Unlock()
 	if p.wait() {
 		if r.protoErr == nil {
 			return nil, nil
@@ -350,6 +373,43 @@ func (p *proc) close() {
 			p.stop()
 		}
 	}()
+}
+
+// idlePool holds the waiting processes of one evaluation. A nil pool holds
+// none.
+type idlePool struct {
+	mu    sync.Mutex
+	procs []*proc
+}
+
+// take returns a waiting process that is still there, nil when none is.
+func (q *idlePool) take() *proc {
+	if q == nil {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.procs) > 0 {
+		p := q.procs[len(q.procs)-1]
+		q.procs = q.procs[:len(q.procs)-1]
+		select {
+		case <-p.done:
+		default:
+			return p
+		}
+	}
+	return nil
+}
+
+// put adds a waiting process; a nil pool tells it to exit instead.
+func (q *idlePool) put(p *proc) {
+	if q == nil {
+		p.close()
+		return
+	}
+	q.mu.Lock()
+	q.procs = append(q.procs, p)
+	q.mu.Unlock()
 }
 
 // stop kills the process and waits for it.

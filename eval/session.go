@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,10 +20,7 @@ type Session struct {
 	e           *Evaluator
 	src, system string
 	ev          *Evaluation
-
-	mu    sync.Mutex
-	procs []*proc        // guarded by mu; nil where none waits
-	owner map[string]int // top-level name → index of the process that walked it
+	idle        *idlePool // the waiting processes
 }
 
 // Evaluation returns the session's evaluation.
@@ -40,84 +38,70 @@ func (s *Session) Details(ctx context.Context, paths []Path, aliases bool) (map[
 
 // Close tells the session's processes to exit, without waiting for them.
 func (s *Session) Close() {
-	s.mu.Lock()
-	procs := s.procs
-	s.procs = nil
-	s.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, p := range procs {
-		if p != nil {
-			wg.Add(1)
-			go func() { defer wg.Done(); p.close() }()
-		}
+	for p := s.idle.take(); p != nil; p = s.idle.take() {
+		p.close()
 	}
-	wg.Wait()
 }
 
 // walk has req done by the waiting processes, each the paths it walked
 // (others are shared out), and by new processes what they could not finish.
 // It returns the number of new processes.
 func (s *Session) walk(ctx context.Context, req walkRequest, sink sink) (int, error) {
-	s.mu.Lock()
-	var live []int
-	for i, p := range s.procs {
-		if p != nil {
-			live = append(live, i)
-		}
+	// The processes are taken for the time of the request: a concurrent
+	// one finds none and uses new processes.
+	var live []*proc
+	for p := s.idle.take(); p != nil; p = s.idle.take() {
+		live = append(live, p)
 	}
 	// Each process gets the paths it walked, up to its fair share (its
 	// values are evaluated already, but a process that has many would
 	// finish late); the others go to the least busy.
-	parts := map[int][]Path{}
-	procs := map[int]*proc{}
+	parts := make([][]Path, len(live))
 	var rest, spill []Path
 	fair := (len(req.Paths) + len(live) - 1) / max(1, len(live))
-	for _, p := range req.Paths {
+	for _, path := range req.Paths {
 		if len(live) == 0 {
-			rest = append(rest, p)
+			rest = append(rest, path)
 			continue
 		}
-		if i, ok := s.owner[p[0]]; ok && s.procs[i] != nil && len(parts[i]) < fair {
-			parts[i] = append(parts[i], p)
+		i := slices.IndexFunc(live, func(p *proc) bool { return p.names[path[0]] })
+		if i >= 0 && len(parts[i]) < fair {
+			parts[i] = append(parts[i], path)
 			continue
 		}
-		spill = append(spill, p)
+		spill = append(spill, path)
 	}
-	for _, p := range spill {
-		least := live[0]
-		for _, i := range live {
+	for _, path := range spill {
+		least := 0
+		for i := range live {
 			if len(parts[i]) < len(parts[least]) {
 				least = i
 			}
 		}
-		parts[least] = append(parts[least], p)
+		parts[least] = append(parts[least], path)
 	}
-	for i := range parts {
-		procs[i] = s.procs[i]
-	}
-	s.mu.Unlock()
 
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	for i, part := range parts {
+	for i, p := range live {
+		if len(parts[i]) == 0 {
+			s.idle.put(p)
+			continue
+		}
 		g.Go(func() error {
 			r := req
-			r.Paths = part
+			r.Paths = parts[i]
 			start := time.Now()
-			unfinished, err := procs[i].request(gctx, r, sink)
-			s.e.log.Debug().Str("mode", r.Mode).Bool("aliases", r.Aliases).Int("paths", len(part)).Int("unfinished", len(unfinished)).
+			unfinished, err := p.request(gctx, r, sink)
+			s.e.log.Debug().Str("mode", r.Mode).Bool("aliases", r.Aliases).Int("paths", len(r.Paths)).Int("unfinished", len(unfinished)).
 				Err(err).Dur("took", time.Since(start)).Msg("asked a waiting walker")
 			if err == nil {
+				s.idle.put(p)
 				return nil
 			}
 			if gctx.Err() != nil {
 				return gctx.Err()
 			}
-			s.mu.Lock()
-			if s.procs != nil {
-				s.procs[i] = nil
-			}
-			s.mu.Unlock()
 			mu.Lock()
 			rest = append(rest, unfinished...)
 			mu.Unlock()
@@ -135,8 +119,9 @@ func (s *Session) walk(ctx context.Context, req walkRequest, sink sink) (int, er
 	return s.e.walkParts(ctx, walkSpec{src: s.src, system: s.system, config: s.e.config(req.Aliases), mode: req.Mode, paths: rest}, sink)
 }
 
-// ownerSink passes records on, noting the top-level names a walk saw.
-// Each walk has its own, so it needs no lock.
+// ownerSink passes records on, noting the top-level names of the
+// derivations a walk saw. A process's rounds come one after the other, so
+// it needs no lock.
 type ownerSink struct {
 	sink
 	names map[string]bool

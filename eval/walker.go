@@ -29,6 +29,10 @@ type walkSpec struct {
 	// hold, when set, keeps the walk's last process alive after the walk,
 	// for requests, until it is closed or hold ends.
 	hold context.Context
+	// idle, when set, holds waiting processes of the same evaluation: after
+	// a death, what is left is asked of one of them, if there is one,
+	// rather than of a new process that would import the set again.
+	idle *idlePool
 }
 
 // rawDetails is the walker's "i" record body (see nix/expr/walker.nix).
@@ -75,10 +79,21 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 			}
 			queue, later = later, nil
 		}
-		processes++
-		p, err := e.start(ctx, spec, chunkMode, queue, fine, s)
-		if err != nil {
-			return processes, nil, err
+		p := spec.idle.take()
+		if p != nil && !chunkMode {
+			if err := p.ask(ctx, walkRequest{Mode: spec.mode, Paths: queue, Fine: fine}, s); err != nil {
+				if ctx.Err() != nil {
+					return processes, nil, ctx.Err()
+				}
+				p = nil // gone: a new process does it
+			}
+		}
+		if p == nil {
+			processes++
+			var err error
+			if p, err = e.start(ctx, spec, chunkMode, queue, fine, s); err != nil {
+				return processes, nil, err
+			}
 		}
 		chunkMode, fine = false, 0
 		if p.wait() {
