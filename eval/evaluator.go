@@ -29,6 +29,12 @@ type Evaluator struct {
 	listDir string // where attribute lists for the walker are written
 	env     []string
 	slots   chan struct{}
+
+	// closed ends every process left when the Evaluator is closed; bg
+	// counts the processes running.
+	closed context.Context
+	close  context.CancelFunc
+	bg     sync.WaitGroup
 }
 
 // New returns an Evaluator. It writes the walker expression under
@@ -61,15 +67,23 @@ func New(run Runner, opt Options, log zerolog.Logger) (*Evaluator, error) {
 	if opt.MaxMemory > 0 && opt.MaxMemory/4 < heap {
 		heap = opt.MaxMemory / 4
 	}
+	closed, closeFn := context.WithCancel(context.Background())
 	return &Evaluator{
 		run: run, opt: opt, log: log, walker: walker, listDir: listDir,
-		env:   []string{"GC_INITIAL_HEAP_SIZE=" + strconv.FormatInt(heap, 10)},
-		slots: make(chan struct{}, opt.Workers),
+		env:    []string{"GC_INITIAL_HEAP_SIZE=" + strconv.FormatInt(heap, 10)},
+		slots:  make(chan struct{}, opt.Workers),
+		closed: closed, close: closeFn,
 	}, nil
 }
 
-// Close removes the Evaluator's temporary files.
-func (e *Evaluator) Close() error { return os.RemoveAll(e.listDir) }
+// Close ends the processes still running (waiting ones of sessions not
+// closed, closed ones still exiting), waits for them, and removes the
+// Evaluator's temporary files.
+func (e *Evaluator) Close() error {
+	e.close()
+	e.bg.Wait()
+	return os.RemoveAll(e.listDir)
+}
 
 // Workers returns the number of evaluation processes run at once.
 func (e *Evaluator) Workers() int { return e.opt.Workers }
@@ -97,10 +111,11 @@ func (e *Evaluator) acquire(ctx context.Context) (func(), error) {
 // with Error set. The error return is for infrastructure failures (Nix
 // missing, cancelled context).
 func (e *Evaluator) Evaluate(ctx context.Context, src, system string, chunks int) (*Evaluation, error) {
-	s, err := e.open(ctx, nil, src, system, chunks)
+	s, err := e.Open(ctx, src, system, chunks)
 	if err != nil {
 		return nil, err
 	}
+	s.Close()
 	return s.ev, nil
 }
 
@@ -108,25 +123,20 @@ func (e *Evaluator) Evaluate(ctx context.Context, src, system string, chunks int
 // waiting, so that the details of its attributes cost no new import of the
 // set: ask them with Session.Details, and Close the session when done (the
 // processes also end with ctx).
+//
+// While the evaluation runs, a walker that is done waits in the session's
+// pool: from there it takes over half of what a slower walker has left, or
+// what is left after a walker died, without importing the set again.
 func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*Session, error) {
-	return e.open(ctx, ctx, src, system, chunks)
-}
-
-func (e *Evaluator) open(ctx, hold context.Context, src, system string, chunks int) (*Session, error) {
 	start := time.Now()
 	if chunks <= 0 {
 		chunks = e.opt.Workers
 	}
 	col := &collector{attrs: map[string]*Attr{}}
 	res := &Evaluation{System: system, Attrs: col.attrs}
-	s := &Session{e: e, src: src, system: system, ev: res}
-	var idle *idlePool
-	if hold != nil {
-		// A chain that finished waits here, where a chain whose process
-		// died can take it over instead of importing the set again.
-		idle = &idlePool{}
-		s.idle = idle
-	}
+	idle := &idlePool{}
+	hold := ctx
+	s := &Session{e: e, src: src, system: system, ev: res, idle: idle}
 	var procs int
 	var procsMu sync.Mutex
 	count := func(n int) { procsMu.Lock(); procs += n; procsMu.Unlock() }
@@ -134,8 +144,22 @@ func (e *Evaluator) open(ctx, hold context.Context, src, system string, chunks i
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < chunks; i++ {
 		g.Go(func() error {
-			n, p, err := e.walk(gctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: hold, idle: idle}, col)
+			spec := walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: hold, idle: idle}
+			n, p, err := e.walk(gctx, spec, col)
 			count(n)
+			// Done: take over half of what another walk has left, as long
+			// as one has enough, then wait.
+			for p != nil && err == nil {
+				stolen := idle.steal()
+				if stolen == nil {
+					break
+				}
+				e.log.Debug().Str("system", system).Int("paths", len(stolen)).Msg("a walker takes over the end of another's list")
+				s.handovers.Add(1)
+				spec.paths, spec.first = stolen, p
+				n, p, err = e.walk(gctx, spec, col)
+				count(n)
+			}
 			if p != nil {
 				idle.put(p)
 			}
@@ -172,9 +196,6 @@ func (e *Evaluator) open(ctx, hold context.Context, src, system string, chunks i
 		}
 	}
 	res.Duration, res.Processes = time.Since(start), procs
-	if hold == nil {
-		s.Close()
-	}
 	e.log.Debug().Str("system", system).Int("attrs", len(res.Attrs)).Int("processes", procs).Dur("took", res.Duration).Msg("evaluated")
 	return s, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,8 @@ type proc struct {
 	spec   walkSpec
 	nonce  string
 	pipe   string             // held: the request pipe
+	limits string             // held: the file that stops a round early (see steal)
+	rounds int                // held: the number of the current round (0: the walk)
 	cancel context.CancelFunc // kills the process
 
 	done chan struct{} // closed when the process has exited
@@ -48,6 +51,9 @@ type proc struct {
 // round is one walk or request of a process: the order of its records,
 // where they go and what came of them.
 type round struct {
+	mu        sync.Mutex // held while records are handled, and by stealers
+	cut       bool       // the end of the list was taken by another walker
+	reached   bool       // cut, and the walker is past what is left to it
 	ord       *order
 	out       walkOutcome
 	sink      sink
@@ -104,8 +110,13 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 			removeAll(cleanup)
 			return nil, fmt.Errorf("walker request pipe: %w", err)
 		}
-		cleanup = append(cleanup, p.pipe)
-		args = append(args, "-I", filepath.Dir(p.pipe), "--argstr", "requests", p.pipe)
+		p.limits = filepath.Join(e.listDir, "limits-"+p.nonce+".json")
+		if err := os.WriteFile(p.limits, []byte(`{"round":-1,"limit":0}`), 0o600); err != nil {
+			removeAll(cleanup)
+			return nil, fmt.Errorf("walker limits: %w", err)
+		}
+		cleanup = append(cleanup, p.pipe, p.limits)
+		args = append(args, "-I", filepath.Dir(p.pipe), "--argstr", "requests", p.pipe, "--argstr", "limits", p.limits)
 	}
 	p.cur = r
 
@@ -120,7 +131,11 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 	}
 	pctx, cancel := context.WithCancel(life)
 	p.cancel = cancel
+	stopWithEvaluator := context.AfterFunc(e.closed, cancel)
+	e.bg.Add(1)
 	go func() {
+		defer e.bg.Done()
+		defer stopWithEvaluator()
 		defer cancel()
 		res, err := e.run.Run(pctx, nix.Cmd{
 			Program:      "nix-instantiate",
@@ -178,14 +193,21 @@ func (p *proc) onLine(line []byte) bool {
 	p.mu.Lock()
 	r := p.cur
 	p.mu.Unlock()
-	if r.protoErr != nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.protoErr != nil || r.reached {
 		return true
 	}
-	waiting, err := records(body, r.ord, &r.out, r.sink)
+	waiting, err := records(body, r)
 	if err != nil {
 		// Lines that break the protocol: nothing after them can be
 		// trusted, and a held process would wait forever.
 		r.protoErr = err
+		p.cancel()
+		return true
+	}
+	if r.reached {
+		// Done with its part of a list another walker took the rest of.
 		p.cancel()
 		return true
 	}
@@ -222,6 +244,11 @@ func (p *proc) outcome() (walkOutcome, error) {
 	p.mu.Lock()
 	r := p.cur
 	p.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reached {
+		return r.out, nil
+	}
 	if r.protoErr != nil {
 		return r.out, fmt.Errorf("walk %s: %w", p.spec.system, r.protoErr)
 	}
@@ -281,6 +308,7 @@ func (p *proc) ask(ctx context.Context, req walkRequest, s sink) error {
 	}
 	p.mu.Lock()
 	p.cur = r
+	p.rounds++
 	p.mu.Unlock()
 	p.waiting.Store(false)
 	if err := p.send(ctx, data); err != nil {
@@ -312,6 +340,8 @@ func (p *proc) request(ctx context.Context, req walkRequest, s sink) (unfinished
 		}
 	}
 	p.stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if next := r.ord.next(); next != nil {
 		unfinished = append([]Path{next}, r.ord.rest()...)
 	}
@@ -375,11 +405,107 @@ func (p *proc) close() {
 	}()
 }
 
-// idlePool holds the waiting processes of one evaluation. A nil pool holds
-// none.
+// idlePool holds the waiting processes of one evaluation, and knows its
+// running walks. A nil pool holds none.
 type idlePool struct {
-	mu    sync.Mutex
-	procs []*proc
+	mu      sync.Mutex
+	procs   []*proc
+	walking map[*proc]bool
+}
+
+// running notes that p walks for the evaluation (on) or has stopped.
+func (q *idlePool) running(p *proc, on bool) {
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.walking == nil {
+		q.walking = map[*proc]bool{}
+	}
+	if on {
+		q.walking[p] = true
+	} else {
+		delete(q.walking, p)
+	}
+}
+
+// minSteal is the fewest top-level attributes worth taking over from a
+// running walk (beyond the group it may be evaluating).
+const minSteal = 64
+
+// steal takes over the second half of what the running walk with most left
+// has not started, and returns it; nil when no walk has enough left. The
+// walk ends where the stolen part begins.
+func (q *idlePool) steal() []Path {
+	if q == nil {
+		return nil
+	}
+	q.mu.Lock()
+	victims := make([]*proc, 0, len(q.walking))
+	for p := range q.walking {
+		victims = append(victims, p)
+	}
+	q.mu.Unlock()
+	var best *proc
+	bestLeft := 0
+	for _, p := range victims {
+		if left := p.left(); left > bestLeft {
+			best, bestLeft = p, left
+		}
+	}
+	if best == nil || bestLeft < 2*minSteal {
+		return nil
+	}
+	return best.cut()
+}
+
+// left is how many top-level paths the process's current round has not
+// started (past the group it may be evaluating), 0 when it cannot give
+// any away.
+func (p *proc) left() int {
+	p.mu.Lock()
+	r, limits := p.cur, p.limits
+	p.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if limits == "" || len(r.ord.frames) == 0 || r.cut || r.protoErr != nil {
+		return 0
+	}
+	top := r.ord.frames[0]
+	return len(top.paths) - top.i - walkBatch
+}
+
+// cut ends the current round of p at a group boundary about half way
+// through what it has not started, and returns the paths after: the
+// walker stops there (it reads its limits file before each group) and
+// waits for a request. A walker that goes on anyway is killed when its
+// records go past the end (see records).
+func (p *proc) cut() []Path {
+	p.mu.Lock()
+	r, round := p.cur, p.rounds
+	p.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.ord.frames) == 0 || r.cut || r.protoErr != nil {
+		return nil
+	}
+	top := r.ord.frames[0]
+	n := len(top.paths)
+	f := min(r.fine, n)
+	want := top.i + walkBatch + (n-top.i-walkBatch)/2
+	k := f + (want-f+walkBatch-1)/walkBatch*walkBatch
+	if n-k < minSteal {
+		return nil
+	}
+	tmp := p.limits + ".new"
+	if os.WriteFile(tmp, []byte(fmt.Sprintf(`{"round":%d,"limit":%d}`, round, k)), 0o600) != nil || os.Rename(tmp, p.limits) != nil {
+		return nil
+	}
+	stolen := slices.Clone(top.paths[k:])
+	top.paths = top.paths[:k:k]
+	r.cut = true
+	return stolen
 }
 
 // take returns a waiting process that is still there, nil when none is.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -20,7 +21,8 @@ type Session struct {
 	e           *Evaluator
 	src, system string
 	ev          *Evaluation
-	idle        *idlePool // the waiting processes
+	idle        *idlePool    // the waiting processes
+	handovers   atomic.Int32 // times a walker took over the end of another's list
 }
 
 // Evaluation returns the session's evaluation.

@@ -26,12 +26,14 @@ func TestSessionDetailsAreTheDetailsOfNewProcesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
+	plain := evaluate(t, ev, repo.Dir, "x86_64-linux")
+	waitNoWalkers(t, "Evaluate")
 	s, err := ev.Open(ctx, repo.Dir, "x86_64-linux", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got, want := okAttrs(s.Evaluation()), okAttrs(evaluate(t, ev, repo.Dir, "x86_64-linux")); !cmp.Equal(got, want) {
+	if got, want := okAttrs(s.Evaluation()), okAttrs(plain); !cmp.Equal(got, want) {
 		t.Fatalf("a held evaluation differs from a plain one:\n%s", cmp.Diff(want, got))
 	}
 	if n := walkers(t); n != 2 {
@@ -115,4 +117,42 @@ func walkers(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// A walker that is done takes over half of what a slow one has left; the
+// evaluation is exactly the one a single process makes, deaths included
+// wherever they fall.
+func TestWalkersTakeOverFromASlowOne(t *testing.T) {
+	extra := map[string]string{
+		// Sorts first, so it holds up the first group of its chunk.
+		"aaslow": "{ stdenv }:\n\nlet spin = builtins.foldl' (a: b: a + b) 0 (builtins.genList (x: x) 3000000); in\n" +
+			"stdenv.mkDerivation {\n  pname = \"aaslow\";\n  version = toString (builtins.div spin spin);\n}\n",
+	}
+	for _, n := range []string{"bad1", "mmbad", "zzbad1", "zzbad2", "zzbad3"} {
+		extra[n] = "{ stdenv }:\n\nabort \"" + n + ": aborted on purpose\"\n"
+	}
+	repo := testenv.Sample(t, sampleset.Options{Bulk: 2000, NoPR: true, Extra: extra})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	one, err := newEvaluator(t, eval.Options{Workers: 1}).Evaluate(ctx, repo.Dir, "x86_64-linux", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newEvaluator(t, eval.Options{Workers: 2}).Open(ctx, repo.Dir, "x86_64-linux", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := eval.Handovers(s); n == 0 {
+		t.Error("no walker took over from the slow one")
+	}
+	if !cmp.Equal(s.Evaluation().Attrs, one.Attrs) {
+		t.Errorf("the evaluation with handovers differs from one process's:\n%s", cmp.Diff(one.Attrs, s.Evaluation().Attrs))
+	}
+	for _, n := range []string{"bad1", "mmbad", "zzbad1", "zzbad2", "zzbad3"} {
+		if a := s.Evaluation().Attrs[n]; a == nil || a.Error == nil || !strings.Contains(a.Error.Message, n+": aborted on purpose") {
+			t.Errorf("%s: want its abort, got %+v", n, a)
+		}
+	}
 }

@@ -31,8 +31,12 @@ type walkSpec struct {
 	hold context.Context
 	// idle, when set, holds waiting processes of the same evaluation: after
 	// a death, what is left is asked of one of them, if there is one,
-	// rather than of a new process that would import the set again.
+	// rather than of a new process that would import the set again. The
+	// walk's rounds are also registered there, so that a walker with
+	// nothing to do can take over half of what one has left.
 	idle *idlePool
+	// first, when set, is the waiting process the walk starts with.
+	first *proc
 }
 
 // rawDetails is the walker's "i" record body (see nix/expr/walker.nix).
@@ -79,7 +83,11 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 			}
 			queue, later = later, nil
 		}
-		p := spec.idle.take()
+		p := spec.first
+		spec.first = nil
+		if p == nil {
+			p = spec.idle.take()
+		}
 		if p != nil && !chunkMode {
 			if err := p.ask(ctx, walkRequest{Mode: spec.mode, Paths: queue, Fine: fine}, s); err != nil {
 				if ctx.Err() != nil {
@@ -96,7 +104,10 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 			}
 		}
 		chunkMode, fine = false, 0
-		if p.wait() {
+		spec.idle.running(p, true)
+		parked := p.wait()
+		spec.idle.running(p, false)
+		if parked {
 			// Held, and done with its part.
 			if len(later) == 0 {
 				return processes, p, nil
@@ -249,9 +260,10 @@ func (o *order) rest() []Path {
 	return out
 }
 
-// records handles one walker line: a list of records. It says whether the
-// line was the walker's "w" (waiting for a request).
-func records(body []byte, ord *order, out *walkOutcome, s sink) (waiting bool, err error) {
+// records handles one walker line of round r: a list of records. It says
+// whether the line was the walker's "w" (waiting for a request). The
+// caller holds r.mu.
+func records(body []byte, r *round) (waiting bool, err error) {
 	var recs [][]json.RawMessage
 	if err := json.Unmarshal(body, &recs); err != nil {
 		return false, fmt.Errorf("walker line %q: bad JSON", truncate(string(body), 120))
@@ -261,7 +273,13 @@ func records(body []byte, ord *order, out *walkOutcome, s sink) (waiting bool, e
 			waiting = true
 			continue
 		}
-		if err := record(rec, ord, out, s); err != nil {
+		if r.cut && r.ord.next() == nil {
+			// The rest of the list was taken by another walker, and
+			// this one did not stop: what it says of it is not wanted.
+			r.reached = true
+			break
+		}
+		if err := record(rec, r.ord, &r.out, r.sink); err != nil {
 			return false, err
 		}
 	}

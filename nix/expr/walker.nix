@@ -44,6 +44,9 @@
 , batch ? 256    # top-level attributes a line
 , fine ? 0       # explicit mode: the first `fine` paths report each record at once
 , requests ? ""  # a named pipe: hold after the walk and serve requests read from it
+, limits ? ""    # a JSON file { round; limit; }: in that round (0 the walk, then
+                 # each request's number), stop before the group starting at
+                 # limit: another walker took the rest of the list over
 }:
 let
   inherit (builtins) trace toJSON tryEval isAttrs isList isString attrNames
@@ -142,7 +145,10 @@ let
 
   # The steps: the first `fine` paths one by one, the rest in groups of
   # `batch`, each group one line.
-  steps = set: mode: fine: paths:
+  stopped = round: start:
+    limits != "" && (let l = builtins.fromJSON (builtins.readFile (/. + limits)); in l.round == round && start >= l.limit);
+
+  steps = round: set: mode: fine: paths:
     let
       n = length paths;
       f = if fine < n then fine else n;
@@ -153,12 +159,16 @@ let
     in
       map one (sublist 0 f paths)
       ++ genList (g:
-        let size = if rest - g * batch < batch then rest - g * batch else batch; in
-        emitAll (builtins.concatLists (map many (sublist (f + g * batch) size paths))) null) groups;
+        let
+          start = f + g * batch;
+          size = if rest - g * batch < batch then rest - g * batch else batch;
+        in
+        if stopped round start then null
+        else emitAll (builtins.concatLists (map many (sublist start size paths))) null) groups;
 
   # foldl' with deepSeq forces the steps strictly in list order, which is what
   # lets the caller tell which attribute a dead process was on.
-  walkAll = set: mode: fine: paths: foldl' (acc: s: deepSeq s (acc + 1)) 0 (steps set mode fine paths);
+  walkAll = round: set: mode: fine: paths: foldl' (acc: s: deepSeq s (acc + 1)) 0 (steps round set mode fine paths);
 
   # A name's chunk comes from a hash of it, not from its place in the list:
   # package sets are regular (every tenth package uses libmid, say), and
@@ -179,6 +189,6 @@ let
   serve = round:
     let req = emit [ "w" round ] (builtins.fromJSON (builtins.readFile (/. + requests))); in
     if req == null then round
-    else builtins.seq (walkAll (if req.aliases then pkgsAliases else pkgs) req.mode 0 req.paths) (serve (round + 1));
+    else builtins.seq (walkAll round (if req.aliases then pkgsAliases else pkgs) req.mode (req.fine or 0) req.paths) (serve (round + 1));
 in
-  builtins.seq (walkAll pkgs mode fine paths) (if requests == "" then 0 else serve 1)
+  builtins.seq (walkAll 0 pkgs mode fine paths) (if requests == "" then 0 else serve 1)
