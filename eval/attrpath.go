@@ -2,7 +2,6 @@ package eval
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -12,7 +11,23 @@ import (
 // Names may hold any character; they reach Nix only as JSON data.
 type Path []string
 
-var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
+// isPlainName says whether n is a Nix identifier, [A-Za-z_][A-Za-z0-9_'-]*
+// (by hand: String runs for every attribute of an evaluation).
+func isPlainName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		case i > 0 && (c >= '0' && c <= '9' || c == '\'' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Equal says whether q is the same path.
 func (p Path) Equal(q Path) bool { return slices.Equal(p, q) }
@@ -26,7 +41,7 @@ func (p Path) String() string {
 		if i > 0 {
 			b.WriteByte('.')
 		}
-		if plainName.MatchString(n) && !nixKeyword[n] {
+		if isPlainName(n) && !nixKeyword[n] {
 			b.WriteString(n)
 			continue
 		}
@@ -106,7 +121,7 @@ func ParsePath(s string) (Path, error) {
 				j++
 			}
 			name := s[i:j]
-			if !plainName.MatchString(name) {
+			if !isPlainName(name) {
 				return nil, fmt.Errorf("%q: bad name %q: %w", truncate(s, 80), truncate(name, 40), ErrBadPath)
 			}
 			p = append(p, name)

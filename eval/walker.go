@@ -264,8 +264,8 @@ func (o *order) rest() []Path {
 // whether the line was the walker's "w" (waiting for a request). The
 // caller holds r.mu.
 func records(body []byte, r *round) (waiting bool, err error) {
-	var recs [][]json.RawMessage
-	if err := json.Unmarshal(body, &recs); err != nil {
+	recs, err := splitRecords(body)
+	if err != nil {
 		return false, fmt.Errorf("walker line %q: bad JSON", truncate(string(body), 120))
 	}
 	for _, rec := range recs {
@@ -291,12 +291,10 @@ func record(rec []json.RawMessage, ord *order, out *walkOutcome, s sink) error {
 	if len(rec) < 2 {
 		return fmt.Errorf("walker record %s: too short", rec)
 	}
-	var kind string
-	_ = json.Unmarshal(rec[0], &kind)
+	kind, _ := decodeString(rec[0])
 	if kind == "c" {
 		out.started = true
-		var names []string
-		if err := json.Unmarshal(rec[1], &names); err == nil && names != nil {
+		if names, err := decodeStrings(rec[1]); err == nil && names != nil {
 			paths := make([]Path, len(names))
 			for i, n := range names {
 				paths[i] = Path{n}
@@ -305,30 +303,37 @@ func record(rec []json.RawMessage, ord *order, out *walkOutcome, s sink) error {
 		}
 		return nil
 	}
-	var p Path
-	if err := json.Unmarshal(rec[1], &p); err != nil {
+	names, err := decodeStrings(rec[1])
+	if err != nil || names == nil {
 		return fmt.Errorf("walker record %s: bad path", rec[1])
 	}
+	p := Path(names)
 	if err := ord.finish(p); err != nil {
 		return err
 	}
 	out.steps++
 	switch kind {
 	case "d":
-		var drv string
-		if len(rec) < 3 || json.Unmarshal(rec[2], &drv) != nil {
+		if len(rec) < 3 {
+			return fmt.Errorf("walker record for %s: bad drvPath", p)
+		}
+		drv, err := decodeString(rec[2])
+		if err != nil {
 			return fmt.Errorf("walker record for %s: bad drvPath", p)
 		}
 		s.drv(p, drv)
 	case "x":
 		var alias string
 		if len(rec) >= 3 {
-			_ = json.Unmarshal(rec[2], &alias)
+			alias, _ = decodeString(rec[2])
 		}
 		s.throw(p, alias)
 	case "r":
-		var names []string
-		if len(rec) < 3 || json.Unmarshal(rec[2], &names) != nil {
+		if len(rec) < 3 {
+			return fmt.Errorf("walker record for %s: bad names", p)
+		}
+		names, err := decodeStrings(rec[2])
+		if err != nil {
 			return fmt.Errorf("walker record for %s: bad names", p)
 		}
 		children := make([]Path, len(names))

@@ -177,7 +177,9 @@ let
   bucket = n:
     let h = builtins.hashString "md5" n; in
     hexValue.${builtins.substring 0 1 h} * 16 + hexValue.${builtins.substring 1 1 h};
-  chunkNames = filter (n: let b = bucket n; in b - (b / chunks) * chunks == chunk) (attrNames pkgs);
+  chunkNames =
+    if chunks == 1 then attrNames pkgs
+    else filter (n: let b = bucket n; in b - (b / chunks) * chunks == chunk) (attrNames pkgs);
 
   paths =
     if pathsFile != "" then
