@@ -303,6 +303,7 @@ func (p *proc) ask(ctx context.Context, req walkRequest, s sink) error {
 	}
 	r := &round{ord: &order{frames: []*frame{{paths: req.Paths}}}, sink: s, fine: req.Fine}
 	r.out.started = true // the set is imported
+	r.out.reused = true
 	if req.Mode == "walk" {
 		r.sink = &ownerSink{sink: s, names: p.names}
 	}
@@ -460,9 +461,9 @@ func (q *idlePool) steal() []Path {
 	return best.cut()
 }
 
-// left is how many top-level paths the process's current round has not
-// started (past the group it may be evaluating), 0 when it cannot give
-// any away.
+// left is how many top-level paths the process's current round has
+// surely not started (past the two groups it may be on), 0 or less when it
+// cannot give any away.
 func (p *proc) left() int {
 	p.mu.Lock()
 	r, limits := p.cur, p.limits
@@ -473,7 +474,7 @@ func (p *proc) left() int {
 		return 0
 	}
 	top := r.ord.frames[0]
-	return len(top.paths) - top.i - walkBatch
+	return len(top.paths) - top.i - 2*walkBatch
 }
 
 // cut ends the current round of p at a group boundary about half way
@@ -493,7 +494,9 @@ func (p *proc) cut() []Path {
 	top := r.ord.frames[0]
 	n := len(top.paths)
 	f := min(r.fine, n)
-	want := top.i + walkBatch + (n-top.i-walkBatch)/2
+	// The first group Go has not seen may be done and the walker on the
+	// next one already (its line still in the pipe): cut after both.
+	want := top.i + 2*walkBatch + (n-top.i-2*walkBatch)/2
 	k := f + (want-f+walkBatch-1)/walkBatch*walkBatch
 	if n-k < minSteal {
 		return nil

@@ -162,7 +162,7 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 			queue, fine = append([]Path{out.culprit}, out.remaining...), walkBatch
 			continue
 		}
-		if nerr.Kill == nix.KillMemory && out.steps > 0 {
+		if nerr.Kill == nix.KillMemory && (out.steps > 0 || out.reused) {
 			// Memory grows over a whole process: try the attribute alone
 			// before blaming it.
 			queue, later = []Path{out.culprit}, append(out.remaining, later...)
@@ -200,6 +200,7 @@ const walkBatch = 256
 type walkOutcome struct {
 	started bool // the package set evaluated (the "c" record came)
 	steps   int  // attributes finished
+	reused  bool // the process had done other rounds before (its memory is theirs too)
 	// culprit is the first attribute without a record when the process
 	// died (nil if none); exact says it is the one being evaluated, not
 	// the first of a group that had not reported yet.
