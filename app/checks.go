@@ -93,9 +93,7 @@ func (c *checks) publish(ctx context.Context, name string, cr report.CheckRun, a
 		if i == len(batches)-1 && cr.Conclusion != "" {
 			opts.Conclusion = github.String(cr.Conclusion)
 			opts.CompletedAt = &github.Timestamp{Time: time.Now()}
-			for _, a := range actions {
-				opts.Actions = append(opts.Actions, a)
-			}
+			opts.Actions = append(opts.Actions, actions...)
 		} else {
 			opts.Status = github.String("in_progress")
 		}
