@@ -26,8 +26,8 @@ type proc struct {
 	e      *Evaluator
 	spec   walkSpec
 	nonce  string
-	pipe   string             // held: the request pipe
-	limits string             // held: the file that stops a round early (see steal)
+	pipe   string             // held: the request pipe ("": the process exits after its walk)
+	limits string             // held: the file that stops a round early (see cut)
 	rounds int                // held: the number of the current round (0: the walk)
 	cancel context.CancelFunc // kills the process
 
@@ -92,36 +92,43 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 	if spec.mode == "walk" {
 		r.sink = &ownerSink{sink: s, names: p.names}
 	}
-	var cleanup []string
+	// The process's files live in a directory of its own, the only one of
+	// them Nix may read (restrict-eval): package code cannot list or read
+	// another walker's pipe, and the names give nothing away.
+	dir, err := os.MkdirTemp(e.listDir, "walk-")
+	if err != nil {
+		return nil, fmt.Errorf("walker files: %w", err)
+	}
+	args = append(args, "-I", dir)
 	if chunkMode {
 		args = append(args, "--arg", "chunk", strconv.Itoa(spec.chunk), "--arg", "chunks", strconv.Itoa(spec.chunks))
 	} else {
-		f, err := e.writePaths(queue)
-		if err != nil {
-			return nil, err
+		f := filepath.Join(dir, "paths.json")
+		if err := writeJSON(f, queue); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("write attribute list: %w", err)
 		}
-		cleanup = append(cleanup, f)
-		args = append(args, "-I", filepath.Dir(f), "--argstr", "pathsFile", f)
+		args = append(args, "--argstr", "pathsFile", f)
 		r.ord.frames = []*frame{{paths: queue}}
 	}
 	if spec.hold != nil {
-		p.pipe = filepath.Join(e.listDir, "requests-"+p.nonce)
-		if err := syscall.Mkfifo(p.pipe, 0o600); err != nil {
-			removeAll(cleanup)
-			return nil, fmt.Errorf("walker request pipe: %w", err)
-		}
-		p.limits = filepath.Join(e.listDir, "limits-"+p.nonce+".json")
-		if err := os.WriteFile(p.limits, []byte(`{"round":-1,"limit":0}`), 0o600); err != nil {
-			removeAll(cleanup)
+		pipe, limits := filepath.Join(dir, "requests"), filepath.Join(dir, "limits.json")
+		if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+			// No pipes here: the process exits after its walk, as a
+			// walker that cannot wait does.
+			e.log.Debug().Err(err).Msg("walker request pipe: the walker will not wait")
+		} else if err := os.WriteFile(limits, []byte(`{"round":-1,"limit":0}`), 0o600); err != nil {
+			os.RemoveAll(dir)
 			return nil, fmt.Errorf("walker limits: %w", err)
+		} else {
+			p.pipe, p.limits = pipe, limits
+			args = append(args, "--argstr", "requests", pipe, "--argstr", "limits", limits)
 		}
-		cleanup = append(cleanup, p.pipe, p.limits)
-		args = append(args, "-I", filepath.Dir(p.pipe), "--argstr", "requests", p.pipe, "--argstr", "limits", p.limits)
 	}
 	p.cur = r
 
 	if err := p.hold(ctx); err != nil {
-		removeAll(cleanup)
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	// A held process outlives the walk that started it.
@@ -147,16 +154,10 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 		})
 		p.res, p.err = res, err
 		p.unhold()
-		removeAll(cleanup)
+		os.RemoveAll(dir)
 		close(p.done)
 	}()
 	return p, nil
-}
-
-func removeAll(files []string) {
-	for _, f := range files {
-		os.Remove(f)
-	}
 }
 
 // hold takes a worker slot for the process; unhold gives it back.
@@ -253,7 +254,8 @@ func (p *proc) outcome() (walkOutcome, error) {
 		return r.out, fmt.Errorf("walk %s: %w", p.spec.system, r.protoErr)
 	}
 	if p.err == nil {
-		if p.spec.hold != nil {
+		if p.pipe != "" {
+			// A waiting walker exits only when told to.
 			return r.out, fmt.Errorf("walk %s: %w", p.spec.system, errExited)
 		}
 		return r.out, nil

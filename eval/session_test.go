@@ -156,3 +156,31 @@ func TestWalkersTakeOverFromASlowOne(t *testing.T) {
 		}
 	}
 }
+
+// Package code cannot list the directory of the walkers' files (where it
+// would find the other walkers' request pipes): each walker may read only
+// its own directory.
+func TestPackageCodeCannotReachOtherWalkersFiles(t *testing.T) {
+	ev := newEvaluator(t, eval.Options{Workers: 2})
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true, Extra: map[string]string{
+		"snoop": `{ stdenv }:
+
+let
+  own = builtins.head (builtins.filter (e: builtins.match ".*/walk-[^/]*" e.path != null) builtins.nixPath);
+  others = builtins.attrNames (builtins.readDir (dirOf own.path));
+in
+stdenv.mkDerivation {
+  pname = "snoop";
+  version = builtins.concatStringsSep "-" others;
+}
+`,
+	}})
+	res := evaluate(t, ev, repo.Dir, "x86_64-linux")
+	a := res.Attrs["snoop"]
+	if a == nil || a.Error == nil || !strings.Contains(a.Error.Message, "forbidden in restricted mode") {
+		t.Fatalf("snoop: want access to the walkers' directory forbidden, got %+v", a)
+	}
+	if h := res.Attrs["hello"]; h == nil || !h.OK() {
+		t.Errorf("hello: %+v", h)
+	}
+}

@@ -355,22 +355,17 @@ func record(rec []json.RawMessage, ord *order, out *walkOutcome, s sink) error {
 	return nil
 }
 
-// writePaths writes an attribute list for the walker's pathsFile.
-func (e *Evaluator) writePaths(paths []Path) (string, error) {
-	f, err := os.CreateTemp(e.listDir, "paths-*.json")
+// writeJSON writes v as JSON to a new file.
+func writeJSON(name string, v any) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", fmt.Errorf("write attribute list: %w", err)
+		return err
 	}
-	if err := json.NewEncoder(f).Encode(paths); err != nil {
+	if err := json.NewEncoder(f).Encode(v); err != nil {
 		f.Close()
-		os.Remove(f.Name())
-		return "", fmt.Errorf("write attribute list: %w", err)
+		return err
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("write attribute list: %w", err)
-	}
-	return f.Name(), nil
+	return f.Close()
 }
 
 // toError turns a Nix error into an evaluation error pinned inside src.
