@@ -30,7 +30,8 @@ import (
 //	go test ./app -run '^$' -bench ReviewNoBuild -benchtime 1x
 //
 // BASINIX_BENCH_ATTRS sets the size (default 20000), BASINIX_BENCH_ROUNDS
-// the rounds whose medians are reported (default 3). Reported ratios:
+// the rounds (default 5). Reported ratios, each the median of the rounds'
+// ratios:
 // cold/nixenv (nothing cached: the PR's first push); warm/nixenv (a second
 // PR against the same base, whose evaluation is cached: libmid 1.0 -> 1.2,
 // about as many rebuilds as the first); warm-errors/nixenv (the first PR's
@@ -42,7 +43,7 @@ import (
 func BenchmarkReviewNoBuild(b *testing.B) {
 	testenv.RequireNix(b)
 	size := envInt("BASINIX_BENCH_ATTRS", 20000)
-	rounds := envInt("BASINIX_BENCH_ROUNDS", 3)
+	rounds := envInt("BASINIX_BENCH_ROUNDS", 5)
 	bulk := max(size-40, 0)
 	dir := b.TempDir()
 	repo, err := sampleset.Generate(filepath.Join(dir, "clean"), sampleset.Options{Bulk: bulk})
@@ -148,7 +149,15 @@ func BenchmarkReviewNoBuild(b *testing.B) {
 	}
 	b.StopTimer()
 
-	ratio := func(a, b []time.Duration) float64 { return float64(median(a)) / float64(median(b)) }
+	// The ratio of each round (its measurements run one after the other,
+	// under the same load of a shared machine), then their median.
+	ratio := func(a, b []time.Duration) float64 {
+		rs := make([]float64, len(a))
+		for i := range a {
+			rs[i] = float64(a[i]) / float64(b[i])
+		}
+		return median(rs)
+	}
 	b.ReportMetric(ratio(cold, nixenv), "cold/nixenv")
 	b.ReportMetric(ratio(warm, nixenv), "warm/nixenv")
 	b.ReportMetric(ratio(warmErr, nixenv), "warm-errors/nixenv")
@@ -246,7 +255,7 @@ func treeRSS(root int) int64 {
 	return total
 }
 
-func median[T int64 | time.Duration](ds []T) T {
+func median[T int64 | float64 | time.Duration](ds []T) T {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
