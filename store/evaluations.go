@@ -165,9 +165,14 @@ func (s *Store) PutExtras(ctx context.Context, key EvalKey, kind string, entries
 	if err != nil {
 		return fmt.Errorf("put %s of %s: %w", kind, key, err)
 	}
+	// One statement prepared for the thousands of rows of a large PR.
+	stmt, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO eval_extras (evaluation_id, kind, attr, data) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("put %s of %s: %w", kind, key, err)
+	}
+	defer stmt.Close()
 	for attr, data := range entries {
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO eval_extras (evaluation_id, kind, attr, data) VALUES (?, ?, ?, ?)`,
-			id, kind, attr, data); err != nil {
+		if _, err := stmt.ExecContext(ctx, id, kind, attr, data); err != nil {
 			return fmt.Errorf("put %s of %s: %s: %w", kind, key, attr, err)
 		}
 	}
