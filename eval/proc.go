@@ -301,6 +301,9 @@ func (p *proc) ask(ctx context.Context, req walkRequest, s sink) error {
 		return fmt.Errorf("walker request: %w", err)
 	}
 	if err := p.hold(ctx); err != nil {
+		// The caller gives up on it (its context ended): nobody would
+		// ask it anything again.
+		p.close()
 		return err
 	}
 	r := &round{ord: &order{frames: []*frame{{paths: req.Paths}}}, sink: s, fine: req.Fine}
