@@ -83,12 +83,16 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 			}
 			queue, later = later, nil
 		}
-		p := spec.first
-		spec.first = nil
-		if p == nil {
-			p = spec.idle.take()
+		// A walk by names can be asked of a waiting walker (a chunk's
+		// first process picks its names itself, so it is always new).
+		var p *proc
+		if !chunkMode {
+			if p = spec.first; p == nil {
+				p = spec.idle.take()
+			}
 		}
-		if p != nil && !chunkMode {
+		spec.first = nil
+		if p != nil {
 			if err := p.ask(ctx, walkRequest{Mode: spec.mode, Paths: queue, Fine: fine}, s); err != nil {
 				if ctx.Err() != nil {
 					return processes, nil, ctx.Err()
