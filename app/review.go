@@ -306,9 +306,8 @@ type evalID struct{ commit, system string }
 type evalResult struct {
 	ev   *eval.Evaluation
 	info report.EvalInfo
-	// fresh: evaluated now, not read from the store. Its record is being
-	// stored meanwhile: stored says when and how that went.
-	fresh  bool
+	// stored says when the record of an evaluation made now (not
+	// info.Cached) is stored, and how that went.
 	stored func() error
 	// session, for an evaluation asked to be held, answers questions
 	// about its attributes without a new import of the set.
@@ -469,7 +468,7 @@ func (r *Reviewer) evaluate(life, ctx context.Context, repo string, trees *workt
 	r.log.Info().Str("commit", commit).Str("system", system).Int("attrs", len(ev.Attrs)).
 		Int("processes", ev.Processes).Dur("took", took).Msg("evaluated")
 	return &evalResult{
-		ev: ev, fresh: true, session: session,
+		ev: ev, session: session,
 		stored: sync.OnceValue(func() error { return <-done }),
 		info:   report.EvalInfo{Commit: commit, System: system, Attrs: len(ev.Attrs), Processes: ev.Processes, Seconds: took.Seconds()},
 	}, nil
@@ -483,7 +482,7 @@ func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, b
 	head := headRes.ev
 	d := eval.Compare(base, head)
 	key := r.key(repo, head.Commit, head.System)
-	cache := extrasCache{st: r.store, key: key, stored: headRes.stored, fresh: headRes.fresh}
+	cache := extrasCache{st: r.store, key: key, stored: headRes.stored, fresh: !headRes.info.Cached}
 
 	var build, buildAliased, unexplained []eval.Path
 	for _, a := range d.Attrs {

@@ -135,7 +135,6 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	col := &collector{attrs: map[string]*Attr{}}
 	res := &Evaluation{System: system, Attrs: col.attrs}
 	idle := &idlePool{}
-	hold := ctx
 	s := &Session{e: e, src: src, system: system, ev: res, idle: idle}
 	var procs int
 	var procsMu sync.Mutex
@@ -144,7 +143,7 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < chunks; i++ {
 		g.Go(func() error {
-			spec := walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: hold, idle: idle}
+			spec := walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: ctx, idle: idle}
 			n, p, err := e.walk(gctx, spec, col)
 			count(n)
 			// Done: take over half of what another walk has left, as long
@@ -173,7 +172,7 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 			res.Error = setErr.err
 			res.Attrs = map[string]*Attr{}
 			res.Duration, res.Processes = time.Since(start), procs
-			return &Session{e: e, src: src, system: system, ev: res}, nil
+			return s, nil
 		}
 		return nil, fmt.Errorf("evaluate %s: %w", system, err)
 	}

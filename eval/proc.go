@@ -287,24 +287,24 @@ type walkRequest struct {
 }
 
 // ask sends a held process a request whose records go to s, and returns
-// once it is sent: wait and outcome then tell how it went, as for a new
-// process. An error means the process is gone (or the context ended), and
-// the request was not taken.
-func (p *proc) ask(ctx context.Context, req walkRequest, s sink) error {
+// its round once it is sent: wait and outcome then tell how it went, as for
+// a new process. An error means the process is gone (or the context
+// ended), and the request was not taken.
+func (p *proc) ask(ctx context.Context, req walkRequest, s sink) (*round, error) {
 	select {
 	case <-p.done:
-		return errExited
+		return nil, errExited
 	default:
 	}
 	data, err := json.Marshal(req)
 	if err != nil {
-		return fmt.Errorf("walker request: %w", err)
+		return nil, fmt.Errorf("walker request: %w", err)
 	}
 	if err := p.hold(ctx); err != nil {
 		// The caller gives up on it (its context ended): nobody would
 		// ask it anything again.
 		p.close()
-		return err
+		return nil, err
 	}
 	r := &round{ord: &order{frames: []*frame{{paths: req.Paths}}}, sink: s, fine: req.Fine}
 	r.out.started = true // the set is imported
@@ -319,21 +319,19 @@ func (p *proc) ask(ctx context.Context, req walkRequest, s sink) error {
 	p.waiting.Store(false)
 	if err := p.send(ctx, data); err != nil {
 		p.stop()
-		return err
+		return nil, err
 	}
-	return nil
+	return r, nil
 }
 
 // request asks a held process to walk or detail paths into s, and waits for
 // its answer. When the process is gone or dies, the error says so, the
 // process is done with, and unfinished lists the paths it did not finish.
 func (p *proc) request(ctx context.Context, req walkRequest, s sink) (unfinished []Path, err error) {
-	if err := p.ask(ctx, req, s); err != nil {
+	r, err := p.ask(ctx, req, s)
+	if err != nil {
 		return req.Paths, err
 	}
-	p.mu.Lock()
-	r := p.cur
-	p.mu.Unlock()
 	if p.wait() {
 		if r.protoErr == nil {
 			return nil, nil
@@ -467,19 +465,31 @@ func (q *idlePool) steal() []Path {
 }
 
 // left is how many top-level paths the process's current round has
-// surely not started (past the two groups it may be on), 0 or less when it
-// cannot give any away.
+// surely not started, 0 or less when it cannot give any away.
 func (p *proc) left() int {
 	p.mu.Lock()
-	r, limits := p.cur, p.limits
+	r := p.cur
 	p.mu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if limits == "" || len(r.ord.frames) == 0 || r.cut || r.protoErr != nil {
+	top, from, ok := p.unstarted(r)
+	if !ok {
 		return 0
 	}
-	top := r.ord.frames[0]
-	return len(top.paths) - top.i - 2*walkBatch
+	return len(top.paths) - from
+}
+
+// unstarted returns the top-level list of round r and where the paths the
+// walker has surely not started begin: past the first group Go has not
+// seen, which may be done with the walker on the next already (its line
+// still in the pipe). ok is false when the round cannot give paths away.
+// The caller holds r.mu.
+func (p *proc) unstarted(r *round) (top *frame, from int, ok bool) {
+	if p.limits == "" || len(r.ord.frames) == 0 || r.cut || r.protoErr != nil {
+		return nil, 0, false
+	}
+	top = r.ord.frames[0]
+	return top, top.i + 2*walkBatch, true
 }
 
 // cut ends the current round of p at a group boundary about half way
@@ -493,15 +503,13 @@ func (p *proc) cut() []Path {
 	p.mu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.ord.frames) == 0 || r.cut || r.protoErr != nil {
+	top, from, ok := p.unstarted(r)
+	if !ok {
 		return nil
 	}
-	top := r.ord.frames[0]
 	n := len(top.paths)
 	f := min(r.fine, n)
-	// The first group Go has not seen may be done and the walker on the
-	// next one already (its line still in the pipe): cut after both.
-	want := top.i + 2*walkBatch + (n-top.i-2*walkBatch)/2
+	want := from + (n-from)/2
 	k := f + (want-f+walkBatch-1)/walkBatch*walkBatch
 	if n-k < minSteal {
 		return nil

@@ -93,7 +93,7 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 		}
 		spec.first = nil
 		if p != nil {
-			if err := p.ask(ctx, walkRequest{Mode: spec.mode, Paths: queue, Fine: fine}, s); err != nil {
+			if _, err := p.ask(ctx, walkRequest{Mode: spec.mode, Paths: queue, Fine: fine}, s); err != nil {
 				if ctx.Err() != nil {
 					return processes, nil, ctx.Err()
 				}
