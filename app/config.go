@@ -96,8 +96,11 @@ type EvalConfig struct {
 	Workers      int           `yaml:"workers"`
 	Config       string        `yaml:"config"`
 	AttrTimeout  time.Duration `yaml:"attr_timeout"`
+	Timeout      time.Duration `yaml:"timeout"`
 	MaxMemoryMiB int64         `yaml:"max_memory_mib"`
 	MaxExplained int           `yaml:"max_explained"`
+	MaxAttrs     int           `yaml:"max_attrs"`
+	MaxDeaths    int           `yaml:"max_deaths"`
 }
 
 // BuildConfig sizes and bounds the builder pool.
@@ -128,8 +131,11 @@ func DefaultConfig() Config {
 			Workers:      runtime.NumCPU(),
 			Config:       eval.DefaultConfig,
 			AttrTimeout:  2 * time.Minute,
+			Timeout:      time.Hour,
 			MaxMemoryMiB: 8192,
 			MaxExplained: 200,
+			MaxAttrs:     1_000_000,
+			MaxDeaths:    200,
 		},
 		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, BranchPriority: -1_000_000, GitHubRetryFor: 5 * time.Minute,
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"}},
@@ -195,7 +201,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config: system %q is not of the form arch-os", s)
 		}
 	}
-	if c.Eval.Workers < 0 || c.Eval.AttrTimeout < 0 || c.Eval.MaxMemoryMiB < 0 {
+	if e := c.Eval; e.Workers < 0 || e.AttrTimeout < 0 || e.Timeout < 0 || e.MaxMemoryMiB < 0 || e.MaxAttrs < 0 || e.MaxDeaths < 0 {
 		return fmt.Errorf("config: eval limits must not be negative")
 	}
 	b := c.Build

@@ -46,6 +46,13 @@ type Reviewer struct {
 // NewReviewer opens the store under cfg.DataDir, checks that Nix is there
 // and sets up the builder pool (which builds once Run runs).
 func NewReviewer(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer, error) {
+	// Every path basinix hands Nix must be absolute: a relative one is
+	// read relative to the evaluated file and refused in restricted mode.
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	cfg.DataDir = dataDir
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -70,6 +77,9 @@ func NewReviewer(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer
 		MaxMemory:    cfg.Eval.MaxMemoryMiB << 20,
 		MaxExplained: cfg.Eval.MaxExplained,
 		TempDir:      tmp,
+		Timeout:      cfg.Eval.Timeout,
+		MaxAttrs:     cfg.Eval.MaxAttrs,
+		MaxDeaths:    cfg.Eval.MaxDeaths,
 	}, log)
 	if err != nil {
 		st.Close()
@@ -81,7 +91,9 @@ func NewReviewer(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer
 		st.Close()
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(ev.ConfigExpr()))
+	// The config and the limits decide which attributes fail: an
+	// evaluation killed under one memory bound is no result under another.
+	sum := sha256.Sum256([]byte(ev.Key()))
 	log.Debug().Str("nix", version).Msg("reviewer ready")
 	return &Reviewer{
 		cfg:       cfg,

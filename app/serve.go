@@ -47,6 +47,7 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 	if err != nil {
 		return nil, err
 	}
+	cfg = rv.cfg // with the data directory made absolute
 	m := newMetrics(rv.store, rv.pool)
 	cc, err := githubapp.NewDefaultCachingClientCreator(cfg.GitHub,
 		githubapp.WithClientUserAgent("basinix/"+Version),

@@ -20,6 +20,8 @@ import (
 	"sync"
 
 	"github.com/rs/zerolog"
+
+	"github.com/basinix/basinix/internal/childenv"
 )
 
 // ErrUnknownRef is returned when a ref or commit is not in the repository.
@@ -484,7 +486,7 @@ func runGitEnv(ctx context.Context, dir string, env []string, args ...string) (s
 		full = append([]string{"-C", dir}, args...)
 	}
 	cmd := exec.CommandContext(ctx, "git", full...)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = childenv.Environ(
 		"GIT_ALLOW_PROTOCOL=file:https:http:ssh",
 		"GIT_TERMINAL_PROMPT=0",
 		"GIT_CONFIG_NOSYSTEM=1",

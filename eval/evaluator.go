@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -48,6 +49,12 @@ func New(run Runner, opt Options, log zerolog.Logger) (*Evaluator, error) {
 	}
 	if opt.MaxExplained == 0 {
 		opt.MaxExplained = 200
+	}
+	if opt.MaxAttrs == 0 {
+		opt.MaxAttrs = 1_000_000
+	}
+	if opt.MaxDeaths == 0 {
+		opt.MaxDeaths = 200
 	}
 	if opt.TempDir == "" {
 		opt.TempDir = os.TempDir()
@@ -88,9 +95,24 @@ func (e *Evaluator) Close() error {
 // Workers returns the number of evaluation processes run at once.
 func (e *Evaluator) Workers() int { return e.opt.Workers }
 
-// ConfigExpr returns the config expression evaluations use; it is part of
-// the cache key.
-func (e *Evaluator) ConfigExpr() string { return e.opt.Config }
+// Key returns what the evaluations' results depend on beyond the commit
+// and system (the config and the limits), for their cache key.
+func (e *Evaluator) Key() string { return e.opt.Key() }
+
+// bounded returns ctx bounded by Options.Timeout; timedOut then says
+// whether the bound is what ended it.
+func (e *Evaluator) bounded(ctx context.Context) (bctx context.Context, cancel context.CancelFunc, timedOut func() bool) {
+	if e.opt.Timeout <= 0 {
+		return ctx, func() {}, func() bool { return false }
+	}
+	bctx, cancel = context.WithTimeoutCause(ctx, e.opt.Timeout, ErrTimeLimit)
+	return bctx, cancel, func() bool { return ctx.Err() == nil && errors.Is(context.Cause(bctx), ErrTimeLimit) }
+}
+
+// limitErr is the error of an evaluation that the time bound ended.
+func (e *Evaluator) limitErr(what string) error {
+	return fmt.Errorf("%s: %w: it took longer than %s", what, ErrTimeLimit, e.opt.Timeout)
+}
 
 func (e *Evaluator) acquire(ctx context.Context) (func(), error) {
 	select {
@@ -132,18 +154,23 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	if chunks <= 0 {
 		chunks = e.opt.Workers
 	}
-	col := &collector{attrs: map[string]*Attr{}}
+	wctx, cancelWalks, timedOut := e.bounded(ctx)
+	defer cancelWalks()
+	full, stopFull := context.WithCancelCause(wctx)
+	defer stopFull(nil)
+	col := &collector{attrs: map[string]*Attr{}, limit: e.opt.MaxAttrs, full: func() { stopFull(errTooManyAttrs) }}
 	res := &Evaluation{System: system, Attrs: col.attrs}
 	idle := &idlePool{}
 	s := &Session{e: e, src: src, system: system, ev: res, idle: idle}
 	var procs int
 	var procsMu sync.Mutex
 	count := func(n int) { procsMu.Lock(); procs += n; procsMu.Unlock() }
+	deaths := &atomic.Int32{}
 
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(full)
 	for i := 0; i < chunks; i++ {
 		g.Go(func() error {
-			spec := walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: ctx, idle: idle}
+			spec := walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: ctx, idle: idle, deaths: deaths}
 			n, p, err := e.walk(gctx, spec, col)
 			count(n)
 			// Done: take over half of what another walk has left, as long
@@ -165,8 +192,18 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 			return err
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err := g.Wait()
+	if err == nil && col.overflowed() {
+		err = context.Cause(full)
+	}
+	if err != nil {
 		s.Close()
+		if col.overflowed() {
+			err = &errSetFailed{err: &Error{Message: errTooManyAttrs.Error()}}
+		}
+		if timedOut() {
+			return nil, e.limitErr("evaluate " + system)
+		}
 		var setErr *errSetFailed
 		if errors.As(err, &setErr) {
 			res.Error = setErr.err
@@ -182,10 +219,13 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	// evaluate with aliases use an alias in-tree.
 	if failed := col.aliasSuspects(); len(failed) > 0 {
 		aliases := &collector{attrs: map[string]*Attr{}}
-		n, err := s.walk(ctx, walkRequest{Mode: "walk", Aliases: true, Paths: failed}, aliases)
+		n, err := s.walk(wctx, walkRequest{Mode: "walk", Aliases: true, Paths: failed}, aliases)
 		count(n)
 		if err != nil {
 			s.Close()
+			if timedOut() {
+				return nil, e.limitErr("evaluate " + system + " with aliases")
+			}
 			return nil, fmt.Errorf("evaluate %s with aliases: %w", system, err)
 		}
 		for k, a := range aliases.attrs {
@@ -204,6 +244,8 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 // attribute with its drvPath, or with its error. A set that does not
 // evaluate gives the set's error as the attribute's.
 func (e *Evaluator) Attribute(ctx context.Context, src, system string, p Path) (*Attr, error) {
+	ctx, cancel, timedOut := e.bounded(ctx)
+	defer cancel()
 	col := &collector{attrs: map[string]*Attr{}}
 	_, _, err := e.walk(ctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", strict: true, write: true, paths: []Path{p}}, col)
 	var setErr *errSetFailed
@@ -211,6 +253,9 @@ func (e *Evaluator) Attribute(ctx context.Context, src, system string, p Path) (
 		return &Attr{Path: p, Error: setErr.err}, nil
 	}
 	if err != nil {
+		if timedOut() {
+			return nil, e.limitErr(fmt.Sprintf("evaluate %s for %s", p, system))
+		}
 		return nil, fmt.Errorf("evaluate %s for %s: %w", p, system, err)
 	}
 	if a := col.attrs[p.String()]; a != nil {
@@ -267,6 +312,8 @@ func (e *Evaluator) config(aliases bool) string {
 // walkParts walks spec.paths in new processes, the list cut into one part
 // per worker, and returns how many processes it took.
 func (e *Evaluator) walkParts(ctx context.Context, spec walkSpec, s sink) (int, error) {
+	ctx, cancel, timedOut := e.bounded(ctx)
+	defer cancel()
 	var mu sync.Mutex
 	var procs int
 	g, gctx := errgroup.WithContext(ctx)
@@ -281,7 +328,11 @@ func (e *Evaluator) walkParts(ctx context.Context, spec walkSpec, s sink) (int, 
 			return err
 		})
 	}
-	return procs, g.Wait()
+	err := g.Wait()
+	if err != nil && timedOut() {
+		err = e.limitErr("walk " + spec.system)
+	}
+	return procs, err
 }
 
 // split cuts paths into at most n parts of nearly equal size.
@@ -300,16 +351,41 @@ func split(paths []Path, n int) [][]Path {
 	return parts
 }
 
-// collector gathers one evaluation's attributes from concurrent walks.
+// errTooManyAttrs is the error of a set with more than Options.MaxAttrs
+// attributes.
+var errTooManyAttrs = errors.New("the package set has more attributes than the configured eval.max_attrs: does an attribute set recurse into itself without end?")
+
+// collector gathers one evaluation's attributes from concurrent walks. With
+// a limit, it keeps at most limit attributes and calls full once, when one
+// more comes.
 type collector struct {
+	limit int
+	full  func()
+
 	mu    sync.Mutex
 	attrs map[string]*Attr // guarded by mu
+	over  bool             // guarded by mu
 }
 
 func (c *collector) put(a *Attr) {
+	key := a.Path.String()
 	c.mu.Lock()
-	c.attrs[a.Path.String()] = a
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if _, ok := c.attrs[key]; !ok && c.limit > 0 && len(c.attrs) >= c.limit {
+		if !c.over {
+			c.over = true
+			c.full()
+		}
+		return
+	}
+	c.attrs[key] = a
+}
+
+// overflowed reports whether more than limit attributes came.
+func (c *collector) overflowed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.over
 }
 
 func (c *collector) drv(p Path, drvPath string) { c.put(&Attr{Path: p, DrvPath: drvPath}) }

@@ -69,12 +69,16 @@ var errExited = errors.New("walker process exited")
 // its share itself) once a worker slot is free.
 func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, queue []Path, fine int, s sink) (*proc, error) {
 	p := &proc{e: e, spec: spec, nonce: randomHex(8), done: make(chan struct{}), waits: make(chan struct{}, 1), names: map[string]bool{}}
-	args := []string{
-		"--eval", "--strict", "--show-trace",
-		"--option", "allow-import-from-derivation", "false",
-		"--option", "restrict-eval", "true",
-		"--option", "allowed-uris", "",
-		"-I", spec.src, "-I", filepath.Dir(e.walker),
+	// The process's files live in a directory of its own, the only one of
+	// them Nix may read (restrict-eval): package code cannot list or read
+	// another walker's pipe, and the names give nothing away.
+	dir, err := os.MkdirTemp(e.listDir, "walk-")
+	if err != nil {
+		return nil, fmt.Errorf("walker files: %w", err)
+	}
+	args := append([]string{"--eval", "--strict", "--show-trace"},
+		nix.UntrustedEvalArgs(spec.src, filepath.Dir(e.walker), dir)...)
+	args = append(args,
 		e.walker,
 		"--argstr", "src", spec.src,
 		"--argstr", "system", spec.system,
@@ -84,7 +88,7 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 		"--arg", "strict", strconv.FormatBool(spec.strict),
 		"--arg", "batch", strconv.Itoa(walkBatch),
 		"--arg", "fine", strconv.Itoa(fine),
-	}
+	)
 	if spec.write {
 		args = append(args, "--read-write-mode")
 	}
@@ -92,14 +96,6 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 	if spec.mode == "walk" {
 		r.sink = &ownerSink{sink: s, names: p.names}
 	}
-	// The process's files live in a directory of its own, the only one of
-	// them Nix may read (restrict-eval): package code cannot list or read
-	// another walker's pipe, and the names give nothing away.
-	dir, err := os.MkdirTemp(e.listDir, "walk-")
-	if err != nil {
-		return nil, fmt.Errorf("walker files: %w", err)
-	}
-	args = append(args, "-I", dir)
 	if chunkMode {
 		args = append(args, "--arg", "chunk", strconv.Itoa(spec.chunk), "--arg", "chunks", strconv.Itoa(spec.chunks))
 	} else {
@@ -147,8 +143,8 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 		res, err := e.run.Run(pctx, nix.Cmd{
 			Program:      "nix-instantiate",
 			Args:         args,
-			Env:          e.env,
-			Limits:       nix.Limits{Silence: e.opt.AttrTimeout, MaxMemory: e.opt.MaxMemory},
+			Env:          append(nix.UntrustedEvalEnv(), e.env...),
+			Limits:       nix.Limits{Silence: e.opt.AttrTimeout, MaxMemory: e.opt.MaxMemory, MaxLine: maxWalkerLine},
 			OnStderrLine: p.onLine,
 			Waiting:      p.waiting.Load,
 		})
@@ -185,8 +181,16 @@ func (p *proc) unhold() {
 	}
 }
 
+// maxWalkerLine bounds one line of walker records (256 top-level
+// attributes with their children's names): what basinix holds of it.
+const maxWalkerLine = 64 << 20
+
+// errLineTooLong says a walker line passed maxWalkerLine: the package set
+// has attribute names too long or sets too large to report.
+var errLineTooLong = fmt.Errorf("the walker's record line is longer than %d MiB: attribute names too long, or attribute sets too large", maxWalkerLine>>20)
+
 // onLine takes the walker's lines from stderr; the others stay in the tail.
-func (p *proc) onLine(line []byte) bool {
+func (p *proc) onLine(line []byte, cut bool) bool {
 	body, ok := bytes.CutPrefix(line, []byte("trace: "+p.nonce+" "))
 	if !ok {
 		return false
@@ -197,6 +201,11 @@ func (p *proc) onLine(line []byte) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.protoErr != nil || r.reached {
+		return true
+	}
+	if cut {
+		r.protoErr = errLineTooLong
+		p.cancel()
 		return true
 	}
 	waiting, err := records(body, r)
@@ -332,7 +341,10 @@ func (p *proc) request(ctx context.Context, req walkRequest, s sink) (unfinished
 	if err != nil {
 		return req.Paths, err
 	}
-	if p.wait() {
+	stopOnCancel := context.AfterFunc(ctx, p.cancel)
+	parked := p.wait()
+	stopOnCancel()
+	if parked {
 		if r.protoErr == nil {
 			return nil, nil
 		}

@@ -6,6 +6,7 @@ package eval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -107,7 +108,36 @@ type Options struct {
 	MaxExplained int
 	// TempDir holds the walker expression and attribute lists.
 	TempDir string
+	// Timeout bounds one evaluation as a whole, every process it starts,
+	// beside AttrTimeout's bound on silence (0: no bound). Past it the
+	// evaluation fails with ErrTimeLimit and nothing of it is kept.
+	Timeout time.Duration
+	// MaxAttrs bounds the attributes of one evaluation (default
+	// 1,000,000): a set that grows without end fails with a clear error
+	// instead of basinix's memory growing with it.
+	MaxAttrs int
+	// MaxDeaths bounds how many Nix processes one evaluation may lose to
+	// errors tryEval cannot catch (default 200; each costs an import of
+	// the set): past it, the attributes not evaluated yet get an error
+	// that says so.
+	MaxDeaths int
 }
+
+// Key is what of the options an evaluation's result depends on, for its
+// cache key: the config, and the limits that decide which attributes fail.
+func (o Options) Key() string {
+	return fmt.Sprintf("config=%s attr_timeout=%s max_memory=%d max_attrs=%d max_deaths=%d",
+		o.Config, o.AttrTimeout, o.MaxMemory, o.MaxAttrs, o.MaxDeaths)
+}
+
+var (
+	// ErrInfrastructure marks an evaluation that failed for the machine's
+	// fault (the store database busy or read-only, no space left, a signal
+	// basinix did not send): nothing of it is a result, nothing is kept.
+	ErrInfrastructure = errors.New("infrastructure error")
+	// ErrTimeLimit marks an evaluation that ran past Options.Timeout.
+	ErrTimeLimit = errors.New("evaluation time limit")
+)
 
 // DefaultConfig is the config nixpkgs CI evaluates with: no aliases, and
 // everything else allowed so that meta decides what is skipped.

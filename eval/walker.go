@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/basinix/basinix/nix"
 )
@@ -37,6 +38,9 @@ type walkSpec struct {
 	idle *idlePool
 	// first, when set, is the waiting process the walk starts with.
 	first *proc
+	// deaths, when set, counts the processes the evaluation lost to errors
+	// tryEval cannot catch, against Options.MaxDeaths.
+	deaths *atomic.Int32
 }
 
 // rawDetails is the walker's "i" record body (see nix/expr/walker.nix).
@@ -109,7 +113,11 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 		}
 		chunkMode, fine = false, 0
 		spec.idle.running(p, true)
+		// A held process lives on after the walk (spec.hold), but not a
+		// round of it that the walk gave up on.
+		stopOnCancel := context.AfterFunc(ctx, p.cancel)
 		parked := p.wait()
+		stopOnCancel()
 		spec.idle.running(p, false)
 		if parked {
 			// Held, and done with its part.
@@ -128,14 +136,42 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 		if ctx.Err() != nil {
 			return processes, nil, ctx.Err()
 		}
+		if errors.Is(err, errLineTooLong) {
+			return processes, nil, &errSetFailed{err: &Error{Message: errLineTooLong.Error()}}
+		}
 		var nerr *nix.Error
 		if !errors.As(err, &nerr) {
 			return processes, nil, err
 		}
+		if why := nerr.MachineFault(); why != "" {
+			// Not the package set's doing: nothing of it is a result.
+			return processes, nil, fmt.Errorf("%w: %s: %s", ErrInfrastructure, why, nerr.Message)
+		}
 		if !out.started {
 			// Died before the first attribute (of an error, or looping
 			// or eating memory past the bounds): the set itself is broken.
-			return processes, nil, &errSetFailed{err: toError(nerr, spec.src)}
+			return processes, nil, &errSetFailed{err: e.toError(nerr, spec.src)}
+		}
+		if spec.deaths != nil && int(spec.deaths.Add(1)) > e.opt.MaxDeaths {
+			// Each death costs an import of the set: give up on the rest.
+			given := &Error{Message: fmt.Sprintf("not evaluated: more than %d attributes of this evaluation died of errors tryEval cannot catch (abort, undefined variable, ...), and the rest was given up", e.opt.MaxDeaths)}
+			// The one that died now, when known, gets its own error.
+			var known Path
+			switch {
+			case out.exact:
+				known = out.culprit
+			case nerr.Kill == nix.KillNone:
+				known = out.marked
+			}
+			if known != nil {
+				s.fail(known, e.toError(nerr, spec.src))
+			}
+			for _, p := range append(append([]Path{out.culprit}, out.remaining...), later...) {
+				if p != nil && !p.Equal(known) {
+					s.fail(p, given)
+				}
+			}
+			return processes, nil, nil
 		}
 		if out.culprit == nil {
 			// Killed after the last attribute: nothing to blame and
@@ -155,7 +191,7 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 				// own value killed the process: it is broken with this
 				// error, and the walk goes on with the others at once
 				// (another death among them is named the same way).
-				s.fail(unreported[i], toError(nerr, spec.src))
+				s.fail(unreported[i], e.toError(nerr, spec.src))
 				queue = slices.Delete(unreported, i, i+1)
 				continue
 			}
@@ -172,7 +208,7 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 			queue, later = []Path{out.culprit}, append(out.remaining, later...)
 			continue
 		}
-		s.fail(out.culprit, toError(nerr, spec.src))
+		s.fail(out.culprit, e.toError(nerr, spec.src))
 		queue = out.remaining
 	}
 }
@@ -372,24 +408,38 @@ func writeJSON(name string, v any) error {
 	return f.Close()
 }
 
-// toError turns a Nix error into an evaluation error pinned inside src.
-func toError(nerr *nix.Error, src string) *Error {
-	e := &Error{Message: nerr.Message}
+// toError turns a Nix error into an evaluation error pinned inside src,
+// its message free of the server's paths (see relativeText).
+func (e *Evaluator) toError(nerr *nix.Error, src string) *Error {
+	out := &Error{Message: e.relativeText(nerr.Message, src)}
 	if nerr.Kill == nix.KillSilence || nerr.Kill == nix.KillMemory || nerr.Kill == nix.KillTimeout {
-		e.Message = "evaluation " + nerr.Message
+		out.Message = "evaluation " + out.Message
 	}
 	if pos, ok := nerr.PositionUnder(src); ok {
-		e.File, e.Line = pos.File, pos.Line
+		out.File, out.Line = pos.File, pos.Line
 	}
-	return e
+	return out
+}
+
+// relativeText makes the paths Nix names in a message relative to the
+// checkout ("anonymous function at pkgs/foo/package.nix:1:1 called
+// without …"), and names basinix's own files "<basinix>": messages reach
+// public check runs, and where the server keeps its data is nobody's
+// business.
+func (e *Evaluator) relativeText(msg, src string) string {
+	src = strings.TrimSuffix(src, "/")
+	msg = strings.ReplaceAll(msg, src+"/", "")
+	msg = strings.ReplaceAll(msg, src, ".")
+	return strings.ReplaceAll(msg, strings.TrimSuffix(e.opt.TempDir, "/"), "<basinix>")
 }
 
 // relativePosition turns meta.position ("/abs/src/pkgs/foo.nix:12") into a
-// position relative to the checkout.
+// position relative to the checkout, "" when it is outside the checkout
+// (an annotation can only point into the repository).
 func relativePosition(pos, src string) string {
 	rel, ok := strings.CutPrefix(pos, strings.TrimSuffix(src, "/")+"/")
 	if !ok {
-		return pos
+		return ""
 	}
 	return rel
 }

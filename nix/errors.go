@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Error is a failed Nix command: the message Nix printed and the positions
@@ -15,6 +16,52 @@ type Error struct {
 	Positions []Position
 	ExitCode  int
 	Kill      Kill // set when basinix ended the process
+	// Signal is set when a signal basinix did not send ended the process.
+	Signal syscall.Signal
+	// Stderr is the tail of what the process printed, for MachineFault.
+	Stderr string
+}
+
+// machineFaults are what Nix says when the machine, not the code it
+// evaluates or builds, is at fault: its store, its disk, its daemon, its
+// limits. Each is matched against Nix's stderr in the wording of the
+// system calls and of SQLite, which no Nix version rephrases. Code that
+// quotes them in a throw passes for a machine fault: its review is then
+// retried and ends as an infrastructure error, which gains it nothing.
+var machineFaults = []struct {
+	re   *regexp.Regexp
+	what string
+}{
+	{regexp.MustCompile(`SQLite database '[^']*' is busy|database is locked|database disk image is malformed`), "the Nix store database is busy or damaged"},
+	{regexp.MustCompile(`Read-only file system`), "the Nix store is on a read-only file system"},
+	{regexp.MustCompile(`No space left on device|Disk quota exceeded`), "no space left on the device"},
+	{regexp.MustCompile(`cannot connect to (socket|daemon)|daemon-socket[^\n]*(Connection refused|No such file)|unexpected end-of-file`), "the Nix daemon cannot be reached"},
+	{regexp.MustCompile(`'/nix/(store|var)[^']*': Permission denied|Permission denied[^\n]*/nix/(store|var)`), "basinix may not write to the Nix store"},
+	{regexp.MustCompile(`Too many open files|Cannot allocate memory|Resource temporarily unavailable|unable to fork|cannot fork`), "the machine is out of resources (processes, files or memory)"},
+}
+
+// MachineFault says why the error is the machine's fault and not a result
+// of the code Nix evaluated or built, "" when it is not: the store
+// database busy or read-only, no space left, the daemon unreachable, the
+// store not writable, resources exhausted, or a signal basinix did not
+// send. Such an error is never remembered as a package's result.
+func (e *Error) MachineFault() string {
+	if e.Signal != 0 {
+		return fmt.Sprintf("the process was killed by signal %d (%s), which basinix did not send", int(e.Signal), e.Signal)
+	}
+	if e.Kill != KillNone {
+		return "" // basinix's own limits: the code's doing
+	}
+	text := e.Stderr
+	if text == "" {
+		text = e.Message
+	}
+	for _, f := range machineFaults {
+		if f.re.MatchString(text) {
+			return f.what
+		}
+	}
+	return ""
 }
 
 // Position is a place in a Nix file.

@@ -36,6 +36,10 @@ const (
 	FailTimeout      FailureKind = "timeout"      // --timeout or --max-silent-time
 	FailDependencies FailureKind = "dependencies" // an input derivation failed
 	FailOther        FailureKind = "other"        // e.g. no machine can build it
+	// FailMachine is a builder killed by SIGKILL, which neither Nix nor
+	// basinix sends a builder (Nix ends timed-out builds otherwise, and
+	// basinix kills nix-store): the OOM killer or an administrator did.
+	FailMachine FailureKind = "machine"
 )
 
 // Failure is Nix's report of one derivation that did not build.
@@ -113,10 +117,16 @@ type logLine struct {
 
 const actBuild = 105
 
-func (p *realiseParser) line(line []byte) bool {
+// line takes Nix's internal-json lines. A line cut for its length (a
+// build printing a line of gigabytes) is no JSON any more: it is a build's
+// output, dropped, and the batch goes on.
+func (p *realiseParser) line(line []byte, cut bool) bool {
 	body, ok := bytes.CutPrefix(line, []byte("@nix "))
 	if !ok {
 		return false
+	}
+	if cut {
+		return true
 	}
 	// Most lines are progress counters and build output, which basinix
 	// does not need (logs come from the log store): skip them unparsed,
@@ -181,6 +191,7 @@ var (
 	depsFailedRe    = regexp.MustCompile(`dependencies of derivation '(/[^']+\.drv)' failed to build|Cannot build '(/[^']+\.drv)'\.\s+Reason: \d+ dependenc`)
 	timedOutRe      = regexp.MustCompile(`'(/[^'!^]+\.drv)[^']*'[^\n]*timed out after|Cannot build '(/[^']+\.drv)'\.\s+Reason: timed out`)
 	requiredRe      = regexp.MustCompile(`is required to build '(/[^']+\.drv)'`)
+	killedRe        = regexp.MustCompile(`builder for '(/[^']+\.drv)' failed due to signal 9\b|Cannot build '(/[^']+\.drv)'\.\s+Reason: builder failed due to signal 9\b`)
 	cannotBuildOnRe = regexp.MustCompile(`^cannot build on '([^']+)'`)
 )
 
@@ -208,13 +219,26 @@ func (p *realiseParser) message(msg string) {
 		return true
 	}
 	switch {
-	case put(timedOutRe, FailTimeout), put(builderFailedRe, FailBuilder), put(depsFailedRe, FailDependencies), put(requiredRe, FailOther):
+	case put(killedRe, FailMachine), put(timedOutRe, FailTimeout), put(builderFailedRe, FailBuilder), put(depsFailedRe, FailDependencies), put(requiredRe, FailOther):
 	default:
 		if m := cannotBuildOnRe.FindStringSubmatch(msg); m != nil {
 			p.out.Unreachable = append(p.out.Unreachable, m[1])
 		}
 		p.out.Errors = append(p.out.Errors, strings.TrimSpace(msg))
 	}
+}
+
+// diskFullRe is what a build log says when the build failed for want of
+// disk space: the machine's fault, not the package's.
+var diskFullRe = regexp.MustCompile(`No space left on device|Disk quota exceeded`)
+
+// LogMachineFault says why a failed build's log tail shows the machine at
+// fault, "" when it does not.
+func LogMachineFault(tail []byte) string {
+	if diskFullRe.Match(tail) {
+		return "no space left on the device"
+	}
+	return ""
 }
 
 // InvalidPaths returns those of paths that are not valid in the store

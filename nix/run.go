@@ -5,7 +5,6 @@
 package nix
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -22,6 +21,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/basinix/basinix/internal/childenv"
 )
 
 // Limits bound one Nix process. A zero field means "no bound".
@@ -36,6 +37,9 @@ type Limits struct {
 	MaxStdout int
 	// StderrTail is how many bytes of unconsumed stderr are kept, the last ones (default 256 KiB).
 	StderrTail int
+	// MaxLine is the longest stderr line handed on whole (default 1 MiB):
+	// a longer one is cut to it, never held whole.
+	MaxLine int
 }
 
 // Cmd is one Nix invocation. Args are passed to the program as they are:
@@ -44,11 +48,20 @@ type Cmd struct {
 	Program string // "nix-instantiate", "nix-store", ...
 	Args    []string
 	Dir     string
-	Env     []string // added to the inherited environment
-	Limits  Limits
-	// OnStderrLine, when set, sees every stderr line (without its newline);
-	// lines for which it returns true are not kept in the stderr tail.
-	OnStderrLine func(line []byte) bool
+	// Stdout, when set, gets the process's stdout instead of Result.Stdout
+	// (Limits.MaxStdout does not apply; a write error stops the copy).
+	Stdout io.Writer
+	// Env is added to the environment the process gets, which is the
+	// host's cut to an allow-list (see internal/childenv), never all of
+	// basinix's.
+	Env    []string
+	Limits Limits
+	// OnStderrLine, when set, sees every stderr line (without its newline,
+	// cut to Limits.MaxLine, cut saying so); lines for which it returns
+	// true are not kept in the stderr tail. Only those lines count as
+	// progress for Limits.Silence then: a process that prints other lines
+	// without end (a package tracing in a loop) is still silent.
+	OnStderrLine func(line []byte, cut bool) bool
 	// Waiting, when set and true, says the process waits for basinix
 	// (for its next request): its silence is not counted then.
 	Waiting func() bool
@@ -72,8 +85,11 @@ type Result struct {
 	StderrTail []byte
 	ExitCode   int
 	Killed     Kill
-	PeakRSS    int64
-	Duration   time.Duration
+	// Signal is the signal that ended the process when basinix did not
+	// send it (Killed is KillNone then): the OOM killer, an administrator.
+	Signal   syscall.Signal
+	PeakRSS  int64
+	Duration time.Duration
 }
 
 // Runner runs Nix commands. The zero value is not usable: use New.
@@ -147,14 +163,22 @@ func (r *Runner) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	if lim.StderrTail == 0 {
 		lim.StderrTail = 256 << 10
 	}
+	if lim.MaxLine == 0 {
+		lim.MaxLine = 1 << 20
+	}
 	args := append(append([]string{}, r.options...), cmd.Args...)
 	c := exec.Command(path, args...)
 	c.Dir = cmd.Dir
-	c.Env = append(os.Environ(), cmd.Env...)
-	// Own process group, so a kill reaches whatever Nix started.
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Env = childenv.Environ(cmd.Env...)
+	// Own process group, so a kill reaches whatever Nix started; and it
+	// dies with basinix, so that a basinix killed with -9 leaves no
+	// walker waiting for requests that never come.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout := &cappedBuffer{max: lim.MaxStdout}
 	c.Stdout = stdout
+	if cmd.Stdout != nil {
+		c.Stdout = cmd.Stdout
+	}
 	stderr, err := c.StderrPipe()
 	if err != nil {
 		return nil, fmt.Errorf("%s: stderr pipe: %w", cmd.Program, err)
@@ -182,26 +206,39 @@ func (r *Runner) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 
 	tail := &tailBuffer{max: lim.StderrTail}
 	readDone := make(chan error, 1)
+	progress := func() {
+		mu.Lock()
+		lastLine = time.Now()
+		mu.Unlock()
+	}
+	onRead := progress
+	if cmd.OnStderrLine != nil {
+		onRead = nil // only the lines it takes are progress
+	}
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 512<<20)
-		for sc.Scan() {
-			mu.Lock()
-			lastLine = time.Now()
-			mu.Unlock()
-			line := sc.Bytes()
-			if cmd.OnStderrLine != nil && cmd.OnStderrLine(line) {
+		lr := newLineReader(stderr, lim.MaxLine, onRead)
+		for {
+			line, cut, err := lr.next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					// Keep draining so the process is never blocked on a full pipe.
+					_, _ = io.Copy(io.Discard, stderr)
+					readDone <- err
+					return
+				}
+				readDone <- nil
+				return
+			}
+			if cmd.OnStderrLine != nil && cmd.OnStderrLine(line, cut) {
+				progress()
 				continue
 			}
 			tail.Write(line)
+			if cut {
+				tail.Write([]byte(" [basinix: line cut]"))
+			}
 			tail.Write([]byte{'\n'})
 		}
-		err := sc.Err()
-		if err != nil {
-			// Keep draining so the process is never blocked on a full pipe.
-			_, _ = io.Copy(io.Discard, stderr)
-		}
-		readDone <- err
 	}()
 
 	watchDone := make(chan struct{})
@@ -258,12 +295,16 @@ func (r *Runner) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		Duration:   time.Since(start),
 	}
 	mu.Unlock()
+	if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && res.Killed == KillNone {
+		res.Signal = ws.Signal()
+	}
 	r.log.Debug().Str("program", cmd.Program).Int("pid", c.Process.Pid).Int("exit", res.ExitCode).
 		Dur("took", res.Duration).Int64("peak_mib", res.PeakRSS>>20).Msg("nix finished")
 
 	switch {
 	case res.Killed != KillNone:
 		e := ParseError(res.StderrTail)
+		e.Stderr = string(res.StderrTail)
 		e.Op, e.ExitCode, e.Kill = cmd.Program, res.ExitCode, res.Killed
 		e.Message = killMessage(res.Killed, lim)
 		if res.Killed == KillCancel && ctx.Err() != nil {
@@ -274,8 +315,17 @@ func (r *Runner) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		return res, fmt.Errorf("%s: output exceeds %d bytes", cmd.Program, lim.MaxStdout)
 	case scanErr != nil:
 		return res, fmt.Errorf("%s: reading stderr: %w", cmd.Program, scanErr)
+	case res.Signal != 0:
+		// Not a limit of basinix's: the machine's fault (the OOM killer, an
+		// administrator), never a result.
+		e := ParseError(res.StderrTail)
+		e.Stderr = string(res.StderrTail)
+		e.Op, e.ExitCode, e.Signal = cmd.Program, res.ExitCode, res.Signal
+		e.Message = fmt.Sprintf("killed by signal %d (%s), which basinix did not send", int(res.Signal), res.Signal)
+		return res, e
 	case waitErr != nil:
 		e := ParseError(res.StderrTail)
+		e.Stderr = string(res.StderrTail)
 		e.Op, e.ExitCode = cmd.Program, res.ExitCode
 		if e.Message == "" {
 			e.Message = strings.TrimSpace(lastLines(res.StderrTail, 5))

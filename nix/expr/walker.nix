@@ -21,7 +21,8 @@
 #                            message is fetched in strict mode when needed
 #   ["r", path, [names]]     path is a recurseForDerivations set; its
 #                            children follow in this order
-#   ["n", path]              path is neither
+#   ["n", path]              path is neither, or a set already on its own
+#                            path (a cycle, walked once as nix-env does)
 #   ["i", path, details]     details mode: meta, outputs and tests of path
 #   ["w", round]             held: done with the walk (round 1) or with a
 #                            request, now reading the next request
@@ -47,6 +48,7 @@
 , limits ? ""    # a JSON file { round; limit; }: in that round (0 the walk, then
                  # each request's number), stop before the group starting at
                  # limit: another walker took the rest of the list over
+, maxDepth ? 16  # recursed sets nested deeper fail (nixpkgs nests 3 or 4)
 }:
 let
   inherit (builtins) trace toJSON tryEval isAttrs isList isString attrNames
@@ -71,30 +73,47 @@ let
     let v = tryOr null (get pkgsAliases path); in
     if isDrv v then tryOr null v.drvPath else null;
 
+  # Nix has no identity test that does not force values (== forces every
+  # attribute, an abort among them), so a set counts as one on its path
+  # when an ancestor has the same attribute names defined at the same
+  # places: the set itself (`s = { recurseForDerivations = true; me = s; }`)
+  # or a copy made by the same expression, which would repeat it without
+  # end. The walk carries its ancestors' names ({ names; v; } each, the
+  # root's built once a round), and names are compared first: lists of
+  # different lengths differ at once.
+  positions = v: map (n: builtins.unsafeGetAttrPos n v) (attrNames v);
+  onPath = anc: names: v: any (a: a.names == names && positions a.v == positions v) anc;
+  tooDeep = path: "basinix: attribute sets nested more than ${toString maxDepth} levels deep at ${builtins.concatStringsSep "." path}";
+  rootOf = set: [ { names = attrNames set; v = set; } ];
+
   # own is the record of path itself, forced inside an error context naming
   # the path: when an error tryEval cannot catch kills the process, Nix's
   # trace carries "… <nonce> <json path>" and the caller knows whom to blame
   # without walking the group again. Children of a recursed set are walked
   # outside it, so the trace names exactly one path.
-  own = set: path: builtins.addErrorContext "${nonce} ${toJSON path}" (
+  own = set: anc: path: builtins.addErrorContext "${nonce} ${toJSON path}" (
     let
       r = try (get set path);
       v = r.value;
+      names = attrNames v;
       record =
         if !r.success then [ "x" path (aliasDrv path) ]
         else if isDrv v then
           let d = try v.drvPath; in
           if d.success then [ "d" path d.value ] else [ "x" path (aliasDrv path) ]
-        else if isAttrs v && tryOr false (v.recurseForDerivations or false) == true then [ "r" path (attrNames v) ]
-        else [ "n" path ];
+        else if !(isAttrs v && tryOr false (v.recurseForDerivations or false) == true) then [ "n" path ]
+        else if onPath anc names v then [ "n" path ]
+        else if length path >= maxDepth then (if strict then throw (tooDeep path) else [ "x" path null ])
+        else [ "r" path names ];
     in deepSeq record record);
 
   # walk returns the records of path and, for a recursed set, its children.
   # With each = true it emits every record as soon as it is known instead.
-  walk = set: each: path:
+  walk = set: each: anc: path:
     let
-      record = own set path;
-      children = map (n: walk set each (path ++ [ n ])) (elemAt record 2);
+      record = own set anc path;
+      below = anc ++ [ { names = elemAt record 2; v = get set path; } ];
+      children = map (n: walk set each below (path ++ [ n ])) (elemAt record 2);
     in
     if elemAt record 0 != "r" then (if each then emit record [ ] else [ record ])
     else if each then emit record (foldl' (acc: c: deepSeq c acc) [ ] children)
@@ -154,8 +173,9 @@ let
       f = if fine < n then fine else n;
       rest = n - f;
       groups = (rest + batch - 1) / batch;
-      one = if mode == "details" then (p: emit (details set p) null) else walk set true;
-      many = if mode == "details" then (p: [ (details set p) ]) else walk set false;
+      root = rootOf set;
+      one = if mode == "details" then (p: emit (details set p) null) else walk set true root;
+      many = if mode == "details" then (p: [ (details set p) ]) else walk set false root;
     in
       map one (sublist 0 f paths)
       ++ genList (g:
