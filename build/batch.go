@@ -199,7 +199,7 @@ func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runE
 			o.Result, o.Message = Timeout, f.Message
 		case f != nil && f.Kind == nix.FailBuilder:
 			o.Result, o.Message = Failure, f.Message
-		case f != nil && f.Kind == nix.FailOther:
+		case f != nil && (f.Kind == nix.FailOther || f.Kind == nix.FailMachine):
 			o.Result, o.Message, o.transient = Failure, f.Message, true
 		case f != nil && f.Kind == nix.FailDependencies:
 			o.Result, o.Message = DependencyFailed, f.Message
@@ -222,7 +222,14 @@ func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runE
 		outs[drv] = o
 	}
 	for drv, log := range p.keepLogs(ctx, r.Builds) {
-		outs[drv].Log = log
+		o := outs[drv]
+		o.Log = log
+		if o.Result == Failure && !o.transient {
+			if why := nix.LogMachineFault(LogEnd(log, 16<<10)); why != "" {
+				// Not the package's doing: tried again next time.
+				o.Message, o.transient = "the machine's fault, not remembered: "+why, true
+			}
+		}
 	}
 	// Name the failed dependency: the nearest in the closure whose own
 	// build failed now, or was remembered failed.

@@ -15,9 +15,7 @@ import (
 
 // keepLogs copies the logs of the derivations Nix built from its log store
 // into the pool's log directory, a few at once, and returns where each is
-// kept. A compressed log small enough is copied as it is (decompressing
-// costs more than the build of a small derivation); a larger one is
-// decompressed and cut to LogMaxBytes, keeping its end.
+// kept.
 func (p *Pool) keepLogs(ctx context.Context, built map[string]*nix.Build) map[string]string {
 	out := map[string]string{}
 	var mu sync.Mutex
@@ -39,28 +37,11 @@ func (p *Pool) keepLogs(ctx context.Context, built map[string]*nix.Build) map[st
 	return out
 }
 
-// keepLog keeps one derivation's log and returns its file, "" when Nix
-// kept none.
+// keepLog keeps one derivation's log, uncompressed and cut to LogMaxBytes
+// (its end), and returns its file, "" when Nix kept none. A compressed log
+// is never kept as it is: its size says nothing of what it unpacks to.
 func (p *Pool) keepLog(ctx context.Context, drv string) string {
-	base := filepath.Join(p.opt.LogDir, strings.TrimSuffix(filepath.Base(drv), ".drv")+".log")
-	if src, ok := nix.StoredLog(drv); ok && filepath.Ext(src) == ".bz2" {
-		if st, err := os.Stat(src); err == nil && st.Size() <= int64(p.opt.LogMaxBytes/8) {
-			// A hard link costs one system call (a copy costs the build
-			// phase of small derivations ~10%). Nix rewrites the same file
-			// in place when the derivation is built again, which only a
-			// failed one is: the link then follows its latest build, as the
-			// remembered result does.
-			dst := base + ".bz2"
-			os.Remove(dst)
-			os.Remove(base)
-			if os.Link(src, dst) == nil {
-				return dst
-			}
-			if b, err := os.ReadFile(src); err == nil { // another file system
-				return p.writeLog(drv, dst, b)
-			}
-		}
-	}
+	path := filepath.Join(p.opt.LogDir, strings.TrimSuffix(filepath.Base(drv), ".drv")+".log")
 	b, err := p.nix.ReadLog(ctx, drv, p.opt.LogMaxBytes)
 	if err != nil {
 		var nerr *nix.Error
@@ -69,25 +50,21 @@ func (p *Pool) keepLog(ctx context.Context, drv string) string {
 		}
 		return ""
 	}
-	return p.writeLog(drv, base, b)
-}
-
-func (p *Pool) writeLog(drv, path string, b []byte) string {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		p.log.Warn().Err(err).Str("drv", drv).Msg("keeping build log")
 		return ""
 	}
-	// A log kept the other way by an earlier build is stale now.
-	other := strings.TrimSuffix(path, ".bz2")
-	if other == path {
-		other = path + ".bz2"
-	}
-	os.Remove(other)
+	// A log kept compressed by an older basinix is stale now.
+	os.Remove(path + ".bz2")
 	return path
 }
 
-// OpenLog opens a log the pool kept, decompressing it when it is kept
-// compressed.
+// maxServedLog bounds what OpenLog gives of a log kept compressed by an
+// older basinix (new ones are kept cut already).
+const maxServedLog = 16 << 20
+
+// OpenLog opens a log the pool kept. One kept compressed (by an older
+// basinix) is decompressed, at most maxServedLog bytes of it.
 func OpenLog(path string) (io.ReadCloser, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -99,7 +76,46 @@ func OpenLog(path string) (io.ReadCloser, error) {
 	return struct {
 		io.Reader
 		io.Closer
-	}{bzip2.NewReader(f), f}, nil
+	}{io.LimitReader(bzip2.NewReader(f), maxServedLog), f}, nil
+}
+
+// LogEnd returns the last n bytes of a kept log, nil when it cannot be
+// read: only its end is read (or, for a log kept compressed, at most
+// maxServedLog bytes of it).
+func LogEnd(path string, n int) []byte {
+	if path == "" {
+		return nil
+	}
+	f, err := OpenLog(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if s, ok := f.(io.Seeker); ok {
+		if size, err := s.Seek(0, io.SeekEnd); err == nil && size > int64(n) {
+			if _, err := s.Seek(size-int64(n), io.SeekStart); err != nil {
+				return nil
+			}
+		} else if _, err := s.Seek(0, io.SeekStart); err != nil {
+			return nil
+		}
+	}
+	var ring []byte
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := f.Read(buf)
+		ring = append(ring, buf[:k]...)
+		if len(ring) > 2*n {
+			ring = append(ring[:0], ring[len(ring)-n:]...)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if len(ring) > n {
+		ring = ring[len(ring)-n:]
+	}
+	return ring
 }
 
 // liveLogs keeps, in memory, the output of the builds that run (their

@@ -1,9 +1,9 @@
 package nix
 
 import (
-	"bytes"
 	"compress/bzip2"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,36 +19,58 @@ func LogDir() string {
 	return "/nix/var/log/nix"
 }
 
+// MaxLogRead bounds how much of one log ReadLog reads, decompressed: a
+// bzip2 file of 2 KB can hold a gigabyte of output, and its end is not
+// worth unpacking all of it. A log longer than this is cut, saying so.
+const MaxLogRead = 256 << 20
+
 // ReadLog returns the build log of drv from Nix's log store, at most max
 // bytes of it: when longer, the last max bytes after a line saying how much
 // was cut (the end of a log is where failures are). It reads the log files
 // directly and falls back to `nix-store --read-log` for stores it does not
-// know the layout of.
+// know the layout of; either way it reads at most MaxLogRead bytes.
 func (r *Runner) ReadLog(ctx context.Context, drv string, max int) ([]byte, error) {
 	if err := CheckDrvPath(drv); err != nil {
 		return nil, err
 	}
 	if path, ok := StoredLog(drv); ok {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("read log of %s: %w", drv, err)
-		}
-		defer f.Close()
-		var src io.Reader = f
-		if filepath.Ext(path) == ".bz2" {
-			src = bzip2.NewReader(f)
-		}
-		b, err := tailOf(src, max)
+		b, err := ReadLogFile(path, max)
 		if err != nil {
 			return nil, fmt.Errorf("read log of %s: %w", drv, err)
 		}
 		return b, nil
 	}
-	res, err := r.Run(ctx, Cmd{Program: "nix-store", Args: []string{"--read-log", "--", drv}, Limits: Limits{Timeout: time.Minute, MaxStdout: 1 << 30}})
-	if err != nil {
+	t := newLogTail(max)
+	_, err := r.Run(ctx, Cmd{Program: "nix-store", Args: []string{"--read-log", "--", drv}, Stdout: t, Limits: Limits{Timeout: time.Minute}})
+	if err != nil && !t.full() {
 		return nil, fmt.Errorf("read log of %s: %w", drv, err)
 	}
-	return tailOf(bytes.NewReader(res.Stdout), max)
+	return t.bytes(nil), nil
+}
+
+// ReadLogFile reads a log file (bzip2-compressed when it ends in .bz2) as
+// ReadLog does: at most MaxLogRead bytes of it, keeping the last max.
+func ReadLogFile(path string, max int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var src io.Reader = f
+	if filepath.Ext(path) == ".bz2" {
+		src = bzip2.NewReader(f)
+	}
+	t := newLogTail(max)
+	_, err = io.Copy(t, src)
+	if err != nil && !t.full() {
+		// A build killed mid-way leaves a truncated compressed log: what
+		// it has is still worth showing.
+		if t.total == 0 {
+			return nil, err
+		}
+		return t.bytes(err), nil
+	}
+	return t.bytes(nil), nil
 }
 
 // StoredLog returns the file in Nix's log store holding drv's log
@@ -66,34 +88,54 @@ func StoredLog(drv string) (string, bool) {
 	return "", false
 }
 
-// tailOf reads src and keeps its last max bytes (all of it when max <= 0).
-func tailOf(src io.Reader, max int) ([]byte, error) {
+// errLogFull stops a copy into a logTail that has read MaxLogRead bytes.
+var errLogFull = errors.New("log read limit reached")
+
+// logTail keeps the last max bytes written to it (all when max <= 0) and
+// refuses writes past MaxLogRead bytes in all.
+type logTail struct {
+	tail  tailBuffer
+	total int
+}
+
+func newLogTail(max int) *logTail {
 	if max <= 0 {
-		return io.ReadAll(src)
+		max = MaxLogRead
 	}
-	t := &tailBuffer{max: max}
-	total := 0
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := src.Read(buf)
-		total += n
-		t.Write(buf[:n])
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			// A build killed mid-way leaves a truncated compressed log:
-			// what it has is still worth showing.
-			if total == 0 {
-				return nil, err
-			}
-			t.Write([]byte(fmt.Sprintf("\n[basinix: the log ends early: %v]\n", err)))
-			break
-		}
+	return &logTail{tail: tailBuffer{max: max}}
+}
+
+func (t *logTail) Write(p []byte) (int, error) {
+	room := MaxLogRead - t.total
+	if room <= 0 {
+		return 0, errLogFull
 	}
-	out := t.Bytes()
-	if cut := total - len(out); cut > 0 {
-		return append([]byte(fmt.Sprintf("[basinix: the first %d bytes of this log were cut]\n", cut)), out...), nil
+	n := min(room, len(p))
+	t.tail.Write(p[:n])
+	t.total += n
+	if n < len(p) {
+		return n, errLogFull
 	}
-	return out, nil
+	return n, nil
+}
+
+func (t *logTail) full() bool { return t.total >= MaxLogRead }
+
+// bytes returns what is kept, with lines saying what was cut and, when
+// err is set, why the log ends early.
+func (t *logTail) bytes(err error) []byte {
+	out := t.tail.Bytes()
+	var head, foot string
+	if cut := t.total - len(out); cut > 0 {
+		head = fmt.Sprintf("[basinix: the first %d bytes of this log were cut]\n", cut)
+	}
+	if t.full() {
+		foot = fmt.Sprintf("\n[basinix: the log is longer than %d MiB: the rest was not read]\n", MaxLogRead>>20)
+	} else if err != nil {
+		foot = fmt.Sprintf("\n[basinix: the log ends early: %v]\n", err)
+	}
+	if head == "" && foot == "" {
+		return out
+	}
+	return append(append([]byte(head), out...), foot...)
 }

@@ -21,4 +21,11 @@ in rec {
   big = ok "big" { requiredSystemFeatures = [ "big-parallel" ]; };
   shared1 = ok "shared1" { deps = [ base good ]; };
   shared2 = ok "shared2" { deps = [ base good ]; };
+  # Hostile and unlucky builds: a line longer than any bound (540 MB, past
+  # the 512 MiB that once failed a whole batch; its log compresses to a
+  # few KB), a builder killed by SIGKILL (as the OOM killer does), a build
+  # that fails for want of disk space.
+  longline = mk "longline" "head -c 540000000 /dev/zero | tr '\\0' x; echo; echo after the long line; echo ok > $out" { PATH = "/usr/bin:/bin"; };
+  killed = mk "killed" "echo about to be killed; kill -9 $$" { };
+  diskfull = mk "diskfull" "echo 'cp: error writing /build/big: No space left on device' >&2; exit 1" { };
 }
