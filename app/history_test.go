@@ -39,7 +39,7 @@ func TestBranchFailingSince(t *testing.T) {
 		"other": {Verdict: report.StillFailing},
 	}}}}
 	p.branchFailingSince(ctx, &store.Revision{Repo: "o/r", BaseRef: "main"}, rep)
-	if got := rep.Systems["x86_64-linux"].Attrs["pkg"].FailingSince; got != "`c2` \"pkg: 1.1, breaking it\" on main" {
+	if got := rep.Systems["x86_64-linux"].Attrs["pkg"].FailingSince; got != "c2 \"pkg: 1.1, breaking it\" on main" {
 		t.Errorf("pkg failing since %q", got)
 	}
 	if got := rep.Systems["x86_64-linux"].Attrs["other"].FailingSince; got != "" {

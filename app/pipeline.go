@@ -384,7 +384,7 @@ func (p *pipeline) branchFailingSince(ctx context.Context, rev *store.Revision, 
 				since = &hist[i]
 			}
 			if since != nil {
-				e.FailingSince = fmt.Sprintf("`%s` %q on %s", short(since.Commit), since.Title, rev.BaseRef)
+				e.FailingSince = fmt.Sprintf("%s %q on %s", short(since.Commit), since.Title, rev.BaseRef)
 			}
 		}
 	}

@@ -68,14 +68,14 @@ func EvalCheckRun(r *Report, fullReport string) CheckRun {
 		}
 		fmt.Fprintf(&b, "\n### `%s`\n", name)
 		for _, e := range s.EvalErrors {
-			fmt.Fprintf(&b, "- :boom: `%s`: %s\n", e.Attr, mdCode(errLine(e)))
+			fmt.Fprintf(&b, "- :boom: %s: %s\n", mdCode(e.Attr), mdCode(errLine(e)))
 		}
 		for _, e := range s.AliasErrors {
-			fmt.Fprintf(&b, "- :link: `%s` uses an alias in-tree: %s\n", e.Attr, mdCode(errLine(e)))
+			fmt.Fprintf(&b, "- :link: %s uses an alias in-tree: %s\n", mdCode(e.Attr), mdCode(errLine(e)))
 		}
 	}
 	if r.Conflict != nil {
-		fmt.Fprintf(&b, "\n> [!WARNING]\n> The head does not merge onto `%s`: compared with the merge-base %s.\n", r.Base.Ref, short(r.Conflict.MergeBase))
+		fmt.Fprintf(&b, "\n> [!WARNING]\n> The head does not merge onto %s: compared with the merge-base %s.\n", mdCode(r.Base.Ref), short(r.Conflict.MergeBase))
 	}
 	cr := CheckRun{Summary: Fit(b.String(), fullReport), Annotations: dropUnplaced(anns), Conclusion: "success"}
 	cr.Title = "evaluates"
@@ -246,14 +246,17 @@ func RequestedCheckRun(attrs []BuiltAttr, opt MarkdownOptions) CheckRun {
 		if a.Result == "" {
 			what = "not built"
 		}
-		extra := a.Message
+		var extra string
+		if a.Message != "" {
+			extra = mdCell(a.Message)
+		}
 		if a.FailedDep != "" {
-			extra = "dependency `" + DrvName(a.FailedDep) + "` failed"
+			extra = "dependency " + mdCell(DrvName(a.FailedDep)) + " failed"
 		}
 		if a.Log != "" {
 			extra += fmt.Sprintf(" [log](%s)", link(a.Log, opt))
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", a.Attr, what, strings.ReplaceAll(extra, "|", "\\|"))
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", mdCell(a.Attr), what, extra)
 		if a.Result == build.Success {
 			ok++
 		} else {

@@ -46,14 +46,14 @@ var sections = []section{
 // errors.
 func WriteMarkdown(w io.Writer, r *Report, opt MarkdownOptions) error {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "## basinix review\n\n`%s` (%s) ← `%s` (%s)", r.Base.Ref, short(r.Base.Commit), r.Head.Ref, short(r.Head.Commit))
+	fmt.Fprintf(b, "## basinix review\n\n%s (%s) ← %s (%s)", mdCode(r.Base.Ref), short(r.Base.Commit), mdCode(r.Head.Ref), short(r.Head.Commit))
 	if r.Head.Merged != "" && r.Head.Merged != r.Head.Commit {
 		fmt.Fprintf(b, ", merged as %s", short(r.Head.Merged))
 	}
 	b.WriteString("\n")
 	if c := r.Conflict; c != nil {
-		fmt.Fprintf(b, "\n> [!WARNING]\n> The head does not merge onto `%s` (%s): compared with the merge-base %s instead.\n",
-			r.Base.Ref, short(c.BaseTip), short(c.MergeBase))
+		fmt.Fprintf(b, "\n> [!WARNING]\n> The head does not merge onto %s (%s): compared with the merge-base %s instead.\n",
+			mdCode(r.Base.Ref), short(c.BaseTip), short(c.MergeBase))
 	}
 	b.WriteString("\n| system | rebuilds | newly failing | new failing | still failing | newly succeeding | new succeeding | eval errors |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
@@ -107,7 +107,7 @@ func writeMarkdownSystem(b *strings.Builder, system string, s *System, opt Markd
 		}
 		fmt.Fprintf(b, "\n<details>\n<summary>%s (%d)</summary>\n\n", sec.title, len(attrs))
 		for _, a := range attrs {
-			fmt.Fprintf(b, "- `%s`%s\n", a, reason(s.Attrs[a], system))
+			fmt.Fprintf(b, "- %s%s\n", mdCode(a), reason(s.Attrs[a], system))
 		}
 		b.WriteString("\n</details>\n")
 	}
@@ -115,13 +115,13 @@ func writeMarkdownSystem(b *strings.Builder, system string, s *System, opt Markd
 	if len(s.EvalErrors) > 0 {
 		fmt.Fprintf(b, "\n#### :boom: evaluation errors (%d)\n\n", len(s.EvalErrors))
 		for _, e := range s.EvalErrors {
-			fmt.Fprintf(b, "- `%s`: %s\n", e.Attr, mdCode(errLine(e)))
+			fmt.Fprintf(b, "- %s: %s\n", mdCode(e.Attr), mdCode(errLine(e)))
 		}
 	}
 	if len(s.AliasErrors) > 0 {
 		fmt.Fprintf(b, "\n#### :link: alias errors (%d): these use an alias in-tree and fail with `allowAliases = false`\n\n", len(s.AliasErrors))
 		for _, e := range s.AliasErrors {
-			fmt.Fprintf(b, "- `%s`: %s\n", e.Attr, mdCode(errLine(e)))
+			fmt.Fprintf(b, "- %s: %s\n", mdCode(e.Attr), mdCode(errLine(e)))
 		}
 	}
 }
@@ -132,11 +132,11 @@ func reason(e *AttrEntry, system string) string {
 	case e.Verdict == SkippedUnsupported:
 		return " (meta.platforms excludes " + system + ")"
 	case e.Verdict == Pending && e.Message != "":
-		return ": " + e.Message
+		return ": " + mdCode(e.Message)
 	case e.FailingSince != "":
-		return " (failing since " + e.FailingSince + ")"
+		return " (failing since " + mdCode(e.FailingSince) + ")"
 	case e.Head == build.DependencyFailed:
-		return " (dependency `" + DrvName(e.FailedDependency) + "` failed)"
+		return " (dependency " + mdCode(DrvName(e.FailedDependency)) + " failed)"
 	case e.Head == build.Timeout:
 		return " (timed out)"
 	}
@@ -146,22 +146,23 @@ func reason(e *AttrEntry, system string) string {
 // writeFailure writes a failing attribute: its result, where it is
 // defined, its failed dependency and the tail of the log that explains it.
 func writeFailure(b *strings.Builder, attr string, e *AttrEntry, opt MarkdownOptions) {
-	fmt.Fprintf(b, "- `%s`: %s", attr, e.Head)
+	fmt.Fprintf(b, "- %s: %s", mdCode(attr), e.Head)
 	if e.Head == build.DependencyFailed && e.FailedDependency != "" {
-		fmt.Fprintf(b, ", dependency `%s` failed", DrvName(e.FailedDependency))
+		fmt.Fprintf(b, ", dependency %s failed", mdCode(DrvName(e.FailedDependency)))
 	}
 	if e.FailingSince != "" {
-		fmt.Fprintf(b, ", failing since %s", e.FailingSince)
+		fmt.Fprintf(b, ", failing since %s", mdCode(e.FailingSince))
 	}
 	if e.Position != "" {
-		fmt.Fprintf(b, " (defined at `%s`)", e.Position)
+		fmt.Fprintf(b, " (defined at %s)", mdCode(e.Position))
 	}
 	if e.Log != "" {
 		fmt.Fprintf(b, " [log](%s)", link(e.Log, opt))
 	}
 	b.WriteString("\n")
 	if tail := logTail(e.Log, opt.LogLines); tail != "" {
-		fmt.Fprintf(b, "\n  <details>\n  <summary>last lines of the log</summary>\n\n  ```\n%s  ```\n  </details>\n\n", indent(tail, "  "))
+		fence := mdFence(tail)
+		fmt.Fprintf(b, "\n  <details>\n  <summary>last lines of the log</summary>\n\n  %s\n%s  %s\n  </details>\n\n", fence, indent(tail, "  "), fence)
 	} else if e.Message != "" {
 		fmt.Fprintf(b, "  %s\n", mdCode(e.Message))
 	}
@@ -172,11 +173,11 @@ func writeTests(b *strings.Builder, s *System, opt MarkdownOptions) {
 	for _, attr := range sortedKeys(s.Attrs) {
 		for _, name := range sortedKeys(s.Attrs[attr].Tests) {
 			t := s.Attrs[attr].Tests[name]
-			line := fmt.Sprintf("`%s.passthru.tests.%s`: %s", attr, name, t.Head)
+			line := fmt.Sprintf("%s: %s", mdCode(attr+".passthru.tests."+name), t.Head)
 			switch {
 			case t.Head.Failed():
 				if t.FailedDependency != "" {
-					line += fmt.Sprintf(", dependency `%s` failed", DrvName(t.FailedDependency))
+					line += fmt.Sprintf(", dependency %s failed", mdCode(DrvName(t.FailedDependency)))
 				}
 				if t.Log != "" {
 					line += fmt.Sprintf(" [log](%s)", link(t.Log, opt))
@@ -186,7 +187,7 @@ func writeTests(b *strings.Builder, s *System, opt MarkdownOptions) {
 				passing = append(passing, line)
 			default:
 				if t.Error != "" {
-					line += ": " + t.Error
+					line += ": " + mdCode(t.Error)
 				}
 				other = append(other, line)
 			}
@@ -226,30 +227,8 @@ func link(log string, opt MarkdownOptions) string {
 
 // logTail returns the last n lines of the log file, "" when unreadable.
 func logTail(path string, n int) string {
-	if path == "" {
-		return ""
-	}
-	f, err := build.OpenLog(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
 	// Logs are capped when kept; a window of their end is enough for n lines.
-	const window = 64 << 10
-	var ring []byte
-	buf := make([]byte, 32<<10)
-	for {
-		k, err := f.Read(buf)
-		ring = append(ring, buf[:k]...)
-		if len(ring) > 2*window {
-			ring = append(ring[:0], ring[len(ring)-window:]...)
-		}
-		if err != nil {
-			break
-		}
-	}
-	body := ring
-	lines := strings.Split(strings.TrimRight(string(body), "\n"), "\n")
+	lines := strings.Split(strings.TrimRight(string(build.LogEnd(path, 64<<10)), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
@@ -257,8 +236,7 @@ func logTail(path string, n int) string {
 	if strings.TrimSpace(out) == "" {
 		return ""
 	}
-	// A fence inside the log must not end the code block.
-	return strings.ReplaceAll(out, "```", "`\u200b``") + "\n"
+	return out + "\n"
 }
 
 func indent(s, prefix string) string {
@@ -271,11 +249,3 @@ func indent(s, prefix string) string {
 	return strings.Join(lines, "")
 }
 
-// mdCode quotes text as inline code, safe for backticks inside.
-func mdCode(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if strings.Contains(s, "`") {
-		return "`` " + s + " ``"
-	}
-	return "`" + s + "`"
-}

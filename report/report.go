@@ -111,7 +111,8 @@ type AttrEntry struct {
 	// Message is Nix's reason for a failure, or why nothing was built.
 	Message string `json:"message,omitempty"`
 	// FailingSince names, in a PR's review, the push that introduced a
-	// failure ("push 2 (abc123def456)").
+	// failure ("push 2 (abc123def456) of this PR") or the branch commit
+	// since which it fails: plain text, which renderers quote.
 	FailingSince string                `json:"failingSince,omitempty"`
 	Tests        map[string]*TestEntry `json:"tests,omitempty"`
 }
