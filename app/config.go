@@ -12,12 +12,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/golang-jwt/jwt/v4"
 	"github.com/palantir/go-githubapp/githubapp"
+	"gopkg.in/yaml.v3"
 
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/eval"
@@ -35,6 +36,9 @@ type Config struct {
 	GitHub   githubapp.Config `yaml:"github"`
 	Server   ServerConfig     `yaml:"server"`
 	Commands CommandsConfig   `yaml:"commands"`
+
+	// path is the file the configuration was read from ("" for none).
+	path string
 }
 
 // CommandsConfig is about comment commands ("@basinix rebuild").
@@ -172,6 +176,7 @@ func LoadConfig(path string) (Config, error) {
 	if err := decodeConfig(f, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
+	cfg.path = path
 	return cfg, cfg.Validate()
 }
 
@@ -290,17 +295,33 @@ func (c Config) Machines() ([]*build.Machine, error) {
 	return ms, nil
 }
 
+// SecretEnv are the environment variables that may hold the App's
+// secrets; basinix takes them out of its environment once read.
+var SecretEnv = []string{"BASINIX_GITHUB_APP_WEBHOOK_SECRET", "BASINIX_GITHUB_APP_PRIVATE_KEY", "BASINIX_GITHUB_OAUTH_CLIENT_SECRET"}
+
 // LoadSecrets fills the App's secrets from the files the server section
-// names and from the environment (BASINIX_GITHUB_APP_INTEGRATION_ID,
-// BASINIX_GITHUB_APP_WEBHOOK_SECRET, BASINIX_GITHUB_APP_PRIVATE_KEY, ...),
-// which win over the file; then checks that serving is possible.
-func (c *Config) LoadSecrets() error {
+// names and from the environment, through lookup (os.LookupEnv, or what
+// basinix took out of its environment): BASINIX_GITHUB_APP_INTEGRATION_ID,
+// BASINIX_GITHUB_APP_WEBHOOK_SECRET, BASINIX_GITHUB_APP_PRIVATE_KEY, ...,
+// which win over the files. Then it checks that serving is possible: a
+// file holding a secret (the configuration too, when it holds one) must
+// not be readable by every user, and the private key must be one.
+func (c *Config) LoadSecrets(lookup func(string) (string, bool)) error {
+	app := &c.GitHub.App
+	if c.path != "" && (app.PrivateKey != "" || app.WebhookSecret != "" || c.GitHub.OAuth.ClientSecret != "") {
+		if err := privateFile(c.path); err != nil {
+			return fmt.Errorf("config: it holds secrets, and %w", err)
+		}
+	}
 	for _, f := range []struct {
 		path string
 		dst  *string
-	}{{c.Server.PrivateKeyFile, &c.GitHub.App.PrivateKey}, {c.Server.WebhookSecretFile, &c.GitHub.App.WebhookSecret}} {
+	}{{c.Server.PrivateKeyFile, &app.PrivateKey}, {c.Server.WebhookSecretFile, &app.WebhookSecret}} {
 		if f.path == "" {
 			continue
+		}
+		if err := privateFile(f.path); err != nil {
+			return fmt.Errorf("config: %w", err)
 		}
 		b, err := os.ReadFile(f.path)
 		if err != nil {
@@ -308,15 +329,34 @@ func (c *Config) LoadSecrets() error {
 		}
 		*f.dst = strings.TrimSpace(string(b))
 	}
-	c.GitHub.SetValuesFromEnv("BASINIX_")
+	for name, dst := range map[string]*string{
+		"GITHUB_WEB_URL": &c.GitHub.WebURL, "GITHUB_V3_API_URL": &c.GitHub.V3APIURL, "GITHUB_V4_API_URL": &c.GitHub.V4APIURL,
+		"GITHUB_APP_WEBHOOK_SECRET": &app.WebhookSecret, "GITHUB_APP_PRIVATE_KEY": &app.PrivateKey,
+		"GITHUB_OAUTH_CLIENT_ID": &c.GitHub.OAuth.ClientID, "GITHUB_OAUTH_CLIENT_SECRET": &c.GitHub.OAuth.ClientSecret,
+	} {
+		if v, ok := lookup("BASINIX_" + name); ok {
+			*dst = v
+		}
+	}
+	if v, ok := lookup("BASINIX_GITHUB_APP_INTEGRATION_ID"); ok {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("config: BASINIX_GITHUB_APP_INTEGRATION_ID %q is not a number", v)
+		}
+		app.IntegrationID = id
+	}
 	switch {
-	case c.GitHub.App.IntegrationID == 0:
+	case app.IntegrationID == 0:
 		return fmt.Errorf("config: github.app.integration_id is not set")
-	case c.GitHub.App.PrivateKey == "":
+	case app.PrivateKey == "":
 		return fmt.Errorf("config: github.app.private_key is not set (or server.private_key_file)")
-	case c.GitHub.App.WebhookSecret == "":
+	case app.WebhookSecret == "":
 		return fmt.Errorf("config: github.app.webhook_secret is not set (or server.webhook_secret_file)")
-	case c.GitHub.V3APIURL == "":
+	}
+	if _, err := jwt.ParseRSAPrivateKeyFromPEM([]byte(app.PrivateKey)); err != nil {
+		return fmt.Errorf("config: github.app.private_key is not the App's private key (a PEM RSA key, as GitHub gives it): %v", err)
+	}
+	if c.GitHub.V3APIURL == "" {
 		c.GitHub.V3APIURL = "https://api.github.com/"
 	}
 	if c.GitHub.WebURL == "" {
@@ -324,6 +364,23 @@ func (c *Config) LoadSecrets() error {
 	}
 	if c.GitHub.V4APIURL == "" {
 		c.GitHub.V4APIURL = strings.TrimSuffix(c.GitHub.V3APIURL, "/") + "/graphql"
+	}
+	return nil
+}
+
+// Secrets returns the secrets LoadSecrets loaded, for the redactor.
+func (c *Config) Secrets() []string {
+	return []string{c.GitHub.App.PrivateKey, c.GitHub.App.WebhookSecret, c.GitHub.OAuth.ClientSecret}
+}
+
+// privateFile refuses a file every user of the machine may read.
+func privateFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if perm := st.Mode().Perm(); perm&0o004 != 0 {
+		return fmt.Errorf("%s is readable by every user (mode %04o): make it readable by basinix's user only (chmod 600 %s)", path, perm, path)
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/handlers"
+	"github.com/basinix/basinix/internal/redact"
 )
 
 // maxPayload is the largest webhook body accepted (GitHub caps them at 25 MB).
@@ -35,6 +36,7 @@ const maxPayload = 25 << 20
 type Server struct {
 	cfg      Config
 	log      zerolog.Logger
+	red      *redact.Redactor // what leaves the server passes through it
 	rv       *Reviewer
 	pipe     *pipeline
 	dispatch http.Handler
@@ -49,15 +51,22 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 	}
 	cfg = rv.cfg // with the data directory made absolute
 	m := newMetrics(rv.store, rv.pool)
+	red := NewRedactor(cfg)
 	cc, err := githubapp.NewDefaultCachingClientCreator(cfg.GitHub,
 		githubapp.WithClientUserAgent("basinix/"+Version),
 		githubapp.WithClientTimeout(time.Minute),
-		githubapp.WithClientMiddleware(retrying(cfg.Server.GitHubRetryFor, m.githubErrors.Inc)))
+		githubapp.WithClientMiddleware(redacting(red), retrying(cfg.Server.GitHubRetryFor, m.githubErrors.Inc)))
 	if err != nil {
 		rv.Close()
 		return nil, fmt.Errorf("github client: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, rv: rv, metrics: m}
+	if rv.host != nil && !rv.host.Sandbox {
+		// Said once at start, where an administrator reads it, and not
+		// only when the first build runs.
+		log.Warn().Msg("the Nix sandbox is off: a build can read every file and process environment basinix's Nix user can, the App's private key file included. " +
+			"basinix keeps its secrets out of every child's environment and redacts them from what it publishes, but production should run Nix with sandbox = true and build users")
+	}
+	s := &Server{cfg: cfg, log: log, red: red, rv: rv, metrics: m}
 	rv.ws.Auth = (&gitAuth{cfg: cfg.GitHub, gh: cc, byRepo: map[string]*ghinstallation.Transport{}}).config
 	s.pipe = &pipeline{cfg: cfg, st: rv.store, rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
 		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}, metrics: m,
@@ -224,7 +233,9 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer f.Close()
-		io.Copy(w, f)
+		out := s.red.Writer(w)
+		io.Copy(out, f)
+		out.Close()
 		return
 	}
 	if _, _, running := s.rv.pool.Live(drv, 0); !running {
@@ -236,8 +247,10 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 
 // follow streams a running build's output as it comes, until the build
 // ends or the client goes.
-func (s *Server) follow(w http.ResponseWriter, r *http.Request, dir, drv string) {
-	flusher, _ := w.(http.Flusher)
+func (s *Server) follow(rw http.ResponseWriter, r *http.Request, dir, drv string) {
+	flusher, _ := rw.(http.Flusher)
+	w := s.red.Writer(rw)
+	defer w.Close()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for from := 0; ; {

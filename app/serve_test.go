@@ -60,7 +60,7 @@ func newAppWith(t testing.TB, opt sampleset.Options) *appFixture {
 	cfg.GitHub.App.PrivateKey = gh.PrivateKeyPEM
 	cfg.GitHub.App.WebhookSecret = gh.WebhookSecret
 	cfg.Server.PublicURL = "https://basinix.example"
-	if err := cfg.LoadSecrets(); err != nil {
+	if err := cfg.LoadSecrets(func(string) (string, bool) { return "", false }); err != nil {
 		t.Fatal(err)
 	}
 	f := &appFixture{gh: gh, repo: testenv.Sample(t, opt)}
@@ -788,7 +788,7 @@ func TestServeBuildAndTestCommands(t *testing.T) {
 	f.deliver(t, "issue_comment", f.comment(t, 401, "maint", "User", "@basinix build libbase failing nosuchpkg\n@basinix test withtests"))
 	runs := f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)", "basinix / build-requested (x86_64-linux)", "basinix / tests (x86_64-linux)")
 	b := runs["basinix / build-requested (x86_64-linux)"]
-	for _, want := range []string{"| `libbase` | success |", "| `failing` | failure |", "| `nosuchpkg` | not built | no such attribute |"} {
+	for _, want := range []string{"| `libbase` | success |", "| `failing` | failure |", "| `nosuchpkg` | not built | `no such attribute` |"} {
 		if !strings.Contains(b.Summary, want) {
 			t.Errorf("build-requested lacks %q:\n%s", want, b.Summary)
 		}
@@ -813,7 +813,7 @@ func TestServeNamesThePushThatBrokeIt(t *testing.T) {
 	f.waitChecks(t, first, "basinix / eval", build)
 	f.deliver(t, "pull_request", f.prEvent(t, "synchronize", last))
 	c := f.waitChecks(t, last, "basinix / eval", build)[build]
-	want := fmt.Sprintf("- `willfail`: failure, failing since push 1 (%s) of this PR", first[:12])
+	want := fmt.Sprintf("- `willfail`: failure, failing since `push 1 (%s) of this PR`", first[:12])
 	if !strings.Contains(c.Summary, want) {
 		t.Errorf("build check run of push 2 lacks %q:\n%s", want, c.Summary)
 	}
@@ -892,7 +892,7 @@ func TestServeNamesPush2(t *testing.T) {
 	f.waitChecks(t, push1, "basinix / eval", build)
 	f.deliver(t, "pull_request", f.prEvent(t, "synchronize", push2))
 	c := f.waitChecks(t, push2, "basinix / eval", build)[build]
-	if want := fmt.Sprintf("- `beta`: failure, failing since push 2 (%s) of this PR", push2[:12]); !strings.Contains(c.Summary, want) {
+	if want := fmt.Sprintf("- `beta`: failure, failing since `push 2 (%s) of this PR`", push2[:12]); !strings.Contains(c.Summary, want) {
 		t.Errorf("build check run lacks %q:\n%s", want, c.Summary)
 	}
 }

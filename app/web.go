@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -147,8 +148,12 @@ func (s *Server) serveAttr(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) render(w http.ResponseWriter, page string, data any) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := pages.ExecuteTemplate(w, page, data); err != nil {
+	var b bytes.Buffer
+	if err := pages.ExecuteTemplate(&b, page, data); err != nil {
 		s.log.Error().Err(err).Str("page", page).Msg("rendering")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
 	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(s.red.Bytes(b.Bytes()))
 }

@@ -19,7 +19,7 @@ import (
 func basinix(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = run(context.Background(), args, &out, &errb)
+	code = run(context.Background(), args, &out, &errb, os.LookupEnv)
 	return code, out.String(), errb.String()
 }
 

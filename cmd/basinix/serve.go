@@ -10,7 +10,7 @@ import (
 	"github.com/basinix/basinix/app"
 )
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, stderr io.Writer, env func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("basinix serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file (see config.example.yml); required")
@@ -28,10 +28,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	if err := cfg.LoadSecrets(); err != nil {
+	if err := cfg.LoadSecrets(env); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	log := newLogger(stderr, *verbose)
+	// Nothing basinix logs shows a secret, whatever Nix or git printed.
+	log := newLogger(app.NewRedactor(cfg).Each(stderr), *verbose)
 	srv, err := app.NewServer(ctx, cfg, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}

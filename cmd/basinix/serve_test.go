@@ -23,14 +23,7 @@ import (
 func TestServeSurvivesKill9(t *testing.T) {
 	testenv.RequireNix(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "basinix")
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("this test builds the binary: %v", err)
-	}
-	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	gh := fakegithub.New(t)
 	gh.AddInstallation(9, "octo", "octo/pkgs")
 	repo := testenv.Sample(t, sampleset.Options{Bulk: 5, BuildLog: filepath.Join(dir, "builds"), PRExtra: map[string]string{
@@ -38,12 +31,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 	}})
 	head := strings.TrimSpace(testenv.Git(t, repo.Dir, "rev-parse", repo.Head))
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePort(t)
 	key := filepath.Join(dir, "app.pem")
 	os.WriteFile(key, []byte(gh.PrivateKeyPEM), 0o600)
 	cfg := filepath.Join(dir, "config.yml")
@@ -61,30 +49,7 @@ server:
   private_key_file: %s
 `, filepath.Join(dir, "data"), gh.URL, gh.AppID, gh.WebhookSecret, port, key)), 0o600)
 
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve", "--config", cfg)
-		logf, _ := os.OpenFile(filepath.Join(dir, "serve.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		waitUntil(t, func() bool {
-			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
-			if err == nil {
-				resp.Body.Close()
-			}
-			return err == nil && resp.StatusCode == http.StatusOK
-		})
-		return cmd
-	}
-	defer func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
-			t.Logf("server log:\n%s", b)
-		}
-	}()
-
+	start := func() *exec.Cmd { return startServe(t, bin, cfg, dir, port, nil) }
 	server := start()
 	body := fakegithub.PullRequestEvent(t, "opened", fakegithub.PR{Installation: 9, Repo: "octo/pkgs", CloneURL: "file://" + repo.Dir, Number: 1, Head: head, Base: "master"})
 	resp, err := gh.Deliver(fmt.Sprintf("http://127.0.0.1:%d/api/github/hook", port), "pull_request", "kill-1", body)
@@ -119,6 +84,62 @@ server:
 	if v := gh.Violations(); len(v) > 0 {
 		t.Errorf("requests GitHub would refuse: %v", v)
 	}
+}
+
+// buildBinary builds basinix into dir and returns its path.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "basinix")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("this test builds the binary: %v", err)
+	}
+	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freePort returns a TCP port free on 127.0.0.1 now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startServe starts `bin serve --config cfg` with the test's environment
+// and env, logging to dir/serve.log (shown when the test fails), and waits
+// until it answers on port. It is killed when the test ends.
+func startServe(t *testing.T, bin, cfg, dir string, port int, env []string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--config", cfg)
+	cmd.Env = append(os.Environ(), env...)
+	logPath := filepath.Join(dir, "serve.log")
+	logf, _ := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("server log:\n%s", b)
+		}
+	})
+	waitUntil(t, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	return cmd
 }
 
 // waitUntil polls cond (state outside the test's process) for a minute.
