@@ -247,6 +247,7 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		p.fail(bg, rev, c, err, log)
 		return
 	}
+	p.recordFiles(ctx, gh, rev, log)
 	var (
 		mu         sync.Mutex
 		evaluated  *report.Report
@@ -506,5 +507,37 @@ func buildNames(systems []string) []string {
 func logLink(publicURL string) func(string) string {
 	return func(log string) string {
 		return strings.TrimSuffix(publicURL, "/") + "/log/" + filepath.Base(log)
+	}
+}
+
+// maxListedFiles is how many changed files GitHub lists at most.
+const maxListedFiles = 3000
+
+// recordFiles records the files the revision's PR changes, once per head,
+// for the PR page: a page view reads them from the store and never calls
+// GitHub. A failure is logged; the page then says GitHub did not say.
+func (p *pipeline) recordFiles(ctx context.Context, gh *github.Client, rev *store.Revision, log zerolog.Logger) {
+	if _, head, err := p.st.PRFiles(ctx, rev.Repo, rev.PR); err == nil && head == rev.HeadSHA {
+		return
+	}
+	owner, name, _ := strings.Cut(rev.Repo, "/")
+	var files []store.PRFile
+	opt := &github.ListOptions{PerPage: 100}
+	for len(files) < maxListedFiles {
+		page, resp, err := gh.PullRequests.ListFiles(ctx, owner, name, rev.PR, opt)
+		if err != nil {
+			log.Warn().Err(err).Msg("listing the PR's changed files")
+			return
+		}
+		for _, f := range page {
+			files = append(files, store.PRFile{Name: f.GetFilename(), Status: f.GetStatus(), Additions: f.GetAdditions(), Deletions: f.GetDeletions()})
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opt.Page = resp.NextPage
+	}
+	if err := p.st.PutPRFiles(ctx, rev.Repo, rev.PR, rev.HeadSHA, files); err != nil {
+		log.Warn().Err(err).Msg("recording the PR's changed files")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/handlers"
@@ -41,6 +43,8 @@ type Server struct {
 	pipe     *pipeline
 	dispatch http.Handler
 	metrics  *metrics
+	// bodies bounds the bytes of webhook bodies held at once.
+	bodies *semaphore.Weighted
 }
 
 // NewServer sets up the server; cfg must have its secrets loaded.
@@ -66,7 +70,7 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 		log.Warn().Msg("the Nix sandbox is off: a build can read every file and process environment basinix's Nix user can, the App's private key file included. " +
 			"basinix keeps its secrets out of every child's environment and redacts them from what it publishes, but production should run Nix with sandbox = true and build users")
 	}
-	s := &Server{cfg: cfg, log: log, red: red, rv: rv, metrics: m}
+	s := &Server{cfg: cfg, log: log, red: red, rv: rv, metrics: m, bodies: semaphore.NewWeighted(int64(cfg.Server.WebhookMemoryMiB) << 20)}
 	rv.ws.Auth = (&gitAuth{cfg: cfg.GitHub, gh: cc, byRepo: map[string]*ghinstallation.Transport{}}).config
 	s.pipe = &pipeline{cfg: cfg, st: rv.store, rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
 		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}, metrics: m,
@@ -92,6 +96,23 @@ func (s *Server) Close() error { return s.rv.Close() }
 
 // Handler is the server's HTTP side.
 func (s *Server) Handler() http.Handler {
+	return securityHeaders(s.routes())
+}
+
+// securityHeaders sets on every answer what keeps a browser from reading
+// a log as a page, a page from being framed, and a script that slipped
+// into a page from running.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Referrer-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+githubapp.DefaultWebhookRoute, s.webhook)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -117,37 +138,83 @@ func (s *Server) RunWorkers(ctx context.Context) error {
 // ctx ends.
 func (s *Server) Run(ctx context.Context) error {
 	addr := net.JoinHostPort(s.cfg.Server.Address, strconv.Itoa(s.cfg.Server.Port))
-	srv := &http.Server{Addr: addr, Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("serve %s: %w", addr, err)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.RunWorkers(gctx) })
-	g.Go(func() error {
-		s.log.Info().Str("address", addr).Msg("serving")
-		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve %s: %w", addr, err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
+	g.Go(func() error { return s.Serve(gctx, l) })
+	return g.Wait()
+}
+
+// writeTimeout bounds writing one answer; following a running build's log
+// extends it as the log comes.
+const writeTimeout = 2 * time.Minute
+
+// Serve serves HTTP on l until ctx ends, under the server section's bounds:
+// a whole request within read_timeout, answers within writeTimeout, idle
+// connections closed, at most max_connections at once.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	sv := s.cfg.Server
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: min(10*time.Second, sv.ReadTimeout),
+		ReadTimeout:       sv.ReadTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          stdlog.New(s.log.With().Str("component", "http").Logger(), "", 0),
+	}
+	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		srv.Shutdown(sctx)
 	})
-	return g.Wait()
+	defer stop()
+	s.log.Info().Str("address", l.Addr().String()).Msg("serving")
+	if err := srv.Serve(newLimitListener(l, sv.MaxConnections, s.log)); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+	}
+	return nil
 }
 
 // webhook checks a delivery before go-githubapp dispatches it: a missing
 // or wrong signature is 401, a body that is not JSON is 400, and a
-// delivery seen before is answered 200 without being handled again.
+// delivery seen before is answered 200 without being handled again. A body
+// is read only when the request carries a signature and says how long it
+// is, and only while the bodies held at once stay within
+// server.webhook_memory_mib (else 503: GitHub delivers it again).
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPayload))
-	if err != nil {
-		http.Error(w, "payload too large or unreadable", http.StatusBadRequest)
-		return
-	}
 	event, delivery := r.Header.Get("X-GitHub-Event"), r.Header.Get("X-GitHub-Delivery")
 	log := s.log.With().Str("event", event).Str("delivery", delivery).Logger()
-	if !validSignature(r.Header.Get("X-Hub-Signature-256"), body, s.cfg.GitHub.App.WebhookSecret) {
+	sig := r.Header.Get("X-Hub-Signature-256")
+	switch {
+	case !wellFormedSignature(sig):
+		s.metrics.webhooks.WithLabelValues(event, "bad-signature").Inc()
+		log.Warn().Msg("webhook without a signature refused")
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	case r.ContentLength < 0:
+		http.Error(w, "a webhook must say its length", http.StatusLengthRequired)
+		return
+	case r.ContentLength > maxPayload:
+		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if !s.bodies.TryAcquire(r.ContentLength) {
+		log.Warn().Int64("bytes", r.ContentLength).Msg("webhook refused: too many bodies held at once")
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.bodies.Release(r.ContentLength)
+	body := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		http.Error(w, "payload unreadable", http.StatusBadRequest)
+		return
+	}
+	if !validSignature(sig, body, s.cfg.GitHub.App.WebhookSecret) {
 		s.metrics.webhooks.WithLabelValues(event, "bad-signature").Inc()
 		log.Warn().Msg("webhook with a missing or wrong signature refused")
 		http.Error(w, "bad signature", http.StatusUnauthorized)
@@ -194,6 +261,17 @@ func (s *Server) webhookError(w http.ResponseWriter, r *http.Request, err error)
 		s.log.Error().Err(err).Str("delivery", delivery).Msg("handling webhook")
 		http.Error(w, "internal error", http.StatusInternalServerError)
 	}
+}
+
+// wellFormedSignature reports whether header is "sha256=" and 64 hex
+// digits, as GitHub sends it.
+func wellFormedSignature(header string) bool {
+	sig, ok := strings.CutPrefix(header, "sha256=")
+	if !ok || len(sig) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(sig)
+	return err == nil
 }
 
 func validSignature(header string, body []byte, secret string) bool {
@@ -249,6 +327,7 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 // ends or the client goes.
 func (s *Server) follow(rw http.ResponseWriter, r *http.Request, dir, drv string) {
 	flusher, _ := rw.(http.Flusher)
+	rc := http.NewResponseController(rw)
 	w := s.red.Writer(rw)
 	defer w.Close()
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -274,6 +353,7 @@ func (s *Server) follow(rw http.ResponseWriter, r *http.Request, dir, drv string
 		if flusher != nil {
 			flusher.Flush()
 		}
+		rc.SetWriteDeadline(time.Now().Add(writeTimeout)) // a live log may follow for hours
 		select {
 		case <-r.Context().Done():
 			return

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -49,6 +49,12 @@ func newApp(t testing.TB) *appFixture {
 
 func newAppWith(t testing.TB, opt sampleset.Options) *appFixture {
 	t.Helper()
+	return newAppConfig(t, opt, nil)
+}
+
+// newAppConfig is newAppWith with the configuration changed by tweak.
+func newAppConfig(t testing.TB, opt sampleset.Options, tweak func(*Config)) *appFixture {
+	t.Helper()
 	testenv.RequireNix(t)
 	gh := fakegithub.New(t)
 	gh.AddInstallation(installationID, "octo", "octo/pkgs")
@@ -60,6 +66,9 @@ func newAppWith(t testing.TB, opt sampleset.Options) *appFixture {
 	cfg.GitHub.App.PrivateKey = gh.PrivateKeyPEM
 	cfg.GitHub.App.WebhookSecret = gh.WebhookSecret
 	cfg.Server.PublicURL = "https://basinix.example"
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	if err := cfg.LoadSecrets(func(string) (string, bool) { return "", false }); err != nil {
 		t.Fatal(err)
 	}
@@ -81,17 +90,23 @@ func (f *appFixture) start(t testing.TB, cfg Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	// The real HTTP server, with its timeouts and connection cap.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- srv.RunWorkers(ctx) }()
-	f.srv, f.url, f.web, f.cfg = srv, ts.URL+"/api/github/hook", ts.URL, cfg
+	go func() { done <- srv.Serve(ctx, l) }()
+	root := "http://" + l.Addr().String()
+	f.srv, f.url, f.web, f.cfg = srv, root+"/api/github/hook", root, cfg
 	var once sync.Once
 	f.stop = func() {
 		once.Do(func() {
 			cancel()
 			<-done
-			ts.Close()
+			<-done
 			srv.Close()
 		})
 	}
@@ -652,9 +667,24 @@ func TestServeCommands(t *testing.T) {
 		t.Errorf("rebuilt: %s", got)
 	}
 
-	// "the PR page": its changed files and the commands' history.
-	_, page := f.get(t, "/pr/octo/pkgs/1")
-	for _, want := range []string{"<code>pkgs/by-name/newpkg/default.nix</code>", `href="https://github.com/octo/pkgs/pull/1/files"`,
+	// "the PR page": its changed files and the commands' history, from the
+	// store: anonymous views spend none of the installation's quota.
+	calls := func() int {
+		n := 0
+		for _, c := range f.gh.Requests() {
+			n += c
+		}
+		return n
+	}
+	before = calls()
+	var page string
+	for range 5 {
+		_, page = f.get(t, "/pr/octo/pkgs/1")
+	}
+	if n := calls() - before; n != 0 {
+		t.Errorf("5 views of the PR page made %d GitHub API calls", n)
+	}
+	for _, want := range []string{"<code>pkgs/by-name/newpkg/default.nix</code> modified +1 −1", `href="https://github.com/octo/pkgs/pull/1/files"`,
 		"<td>@reader</td><td><code>rebuild</code></td><td>refused: read permission</td>", "<td>@maint</td><td><code>rebuild</code></td><td>done</td>"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("PR page lacks %s", want)

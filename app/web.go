@@ -2,9 +2,9 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -13,9 +13,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/go-github/v60/github"
-
 	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/store"
 )
 
 //go:embed web/*.html
@@ -94,38 +93,17 @@ func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Error().Err(err).Msg("pull request page")
 	}
+	// From the store only: a page view, anonymous as it may be, never
+	// spends the installation's API quota.
+	files, filesHead, err := s.rv.store.PRFiles(r.Context(), repo, n)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Error().Err(err).Msg("pull request page")
+	}
 	s.render(w, "pr.html", map[string]any{
 		"Title": repo + " #" + strconv.Itoa(n), "Revisions": revs, "Report": rep, "Commands": cmds,
-		"Files":     s.changedFiles(r.Context(), revs[0].InstallationID, repo, n),
+		"Files": files, "FilesHead": filesHead,
 		"GitHubURL": strings.TrimSuffix(s.cfg.GitHub.WebURL, "/") + "/" + repo + "/pull/" + strconv.Itoa(n),
 	})
-}
-
-// changedFiles lists the PR's changed files from GitHub (the first 300);
-// nil when GitHub cannot say, which the page shows.
-func (s *Server) changedFiles(ctx context.Context, installation int64, repo string, n int) []string {
-	gh, err := s.pipe.gh.NewInstallationClient(installation)
-	if err != nil {
-		return nil
-	}
-	owner, name, _ := strings.Cut(repo, "/")
-	var out []string
-	opt := &github.ListOptions{PerPage: 100}
-	for page := 0; page < 3; page++ {
-		files, resp, err := gh.PullRequests.ListFiles(ctx, owner, name, n, opt)
-		if err != nil {
-			s.log.Warn().Err(err).Str("repo", repo).Int("pr", n).Msg("changed files")
-			return out
-		}
-		for _, f := range files {
-			out = append(out, f.GetFilename())
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opt.Page = resp.NextPage
-	}
-	return out
 }
 
 // serveAttr shows what the branch's history knows of an attribute: each
