@@ -2,13 +2,16 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/go-github/v60/github"
+	"github.com/rs/zerolog"
 
 	"github.com/basinix/basinix/report"
 	"github.com/basinix/basinix/store"
@@ -28,6 +31,7 @@ var rebuildAction = &github.CheckRunAction{Label: "Rebuild failed", Description:
 type checks struct {
 	st      *store.Store
 	gh      *github.Client
+	log     zerolog.Logger
 	rev     *store.Revision
 	details string // details_url
 	// creating serialises the creation of the revision's check runs (the
@@ -98,8 +102,50 @@ func (c *checks) publish(ctx context.Context, name string, cr report.CheckRun, a
 			opts.Status = github.String("in_progress")
 		}
 		if _, _, err := c.gh.Checks.UpdateCheckRun(ctx, owner, repo, id, opts); err != nil {
+			if refusal := refused(err); refusal != "" {
+				return c.refusedOutput(ctx, name, id, cr, refusal, actions)
+			}
 			return fmt.Errorf("update check run %q on %s@%s: %w", name, c.rev.Repo, c.rev.HeadSHA, err)
 		}
+	}
+	return nil
+}
+
+// refused returns what GitHub said when it refused a request as it is
+// (422: a field past its limit, say), "" for any other error.
+func refused(err error) string {
+	var ge *github.ErrorResponse
+	if !errors.As(err, &ge) || ge.Response == nil || ge.Response.StatusCode != http.StatusUnprocessableEntity {
+		return ""
+	}
+	msg := ge.Message
+	for _, e := range ge.Errors {
+		msg += fmt.Sprintf("; %s %s %s %s", e.Resource, e.Field, e.Code, e.Message)
+	}
+	return msg
+}
+
+// refusedOutput completes a check run whose output GitHub refused with
+// an output it cannot refuse (no annotations, a short summary pointing at
+// the web page), instead of sending the refused one again and again.
+func (c *checks) refusedOutput(ctx context.Context, name string, id int64, cr report.CheckRun, refusal string, actions []*github.CheckRunAction) error {
+	c.log.Error().Str("check_run", name).Str("repo", c.rev.Repo).Str("head", c.rev.HeadSHA).Str("github", refusal).
+		Int("summary_chars", len(cr.Summary)).Int("annotations", len(cr.Annotations)).Msg("GitHub refused a check run's output: sending a short one instead")
+	owner, repo := c.owner()
+	opts := github.UpdateCheckRunOptions{
+		Name: name,
+		Output: &github.CheckRunOutput{Title: github.String(cr.Title), Summary: github.String(fmt.Sprintf(
+			"GitHub refused this check run's full output (%s). The report is at %s.", report.Fit(refusal, ""), c.details))},
+	}
+	if cr.Conclusion != "" {
+		opts.Conclusion = github.String(cr.Conclusion)
+		opts.CompletedAt = &github.Timestamp{Time: time.Now()}
+		opts.Actions = actions
+	} else {
+		opts.Status = github.String("in_progress")
+	}
+	if _, _, err := c.gh.Checks.UpdateCheckRun(ctx, owner, repo, id, opts); err != nil {
+		return fmt.Errorf("update check run %q on %s@%s with a short output: %w", name, c.rev.Repo, c.rev.HeadSHA, err)
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ type pipeline struct {
 
 // checksFor returns the check runs publisher of rev.
 func (p *pipeline) checksFor(gh *github.Client, rev *store.Revision) *checks {
-	return &checks{st: p.st, gh: gh, rev: rev, details: p.detailsURL(rev), creating: &p.creating[rev.ID%int64(len(p.creating))]}
+	return &checks{st: p.st, gh: gh, log: p.log, rev: rev, details: p.detailsURL(rev), creating: &p.creating[rev.ID%int64(len(p.creating))]}
 }
 
 var (

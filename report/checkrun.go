@@ -12,8 +12,10 @@ import (
 
 // GitHub's limits on a check run's output.
 const (
-	MaxCheckRunText     = 65535 // characters of summary and of text
-	AnnotationsPerBatch = 50    // annotations per request
+	MaxCheckRunText     = 65535    // characters of summary and of text
+	AnnotationsPerBatch = 50       // annotations per request
+	MaxAnnotationTitle  = 255      // characters of an annotation's title
+	MaxAnnotationText   = 64 << 10 // bytes of an annotation's message or raw details
 )
 
 // CheckRun is what a check run shows: its title, summary (Markdown), the
@@ -188,6 +190,28 @@ func Fit(s, fullReport string) string {
 	return s[:cut] + note
 }
 
+// cutRunes cuts s to at most n characters, ending it with "…" when cut.
+func cutRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// cutBytes cuts s to at most n bytes, at a character boundary, saying so.
+func cutBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const note = "… (cut to GitHub's size limit)"
+	end := n - len(note)
+	for end > 0 && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	return s[:end] + note
+}
+
 func splitPosition(pos string) (string, int) {
 	i := strings.LastIndexByte(pos, ':')
 	if i < 0 {
@@ -200,11 +224,15 @@ func splitPosition(pos string) (string, int) {
 	return pos[:i], line
 }
 
-// dropUnplaced keeps annotations that name a file and line, sorted by place.
+// dropUnplaced keeps annotations that name a file and line, sorted by
+// place, each cut to GitHub's limits (a 10,000-character attribute name or
+// a 100 kB message would have GitHub refuse the whole update).
 func dropUnplaced(anns []Annotation) []Annotation {
 	var out []Annotation
 	for _, a := range anns {
 		if a.Path != "" && a.Line > 0 {
+			a.Title = cutRunes(a.Title, MaxAnnotationTitle)
+			a.Message = cutBytes(a.Message, MaxAnnotationText-1024)
 			out = append(out, a)
 		}
 	}

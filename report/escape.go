@@ -8,12 +8,17 @@ import "strings"
 // inside a code span or block, @mentions, links, images and HTML are plain
 // text, and nothing in the text can end the span early.
 
+// maxInline is the most characters of one name or message the Markdown
+// shows: a 100 kB message would push everything after it out of a check
+// run's 65,535 characters. The report's JSON and the web page have it whole.
+const maxInline = 2000
+
 // mdCode renders s as an inline code span: the fence is one backtick longer
 // than the longest run of backticks in s, and padded with spaces when s
 // starts or ends with a backtick (CommonMark). Line ends become spaces, as
-// a span cannot hold them.
+// a span cannot hold them; past maxInline characters s is cut.
 func mdCode(s string) string {
-	s = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+	s = cutRunes(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s), maxInline)
 	if s == "" {
 		return "` `"
 	}

@@ -62,6 +62,13 @@ func TestCheckRunsThroughTheRealClient(t *testing.T) {
 		{"summary too long", github.UpdateCheckRunOptions{Name: "x", Output: &github.CheckRunOutput{Title: github.String("t"), Summary: github.String(strings.Repeat("é", 65536))}}, "65536 characters"},
 		{"bad conclusion", github.UpdateCheckRunOptions{Name: "x", Conclusion: github.String("great")}, "is not one of"},
 		{"completed without conclusion", github.UpdateCheckRunOptions{Name: "x", Status: github.String("completed")}, "anyOf"},
+		// Limits GitHub states only in the fields' descriptions.
+		{"annotation title over 255 characters", github.UpdateCheckRunOptions{Name: "x", Output: &github.CheckRunOutput{Title: github.String("t"), Summary: github.String("s"),
+			Annotations: []*github.CheckRunAnnotation{{Path: github.String("a.nix"), StartLine: github.Int(1), EndLine: github.Int(1), AnnotationLevel: github.String("failure"),
+				Message: github.String("m"), Title: github.String(strings.Repeat("n", 256))}}}}, "256 characters, more than 255"},
+		{"annotation message over 64 KB", github.UpdateCheckRunOptions{Name: "x", Output: &github.CheckRunOutput{Title: github.String("t"), Summary: github.String("s"),
+			Annotations: []*github.CheckRunAnnotation{{Path: github.String("a.nix"), StartLine: github.Int(1), EndLine: github.Int(1), AnnotationLevel: github.String("failure"),
+				Message: github.String(strings.Repeat("m", 64<<10+1))}}}}, "more than 64 KB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(s.Violations())

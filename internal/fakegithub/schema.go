@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -118,6 +119,9 @@ func validate(s map[string]any, v any, path string) []string {
 		if max, ok := s["maxLength"].(float64); ok && utf8.RuneCountInString(v) > int(max) {
 			errs = append(errs, fmt.Sprintf("%s: %d characters, more than %d", path, utf8.RuneCountInString(v), int(max)))
 		}
+		if e := describedLimit(s, v, path); e != "" {
+			errs = append(errs, e)
+		}
 	case []any:
 		if max, ok := s["maxItems"].(float64); ok && len(v) > int(max) {
 			errs = append(errs, fmt.Sprintf("%s: %d items, more than %d", path, len(v), int(max)))
@@ -157,6 +161,31 @@ func validate(s map[string]any, v any, path string) []string {
 		errs = append(errs, fmt.Sprintf("%s: does not match exactly one of oneOf", path))
 	}
 	return errs
+}
+
+// limitRe finds the limits GitHub gives only in a field's description
+// ("The maximum size is 255 characters.", "The maximum size is 64 KB.").
+var limitRe = regexp.MustCompile(`[Tt]he maximum size is (\d+) (characters|KB)`)
+
+// describedLimit checks a string against the limit its description
+// states, and returns the violation or "".
+func describedLimit(s map[string]any, v, path string) string {
+	desc, _ := s["description"].(string)
+	m := limitRe.FindStringSubmatch(desc)
+	if m == nil {
+		return ""
+	}
+	n, _ := strconv.Atoi(m[1])
+	if m[2] == "KB" {
+		if len(v) > n<<10 {
+			return fmt.Sprintf("%s: %d bytes, more than %d KB", path, len(v), n)
+		}
+		return ""
+	}
+	if c := utf8.RuneCountInString(v); c > n {
+		return fmt.Sprintf("%s: %d characters, more than %d", path, c, n)
+	}
+	return ""
 }
 
 // matchesSome reports whether v matches between min and max of schemas.

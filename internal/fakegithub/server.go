@@ -90,6 +90,8 @@ type fault struct {
 	status     int
 	retryAfter string
 	left       int
+	op         string                    // the operation it is for; "" any
+	when       func(map[string]any) bool // the requests it is for (by body); nil all
 }
 
 // New starts a fake GitHub for the test, stopped when it ends.
@@ -145,6 +147,15 @@ func (s *Server) Fail(n, status int, retryAfter string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, fault{status: status, retryAfter: retryAfter, left: n})
+}
+
+// FailOp makes the next n requests of one operation (an operationId such
+// as "checks/update") whose body satisfies when (nil: any) fail with
+// status, as GitHub answers what it refuses.
+func (s *Server) FailOp(op string, n, status int, when func(body map[string]any) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{status: status, left: n, op: op, when: when})
 }
 
 // ClearFaults ends the failures Fail asked for.
@@ -349,19 +360,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.requests[op.id]++
-	if len(s.faults) > 0 && op.id != "apps/create-installation-access-token" {
-		f := &s.faults[0]
-		f.left--
-		if f.left <= 0 {
-			s.faults = s.faults[1:]
+	if i := s.faultFor(op.id, body); i >= 0 {
+		f := s.faults[i]
+		if s.faults[i].left--; s.faults[i].left <= 0 {
+			s.faults = append(s.faults[:i], s.faults[i+1:]...)
 		}
 		if f.retryAfter != "" {
 			w.Header().Set("Retry-After", f.retryAfter)
 		}
 		msg, doc := "Server Error", "https://docs.github.com/rest"
-		if f.status == http.StatusForbidden {
+		switch f.status {
+		case http.StatusForbidden:
 			msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 			doc = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"
+		case http.StatusUnprocessableEntity:
+			msg = "Invalid request.\n\nOnly 255 characters are allowed for title."
 		}
 		writeJSON(w, f.status, map[string]any{"message": msg, "documentation_url": doc})
 		return
@@ -410,6 +423,28 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	status, resp := h(s, params, payload, r)
 	writeJSON(w, status, resp)
+}
+
+// faultFor returns the index of the fault the next request of op gets,
+// -1 for none. Token requests never fail: go-githubapp would not recover.
+// The caller holds s.mu.
+func (s *Server) faultFor(op string, body []byte) int {
+	if op == "apps/create-installation-access-token" {
+		return -1
+	}
+	for i, f := range s.faults {
+		if f.op != "" && f.op != op {
+			continue
+		}
+		if f.when != nil {
+			var b map[string]any
+			if json.Unmarshal(body, &b) != nil || !f.when(b) {
+				continue
+			}
+		}
+		return i
+	}
+	return -1
 }
 
 // jwtOperations are the endpoints GitHub wants the App's JWT for.
