@@ -69,3 +69,13 @@ func TestMachineFaultsOfBuildsAreNotRemembered(t *testing.T) {
 		t.Errorf("builds Nix ran: %v; want killed and diskfull twice, bad once", n)
 	}
 }
+
+// A fixed-output derivation whose hash does not match fails with both
+// hashes in its message: what its author needs to fix it.
+func TestHashMismatchNamesBothHashes(t *testing.T) {
+	f := newFixture(t, Options{})
+	got := f.build(false, "fodmismatch")["fodmismatch"]
+	if got.Result != Failure || !strings.Contains(got.Message, "specified sha256-AAAA") || !strings.Contains(got.Message, ", got sha256-") {
+		t.Errorf("fodmismatch: %s %q", got.Result, got.Message)
+	}
+}

@@ -283,3 +283,46 @@ func TestMachineFaultIsNotAResult(t *testing.T) {
 		})
 	}
 }
+
+// A package that traces a line of 512 MiB (past the bound the old stderr
+// scanner died at, dropping every record after it, so that the walk looked
+// silent and was reported as a time limit): the line is cut, and the
+// evaluation goes on with the right results.
+func TestHugeTraceLine(t *testing.T) {
+	ev := newEvaluator(t, eval.Options{Workers: 1, AttrTimeout: time.Minute, MaxMemory: 6 << 30})
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true, Extra: map[string]string{
+		"loud": `{ stdenv }:
+
+let
+  double = s: s + s;
+  big = builtins.foldl' (s: _: double s) "x" (builtins.genList (x: x) 29);
+in
+builtins.trace big (stdenv.mkDerivation { pname = "loud"; version = "1"; })
+`,
+	}})
+	res := evaluate(t, ev, repo.Dir, "x86_64-linux")
+	for _, n := range []string{"loud", "hello"} {
+		if a := res.Attrs[n]; a == nil || !a.OK() {
+			t.Errorf("%s: %+v", n, a)
+		}
+	}
+}
+
+// meta.position outside the checkout (a store path, /etc) is no place an
+// annotation can point at: it is dropped.
+func TestPositionOutsideTheCheckoutIsDropped(t *testing.T) {
+	ev := newEvaluator(t, eval.Options{Workers: 1})
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true, Extra: map[string]string{
+		"elsewhere": "{ stdenv }:\n\n(stdenv.mkDerivation { pname = \"elsewhere\"; version = \"1\"; }) // { meta = { position = \"/etc/passwd:1\"; }; }\n",
+	}})
+	det, err := ev.Details(context.Background(), repo.Dir, "x86_64-linux", []eval.Path{{"elsewhere"}, {"hello"}}, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := det["elsewhere"]; d == nil || d.Position != "" {
+		t.Errorf("elsewhere: position %+v, want none", d)
+	}
+	if d := det["hello"]; d == nil || !strings.HasPrefix(d.Position, "pkgs/") {
+		t.Errorf("hello: position %+v, want one in the checkout", d)
+	}
+}

@@ -204,9 +204,17 @@ func firstGroup(m []string) string {
 	return ""
 }
 
+// hashMismatchRe finds the two hashes of a fixed-output derivation's
+// mismatch, on the lines after the first (Nix 2.8 and newer alike).
+var hashMismatchRe = regexp.MustCompile(`specified:\s*(\S+)\s+got:\s*(\S+)`)
+
 func (p *realiseParser) message(msg string) {
 	msg = strings.TrimPrefix(msg, "error: ")
 	first, _, _ := strings.Cut(msg, "\n")
+	if m := hashMismatchRe.FindStringSubmatch(msg); m != nil {
+		// What a reviewer needs to fix the hash is on the next lines.
+		first = strings.TrimSuffix(strings.TrimSpace(first), ":") + ": specified " + m[1] + ", got " + m[2]
+	}
 	put := func(re *regexp.Regexp, kind FailureKind) bool {
 		m := re.FindStringSubmatch(msg)
 		if m == nil {

@@ -47,7 +47,7 @@ func TestRealiseMessages(t *testing.T) {
 		{
 			name: "fixed-output hash mismatch",
 			msg:  "error: hash mismatch in fixed-output derivation '" + drv + "':\n  specified: sha256-AAAA\n     got: sha256-BBBB",
-			want: map[string]*Failure{drv: {Kind: FailBuilder, Message: "hash mismatch in fixed-output derivation '" + drv + "':"}},
+			want: map[string]*Failure{drv: {Kind: FailBuilder, Message: "hash mismatch in fixed-output derivation '" + drv + "': specified sha256-AAAA, got sha256-BBBB"}},
 		},
 		{
 			name:        "machine unreachable",

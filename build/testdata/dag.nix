@@ -27,5 +27,6 @@ in rec {
   # that fails for want of disk space.
   longline = mk "longline" "head -c 540000000 /dev/zero | tr '\\0' x; echo; echo after the long line; echo ok > $out" { PATH = "/usr/bin:/bin"; };
   killed = mk "killed" "echo about to be killed; kill -9 $$" { };
+  fodmismatch = mk "fodmismatch" "echo hello > $out" { outputHashMode = "flat"; outputHashAlgo = "sha256"; outputHash = "0000000000000000000000000000000000000000000000000000"; };
   diskfull = mk "diskfull" "echo 'cp: error writing /build/big: No space left on device' >&2; exit 1" { };
 }

@@ -15,9 +15,12 @@ import (
 // anything. Calls past Count run the real program.
 type Fault struct {
 	Program string // nix-instantiate, nix-store, nix
-	Count   int
-	Stderr  string
-	Signal  int
+	// When, when set, limits the fault to calls whose arguments contain
+	// it (as one string, space-separated): "--eval".
+	When   string
+	Count  int
+	Stderr string
+	Signal int
 }
 
 // FaultyNix returns a directory to use as nix.bin_dir: each Nix program in
@@ -51,7 +54,11 @@ func FaultyNix(t testing.TB, faults ...Fault) string {
 			if f.Signal != 0 {
 				fail = fmt.Sprintf("kill -%d $$", f.Signal)
 			}
-			fmt.Fprintf(&b, "n=$(cat '%s')\nif [ \"$n\" -gt 0 ]; then echo $((n - 1)) > '%s'; %s; fi\n", counter, counter, fail)
+			match := "*"
+			if f.When != "" {
+				match = "*" + strings.ReplaceAll(f.When, "'", "") + "*"
+			}
+			fmt.Fprintf(&b, "case \"$*\" in %s)\n  n=$(cat '%s')\n  if [ \"$n\" -gt 0 ]; then echo $((n - 1)) > '%s'; %s; fi;;\nesac\n", match, counter, counter, fail)
 		}
 		fmt.Fprintf(&b, "exec '%s' \"$@\"\n", real)
 		if err := os.WriteFile(filepath.Join(dir, prog), []byte(b.String()), 0o755); err != nil {
@@ -59,6 +66,18 @@ func FaultyNix(t testing.TB, faults ...Fault) string {
 		}
 	}
 	return dir
+}
+
+// ClearFaults ends the faults of a FaultyNix directory: every later call
+// runs the real program.
+func ClearFaults(t testing.TB, dir string) {
+	t.Helper()
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.left"))
+	for _, m := range matches {
+		if err := os.WriteFile(m, []byte("0"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // FaultsLeft returns how many calls of the faults of program are still to
