@@ -61,19 +61,7 @@ stdenv.mkDerivation {
 	head := strings.TrimSpace(testenv.Git(t, repo.Dir, "rev-parse", repo.Head))
 
 	port := freePort(t)
-	cfg := filepath.Join(dir, "config.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir: %s
-eval:
-  workers: 2
-github:
-  v3_api_url: %s
-  app:
-    integration_id: %d
-server:
-  port: %d
-  public_url: https://basinix.example
-  private_key_file: %s
-`, filepath.Join(dir, "data"), gh.URL, gh.AppID, port, key)), 0o600)
+	cfg := serveConfig(t, dir, gh, port, key, false)
 	server := startServe(t, bin, cfg, dir, port, []string{"BASINIX_GITHUB_APP_WEBHOOK_SECRET=" + gh.WebhookSecret})
 
 	environ, err := os.ReadFile("/proc/" + strconv.Itoa(server.Process.Pid) + "/environ")
@@ -84,11 +72,7 @@ server:
 		t.Error("the webhook secret is in basinix's /proc/PID/environ")
 	}
 
-	body := fakegithub.PullRequestEvent(t, "opened", fakegithub.PR{Installation: 9, Repo: "octo/pkgs", CloneURL: "file://" + repo.Dir, Number: 1, Head: head, Base: "master"})
-	resp, err := gh.Deliver(fmt.Sprintf("http://127.0.0.1:%d/api/github/hook", port), "pull_request", "snoop-1", body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("webhook: %v %v", err, resp)
-	}
+	openPR(t, gh, port, repo, head, "snoop-1")
 	build := "basinix / build (x86_64-linux)"
 	var run fakegithub.CheckRun
 	waitUntil(t, func() bool {

@@ -34,28 +34,11 @@ func TestServeSurvivesKill9(t *testing.T) {
 	port := freePort(t)
 	key := filepath.Join(dir, "app.pem")
 	os.WriteFile(key, []byte(gh.PrivateKeyPEM), 0o600)
-	cfg := filepath.Join(dir, "config.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir: %s
-eval:
-  workers: 2
-github:
-  v3_api_url: %s
-  app:
-    integration_id: %d
-    webhook_secret: %s
-server:
-  port: %d
-  public_url: https://basinix.example
-  private_key_file: %s
-`, filepath.Join(dir, "data"), gh.URL, gh.AppID, gh.WebhookSecret, port, key)), 0o600)
+	cfg := serveConfig(t, dir, gh, port, key, true)
 
 	start := func() *exec.Cmd { return startServe(t, bin, cfg, dir, port, nil) }
 	server := start()
-	body := fakegithub.PullRequestEvent(t, "opened", fakegithub.PR{Installation: 9, Repo: "octo/pkgs", CloneURL: "file://" + repo.Dir, Number: 1, Head: head, Base: "master"})
-	resp, err := gh.Deliver(fmt.Sprintf("http://127.0.0.1:%d/api/github/hook", port), "pull_request", "kill-1", body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("webhook: %v %v", err, resp)
-	}
+	openPR(t, gh, port, repo, head, "kill-1")
 	build := "basinix / build (x86_64-linux)"
 	runs := func() map[string]fakegithub.CheckRun {
 		out := map[string]fakegithub.CheckRun{}
@@ -84,6 +67,45 @@ server:
 	if v := gh.Violations(); len(v) > 0 {
 		t.Errorf("requests GitHub would refuse: %v", v)
 	}
+}
+
+// serveConfig writes the configuration of a `basinix serve` against gh on
+// port, with the App's key in keyFile and, when inlineSecret, the webhook
+// secret in the file (else it must come from the environment).
+func serveConfig(t *testing.T, dir string, gh *fakegithub.Server, port int, keyFile string, inlineSecret bool) string {
+	t.Helper()
+	secret := ""
+	if inlineSecret {
+		secret = "\n    webhook_secret: " + gh.WebhookSecret
+	}
+	cfg := filepath.Join(dir, "config.yml")
+	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir: %s
+eval:
+  workers: 2
+github:
+  v3_api_url: %s
+  app:
+    integration_id: %d%s
+server:
+  port: %d
+  public_url: https://basinix.example
+  private_key_file: %s
+`, filepath.Join(dir, "data"), gh.URL, gh.AppID, secret, port, keyFile)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// openPR delivers "PR 1 of octo/pkgs opened at head" to the server on port.
+func openPR(t *testing.T, gh *fakegithub.Server, port int, repo *sampleset.Repo, head, delivery string) {
+	t.Helper()
+	body := fakegithub.PullRequestEvent(t, "opened", fakegithub.PR{Installation: 9, Repo: "octo/pkgs", CloneURL: "file://" + repo.Dir, Number: 1, Head: head, Base: "master"})
+	resp, err := gh.Deliver(fmt.Sprintf("http://127.0.0.1:%d/api/github/hook", port), "pull_request", delivery, body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook: %v %v", err, resp)
+	}
+	resp.Body.Close()
 }
 
 // buildBinary builds basinix into dir and returns its path.
