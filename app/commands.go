@@ -187,8 +187,10 @@ func (p *pipeline) requested(ctx context.Context, req handlers.CommandRequest, c
 		ctx := context.WithoutCancel(ctx)
 		results, err := p.rv.BuildAttrs(ctx, AttrsRequest{Repo: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA, Systems: p.cfg.Systems, Attrs: c.Attrs, Tests: c.Verb == "test"})
 		for s, id := range ids {
-			cr := report.CheckRun{Title: "could not build", Summary: fmt.Sprintf("```\n%v\n```\n", err), Conclusion: "neutral"}
-			if err == nil {
+			var cr report.CheckRun
+			if err != nil {
+				cr = report.CheckRun{Title: "could not build", Summary: report.Fit(report.CodeBlock(err.Error()), ""), Conclusion: "neutral"}
+			} else {
 				cr = report.RequestedCheckRun(results[s], report.MarkdownOptions{Link: p.logURL})
 			}
 			if _, _, uerr := gh.Checks.UpdateCheckRun(ctx, owner, repo, id, github.UpdateCheckRunOptions{
@@ -293,7 +295,7 @@ func (p *pipeline) merge(ctx context.Context, req handlers.CommandRequest, messa
 		}
 	}
 	if _, _, err := gh.PullRequests.Merge(ctx, owner, repo, req.PR, "", &github.PullRequestOptions{MergeMethod: p.cfg.Commands.MergeMethod, SHA: rev.HeadSHA}); err != nil {
-		return fmt.Sprintf("Not merged: GitHub refused: %v", err), nil
+		return "Not merged: GitHub refused: " + report.Code(err.Error()), nil
 	}
 	p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("method", p.cfg.Commands.MergeMethod).Msg("merged")
 	return "", nil

@@ -639,7 +639,7 @@ func TestServeCommands(t *testing.T) {
 	f.deliver(t, "issue_comment", f.comment(t, 103, "renovate[bot]", "Bot", "@basinix rebuild"))
 	comments := f.gh.Comments("octo/pkgs", 1)
 	if len(comments) != 3 || !strings.Contains(comments[0], "@reader: only users with write, maintain, admin permission") ||
-		!strings.Contains(comments[1], `"deploy" is not a command`) || !strings.Contains(comments[1], `"hello;" is not an attribute path`) ||
+		!strings.Contains(comments[1], "`deploy` is not a command") || !strings.Contains(comments[1], "`hello;` is not an attribute path") ||
 		!strings.Contains(comments[1], "`@basinix rebuild`") {
 		t.Errorf("replies:\n%s", strings.Join(comments, "\n---\n"))
 	}

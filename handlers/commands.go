@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/basinix/basinix/report"
 )
 
 // Command is one `@basinix VERB ARGS…` line of a comment.
@@ -41,7 +43,7 @@ func ParseCommands(body, name string) ([]Command, []error) {
 			continue
 		}
 		if len(fields) == 1 {
-			errs = append(errs, fmt.Errorf("%q: no command", line))
+			errs = append(errs, fmt.Errorf("%s: no command", report.Code(line)))
 			continue
 		}
 		c := Command{Verb: strings.ToLower(fields[1])}
@@ -49,12 +51,12 @@ func ParseCommands(body, name string) ([]Command, []error) {
 		switch c.Verb {
 		case "rebuild", "eval", "review", "help":
 			if len(args) > 0 {
-				errs = append(errs, fmt.Errorf("%q: %s takes no arguments", line, c.Verb))
+				errs = append(errs, fmt.Errorf("%s: %s takes no arguments", report.Code(line), c.Verb))
 				continue
 			}
 		case "build", "test":
 			if len(args) == 0 || len(args) > maxAttrs {
-				errs = append(errs, fmt.Errorf("%q: %s needs 1 to %d attributes", line, c.Verb, maxAttrs))
+				errs = append(errs, fmt.Errorf("%s: %s needs 1 to %d attributes", report.Code(line), c.Verb, maxAttrs))
 				continue
 			}
 			bad := ""
@@ -65,7 +67,7 @@ func ParseCommands(body, name string) ([]Command, []error) {
 				}
 			}
 			if bad != "" {
-				errs = append(errs, fmt.Errorf("%q is not an attribute path", truncate(bad, 60)))
+				errs = append(errs, fmt.Errorf("%s is not an attribute path", report.Code(truncate(bad, 60))))
 				continue
 			}
 			c.Attrs = args
@@ -73,7 +75,7 @@ func ParseCommands(body, name string) ([]Command, []error) {
 			_, rest, _ := strings.Cut(line, fields[1])
 			c.Message = strings.TrimSpace(rest)
 		default:
-			errs = append(errs, fmt.Errorf("%q is not a command", truncate(fields[1], 40)))
+			errs = append(errs, fmt.Errorf("%s is not a command", report.Code(truncate(fields[1], 40))))
 			continue
 		}
 		cmds = append(cmds, c)

@@ -43,3 +43,18 @@ func TestParseCommands(t *testing.T) {
 		})
 	}
 }
+
+// What a reply echoes of a comment is quoted as code: a command line with a
+// mention or a fence brings neither into basinix's reply.
+func TestParseErrorsQuoteTheComment(t *testing.T) {
+	for body, want := range map[string]string{
+		"@basinix rebuild @octocat ![x](https://evil.example/x.png)": "`@basinix rebuild @octocat ![x](https://evil.example/x.png)`: rebuild takes no arguments",
+		"@basinix ``@octocat``": "``` ``@octocat`` ``` is not a command",
+		"@basinix build a`b":    "``a`b`` is not an attribute path",
+	} {
+		_, errs := ParseCommands(body, "basinix")
+		if len(errs) != 1 || errs[0].Error() != want {
+			t.Errorf("%q: errors %v, want %q", body, errs, want)
+		}
+	}
+}

@@ -65,3 +65,14 @@ func leadingRun(s string, c byte) int {
 	}
 	return n
 }
+
+// Code is mdCode for other packages' Markdown (comment replies): s as
+// inline code that nothing in it can end.
+func Code(s string) string { return mdCode(s) }
+
+// CodeBlock returns s as a fenced code block that nothing in it can end.
+func CodeBlock(s string) string {
+	s = strings.TrimRight(s, "\n")
+	fence := mdFence(s)
+	return fence + "\n" + s + "\n" + fence + "\n"
+}
