@@ -62,8 +62,14 @@ func loadOperations(path string) ([]*operation, error) {
 	return ops, nil
 }
 
-// SchemaPath returns where ../shared/github/rest-api-subset.json is, found
-// from the module root (the directory holding go.mod).
+// dataDir is where the fake's GitHub data lives in the repository: the
+// OpenAPI subset, its licence and the real webhook payloads, copied from
+// ../shared/github so that the tests pass in a clone with nothing beside it.
+const dataDir = "internal/fakegithub/testdata/github"
+
+// SchemaPath returns where the OpenAPI subset is (rest-api-subset.json),
+// found from the module root (the directory holding go.mod), wherever the
+// test runs.
 func SchemaPath() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
@@ -71,9 +77,9 @@ func SchemaPath() (string, error) {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "github", "rest-api-subset.json")
+			p := filepath.Join(dir, dataDir, "rest-api-subset.json")
 			if _, err := os.Stat(p); err != nil {
-				return "", fmt.Errorf("fake github needs ../shared/github beside the repository: %w", err)
+				return "", fmt.Errorf("fake github: %w", err)
 			}
 			return p, nil
 		}

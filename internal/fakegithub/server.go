@@ -2,7 +2,7 @@
 // and webhooks, for tests. It keeps installations, check runs (with their
 // annotations), labels, comments and pull requests in memory, validates
 // every request body against GitHub's own OpenAPI description
-// (../shared/github/rest-api-subset.json), mints installation tokens only
+// (testdata/github/rest-api-subset.json, from ../shared), mints installation tokens only
 // for a correctly signed App JWT, and can answer with 502s or secondary
 // rate limits for a while. Requests it cannot honour are recorded as
 // violations, which tests check are none.
@@ -325,7 +325,7 @@ func Deliver(url, secret, event, delivery string, payload []byte) (*http.Respons
 	return http.DefaultClient.Do(req)
 }
 
-// Payload loads a real webhook payload from ../shared/github/webhooks
+// Payload loads a real webhook payload from testdata/github/webhooks
 // (name like "pull_request.opened.0") for a test to rewrite.
 func Payload(t testing.TB, name string) map[string]any {
 	t.Helper()
