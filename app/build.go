@@ -104,27 +104,10 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 	for _, w := range wants {
 		list = append(list, w)
 	}
-	t, err := r.pool.Submit(ctx, list)
+	outcomes, err := r.buildRetrying(ctx, list, req.Progress)
 	if err != nil {
-		return instantiate, 0, err
+		return instantiate, time.Since(start), err
 	}
-	if req.Progress != nil {
-		req.Progress(t.Progress())
-	}
-	for done := false; !done; {
-		select {
-		case <-t.Done():
-			done = true
-		case <-t.Changed():
-		case <-ctx.Done():
-			t.Cancel()
-			return instantiate, time.Since(start), ctx.Err()
-		}
-		if req.Progress != nil {
-			req.Progress(t.Progress())
-		}
-	}
-	outcomes := t.Outcomes()
 	for drv, o := range known {
 		outcomes[drv] = *o
 	}
@@ -148,6 +131,66 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 		sys.ApplyBuilds(outcomes)
 	}
 	return instantiate, time.Since(start), nil
+}
+
+// buildRetrying builds wants and returns their outcomes. Derivations that
+// failed for the machine's fault are built again after each of
+// machineRetries; when the fault lasts, the error is ErrInfrastructure,
+// since such an outcome is no verdict.
+func (r *Reviewer) buildRetrying(ctx context.Context, wants []build.Want, progress func(build.Progress)) (map[string]build.Outcome, error) {
+	outcomes, err := r.buildOnce(ctx, wants, progress)
+	for attempt := 0; err == nil; attempt++ {
+		var again []build.Want
+		var why string
+		for _, w := range wants {
+			if o := outcomes[w.Drv]; o.MachineFault != "" {
+				again, why = append(again, w), o.MachineFault
+			}
+		}
+		if len(again) == 0 {
+			return outcomes, nil
+		}
+		if attempt == len(machineRetries) {
+			return nil, fmt.Errorf("%w: %d builds failed for the machine's fault, %d times: %s", ErrInfrastructure, len(again), attempt+1, why)
+		}
+		r.log.Warn().Int("drvs", len(again)).Str("why", why).Dur("in", machineRetries[attempt]).Msg("builds failed for the machine's fault: building them again")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(machineRetries[attempt]):
+		}
+		var more map[string]build.Outcome
+		if more, err = r.buildOnce(ctx, again, progress); err == nil {
+			maps.Copy(outcomes, more)
+		}
+	}
+	return nil, err
+}
+
+// buildOnce submits wants to the pool and waits for their outcomes,
+// reporting progress as it changes.
+func (r *Reviewer) buildOnce(ctx context.Context, wants []build.Want, progress func(build.Progress)) (map[string]build.Outcome, error) {
+	t, err := r.pool.Submit(ctx, wants)
+	if err != nil {
+		return nil, err
+	}
+	if progress != nil {
+		progress(t.Progress())
+	}
+	for done := false; !done; {
+		select {
+		case <-t.Done():
+			done = true
+		case <-t.Changed():
+		case <-ctx.Done():
+			t.Cancel()
+			return nil, ctx.Err()
+		}
+		if progress != nil {
+			progress(t.Progress())
+		}
+	}
+	return t.Outcomes(), nil
 }
 
 // instantiate makes sure the .drv files of needs are in the store, writing

@@ -86,6 +86,10 @@ type ServerConfig struct {
 	// ReadTimeout bounds the time a client has to send a whole request,
 	// body included; MaxConnections the connections open at once;
 	// WebhookMemoryMiB the webhook bodies held at once.
+	// MachineRetry is how long after failing for the machine's fault (the
+	// Nix store, the disk, a killed process) a revision is tried again; the
+	// wait doubles each time, up to 30 minutes, five times at most.
+	MachineRetry     time.Duration `yaml:"machine_retry"`
 	ReadTimeout      time.Duration `yaml:"read_timeout"`
 	MaxConnections   int           `yaml:"max_connections"`
 	WebhookMemoryMiB int           `yaml:"webhook_memory_mib"`
@@ -148,7 +152,7 @@ func DefaultConfig() Config {
 			MaxDeaths:    200,
 		},
 		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, BranchPriority: -1_000_000, GitHubRetryFor: 5 * time.Minute,
-			ReadTimeout: 30 * time.Second, MaxConnections: 1024, WebhookMemoryMiB: 128,
+			ReadTimeout: 30 * time.Second, MaxConnections: 1024, WebhookMemoryMiB: 128, MachineRetry: time.Minute,
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"}},
 		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge", MergeChecks: []string{"eval", "build"}},
 		Build: BuildConfig{
@@ -216,8 +220,8 @@ func (c Config) Validate() error {
 	if e := c.Eval; e.Workers < 0 || e.AttrTimeout < 0 || e.Timeout < 0 || e.MaxMemoryMiB < 0 || e.MaxAttrs < 0 || e.MaxDeaths < 0 {
 		return fmt.Errorf("config: eval limits must not be negative")
 	}
-	if sv := c.Server; sv.ReadTimeout <= 0 || sv.MaxConnections <= 0 || sv.WebhookMemoryMiB < maxPayload>>20 {
-		return fmt.Errorf("config: server.read_timeout and server.max_connections must be positive, server.webhook_memory_mib at least %d (the largest webhook GitHub sends)", maxPayload>>20)
+	if sv := c.Server; sv.ReadTimeout <= 0 || sv.MaxConnections <= 0 || sv.MachineRetry <= 0 || sv.WebhookMemoryMiB < maxPayload>>20 {
+		return fmt.Errorf("config: server.read_timeout, max_connections and machine_retry must be positive, server.webhook_memory_mib at least %d (the largest webhook GitHub sends)", maxPayload>>20)
 	}
 	b := c.Build
 	if b.MaxJobs < 0 || b.Cores < 0 || b.BuildTimeout < 0 || b.MaxSilentTime < 0 || b.BatchSize < 0 || b.LogMaxKiB < 0 {

@@ -463,6 +463,9 @@ func (p *pipeline) superseded(ctx context.Context, rev *store.Revision, c *check
 // fail records an infrastructure failure in the revision and in its check
 // runs (neutral: it is not the PR's fault).
 func (p *pipeline) fail(ctx context.Context, rev *store.Revision, c *checks, err error, log zerolog.Logger) {
+	if p.retryLater(ctx, rev, c, err, log) {
+		return
+	}
 	log.Error().Err(err).Msg("revision failed")
 	if ferr := p.st.FinishRevision(ctx, rev.ID, store.Failed, nil, err.Error()); ferr != nil {
 		log.Error().Err(ferr).Msg("recording the failure")
@@ -482,6 +485,53 @@ func (p *pipeline) fail(ctx context.Context, rev *store.Revision, c *checks, err
 			log.Warn().Err(perr).Str("check", name).Msg("publishing the failure")
 		}
 	}
+}
+
+// maxMachineRetries is how many times a revision that failed for the
+// machine's fault is queued again before it fails for good.
+const maxMachineRetries = 5
+
+// retryLater queues a revision that failed for the machine's fault again,
+// for after a wait that doubles with each failure, and says so in its open
+// check runs (they stay in progress: the change is not at fault). It
+// reports whether it did: false for any other error, or when the retries
+// are used up.
+func (p *pipeline) retryLater(ctx context.Context, rev *store.Revision, c *checks, err error, log zerolog.Logger) bool {
+	if !errors.Is(err, ErrInfrastructure) || rev.MachineFailures >= maxMachineRetries {
+		return false
+	}
+	wait := min(p.cfg.Server.MachineRetry<<rev.MachineFailures, 30*time.Minute)
+	at := time.Now().Add(wait)
+	queued, serr := p.st.RetryLater(ctx, rev.ID, at, err.Error())
+	if serr != nil {
+		log.Error().Err(serr).Msg("queueing a revision again")
+		return false
+	}
+	if !queued { // superseded or cancelled meanwhile: nothing to retry
+		return true
+	}
+	log.Warn().Err(err).Dur("in", wait).Int("failures", rev.MachineFailures+1).Msg("revision failed for the machine's fault: trying again later")
+	time.AfterFunc(wait, p.poke)
+	if c == nil {
+		return true
+	}
+	cr := report.CheckRun{Title: "the machine's fault: trying again", Summary: fmt.Sprintf(
+		"basinix could not finish this review for a fault of its machine, not of the change:\n\n%s\nIt tries again at %s (attempt %d of %d).",
+		report.CodeBlock(err.Error()), at.UTC().Format("15:04:05 UTC"), rev.MachineFailures+2, maxMachineRetries+1)}
+	for _, name := range append([]string{evalCheck}, buildNames(p.cfg.Systems)...) {
+		if (name == evalCheck || p.open(ctx, rev.ID, name)) && !p.final(ctx, rev.ID, name) {
+			if perr := c.publish(ctx, name, cr); perr != nil {
+				log.Warn().Err(perr).Str("check", name).Msg("saying the review is retried")
+			}
+		}
+	}
+	return true
+}
+
+// final reports whether the named check run's final output was sent.
+func (p *pipeline) final(ctx context.Context, revision int64, name string) bool {
+	done, _ := p.st.CheckRunFinal(ctx, revision, name)
+	return done
 }
 
 // open reports whether the revision has the named check run and its final

@@ -61,6 +61,12 @@ func NewReviewer(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer
 	if err != nil {
 		return nil, err
 	}
+	// On a machine where Nix was just installed, the evaluations that start
+	// at once would create the store database together ("database is
+	// busy"): create it first, alone.
+	if err := runner.InitStore(ctx); err != nil {
+		log.Warn().Err(err).Msg("initialising the Nix store database")
+	}
 	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "basinix.db"))
 	if err != nil {
 		return nil, err
@@ -291,10 +297,19 @@ func (r *Reviewer) fetch(ctx context.Context, repo string) (*checkout.Mirror, er
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
-	if err := m.Fetch(ctx); err != nil {
-		if errors.Is(err, checkout.ErrNoRepository) {
-			return nil, fmt.Errorf("%w: %w", ErrInput, err)
+	err = retryMachineFaults(ctx, r.log, "fetch "+repo, func() error {
+		err := m.Fetch(ctx)
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return err
+		case errors.Is(err, checkout.ErrNoRepository):
+			return fmt.Errorf("%w: %w", ErrInput, err)
 		}
+		// git failing on the mirror (the disk, the network, GitHub down)
+		// is not the change's doing.
+		return fmt.Errorf("%w: %w", ErrInfrastructure, err)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -455,14 +470,18 @@ func (r *Reviewer) evaluate(life, ctx context.Context, repo string, trees *workt
 	}
 	var ev *eval.Evaluation
 	var session *eval.Session
-	if hold {
-		// The session outlives this evaluation's errgroup.
-		if session, err = r.ev.Open(life, wt.Path, system, chunks); err == nil {
-			ev = session.Evaluation()
+	err = retryMachineFaults(ctx, r.log, "evaluate "+short(commit)+" for "+system, func() error {
+		var err error
+		if hold {
+			// The session outlives this evaluation's errgroup.
+			if session, err = r.ev.Open(life, wt.Path, system, chunks); err == nil {
+				ev = session.Evaluation()
+			}
+		} else {
+			ev, err = r.ev.Evaluate(ctx, wt.Path, system, chunks)
 		}
-	} else {
-		ev, err = r.ev.Evaluate(ctx, wt.Path, system, chunks)
-	}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s for %s: %w", commit, system, err)
 	}

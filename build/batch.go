@@ -199,7 +199,9 @@ func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runE
 			o.Result, o.Message = Timeout, f.Message
 		case f != nil && f.Kind == nix.FailBuilder:
 			o.Result, o.Message = Failure, f.Message
-		case f != nil && (f.Kind == nix.FailOther || f.Kind == nix.FailMachine):
+		case f != nil && f.Kind == nix.FailMachine:
+			o.Result, o.Message, o.transient, o.MachineFault = Failure, f.Message, true, f.Message
+		case f != nil && f.Kind == nix.FailOther:
 			o.Result, o.Message, o.transient = Failure, f.Message, true
 		case f != nil && f.Kind == nix.FailDependencies:
 			o.Result, o.Message = DependencyFailed, f.Message
@@ -207,8 +209,9 @@ func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runE
 			o.Result, o.Message, o.transient = Cancelled, "nobody wants it any more", true
 		default:
 			// Not built and no reason given: Nix stopped early (out of disk,
-			// store trouble). Not the derivation's fault, so not remembered.
-			o.Result, o.Message, o.transient = Failure, lastError, true
+			// store trouble, killed). Not the derivation's fault, so not
+			// remembered.
+			o.Result, o.Message, o.transient, o.MachineFault = Failure, lastError, true, lastError
 		}
 		if bl := r.Builds[drv]; bl != nil {
 			// With -j0 and one builder, everything of a remote batch is built
@@ -227,7 +230,7 @@ func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runE
 		if o.Result == Failure && !o.transient {
 			if why := nix.LogMachineFault(LogEnd(log, 16<<10)); why != "" {
 				// Not the package's doing: tried again next time.
-				o.Message, o.transient = "the machine's fault, not remembered: "+why, true
+				o.Message, o.transient, o.MachineFault = "the machine's fault, not remembered: "+why, true, why
 			}
 		}
 	}

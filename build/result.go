@@ -42,6 +42,10 @@ type Outcome struct {
 	Log string
 	// Cached is true when the result was known before: nothing was built.
 	Cached bool
+	// MachineFault, when set, says why the outcome is the machine's fault,
+	// not the derivation's (a builder killed by the OOM killer, no space
+	// left, Nix stopping early): building again may give the real result.
+	MachineFault string
 	// transient outcomes (cancelled, infrastructure trouble) are not remembered.
 	transient bool
 }

@@ -161,11 +161,11 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	col := &collector{attrs: map[string]*Attr{}, limit: e.opt.MaxAttrs, full: func() { stopFull(errTooManyAttrs) }}
 	res := &Evaluation{System: system, Attrs: col.attrs}
 	idle := &idlePool{}
+	deaths := &atomic.Int32{}
 	s := &Session{e: e, src: src, system: system, ev: res, idle: idle}
 	var procs int
 	var procsMu sync.Mutex
 	count := func(n int) { procsMu.Lock(); procs += n; procsMu.Unlock() }
-	deaths := &atomic.Int32{}
 
 	g, gctx := errgroup.WithContext(full)
 	for i := 0; i < chunks; i++ {
@@ -215,11 +215,16 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	}
 
 	// Throws were tried with aliases on by the walk itself; attributes
-	// that died of a missing attribute are tried again here: those that
-	// evaluate with aliases use an alias in-tree.
+	// whose process died are tried again here, whatever the error: those
+	// that evaluate with aliases use an alias in-tree. Only they are
+	// walked again, never the whole set, within the same max_deaths.
 	if failed := col.aliasSuspects(); len(failed) > 0 {
 		aliases := &collector{attrs: map[string]*Attr{}}
-		n, err := s.walk(wctx, walkRequest{Mode: "walk", Aliases: true, Paths: failed}, aliases)
+		// New processes, not the waiting walkers: these attributes killed a
+		// process once and may again, and a waiting walker would import
+		// the set again with aliases first; the walkers are kept for the
+		// details that come next.
+		n, err := e.walkParts(wctx, walkSpec{src: src, system: system, config: e.withAliases(), mode: "walk", paths: failed, deaths: deaths}, aliases)
 		count(n)
 		if err != nil {
 			s.Close()
@@ -395,18 +400,23 @@ func (c *collector) throw(p Path, aliasDrv string) {
 func (c *collector) fail(p Path, err *Error)   { c.put(&Attr{Path: p, Error: err}) }
 func (c *collector) details(Path, *rawDetails) {}
 
-// aliasSuspects returns, sorted, the failed attributes whose error an alias
-// could explain and the walk could not try: a missing attribute. Undefined
-// variables, aborts, type errors and limits are not retried: aliases change
-// none of them.
+// aliasSuspects returns, sorted, the failed attributes the walk could not
+// try with aliases on: every one whose process died, whatever the error
+// (an alias used through a callPackage argument dies of "called without
+// required argument", one used as pkgs.NAME of a missing attribute).
+// Throws were tried by the walk itself; kills for time or memory are not
+// tried again (the limits, not aliases, ended them), nor attributes given
+// up on after max_deaths.
 func (c *collector) aliasSuspects() []Path {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []Path
 	for _, a := range c.attrs {
-		if a.Error != nil && !a.AliasError && strings.HasPrefix(a.Error.Message, "attribute '") {
-			out = append(out, a.Path)
+		if a.Error == nil || a.AliasError || a.Error.Message == Unexplained ||
+			strings.HasPrefix(a.Error.Message, "evaluation killed") || strings.HasPrefix(a.Error.Message, "not evaluated:") {
+			continue
 		}
+		out = append(out, a.Path)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out

@@ -260,6 +260,12 @@ func TestMachineFaultIsNotAResult(t *testing.T) {
 		{"busy store database", testenv.Fault{Program: "nix-instantiate", Count: 1,
 			Stderr: "error: SQLite database '/nix/var/nix/db/db.sqlite' is busy"}, "busy"},
 		{"killed by a signal basinix did not send", testenv.Fault{Program: "nix-instantiate", Count: 1, Signal: 9}, "signal 9"},
+		{"no space left", testenv.Fault{Program: "nix-instantiate", Count: 1,
+			Stderr: "error: writing to file: No space left on device"}, "no space left"},
+		{"daemon unreachable", testenv.Fault{Program: "nix-instantiate", Count: 1,
+			Stderr: "error: cannot connect to socket at '/nix/var/nix/daemon-socket/socket': Connection refused"}, "daemon cannot be reached"},
+		{"store not writable", testenv.Fault{Program: "nix-instantiate", Count: 1,
+			Stderr: "error: opening lock file '/nix/var/nix/db/big-lock': Permission denied"}, "may not write to the Nix store"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			bin := testenv.FaultyNix(t, tt.fault)
@@ -324,5 +330,27 @@ func TestPositionOutsideTheCheckoutIsDropped(t *testing.T) {
 	}
 	if d := det["hello"]; d == nil || !strings.HasPrefix(d.Position, "pkgs/") {
 		t.Errorf("hello: position %+v, want one in the checkout", d)
+	}
+}
+
+// An attribute that uses an alias through a callPackage argument dies of
+// "called without required argument" with aliases off: it is an alias
+// error like one that uses pkgs.oldhello, annotated at the package's own
+// file (the function Nix names), with no server path in its message.
+func TestAliasErrorThroughACallPackageArgument(t *testing.T) {
+	ev := newEvaluator(t, eval.Options{Workers: 2})
+	repo := testenv.Sample(t, sampleset.Options{NoPR: true, Extra: map[string]string{
+		"usesaliasarg": "{ stdenv, oldhello }:\n\nstdenv.mkDerivation {\n  pname = \"usesaliasarg\";\n  version = \"1\";\n  deps = [ oldhello ];\n}\n",
+	}})
+	res := evaluate(t, ev, repo.Dir, "x86_64-linux")
+	a := res.Attrs["usesaliasarg"]
+	if a == nil || a.Error == nil || !a.AliasError || a.DrvPath == "" {
+		t.Fatalf("usesaliasarg: want an alias error with the aliased derivation, got %+v", a)
+	}
+	if a.Error.File != "pkgs/by-name/usesaliasarg/default.nix" || a.Error.Line != 1 {
+		t.Errorf("usesaliasarg: error at %s:%d, want the package's file, line 1", a.Error.File, a.Error.Line)
+	}
+	if !strings.Contains(a.Error.Message, "oldhello") || strings.Contains(a.Error.Message, repo.Dir) {
+		t.Errorf("usesaliasarg: message %q", a.Error.Message)
 	}
 }

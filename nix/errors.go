@@ -103,6 +103,10 @@ var (
 	posRe = regexp.MustCompile(`^\s*at (/[^:]+):(\d+):(\d+):`)
 	// "whose name attribute is located at /path/file.nix:3:5" (newer Nix).
 	locatedRe = regexp.MustCompile(`located at (/[^:]+):(\d+):(\d+)`)
+	// "anonymous function at /path/package.nix:1:1 called without required
+	// argument 'x'" (Nix 2.8): the function is the package's definition,
+	// where a reviewer looks, not the callPackage that called it.
+	calledRe = regexp.MustCompile(`function at (/[^:]+):(\d+):(\d+) called`)
 	ansiRe    = regexp.MustCompile("\x1b\\[[0-9;]*m")
 )
 
@@ -138,6 +142,9 @@ func ParseError(stderr []byte) *Error {
 		}
 	}
 	e.Message = messageFrom(lines[msgStart:])
+	if m := calledRe.FindStringSubmatch(e.Message); m != nil {
+		e.Positions = append(e.Positions, position(m))
+	}
 	for _, l := range lines {
 		if m := posRe.FindStringSubmatch(l); m != nil {
 			e.Positions = append(e.Positions, position(m))

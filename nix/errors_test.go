@@ -26,6 +26,19 @@ error: undefined variable 'undefinedVar'
 			want: Error{Message: "undefined variable 'undefinedVar'", Positions: []Position{{"/tmp/p/d.nix", 1, 1}}},
 		},
 		{
+			name: "nix 2.8 function called without an argument: the function first",
+			stderr: `error: anonymous function at /src/pkgs/by-name/us/usesalias/package.nix:1:1 called without required argument 'oldhello'
+
+       at /src/pkgs/top-level/default.nix:9:8:
+
+            8|     let f = import fn;
+            9|     in f (builtins.intersectAttrs (builtins.functionArgs f) pkgs);
+             |        ^
+`,
+			want: Error{Message: "anonymous function at /src/pkgs/by-name/us/usesalias/package.nix:1:1 called without required argument 'oldhello'",
+				Positions: []Position{{"/src/pkgs/by-name/us/usesalias/package.nix", 1, 1}, {"/src/pkgs/top-level/default.nix", 9, 8}}},
+		},
+		{
 			name: "nix 2.8 abort with trace",
 			stderr: `error: evaluation aborted with the following error message: 'boom'
 

@@ -42,3 +42,11 @@ func (r *Runner) Host(ctx context.Context) (*Host, error) {
 	h.Systems = append([]string{system}, extra...)
 	return &h, nil
 }
+
+// InitStore creates the Nix store's database when it is not there yet
+// (nix-store --init), so that processes started at once do not race to
+// create it; on an existing store it does nothing.
+func (r *Runner) InitStore(ctx context.Context) error {
+	_, err := r.Run(ctx, Cmd{Program: "nix-store", Args: []string{"--init"}, Limits: Limits{Timeout: time.Minute}})
+	return err
+}

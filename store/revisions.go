@@ -41,6 +41,9 @@ type Revision struct {
 	RebuildFailed bool
 	// FreshEval: this attempt evaluates the head again, ignoring the cache.
 	FreshEval bool
+	// MachineFailures counts the times the revision failed for the
+	// machine's fault and was queued again for later.
+	MachineFailures int
 }
 
 // Rerun options.
@@ -143,7 +146,7 @@ func (s *Store) TakeRevision(ctx context.Context) (*Revision, error) {
 		return nil, fmt.Errorf("take revision: %w", err)
 	}
 	defer tx.Rollback()
-	rev, err := scanRevision(tx.QueryRowContext(ctx, revisionColumns+` WHERE state = 'queued' ORDER BY created_at, id LIMIT 1`))
+	rev, err := scanRevision(tx.QueryRowContext(ctx, revisionColumns+` WHERE state = 'queued' AND not_before <= ? ORDER BY created_at, id LIMIT 1`, time.Now().UnixMilli()))
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +210,8 @@ func startPendingReruns(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("rerun: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE revisions SET state = 'queued', attempt = attempt + 1,
-			rebuild_failed = (pending_rerun & 2) != 0, fresh_eval = (pending_rerun & 4) != 0, pending_rerun = 0, updated_at = ?
+			rebuild_failed = (pending_rerun & 2) != 0, fresh_eval = (pending_rerun & 4) != 0, pending_rerun = 0,
+			not_before = 0, machine_failures = 0, updated_at = ?
 		WHERE pending_rerun != 0 AND state IN ('done', 'failed')`, time.Now().UnixMilli()); err != nil {
 		return fmt.Errorf("rerun: %w", err)
 	}
@@ -245,6 +249,19 @@ func (s *Store) FinishRevision(ctx context.Context, id int64, state string, repo
 	return tx.Commit()
 }
 
+// RetryLater queues a revision that failed for the machine's fault again,
+// to be taken not before at, with msg as its error meanwhile, unless it
+// was superseded or cancelled; it returns false then.
+func (s *Store) RetryLater(ctx context.Context, id int64, at time.Time, msg string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE revisions SET state = 'queued', not_before = ?, machine_failures = machine_failures + 1,
+		error = ?, updated_at = ? WHERE id = ? AND state NOT IN ('superseded', 'cancelled')`, at.UnixMilli(), msg, time.Now().UnixMilli(), id)
+	if err != nil {
+		return false, fmt.Errorf("retry revision %d later: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // Revision returns one revision.
 func (s *Store) Revision(ctx context.Context, id int64) (*Revision, error) {
 	return scanRevision(s.db.QueryRowContext(ctx, revisionColumns+` WHERE id = ?`, id))
@@ -277,12 +294,12 @@ func (s *Store) queryRevisions(ctx context.Context, tail string, args ...any) ([
 	return out, rows.Err()
 }
 
-const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt, rebuild_failed, fresh_eval FROM revisions`
+const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt, rebuild_failed, fresh_eval, machine_failures FROM revisions`
 
 func scanRevision(row interface{ Scan(...any) error }) (*Revision, error) {
 	var r Revision
 	var created int64
-	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt, &r.RebuildFailed, &r.FreshEval)
+	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt, &r.RebuildFailed, &r.FreshEval, &r.MachineFailures)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,5 +98,59 @@ func TestReviewRelativeDataDir(t *testing.T) {
 	code, stdout, stderr := basinix(t, "review", "--sample", "--sample-size", "10", "--no-build", "--data-dir", "rel/data")
 	if code != 1 || !strings.Contains(stdout, "added (1): newpkg") || strings.Contains(stdout+stderr, "forbidden") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// Faults that pass (the store database busy for two evaluations, the
+// build's nix-store killed once by a signal basinix did not send) are
+// retried after a short wait: the review gives the sample's right report.
+// A fault that lasts ends it with exit 2, naming the fault.
+func TestReviewRetriesMachineFaults(t *testing.T) {
+	busy := testenv.Fault{Program: "nix-instantiate", When: "--eval", Count: 2, Stderr: "error: SQLite database '/nix/var/nix/db/db.sqlite' is busy"}
+	t.Run("faults that pass", func(t *testing.T) {
+		bin := testenv.FaultyNix(t, busy, testenv.Fault{Program: "nix-store", When: "--realise", Count: 1, Signal: 9})
+		cfg := writeConfig(t, fmt.Sprintf("nix:\n  bin_dir: %s\n", bin))
+		code, stdout, stderr := basinix(t, "review", "--sample", "--sample-size", "10", "--config", cfg, "--data-dir", t.TempDir())
+		if code != 1 || !strings.Contains(stdout, "- `willfail`: failure") || !strings.Contains(stdout, "- `depfails`: dependency-failed") {
+			t.Fatalf("exit %d, want 1 and the sample's verdicts\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+		for _, prog := range []string{"nix-instantiate", "nix-store"} {
+			if n := testenv.FaultsLeft(t, bin, prog); n != 0 {
+				t.Errorf("%s: %d faults never reached: the test proves nothing", prog, n)
+			}
+		}
+	})
+	t.Run("a build fault that lasts", func(t *testing.T) {
+		bin := testenv.FaultyNix(t, testenv.Fault{Program: "nix-store", When: "--realise", Count: 100, Signal: 9})
+		cfg := writeConfig(t, fmt.Sprintf("nix:\n  bin_dir: %s\n", bin))
+		code, stdout, stderr := basinix(t, "review", "--sample", "--sample-size", "10", "--config", cfg, "--data-dir", t.TempDir())
+		if code != 2 || !strings.Contains(stderr, "machine's fault") || !strings.Contains(stderr, "signal 9") || strings.Contains(stdout, "newly failing") {
+			t.Fatalf("exit %d, want 2 naming the fault and no verdict\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+	})
+}
+
+// git failing on the mirror (the disk full while fetching) is the
+// machine's fault too: retried, and the review gives its report.
+func TestReviewRetriesGitFaults(t *testing.T) {
+	testenv.RequireNix(t)
+	real, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	counter := filepath.Join(dir, "left")
+	os.WriteFile(counter, []byte("1"), 0o600)
+	wrapper := fmt.Sprintf("#!/bin/sh\ncase \"$*\" in *clone*|*fetch*)\n  n=$(cat '%s')\n  if [ \"$n\" -gt 0 ]; then echo $((n - 1)) > '%s'; echo 'fatal: write error: No space left on device' >&2; exit 128; fi;;\nesac\nexec '%s' \"$@\"\n", counter, counter, real)
+	if err := os.WriteFile(filepath.Join(dir, "git"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	code, stdout, stderr := basinix(t, "review", "--sample", "--sample-size", "10", "--no-build", "--data-dir", t.TempDir())
+	if code != 1 || !strings.Contains(stdout, "added (1): newpkg") {
+		t.Fatalf("exit %d, want 1 and the report\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if b, _ := os.ReadFile(counter); strings.TrimSpace(string(b)) != "0" {
+		t.Error("git never failed: the test proves nothing")
 	}
 }
