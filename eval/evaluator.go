@@ -401,25 +401,42 @@ func (c *collector) fail(p Path, err *Error)   { c.put(&Attr{Path: p, Error: err
 func (c *collector) details(Path, *rawDetails) {}
 
 // aliasSuspects returns, sorted, the failed attributes the walk could not
-// try with aliases on: every one whose process died, whatever the error
-// (an alias used through a callPackage argument dies of "called without
-// required argument", one used as pkgs.NAME of a missing attribute).
-// Throws were tried by the walk itself; kills for time or memory are not
-// tried again (the limits, not aliases, ended them), nor attributes given
-// up on after max_deaths.
+// try with aliases on and an alias may explain: every one whose process
+// died, whatever the error (an alias used through a callPackage argument
+// dies of "called without required argument", one used as pkgs.NAME of a
+// missing attribute, one in `with pkgs;` of an undefined variable, one in
+// an override of a type error), except
+//   - throws, which the walk tried itself;
+//   - kills for time or memory: the limits ended them, not aliases;
+//   - attributes given up on after max_deaths;
+//   - an abort of the code's own whose message is not about a missing
+//     argument or attribute (nixpkgs' callPackage aborts "Function called
+//     without required argument"): the code decided to stop, and trying it
+//     again would cost a second death for nothing.
 func (c *collector) aliasSuspects() []Path {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []Path
 	for _, a := range c.attrs {
-		if a.Error == nil || a.AliasError || a.Error.Message == Unexplained ||
-			strings.HasPrefix(a.Error.Message, "evaluation killed") || strings.HasPrefix(a.Error.Message, "not evaluated:") {
+		if a.Error == nil || a.AliasError || !aliasMayExplain(a.Error.Message) {
 			continue
 		}
 		out = append(out, a.Path)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
+}
+
+// aliasMayExplain reports whether an error of a died process could come
+// from an alias missing with allowAliases = false (see aliasSuspects).
+func aliasMayExplain(msg string) bool {
+	switch {
+	case msg == Unexplained, strings.HasPrefix(msg, "evaluation killed"), strings.HasPrefix(msg, "not evaluated:"):
+		return false
+	case strings.HasPrefix(msg, "evaluation aborted with the following error message"):
+		return strings.Contains(msg, "argument") || strings.Contains(msg, "attribute")
+	}
+	return true
 }
 
 type detailsCollector struct {

@@ -354,3 +354,22 @@ func TestAliasErrorThroughACallPackageArgument(t *testing.T) {
 		t.Errorf("usesaliasarg: message %q", a.Error.Message)
 	}
 }
+
+// The errors an alias can explain are tried with aliases on; an abort of
+// the code's own is not (it would only die a second time).
+func TestAliasMayExplain(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"attribute 'oldhello' missing":  true,
+		"undefined variable 'oldhello'": true,
+		"anonymous function at pkgs/foo/package.nix:1:1 called without required argument 'oldhello'":                    true,
+		"evaluation aborted with the following error message: 'Function called without required argument \"oldhello\"'": true,
+		"cannot coerce null to a string": true,
+		"evaluation aborted with the following error message: 'bad: aborted on purpose'": false,
+		"evaluation killed after 2m0s without progress (time limit)":                     false,
+		eval.Unexplained: false,
+	} {
+		if got := eval.AliasMayExplain(msg); got != want {
+			t.Errorf("%q: %v, want %v", msg, got, want)
+		}
+	}
+}
