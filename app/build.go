@@ -168,7 +168,8 @@ func (r *Reviewer) buildRetrying(ctx context.Context, wants []build.Want, progre
 }
 
 // buildOnce submits wants to the pool and waits for their outcomes,
-// reporting progress as it changes.
+// reporting progress as it changes, and every second (a build that ends
+// is no event until its batch ends, but progress no longer names it).
 func (r *Reviewer) buildOnce(ctx context.Context, wants []build.Want, progress func(build.Progress)) (map[string]build.Outcome, error) {
 	t, err := r.pool.Submit(ctx, wants)
 	if err != nil {
@@ -177,11 +178,14 @@ func (r *Reviewer) buildOnce(ctx context.Context, wants []build.Want, progress f
 	if progress != nil {
 		progress(t.Progress())
 	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for done := false; !done; {
 		select {
 		case <-t.Done():
 			done = true
 		case <-t.Changed():
+		case <-tick.C:
 		case <-ctx.Done():
 			t.Cancel()
 			return nil, ctx.Err()

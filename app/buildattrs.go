@@ -86,7 +86,7 @@ func (r *Reviewer) BuildAttrs(ctx context.Context, req AttrsRequest) (map[string
 					continue
 				}
 				if d == nil || d.Error != nil || len(d.Tests) == 0 {
-					out[system] = append(out[system], report.BuiltAttr{Attr: name + ".passthru.tests", Message: "no tests"})
+					out[system] = append(out[system], report.BuiltAttr{Attr: name + ".passthru.tests", Message: "no passthru.tests", NoTests: true})
 					continue
 				}
 				n := need{commit: merge.Commit, system: system, aliases: aliases, attr: name}
@@ -114,11 +114,7 @@ func (r *Reviewer) BuildAttrs(ctx context.Context, req AttrsRequest) (map[string
 			}
 		}
 	}
-	t, err := r.pool.Submit(ctx, wants)
-	if err != nil {
-		return nil, err
-	}
-	outcomes, err := t.Wait(ctx)
+	outcomes, err := r.buildRetrying(ctx, wants, nil)
 	if err != nil {
 		return nil, err
 	}

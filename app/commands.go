@@ -118,6 +118,18 @@ func (p *pipeline) record(ctx context.Context, req handlers.CommandRequest, c ha
 // ("" when its result is a check run).
 func (p *pipeline) command(ctx context.Context, req handlers.CommandRequest, c handlers.Command) (string, error) {
 	switch c.Verb {
+	case "rebuild", "eval", "build", "test":
+		if req.Closed || req.Merged {
+			// Reviewing it again would compare it with the branch as it is
+			// now, and replace its last review with that.
+			state := "closed"
+			if req.Merged {
+				state = "merged"
+			}
+			return fmt.Sprintf("This pull request is %s: basinix keeps its last review of it and builds nothing more for it. Reopen it to have it reviewed again.", state), nil
+		}
+	}
+	switch c.Verb {
 	case "rebuild":
 		return p.rerun(ctx, req, c.Verb, store.RerunOptions{RebuildFailed: true})
 	case "eval":

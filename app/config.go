@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -219,6 +220,9 @@ func (c Config) Validate() error {
 	}
 	if e := c.Eval; e.Workers < 0 || e.AttrTimeout < 0 || e.Timeout < 0 || e.MaxMemoryMiB < 0 || e.MaxAttrs < 0 || e.MaxDeaths < 0 {
 		return fmt.Errorf("config: eval limits must not be negative")
+	}
+	if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("config: server.public_url %q is not an http(s) URL (check runs link to it)", c.Server.PublicURL)
 	}
 	if sv := c.Server; sv.ReadTimeout <= 0 || sv.MaxConnections <= 0 || sv.MachineRetry <= 0 || sv.WebhookMemoryMiB < maxPayload>>20 {
 		return fmt.Errorf("config: server.read_timeout, max_connections and machine_retry must be positive, server.webhook_memory_mib at least %d (the largest webhook GitHub sends)", maxPayload>>20)

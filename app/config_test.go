@@ -35,6 +35,7 @@ func TestConfigIsStrict(t *testing.T) {
 		{"build:\n  machines: [\"ssh://a\"]\n", "no systems"},
 		{"build:\n  max_silent_time: -1s\n", "must not be negative"},
 		{"build:\n  machines_file: /does/not/exist\n", "machines_file"},
+		{"server:\n  public_url: not a url\n", "is not an http(s) URL"},
 	} {
 		path := filepath.Join(t.TempDir(), "c.yml")
 		os.WriteFile(path, []byte(tc.body), 0o644)

@@ -41,6 +41,7 @@ type pipeline struct {
 
 	announcing chan struct{}  // bounds the announcements under way
 	creating   [64]sync.Mutex // check run creation, striped by revision id
+	progress   progressBoard  // the builds of revisions under way, for the PR page
 }
 
 // checksFor returns the check runs publisher of rev.
@@ -273,6 +274,9 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 			log.Warn().Err(err).Msg("recording the revision's state")
 		}
 	}
+	// Progress goes out at most every p.every (the review reports it at
+	// every change and every second, so the latest goes out when the time
+	// is up).
 	req.Progress = func(pr build.Progress) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -280,12 +284,14 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 			return
 		}
 		lastUpdate = time.Now()
+		p.progress.set(rev.ID, pr)
 		for _, s := range systems {
-			if err := c.publish(ctx, buildCheck(s), report.BuildProgressCheckRun(pr)); err != nil {
+			if err := c.publish(ctx, buildCheck(s), report.BuildProgressCheckRun(pr, p.liveURL)); err != nil {
 				log.Warn().Err(err).Msg("progress update")
 			}
 		}
 	}
+	defer p.progress.drop(rev.ID)
 	rep, err := p.rv.Review(ctx, req)
 	if ctx.Err() != nil {
 		p.superseded(bg, rev, c, systems, log)
@@ -551,6 +557,41 @@ func buildNames(systems []string) []string {
 		out[i] = buildCheck(s)
 	}
 	return out
+}
+
+// liveURL is the web page's URL of a derivation's log, followed while it
+// builds.
+func (p *pipeline) liveURL(drv string) string {
+	return strings.TrimSuffix(p.cfg.Server.PublicURL, "/") + "/log/" + filepath.Base(drv)
+}
+
+// progressBoard keeps the build progress of the revisions being built, for
+// the PR page (the store has a revision's results once it is done).
+type progressBoard struct {
+	mu   sync.Mutex
+	byID map[int64]build.Progress // guarded by mu
+}
+
+func (b *progressBoard) set(id int64, p build.Progress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.byID == nil {
+		b.byID = map[int64]build.Progress{}
+	}
+	b.byID[id] = p
+}
+
+func (b *progressBoard) drop(id int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.byID, id)
+}
+
+func (b *progressBoard) get(id int64) (build.Progress, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.byID[id]
+	return p, ok
 }
 
 // logLink is the web page's URL of a kept log.

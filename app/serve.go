@@ -45,6 +45,7 @@ type Server struct {
 	metrics  *metrics
 	// bodies bounds the bytes of webhook bodies held at once.
 	bodies *semaphore.Weighted
+	github *githubHealth
 }
 
 // NewServer sets up the server; cfg must have its secrets loaded.
@@ -56,13 +57,15 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 	cfg = rv.cfg // with the data directory made absolute
 	m := newMetrics(rv.store, rv.pool)
 	red := NewRedactor(cfg)
-	cc, err := githubapp.NewDefaultCachingClientCreator(cfg.GitHub,
+	cc := newRefreshingClients(githubapp.NewClientCreator(cfg.GitHub.V3APIURL, cfg.GitHub.V4APIURL,
+		cfg.GitHub.App.IntegrationID, []byte(cfg.GitHub.App.PrivateKey),
 		githubapp.WithClientUserAgent("basinix/"+Version),
 		githubapp.WithClientTimeout(time.Minute),
-		githubapp.WithClientMiddleware(redacting(red), retrying(cfg.Server.GitHubRetryFor, m.githubErrors.Inc)))
-	if err != nil {
+		githubapp.WithClientMiddleware(redacting(red), retrying(cfg.Server.GitHubRetryFor, m.githubErrors.Inc))))
+	health := &githubHealth{cc: cc}
+	if err := health.checkCredentials(ctx); err != nil {
 		rv.Close()
-		return nil, fmt.Errorf("github client: %w", err)
+		return nil, err
 	}
 	if rv.host != nil && !rv.host.Sandbox {
 		// Said once at start, where an administrator reads it, and not
@@ -70,7 +73,7 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 		log.Warn().Msg("the Nix sandbox is off: a build can read every file and process environment basinix's Nix user can, the App's private key file included. " +
 			"basinix keeps its secrets out of every child's environment and redacts them from what it publishes, but production should run Nix with sandbox = true and build users")
 	}
-	s := &Server{cfg: cfg, log: log, red: red, rv: rv, metrics: m, bodies: semaphore.NewWeighted(int64(cfg.Server.WebhookMemoryMiB) << 20)}
+	s := &Server{cfg: cfg, log: log, red: red, rv: rv, metrics: m, github: health, bodies: semaphore.NewWeighted(int64(cfg.Server.WebhookMemoryMiB) << 20)}
 	rv.ws.Auth = (&gitAuth{cfg: cfg.GitHub, gh: cc, byRepo: map[string]*ghinstallation.Transport{}}).config
 	s.pipe = &pipeline{cfg: cfg, st: rv.store, rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
 		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}, metrics: m,
@@ -115,9 +118,7 @@ func securityHeaders(next http.Handler) http.Handler {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+githubapp.DefaultWebhookRoute, s.webhook)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
+	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /log/{name}", s.serveLog)
 	mux.HandleFunc("GET /{$}", s.serveIndex)
 	mux.Handle("GET /metrics", s.metrics.handler())

@@ -486,7 +486,7 @@ func TestServeWebPages(t *testing.T) {
 			t.Errorf("%s: %d, want 404", bad, code)
 		}
 	}
-	if code, body := f.get(t, "/healthz"); code != http.StatusOK || body != "ok\n" {
+	if code, body := f.get(t, "/healthz"); code != http.StatusOK || !strings.HasPrefix(body, "ok\ngithub: reachable") {
 		t.Errorf("healthz: %d %q", code, body)
 	}
 	_, metrics := f.get(t, "/metrics")
@@ -553,7 +553,7 @@ func TestServeResultsNeverLost(t *testing.T) {
 // A running build's log is followed on /log/DRV until the build ends.
 func TestServeFollowsRunningBuild(t *testing.T) {
 	f := newAppWith(t, sampleset.Options{Bulk: 5, BuildLog: filepath.Join(t.TempDir(), "builds"), PRExtra: map[string]string{
-		"slowpkg": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"slowpkg\";\n  version = \"1.0\";\n  script = \"echo slow build starts; /bin/sleep 3; echo slow build ends\";\n}\n",
+		"slowpkg": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"slowpkg\";\n  version = \"1.0\";\n  script = \"echo slow build starts; /bin/sleep 8; echo slow build ends\";\n}\n",
 	}})
 	head := f.sha(t, f.repo.Head)
 	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
@@ -567,7 +567,28 @@ func TestServeFollowsRunningBuild(t *testing.T) {
 		}
 		return drv != ""
 	}, func() string { return "slowpkg's build never started" })
-	code, body := f.get(t, "/log/"+drv) // returns when the build ends
+	// While it builds, the build check run and the PR page say so and
+	// link its live log (once a progress update is due: every 5 s).
+	link := "/log/" + drv
+	eventually(t, time.Minute, func() bool {
+		for _, c := range f.gh.CheckRuns("octo/pkgs") {
+			if c.Name == "basinix / build (x86_64-linux)" && c.Status != "completed" && strings.Contains(c.Summary, "Building now:") &&
+				strings.Contains(c.Summary, "- `slowpkg-1.0` ([live log](https://basinix.example"+link+"))") && !strings.Contains(c.Summary, "| 0 | 0 | 0 |") {
+				return true
+			}
+		}
+		return false
+	}, func() string {
+		var out []string
+		for _, c := range f.gh.CheckRuns("octo/pkgs") {
+			out = append(out, c.Name+" "+c.Status+" updates "+fmt.Sprint(c.Updates)+":\n"+c.Summary)
+		}
+		return "the build check run never showed slowpkg building, with its live log:\n" + strings.Join(out, "\n---\n")
+	})
+	if _, page := f.get(t, "/pr/octo/pkgs/1"); !strings.Contains(page, `<a href="`+link+`">live log</a>`) {
+		t.Errorf("the PR page does not link slowpkg's live log:\n%s", page)
+	}
+	code, body := f.get(t, link) // returns when the build ends
 	if code != http.StatusOK || !strings.Contains(body, "slow build starts") || !strings.Contains(body, "slow build ends") ||
 		!strings.Contains(body, "the build ended; its kept log is at /log/") {
 		t.Errorf("followed log: %d %q", code, body)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/report"
 	"github.com/basinix/basinix/store"
 )
@@ -99,9 +100,13 @@ func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.Error().Err(err).Msg("pull request page")
 	}
+	var running *build.Progress
+	if pr, ok := s.pipe.progress.get(revs[0].ID); ok {
+		running = &pr
+	}
 	s.render(w, "pr.html", map[string]any{
 		"Title": repo + " #" + strconv.Itoa(n), "Revisions": revs, "Report": rep, "Commands": cmds,
-		"Files": files, "FilesHead": filesHead,
+		"Files": files, "FilesHead": filesHead, "Running": running,
 		"GitHubURL": strings.TrimSuffix(s.cfg.GitHub.WebURL, "/") + "/" + repo + "/pull/" + strconv.Itoa(n),
 	})
 }

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"os"
 	"sync"
 
 	"github.com/basinix/basinix/nix"
@@ -56,7 +57,7 @@ func (p *Pool) runBatch(ctx context.Context, b *batch) {
 		cmd.Builders = b.m.Line()
 		cmd.SSHOptions = p.opt.SSHOptions
 	}
-	cmd.OnLog = p.live.line
+	cmd.OnLog, cmd.OnStart, cmd.OnEnd = p.live.line, p.buildStarted, p.buildEnded
 	log := p.log.With().Str("machine", b.m.Name()).Int("drvs", len(drvs)).Logger()
 	log.Info().Msg("build batch started")
 	start := p.opt.Now()
@@ -118,6 +119,41 @@ func (p *Pool) runBatch(ctx context.Context, b *batch) {
 	p.mu.Unlock()
 	log.Info().Dur("took", p.opt.Now().Sub(start)).Dur("nix", realised.Sub(start)).Int("built", len(r.Builds)).Int("failed", len(r.Failures)).Msg("build batch done")
 	p.poke()
+}
+
+// buildStarted and buildEnded note that Nix started building drv, or said
+// it ended, and tell the tickets that wait for it: their progress names
+// what runs now.
+func (p *Pool) buildStarted(drv string) { p.live.start(drv); p.touch(drv) }
+func (p *Pool) buildEnded(drv string)   { p.live.end(drv); p.touch(drv) }
+
+// running reports whether Nix is building drv now, as far as it can be
+// known: it started, Nix did not say it ended, and its outputs are not in
+// the store yet. (Nix 2.8 with --keep-going says a build ended, failed or
+// not, only when the whole run ends: a failed build looks running until
+// then.)
+func (p *Pool) running(drv string) bool {
+	if !p.live.running(drv) {
+		return false
+	}
+	d := p.drvs.get(drv)
+	for _, out := range d.Outputs {
+		if _, err := os.Lstat(out); out != "" && err == nil {
+			p.live.end(drv)
+			return false
+		}
+	}
+	return true
+}
+
+func (p *Pool) touch(drv string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if j := p.jobs[drv]; j != nil {
+		for t := range j.tickets {
+			t.setBuilding(drv, true)
+		}
+	}
 }
 
 // unreachable reports whether Nix could not connect to the machine at uri

@@ -127,8 +127,9 @@ type liveLogs struct {
 }
 
 type liveLog struct {
-	buf  []byte
-	base int // offset of buf[0] in the whole output
+	buf   []byte
+	base  int  // offset of buf[0] in the whole output
+	ended bool // Nix stopped building it (its batch may still run)
 }
 
 const maxLive = 256 << 10
@@ -146,6 +147,34 @@ func (l *liveLogs) line(drv, line string) {
 		lg.buf = append(lg.buf[:0:0], lg.buf[over:]...)
 		lg.base += over
 	}
+}
+
+// start notes that Nix started building drv: its output can be followed
+// from now, even before it prints anything.
+func (l *liveLogs) start(drv string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.logs[drv] == nil {
+		l.logs[drv] = &liveLog{}
+	}
+}
+
+// end notes that Nix stopped building drv. Its output stays until its
+// batch delivers it, so that it can be followed to the end.
+func (l *liveLogs) end(drv string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if lg := l.logs[drv]; lg != nil {
+		lg.ended = true
+	}
+}
+
+// running reports whether Nix is building drv now.
+func (l *liveLogs) running(drv string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lg := l.logs[drv]
+	return lg != nil && !lg.ended
 }
 
 func (l *liveLogs) drop(drvs []string) {

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"sort"
 	"sync"
 )
 
@@ -75,6 +76,10 @@ type Progress struct {
 	Failed   int // failed, dependency-failed or timed out
 	Cached   int // known before
 	Building int // handed to a machine
+	// Running are the derivations Nix is building now (a batch is handed
+	// to Nix whole; it starts each when its inputs are there), sorted:
+	// their output can be followed live.
+	Running []string
 }
 
 // Progress returns the ticket's counts now.
@@ -82,6 +87,12 @@ func (t *Ticket) Progress() Progress {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := Progress{Total: len(t.wants), Done: len(t.outcomes), Building: len(t.building)}
+	for drv := range t.building {
+		if t.pool.running(drv) {
+			p.Running = append(p.Running, drv)
+		}
+	}
+	sort.Strings(p.Running)
 	for _, o := range t.outcomes {
 		if o.Result.Failed() {
 			p.Failed++

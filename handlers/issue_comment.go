@@ -16,6 +16,9 @@ type CommandRequest struct {
 	PR             int
 	CommentID      int64
 	User           string
+	// Closed and Merged say what GitHub said of the PR when the comment
+	// came: a closed PR is not reviewed again.
+	Closed, Merged bool
 	Commands       []Command
 	Errors         []error
 }
@@ -42,8 +45,11 @@ func (h *IssueCommentHandler) Handle(ctx context.Context, eventType, deliveryID 
 	var ev struct {
 		Action string `json:"action"`
 		Issue  struct {
-			Number      int              `json:"number"`
-			PullRequest *json.RawMessage `json:"pull_request"`
+			Number      int    `json:"number"`
+			State       string `json:"state"`
+			PullRequest *struct {
+				MergedAt *string `json:"merged_at"`
+			} `json:"pull_request"`
 		} `json:"issue"`
 		Comment struct {
 			ID   int64  `json:"id"`
@@ -81,5 +87,6 @@ func (h *IssueCommentHandler) Handle(ctx context.Context, eventType, deliveryID 
 	h.Log.Info().Str("repo", ev.Repository.FullName).Int("pr", ev.Issue.Number).Str("user", user.Login).
 		Int("commands", len(cmds)).Int("errors", len(errs)).Msg("comment commands")
 	return h.Commands.Commands(ctx, CommandRequest{InstallationID: ev.Installation.ID, Repo: ev.Repository.FullName, PR: ev.Issue.Number,
-		CommentID: ev.Comment.ID, User: user.Login, Commands: cmds, Errors: errs})
+		CommentID: ev.Comment.ID, User: user.Login, Commands: cmds, Errors: errs,
+		Closed: ev.Issue.State == "closed", Merged: ev.Issue.PullRequest.MergedAt != nil})
 }

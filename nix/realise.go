@@ -26,6 +26,10 @@ type RealiseCmd struct {
 	SSHOptions string
 	// OnLog, when set, sees each line a build prints, as it prints it.
 	OnLog func(drv string, line string)
+	// OnStart, when set, is told when Nix starts building a derivation;
+	// OnEnd when it says the build ended: its failure, or its stop (Nix
+	// 2.8 with --keep-going says both only when the whole run ends).
+	OnStart, OnEnd func(drv string)
 }
 
 // FailureKind says how Nix reported a derivation's failure.
@@ -86,7 +90,7 @@ func (r *Runner) Realise(ctx context.Context, cmd RealiseCmd) (*Realised, error)
 	if cmd.SSHOptions != "" {
 		env = append(env, "NIX_SSHOPTS="+cmd.SSHOptions)
 	}
-	p := &realiseParser{out: &Realised{Builds: map[string]*Build{}, Failures: map[string]*Failure{}}, ids: map[uint64]string{}, onLog: cmd.OnLog}
+	p := &realiseParser{out: &Realised{Builds: map[string]*Build{}, Failures: map[string]*Failure{}}, ids: map[uint64]string{}, onLog: cmd.OnLog, onStart: cmd.OnStart, onEnd: cmd.OnEnd}
 	res, err := r.Run(ctx, Cmd{
 		Program:      "nix-store",
 		Args:         args,
@@ -102,8 +106,9 @@ func (r *Runner) Realise(ctx context.Context, cmd RealiseCmd) (*Realised, error)
 type realiseParser struct {
 	mu    sync.Mutex
 	out   *Realised
-	ids   map[uint64]string // activity id → derivation
-	onLog func(drv, line string)
+	ids             map[uint64]string // activity id → derivation
+	onLog           func(drv, line string)
+	onStart, onEnd func(drv string)
 }
 
 type logLine struct {
@@ -155,9 +160,15 @@ func (p *realiseParser) line(line []byte, cut bool) bool {
 		}
 		p.ids[l.ID] = drv
 		p.out.Builds[drv] = &Build{Start: now}
+		if p.onStart != nil {
+			p.onStart(drv)
+		}
 	case "stop":
 		if drv, ok := p.ids[l.ID]; ok {
 			p.out.Builds[drv].End = now
+			if p.onEnd != nil {
+				p.onEnd(drv)
+			}
 		}
 	case "msg":
 		if l.Level <= 1 {
@@ -223,6 +234,9 @@ func (p *realiseParser) message(msg string) {
 		drv := firstGroup(m)
 		if f, ok := p.out.Failures[drv]; !ok || f.Kind == FailDependencies {
 			p.out.Failures[drv] = &Failure{Kind: kind, Message: strings.TrimSpace(first)}
+		}
+		if p.onEnd != nil {
+			p.onEnd(drv)
 		}
 		return true
 	}

@@ -146,12 +146,28 @@ func (s *System) BuildStatus() (title, conclusion string) {
 	return title, "success"
 }
 
-// BuildProgressCheckRun renders a build check run while it runs.
-func BuildProgressCheckRun(p build.Progress) CheckRun {
+// maxRunningListed is how many running builds a progress summary names.
+const maxRunningListed = 20
+
+// BuildProgressCheckRun renders a build check run while it runs: the
+// counts, and the builds running now with links to follow their output
+// (liveLog turns a derivation into its live log's URL).
+func BuildProgressCheckRun(p build.Progress, liveLog func(drv string) string) CheckRun {
 	title := fmt.Sprintf("%d of %d built, %d failed", p.Done, p.Total, p.Failed)
-	summary := fmt.Sprintf("| built | failed | building | queued |\n| --- | --- | --- | --- |\n| %d | %d | %d | %d |\n",
+	var b strings.Builder
+	fmt.Fprintf(&b, "| built | failed | building | queued |\n| --- | --- | --- | --- |\n| %d | %d | %d | %d |\n",
 		p.Done-p.Failed, p.Failed, p.Building, p.Total-p.Done-p.Building)
-	return CheckRun{Title: title, Summary: summary}
+	if len(p.Running) > 0 {
+		b.WriteString("\nBuilding now:\n\n")
+		for i, drv := range p.Running {
+			if i == maxRunningListed {
+				fmt.Fprintf(&b, "- … and %d more\n", len(p.Running)-i)
+				break
+			}
+			fmt.Fprintf(&b, "- %s ([live log](%s))\n", mdCode(DrvName(drv)), liveLog(drv))
+		}
+	}
+	return CheckRun{Title: title, Summary: Fit(b.String(), "")}
 }
 
 // Batches cuts annotations into GitHub's batches of 50.
@@ -260,18 +276,25 @@ type BuiltAttr struct {
 	FailedDep string
 	Log       string
 	Message   string
+	// NoTests: the attribute has no passthru.tests (`test ATTR`), which
+	// is neither a success nor a failure.
+	NoTests bool
 }
 
 // RequestedCheckRun renders `basinix / build-requested (SYSTEM)` or
 // `basinix / tests (SYSTEM)`: a table of the attributes and their results;
-// it fails when one of them did not build.
+// it fails when one of them did not build, and is neutral when there was
+// nothing to build (attributes without tests).
 func RequestedCheckRun(attrs []BuiltAttr, opt MarkdownOptions) CheckRun {
 	var b strings.Builder
 	b.WriteString("| attribute | result | |\n| --- | --- | --- |\n")
-	failed, ok := 0, 0
+	failed, ok, none := 0, 0, 0
 	for _, a := range attrs {
 		what := string(a.Result)
-		if a.Result == "" {
+		switch {
+		case a.NoTests:
+			what = "no tests"
+		case a.Result == "":
 			what = "not built"
 		}
 		var extra string
@@ -285,15 +308,21 @@ func RequestedCheckRun(attrs []BuiltAttr, opt MarkdownOptions) CheckRun {
 			extra += fmt.Sprintf(" [log](%s)", link(a.Log, opt))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", mdCell(a.Attr), what, extra)
-		if a.Result == build.Success {
+		switch {
+		case a.NoTests:
+			none++
+		case a.Result == build.Success:
 			ok++
-		} else {
+		default:
 			failed++
 		}
 	}
 	cr := CheckRun{Summary: Fit(b.String(), ""), Title: fmt.Sprintf("%d built, %d failed or not built", ok, failed), Conclusion: "success"}
-	if failed > 0 {
+	switch {
+	case failed > 0:
 		cr.Conclusion = "failure"
+	case ok == 0 && none > 0:
+		cr.Title, cr.Conclusion = "no tests", "neutral"
 	}
 	return cr
 }

@@ -82,3 +82,25 @@ func TestFit(t *testing.T) {
 		t.Error("a short body was changed")
 	}
 }
+
+// `@basinix test hello` for a package without tests says so, neutral: the
+// PR is not red for it; a failing test still fails.
+func TestRequestedCheckRunWithoutTests(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		attrs       []BuiltAttr
+		title, want string
+	}{
+		{"no tests", []BuiltAttr{{Attr: "hello.passthru.tests", NoTests: true, Message: "no passthru.tests"}}, "no tests", "neutral"},
+		{"no tests and a passing one", []BuiltAttr{{Attr: "hello.passthru.tests", NoTests: true}, {Attr: "x.passthru.tests.a", Result: build.Success}}, "1 built, 0 failed or not built", "success"},
+		{"no tests and a failing one", []BuiltAttr{{Attr: "hello.passthru.tests", NoTests: true}, {Attr: "x.passthru.tests.a", Result: build.Failure}}, "0 built, 1 failed or not built", "failure"},
+	} {
+		cr := RequestedCheckRun(tc.attrs, MarkdownOptions{})
+		if cr.Title != tc.title || cr.Conclusion != tc.want {
+			t.Errorf("%s: %q %s, want %q %s", tc.name, cr.Title, cr.Conclusion, tc.title, tc.want)
+		}
+	}
+	if cr := RequestedCheckRun([]BuiltAttr{{Attr: "hello.passthru.tests", NoTests: true}}, MarkdownOptions{}); !strings.Contains(cr.Summary, "| `hello.passthru.tests` | no tests |") {
+		t.Errorf("summary:\n%s", cr.Summary)
+	}
+}

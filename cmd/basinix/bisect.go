@@ -24,9 +24,9 @@ func bisect(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		bad     = fs.String("bad", "", "a commit where it fails (default: the branch's tip)")
 		name    = fs.String("name", "", "the repository's OWNER/NAME in the server's branch history: start from what it knows (with --data-dir of the server)")
 		jsonOut = fs.String("json", "", "write the result as JSON to this file")
-		verbose = fs.Bool("v", false, "log every Nix command")
 	)
 	local := addLocalFlags(fs)
+	logs := addLogFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
@@ -40,7 +40,10 @@ func bisect(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if _, err := app.ParseSystems(*system); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	log := newLogger(stderr, *verbose)
+	log, err := logs.logger(stderr, stderr)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	rv, stop, err := startReviewer(ctx, cfg, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}

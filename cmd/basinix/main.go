@@ -13,10 +13,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -62,6 +64,12 @@ func main() {
 // run runs the command args; env looks up environment variables (the
 // secrets main took out of the environment first).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
+	logFormats.Do(func() {
+		// Durations read as durations ("took=1.2s"), not bare
+		// milliseconds; timestamps in JSON logs to the millisecond.
+		zerolog.DurationFieldFormat = zerolog.DurationFormatString
+		zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	})
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -96,10 +104,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 	return 2
 }
 
-func newLogger(w io.Writer, verbose bool) zerolog.Logger {
+// logFormats sets zerolog's formats once, for every command.
+var logFormats sync.Once
+
+// logFlags are the flags every command has for its log.
+type logFlags struct {
+	verbose *bool
+	format  *string
+}
+
+func addLogFlags(fs *flag.FlagSet) *logFlags {
+	return &logFlags{
+		verbose: fs.Bool("v", false, "log every Nix command"),
+		format:  fs.String("log-format", "console", "the log's format: console (readable; coloured on a terminal) or json (one object a line)"),
+	}
+}
+
+// logger returns the logger the flags ask for, writing to w; term is the
+// stream w ends up on, for colour only where a terminal shows it.
+func (lf *logFlags) logger(w io.Writer, term io.Writer) (zerolog.Logger, error) {
 	level := zerolog.InfoLevel
-	if verbose {
+	if *lf.verbose {
 		level = zerolog.DebugLevel
 	}
-	return zerolog.New(zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05"}).Level(level).With().Timestamp().Logger()
+	switch *lf.format {
+	case "json":
+		return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
+	case "console":
+		cw := zerolog.ConsoleWriter{Out: w, NoColor: !isTerminal(term), TimeFormat: "2006-01-02 15:04:05.000"}
+		return zerolog.New(cw).Level(level).With().Timestamp().Logger(), nil
+	}
+	return zerolog.Nop(), fmt.Errorf("--log-format %q is not console or json", *lf.format)
 }

@@ -182,3 +182,37 @@ func TestBisectCommand(t *testing.T) {
 		t.Errorf("a shell attribute: exit %d, %s", code, stderr)
 	}
 }
+
+// Logs to a file have no colour codes and have dates; --log-format json
+// gives one JSON object a line, durations with their unit.
+func TestLogFormats(t *testing.T) {
+	testenv.RequireNix(t)
+	data := t.TempDir()
+	_, _, stderr := basinix(t, "review", "--sample", "--sample-size", "10", "--no-build", "--data-dir", data)
+	if strings.Contains(stderr, "\x1b[") || !regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} `).MatchString(stderr) {
+		t.Errorf("console log to a file:\n%s", stderr)
+	}
+	_, _, stderr = basinix(t, "review", "--sample", "--sample-size", "10", "--no-build", "--data-dir", t.TempDir(), "--log-format", "json")
+	tookUnit := false
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue // the summary's error line, after the log
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		if ts, _ := rec["time"].(string); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT`).MatchString(ts) {
+			t.Errorf("time %q", rec["time"])
+		}
+		if took, ok := rec["took"].(string); ok && regexp.MustCompile(`^[0-9.]+(ns|µs|ms|s|m)`).MatchString(took) {
+			tookUnit = true
+		}
+	}
+	if !tookUnit {
+		t.Errorf("no duration with its unit in:\n%s", stderr)
+	}
+	if code, _, stderr := basinix(t, "review", "--sample", "--log-format", "xml"); code != 2 || !strings.Contains(stderr, "--log-format") {
+		t.Errorf("--log-format xml: exit %d, %s", code, stderr)
+	}
+}

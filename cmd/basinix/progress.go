@@ -81,7 +81,7 @@ func (pr *progress) update(p build.Progress) {
 		pr.bar.SetCurrent(int64(p.Done))
 		return
 	}
-	if now := time.Now(); now.Sub(pr.lastLine) >= pr.interval || p.Done == p.Total && p != pr.lastShown {
+	if now := time.Now(); now.Sub(pr.lastLine) >= pr.interval || p.Done == p.Total && !sameCounts(p, pr.lastShown) {
 		pr.lastLine, pr.lastShown = now, p
 		fmt.Fprintf(pr.out, "builds: %d/%d done, %d building, %d failed, %d known before\n", p.Done, p.Total, p.Building, p.Failed, p.Cached)
 	}
@@ -100,4 +100,9 @@ func (pr *progress) finish() {
 	}
 	bars.Wait()
 	pr.logs.set(pr.out)
+}
+
+// sameCounts reports whether two progresses show the same counts.
+func sameCounts(a, b build.Progress) bool {
+	return a.Total == b.Total && a.Done == b.Done && a.Failed == b.Failed && a.Cached == b.Cached && a.Building == b.Building
 }

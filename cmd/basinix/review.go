@@ -30,9 +30,9 @@ func review(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		sample     = fs.Bool("sample", false, "review a generated sample package set (master <- pr)")
 		sampleSize = fs.Int("sample-size", 200, "with --sample: number of generated packages besides the hand-written ones")
 		workers    = fs.Int("workers", 0, "evaluation processes at once (default from the config: the core count)")
-		verbose    = fs.Bool("v", false, "log every Nix command")
 	)
 	local := addLocalFlags(fs)
+	logFlags := addLogFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
@@ -57,7 +57,10 @@ func review(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, err: errors.New("review: --rebuild-failed and --markdown need builds: drop --no-build")}
 	}
 	logs := &logWriter{w: stderr}
-	log := newLogger(logs, *verbose)
+	log, err := logFlags.logger(logs, stderr)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
 
 	if *sample {
 		dir := filepath.Join(cfg.DataDir, "sample", fmt.Sprintf("set-%d", *sampleSize))

@@ -14,7 +14,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 	fs := flag.NewFlagSet("basinix serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file (see config.example.yml); required")
-	verbose := fs.Bool("v", false, "log every Nix command")
+	logFlags := addLogFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
@@ -32,7 +32,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 		return &exitError{code: 2, err: err}
 	}
 	// Nothing basinix logs shows a secret, whatever Nix or git printed.
-	log := newLogger(app.NewRedactor(cfg).Each(stderr), *verbose)
+	log, err := logFlags.logger(app.NewRedactor(cfg).Each(stderr), stderr)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	srv, err := app.NewServer(ctx, cfg, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}

@@ -134,3 +134,25 @@ func TestFaults(t *testing.T) {
 }
 
 func errorsAs(err error, target **github.AbuseRateLimitError) bool { return errors.As(err, target) }
+
+// Tokens may do what their installation's permissions allow, as GitHub
+// checks them: with contents: read, merging is refused (403), as it was
+// for an App set up with the permissions basinix's README once listed.
+func TestInstallationPermissions(t *testing.T) {
+	s := New(t)
+	s.AddInstallation(7, "octo", "octo/pkgs")
+	s.SetPull(Pull{Repo: "octo/pkgs", Number: 1, HeadSHA: "abc", BaseRef: "master"})
+	perms := map[string]string{"checks": "write", "contents": "read", "issues": "write", "metadata": "read", "pull_requests": "write"}
+	s.SetInstallationPermissions(7, perms)
+	c := client(t, s, s.PrivateKeyPEM)
+	_, resp, err := c.PullRequests.Merge(context.Background(), "octo", "pkgs", 1, "", &github.PullRequestOptions{MergeMethod: "merge"})
+	if err == nil || resp.StatusCode != http.StatusForbidden || !strings.Contains(err.Error(), "Resource not accessible by integration") {
+		t.Fatalf("merge with contents: read: %v", err)
+	}
+	if v := s.Violations(); len(v) != 1 || !strings.Contains(v[0], "contents: write") {
+		t.Errorf("violations %v", v)
+	}
+	if _, _, err := c.Checks.CreateCheckRun(context.Background(), "octo", "pkgs", github.CreateCheckRunOptions{Name: "n", HeadSHA: "abc"}); err != nil {
+		t.Errorf("a check run with checks: write: %v", err)
+	}
+}

@@ -24,7 +24,10 @@ var handlers = map[string]handler{
 		tok := "ghs_" + hex.EncodeToString(b)
 		s.tokens[tok] = id
 		return http.StatusCreated, map[string]any{"token": tok, "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
-			"permissions": map[string]any{"checks": "write", "pull_requests": "write", "contents": "read", "issues": "write"}, "repository_selection": "selected"}
+			"permissions": s.installations[id].Permissions, "repository_selection": "selected"}
+	},
+	"apps/get-authenticated": func(s *Server, _ map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		return http.StatusOK, map[string]any{"id": s.AppID, "slug": "basinix", "name": "basinix", "owner": map[string]any{"login": "octo"}}
 	},
 	"apps/list-installations": func(s *Server, _ map[string]string, _ map[string]any, _ *http.Request) (int, any) {
 		var out []any

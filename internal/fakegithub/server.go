@@ -48,6 +48,7 @@ type Server struct {
 	mu            sync.Mutex
 	installations map[int64]*Installation
 	tokens        map[string]int64 // token → installation
+	revoked       map[string]bool  // tokens minted, then revoked
 	checkRuns     map[int64]*CheckRun
 	nextID        int64
 	labels        map[string][]string // "owner/repo#n" → labels
@@ -68,7 +69,14 @@ type Installation struct {
 	ID      int64
 	Account string
 	Repos   []string // "owner/name"
+	// Permissions are what its tokens may do ("checks": "write", ...),
+	// checked on every request as GitHub checks them.
+	Permissions map[string]string
 }
+
+// DefaultPermissions are an installation's permissions unless set: the
+// ones basinix documents as needed.
+var DefaultPermissions = map[string]string{"checks": "write", "contents": "write", "issues": "write", "metadata": "read", "pull_requests": "write"}
 
 // CheckRun is a check run as GitHub keeps it.
 type CheckRun struct {
@@ -117,6 +125,7 @@ func New(t testing.TB) *Server {
 		ops:           ops,
 		installations: map[int64]*Installation{},
 		tokens:        map[string]int64{},
+		revoked:       map[string]bool{},
 		checkRuns:     map[int64]*CheckRun{},
 		labels:        map[string][]string{},
 		comments:      map[string][]string{},
@@ -138,7 +147,14 @@ func New(t testing.TB) *Server {
 func (s *Server) AddInstallation(id int64, account string, repos ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.installations[id] = &Installation{ID: id, Account: account, Repos: repos}
+	s.installations[id] = &Installation{ID: id, Account: account, Repos: repos, Permissions: DefaultPermissions}
+}
+
+// SetInstallationPermissions replaces what installation id's tokens may do.
+func (s *Server) SetInstallationPermissions(id int64, perms map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.installations[id].Permissions = perms
 }
 
 // Fail makes the next n API requests fail with status (502, or 403 for a
@@ -276,6 +292,17 @@ func (s *Server) SetLabels(repo string, n int, labels ...string) {
 	s.labels[fmt.Sprintf("%s#%d", repo, n)] = labels
 }
 
+// RevokeTokens makes every installation token minted so far invalid, as
+// GitHub does when one expires or is revoked: requests with them get 401.
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t := range s.tokens {
+		s.revoked[t] = true
+	}
+	s.tokens = map[string]int64{}
+}
+
 // TokenInstallation returns the installation a token was minted for.
 func (s *Server) TokenInstallation(token string) (int64, bool) {
 	s.mu.Lock()
@@ -408,9 +435,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		repo := params["owner"] + "/" + params["repo"]
 		// Repository endpoints ("owner" in the path) need the repository
 		// in the token's installation.
+		if !ok && s.revoked[tokenOf(auth)] {
+			// An expired or revoked token: GitHub's answer, and the
+			// client's business to get a new one, no violation.
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
+			return
+		}
 		if !ok || params["owner"] != "" && !s.installationHas(inst, repo) {
 			s.violate("%s: no installation token for %s", op.id, repo)
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Bad credentials"})
+			return
+		}
+		if need, granted := s.permitted(inst, op.id, r.Method); !granted {
+			s.violate("%s: the installation lacks the permission %s", op.id, need)
+			writeJSON(w, http.StatusForbidden, map[string]any{"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest"})
 			return
 		}
 	}
