@@ -108,7 +108,8 @@ func (r *Reviewer) Bisect(ctx context.Context, req BisectRequest) (*BisectResult
 	g.SetLimit(max(1, r.ev.Workers()))
 	for i, c := range commits {
 		g.Go(func() error {
-			wt, err := trees.get(gctx, c.SHA)
+			wt, release, err := trees.get(gctx, c.SHA)
+			defer release()
 			if err != nil {
 				return err
 			}

@@ -41,11 +41,12 @@ func BenchmarkBisect(b *testing.B) {
 	}
 	trees := &worktrees{m: m}
 	for _, sha := range everyShas {
-		wt, err := trees.get(ctx, sha)
+		wt, release, err := trees.get(ctx, sha)
 		if err != nil {
 			b.Fatal(err)
 		}
 		a, err := rv.ev.Attribute(ctx, wt.Path, "x86_64-linux", eval.Path{"pkg"})
+		release()
 		if err != nil || !a.OK() {
 			b.Fatalf("evaluate at %s: %v %+v", sha, err, a)
 		}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rs/zerolog"
 
 	"github.com/basinix/basinix/eval"
 	"github.com/basinix/basinix/internal/testenv"
@@ -124,12 +123,12 @@ func TestBisect(t *testing.T) {
 				t.Fatal(err)
 			}
 			trees := &worktrees{m: wt}
-			tree, err := trees.get(ctx, shas[c.i])
+			tree, release, err := trees.get(ctx, shas[c.i])
 			if err != nil {
 				t.Fatal(err)
 			}
 			a, err := f.rv.ev.Attribute(ctx, tree.Path, "x86_64-linux", eval.Path{"pkg"})
-			trees.removeAll(zerolog.Nop())
+			release()
 			if err != nil || !a.OK() {
 				t.Fatal(err, a)
 			}

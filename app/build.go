@@ -229,11 +229,13 @@ func (r *Reviewer) instantiate(ctx context.Context, trees *worktrees, needs []ne
 		groups[g] = append(groups[g], p)
 	}
 	for g, paths := range groups {
-		wt, err := trees.get(ctx, g.commit)
+		wt, release, err := trees.get(ctx, g.commit)
 		if err != nil {
 			return err
 		}
-		if _, err := r.ev.Details(ctx, wt.Path, g.system, paths, g.aliases, true); err != nil {
+		_, err = r.ev.Details(ctx, wt.Path, g.system, paths, g.aliases, true)
+		release()
+		if err != nil {
 			return fmt.Errorf("instantiate at %s: %w", g.commit, err)
 		}
 		r.log.Info().Str("commit", g.commit).Str("system", g.system).Int("attrs", len(paths)).Msg("instantiated")

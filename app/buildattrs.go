@@ -69,11 +69,12 @@ func (r *Reviewer) BuildAttrs(ctx context.Context, req AttrsRequest) (map[string
 			if len(ps) == 0 {
 				continue
 			}
-			wt, err := trees.get(ctx, merge.Commit)
+			wt, release, err := trees.get(ctx, merge.Commit)
 			if err != nil {
 				return nil, err
 			}
 			details, err := r.ev.Details(ctx, wt.Path, system, ps, aliases, true)
+			release()
 			if err != nil {
 				return nil, fmt.Errorf("build %v at %s: %w", req.Attrs, merge.Commit, err)
 			}

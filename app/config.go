@@ -37,6 +37,7 @@ type Config struct {
 	GitHub   githubapp.Config `yaml:"github"`
 	Server   ServerConfig     `yaml:"server"`
 	Commands CommandsConfig   `yaml:"commands"`
+	Git      GitConfig        `yaml:"git"`
 
 	// path is the file the configuration was read from ("" for none).
 	path string
@@ -100,6 +101,14 @@ type ServerConfig struct {
 	WebhookSecretFile string `yaml:"webhook_secret_file"`
 }
 
+// GitConfig is about the mirrors and checkouts.
+type GitConfig struct {
+	// Checkouts is how many checkouts each repository keeps on disk for
+	// reuse, across runs: moving one to another commit writes only the
+	// files that differ.
+	Checkouts int `yaml:"checkouts"`
+}
+
 // NixConfig says how Nix is run.
 type NixConfig struct {
 	BinDir  string            `yaml:"bin_dir"`
@@ -155,6 +164,7 @@ func DefaultConfig() Config {
 		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, BranchPriority: -1_000_000, GitHubRetryFor: 5 * time.Minute,
 			ReadTimeout: 30 * time.Second, MaxConnections: 1024, WebhookMemoryMiB: 128, MachineRetry: time.Minute,
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"}},
+		Git:      GitConfig{Checkouts: 4},
 		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge", MergeChecks: []string{"eval", "build"}},
 		Build: BuildConfig{
 			MaxJobs:       runtime.NumCPU(),
@@ -217,6 +227,9 @@ func (c Config) Validate() error {
 		if !validSystem(s) {
 			return fmt.Errorf("config: system %q is not of the form arch-os", s)
 		}
+	}
+	if c.Git.Checkouts < 1 {
+		return fmt.Errorf("config: git.checkouts must be at least 1")
 	}
 	if e := c.Eval; e.Workers < 0 || e.AttrTimeout < 0 || e.Timeout < 0 || e.MaxMemoryMiB < 0 || e.MaxAttrs < 0 || e.MaxDeaths < 0 {
 		return fmt.Errorf("config: eval limits must not be negative")

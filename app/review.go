@@ -105,7 +105,7 @@ func NewReviewer(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer
 		cfg:       cfg,
 		log:       log,
 		store:     st,
-		ws:        checkout.New(cfg.DataDir, log),
+		ws:        newWorkspace(cfg, log),
 		ev:        ev,
 		nix:       runner,
 		pool:      pool,
@@ -113,6 +113,13 @@ func NewReviewer(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer
 		evaluator: "walker-" + nix.WalkerHash() + "/nix-" + version,
 		cfgHash:   hex.EncodeToString(sum[:8]),
 	}, nil
+}
+
+// newWorkspace returns the git workspace of cfg.
+func newWorkspace(cfg Config, log zerolog.Logger) *checkout.Workspace {
+	ws := checkout.New(cfg.DataDir, log)
+	ws.Keep = cfg.Git.Checkouts
+	return ws
 }
 
 // newPool sets up the builder pool: the local machine as Nix describes it
@@ -154,7 +161,7 @@ func (r *Reviewer) Run(ctx context.Context) error { return r.pool.Run(ctx) }
 // Close releases the store and temporary files.
 func (r *Reviewer) Close() error {
 	r.ev.Close()
-	return errors.Join(r.ws.Close(), r.store.Close())
+	return r.store.Close()
 }
 
 // Request is one review: Head compared with Base in Repo.
@@ -330,6 +337,12 @@ func merged(ctx context.Context, m *checkout.Mirror, baseRef, headRef string) (b
 
 type evalID struct{ commit, system string }
 
+// job is one evaluation a review needs, and whether it is in the store.
+type job struct {
+	id     evalID
+	cached bool
+}
+
 type evalResult struct {
 	ev   *eval.Evaluation
 	info report.EvalInfo
@@ -337,8 +350,10 @@ type evalResult struct {
 	// info.Cached) is stored, and how that went.
 	stored func() error
 	// session, for an evaluation asked to be held, answers questions
-	// about its attributes without a new import of the set.
+	// about its attributes without a new import of the set; release gives
+	// its checkout back once it is closed.
 	session *eval.Session
+	release func()
 }
 
 // evalOpts says how evaluateAll treats some commits: fresh ones are
@@ -351,17 +366,13 @@ type evalOpts struct {
 
 // evaluateAll returns the evaluation of every commit for every system: from
 // the store where it is there (except for the fresh commits), else
-// evaluated, all at once, the missing ones each with its share of the
-// evaluator's workers. Fresh evaluations are stored in the background:
+// evaluated, the missing ones each with its share of the evaluator's
+// workers: all at once when each commit finds a kept checkout, else one
+// commit after the other. Fresh evaluations are stored in the background:
 // waitStored waits for that.
 func (r *Reviewer) evaluateAll(ctx context.Context, repo string, trees *worktrees, systems, commits []string, opts evalOpts) (map[evalID]*evalResult, error) {
-	type job struct {
-		id     evalID
-		cached bool
-	}
 	var jobs []job
 	seen := map[evalID]bool{}
-	missing := 0
 	for _, system := range systems {
 		for _, commit := range commits {
 			id := evalID{commit, system}
@@ -376,16 +387,58 @@ func (r *Reviewer) evaluateAll(ctx context.Context, repo string, trees *worktree
 					return nil, err
 				}
 			}
-			if !cached {
-				missing++
-			}
 			jobs = append(jobs, job{id, cached})
+		}
+	}
+	// Commits to evaluate whose checkout would have to be written anew are
+	// evaluated one after the other, through one checkout moved from one
+	// to the next: on a large tree, writing a second checkout costs more
+	// (seconds of system time for nixpkgs' 45,000 files) than evaluating
+	// the two at once gains over evaluating each with all workers.
+	var rounds [][]job
+	commitsToEvaluate := map[string]bool{}
+	for _, j := range jobs {
+		if !j.cached {
+			commitsToEvaluate[j.id.commit] = true
+		}
+	}
+	if len(commitsToEvaluate) > 1 && trees.m.FreeCheckouts() < len(commitsToEvaluate) {
+		for _, commit := range commits {
+			var round []job
+			for _, j := range jobs {
+				if j.id.commit == commit {
+					round = append(round, j)
+				}
+			}
+			rounds = append(rounds, round)
+		}
+		r.log.Debug().Int("commits", len(commitsToEvaluate)).Msg("evaluating one commit after the other, through one moved checkout")
+	} else {
+		rounds = [][]job{jobs}
+	}
+	out := map[evalID]*evalResult{}
+	for _, round := range rounds {
+		if err := r.evaluateRound(ctx, repo, trees, round, opts, out); err != nil {
+			closeSessions(out)
+			_ = waitStored(out)
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// evaluateRound evaluates jobs at once (each loaded from the store when
+// cached), into out.
+func (r *Reviewer) evaluateRound(ctx context.Context, repo string, trees *worktrees, jobs []job, opts evalOpts, out map[evalID]*evalResult) error {
+	missing := 0
+	for _, j := range jobs {
+		if !j.cached {
+			missing++
 		}
 	}
 	// Each chunk process imports the whole set, so chunks only pay when
 	// cores would otherwise idle: split the workers among the evaluations.
 	chunks := max(1, r.ev.Workers()/max(1, missing))
-	out := map[evalID]*evalResult{}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	for _, j := range jobs {
@@ -414,12 +467,7 @@ func (r *Reviewer) evaluateAll(ctx context.Context, repo string, trees *worktree
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		closeSessions(out)
-		_ = waitStored(out)
-		return nil, err
-	}
-	return out, nil
+	return g.Wait()
 }
 
 // waitStored waits until every fresh evaluation is stored.
@@ -438,6 +486,7 @@ func closeSessions(evals map[evalID]*evalResult) {
 	for _, e := range evals {
 		if e != nil && e.session != nil {
 			e.session.Close()
+			e.release()
 		}
 	}
 }
@@ -464,12 +513,17 @@ func (r *Reviewer) cached(ctx context.Context, key store.EvalKey) (*eval.Evaluat
 // life ends.
 func (r *Reviewer) evaluate(life, ctx context.Context, repo string, trees *worktrees, commit, system string, chunks int, hold bool) (*evalResult, error) {
 	start := time.Now()
-	wt, err := trees.get(ctx, commit)
+	wt, release, err := trees.get(ctx, commit)
 	if err != nil {
 		return nil, err
 	}
 	var ev *eval.Evaluation
 	var session *eval.Session
+	defer func() {
+		if session == nil { // a held session keeps the checkout until it is closed
+			release()
+		}
+	}()
 	err = retryMachineFaults(ctx, r.log, "evaluate "+short(commit)+" for "+system, func() error {
 		var err error
 		if hold {
@@ -499,7 +553,7 @@ func (r *Reviewer) evaluate(life, ctx context.Context, repo string, trees *workt
 	r.log.Info().Str("commit", commit).Str("system", system).Int("attrs", len(ev.Attrs)).
 		Int("processes", ev.Processes).Dur("took", took).Msg("evaluated")
 	return &evalResult{
-		ev: ev, session: session,
+		ev: ev, session: session, release: release,
 		stored: sync.OnceValue(func() error { return <-done }),
 		info:   report.EvalInfo{Commit: commit, System: system, Attrs: len(ev.Attrs), Processes: ev.Processes, Seconds: took.Seconds()},
 	}, nil
@@ -542,7 +596,8 @@ func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, b
 			if s := headRes.session; s != nil && !instantiate {
 				return s.Details(ctx, paths, aliases)
 			}
-			wt, err := trees.get(ctx, head.Commit)
+			wt, release, err := trees.get(ctx, head.Commit)
+			defer release()
 			if err != nil {
 				return nil, err
 			}
@@ -554,7 +609,8 @@ func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, b
 		maps.Copy(details, got)
 	}
 	explained, err := cachedExtras(ctx, cache, "explain", unexplained, func(paths []eval.Path) (map[string]*eval.Error, error) {
-		wt, err := trees.get(ctx, head.Commit)
+		wt, release, err := trees.get(ctx, head.Commit)
+		defer release()
 		if err != nil {
 			return nil, err
 		}
@@ -584,40 +640,80 @@ func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, b
 
 // worktrees makes at most one worktree per commit for a review, on demand:
 // a cached evaluation needs none.
+// worktrees leases the checkouts one review uses, one per commit, shared
+// by the steps that need the same commit and counted: a checkout goes back
+// to the mirror as soon as no step uses it, so that a later step moves it
+// to its own commit instead of writing a whole new tree.
 type worktrees struct {
-	m     *checkout.Mirror
-	mu    sync.Mutex
-	trees map[string]*lazyTree
+	m      *checkout.Mirror
+	mu     sync.Mutex
+	leases map[string]*lease // guarded by mu
 }
 
-type lazyTree struct {
-	once sync.Once
-	wt   *checkout.Worktree
-	err  error
+type lease struct {
+	ready chan struct{} // closed once wt and err are set
+	wt    *checkout.Worktree
+	err   error
+	refs  int // guarded by worktrees.mu
 }
 
-func (t *worktrees) get(ctx context.Context, commit string) (*checkout.Worktree, error) {
+// get returns commit's checkout, leased until release is called (once; it
+// may be called more often, and must be called on error too).
+func (t *worktrees) get(ctx context.Context, commit string) (wt *checkout.Worktree, release func(), err error) {
 	t.mu.Lock()
-	if t.trees == nil {
-		t.trees = map[string]*lazyTree{}
+	if t.leases == nil {
+		t.leases = map[string]*lease{}
 	}
-	lt, ok := t.trees[commit]
-	if !ok {
-		lt = &lazyTree{}
-		t.trees[commit] = lt
+	l, shared := t.leases[commit]
+	if !shared {
+		l = &lease{ready: make(chan struct{})}
+		t.leases[commit] = l
+	}
+	l.refs++
+	t.mu.Unlock()
+	release = sync.OnceFunc(func() { t.release(commit, l) })
+	if !shared {
+		l.wt, l.err = t.m.Worktree(ctx, commit)
+		close(l.ready)
+	} else {
+		select {
+		case <-l.ready:
+		case <-ctx.Done():
+			release()
+			return nil, func() {}, ctx.Err()
+		}
+	}
+	if l.err != nil {
+		release()
+		return nil, func() {}, l.err
+	}
+	return l.wt, release, nil
+}
+
+func (t *worktrees) release(commit string, l *lease) {
+	t.mu.Lock()
+	l.refs--
+	last := l.refs == 0
+	if last && t.leases[commit] == l {
+		delete(t.leases, commit)
 	}
 	t.mu.Unlock()
-	lt.once.Do(func() { lt.wt, lt.err = t.m.Worktree(ctx, commit) })
-	return lt.wt, lt.err
+	if last && l.wt != nil {
+		l.wt.Release()
+	}
 }
 
+// removeAll gives back what is still leased (a step that failed early).
 func (t *worktrees) removeAll(log zerolog.Logger) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, lt := range t.trees {
-		if lt.wt != nil {
-			if err := lt.wt.Release(); err != nil {
-				log.Warn().Err(err).Msg("remove worktree")
+	leases := t.leases
+	t.leases = nil
+	t.mu.Unlock()
+	for _, l := range leases {
+		<-l.ready
+		if l.wt != nil {
+			if err := l.wt.Release(); err != nil {
+				log.Warn().Err(err).Msg("release worktree")
 			}
 		}
 	}

@@ -37,6 +37,10 @@ type Workspace struct {
 	// Auth, when set, returns extra git configuration for fetching url
 	// (see Mirror.Auth). Set it before the first fetch.
 	Auth func(ctx context.Context, url string) ([]string, error)
+	// Keep is how many checkouts each mirror keeps for reuse (default
+	// 4); more are made when more are leased at once, and removed when
+	// released.
+	Keep int
 
 	mu      sync.Mutex
 	mirrors map[string]*Mirror // by mirror directory
@@ -47,27 +51,6 @@ func New(dir string, log zerolog.Logger) *Workspace {
 	return &Workspace{dir: dir, log: log, mirrors: map[string]*Mirror{}}
 }
 
-// Close removes the checkouts the workspace's mirrors keep for reuse.
-// Leased ones are removed by their Release after Close.
-func (w *Workspace) Close() error {
-	w.mu.Lock()
-	mirrors := make([]*Mirror, 0, len(w.mirrors))
-	for _, m := range w.mirrors {
-		mirrors = append(mirrors, m)
-	}
-	w.mu.Unlock()
-	var errs []error
-	for _, m := range mirrors {
-		m.mu.Lock()
-		idle := m.idle
-		m.idle, m.closed = nil, true
-		m.mu.Unlock()
-		for _, wt := range idle {
-			errs = append(errs, wt.remove())
-		}
-	}
-	return errors.Join(errs...)
-}
 
 // Mirror is a bare mirror of one repository. Its methods are safe for
 // concurrent use: git operations that change the mirror hold mu.
@@ -75,11 +58,8 @@ type Mirror struct {
 	URL string // what git fetches from: an absolute path, file:// or https:// URL
 	Dir string // the bare repository
 
-	ws      *Workspace
-	mu      sync.Mutex
-	idle    []*Worktree // guarded by mu: released checkouts
-	cleaned bool        // guarded by mu: old checkouts removed
-	closed  bool        // guarded by mu: the workspace is closed, keep none
+	ws *Workspace
+	mu sync.Mutex // held by git operations that change the mirror
 	// Auth, when set, returns extra git configuration for fetches
 	// ("http.extraHeader=Authorization: Basic ..."); the workspace's Auth
 	// is used when it is nil.
@@ -353,102 +333,6 @@ func (m *Mirror) seed(ctx context.Context) {
 		return
 	}
 	os.RemoveAll(old)
-}
-
-// Worktree is a checkout of one commit, leased from its mirror: Release it
-// when done. It is a plain directory with an index of its own outside it
-// (no git metadata inside, nothing for an evaluation to see), so leases are
-// independent of each other and of fetches.
-type Worktree struct {
-	Path   string
-	Commit string
-	index  string
-	m      *Mirror
-}
-
-// maxIdle is how many released checkouts a mirror keeps to reuse.
-const maxIdle = 4
-
-// Worktree checks commit out in a directory of its own. A checkout released
-// before is reused when there is one: moving it to another commit rewrites
-// only the files that differ, which on a large tree is most of the cost of
-// a review that evaluates one new commit.
-func (m *Mirror) Worktree(ctx context.Context, commit string) (*Worktree, error) {
-	m.mu.Lock()
-	var w *Worktree
-	if n := len(m.idle); n > 0 {
-		w, m.idle = m.idle[n-1], m.idle[:n-1]
-	}
-	m.mu.Unlock()
-	if w != nil {
-		if err := w.checkout(ctx, commit); err == nil {
-			return w, nil
-		}
-		w.remove()
-	}
-	dir, err := m.checkoutDir()
-	if err != nil {
-		return nil, fmt.Errorf("worktree %s: %w", commit, err)
-	}
-	d, err := os.MkdirTemp(dir, shortSHA(commit)+"-")
-	if err != nil {
-		return nil, fmt.Errorf("worktree %s: %w", commit, err)
-	}
-	w = &Worktree{Path: d, index: d + ".index", m: m}
-	if err := w.checkout(ctx, commit); err != nil {
-		w.remove()
-		return nil, err
-	}
-	return w, nil
-}
-
-// checkoutDir returns the directory of the mirror's checkouts. The first
-// call of a process empties it: checkouts left by an earlier process are
-// not known to be clean.
-func (m *Mirror) checkoutDir() (string, error) {
-	dir := filepath.Join(m.ws.dir, "worktrees", filepath.Base(m.Dir))
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.cleaned {
-		if err := os.RemoveAll(dir); err != nil {
-			return "", err
-		}
-		m.cleaned = true
-	}
-	return dir, os.MkdirAll(dir, 0o755)
-}
-
-// checkout makes the tree exactly commit's: files that differ from it (by
-// content, or by stat data for files changed behind git's back) are written,
-// files it does not have are removed.
-func (w *Worktree) checkout(ctx context.Context, commit string) error {
-	if _, err := runGitEnv(ctx, "", []string{"GIT_INDEX_FILE=" + w.index},
-		"--git-dir="+w.m.Dir, "--work-tree="+w.Path, "read-tree", "-u", "--reset", commit+"^{commit}"); err != nil {
-		return fmt.Errorf("worktree %s: %w", commit, err)
-	}
-	w.Commit = commit
-	return nil
-}
-
-// Release gives the checkout back to its mirror for reuse (or deletes it
-// when the mirror keeps enough). The Worktree must not be used after.
-func (w *Worktree) Release() error {
-	w.m.mu.Lock()
-	if !w.m.closed && len(w.m.idle) < maxIdle {
-		w.m.idle = append(w.m.idle, w)
-		w.m.mu.Unlock()
-		return nil
-	}
-	w.m.mu.Unlock()
-	return w.remove()
-}
-
-func (w *Worktree) remove() error {
-	err := errors.Join(os.RemoveAll(w.Path), os.RemoveAll(w.index))
-	if err != nil {
-		return fmt.Errorf("remove worktree %s: %w", w.Path, err)
-	}
-	return nil
 }
 
 func shortSHA(s string) string {

@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -188,35 +190,83 @@ func TestWorktreesAreReused(t *testing.T) {
 	other.Release()
 	again.Release()
 
-	// A new process's workspace starts from no checkouts.
+	// A new process's workspace reuses the kept checkouts: moved, and
+	// cleaned of what git does not know.
+	if err := os.WriteFile(filepath.Join(path, "stray"), []byte("left behind\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ws := checkout.New(filepath.Dir(filepath.Dir(m.Dir)), zerolog.Nop())
 	m2, err := ws.Mirror(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := m2.Worktree(ctx, head)
+	first, err := m2.Worktree(ctx, head)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Errorf("a checkout of the earlier workspace is left: %v", err)
-	}
-	// Closing the workspace removes the kept checkouts, and a checkout
-	// released after is removed too.
-	kept, err := m2.Worktree(ctx, base)
+	second, err := m2.Worktree(ctx, head)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept.Release()
-	if err := ws.Close(); err != nil {
-		t.Fatal(err)
+	reused := []string{first.Path, second.Path}
+	sort.Strings(reused)
+	if want := []string{other.Path, path}; !slices.Equal(reused, sortedCopy(want)) {
+		t.Errorf("the new workspace made %v, want the kept %v", reused, want)
 	}
-	fresh.Release()
-	for _, p := range []string{kept.Path, fresh.Path} {
-		if _, err := os.Stat(p); !os.IsNotExist(err) {
-			t.Errorf("checkout %s left after Close: %v", p, err)
+	for _, wt := range []*checkout.Worktree{first, second} {
+		if read(wt, "b") != "new\n" {
+			t.Errorf("%s: b = %q", wt.Path, read(wt, "b"))
+		}
+		if _, err := os.Stat(filepath.Join(wt.Path, "stray")); !os.IsNotExist(err) {
+			t.Errorf("%s: a file git does not know is left: %v", wt.Path, err)
 		}
 	}
+	// Leased (by either workspace) means not shared: a third lease is a
+	// new checkout.
+	third, err := m.Worktree(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Path == first.Path || third.Path == second.Path {
+		t.Fatal("a leased checkout was leased again")
+	}
+	// A kept checkout whose index is gone is not trusted: replaced.
+	third.Release()
+	os.Remove(third.Path + ".index")
+	fourth, err := m.Worktree(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fourth.Path == third.Path || read(fourth, "a") != "one\nTWO from master\nthree\n" {
+		t.Errorf("a damaged checkout was reused: %s", fourth.Path)
+	}
+	first.Release()
+	second.Release()
+	fourth.Release()
+
+	// At most Keep checkouts stay once released.
+	ws.Keep = 1
+	var leases []*checkout.Worktree
+	for range 3 {
+		wt, err := m2.Worktree(ctx, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases = append(leases, wt)
+	}
+	for _, wt := range leases {
+		wt.Release()
+	}
+	entries, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*.index"))
+	if len(entries) != 1 {
+		t.Errorf("%d checkouts kept with Keep = 1", len(entries))
+	}
+}
+
+func sortedCopy(s []string) []string {
+	c := append([]string(nil), s...)
+	sort.Strings(c)
+	return c
 }
 
 func TestBadRepositories(t *testing.T) {

@@ -19,9 +19,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -42,11 +44,30 @@ type Options struct {
 	// BuildLog, when set, is a file every build appends its name to (the
 	// builds run without a sandbox here), so tests count the builds Nix ran.
 	BuildLog string
+	// Nixpkgs gives the set nixpkgs' shape (see nixpkgs.go): one file per
+	// package, pkgs/by-name/XX/NAME/package.nix, found by reading the
+	// directories at evaluation; callPackage with function arguments; a
+	// mkDerivation that does per package what nixpkgs' does. Benchmarks and
+	// the tests that claim figures use it. Without it, the set is small
+	// and quick: generated packages come 100 to a file, and the
+	// hand-written ones are pkgs/by-name/NAME/default.nix.
+	Nixpkgs bool
+}
+
+// PackageFile returns where package name's file is, relative to the
+// repository.
+func (o Options) PackageFile(name string) string {
+	if o.Nixpkgs {
+		return "pkgs/by-name/" + shard(name) + "/" + name + "/package.nix"
+	}
+	return "pkgs/by-name/" + name + "/default.nix"
 }
 
 // Repo is a generated repository.
 type Repo struct {
 	Dir string
+	// Options are the options it was generated with.
+	Options Options
 	// Base is the branch the PR targets ("master"); Head the PR branch ("pr").
 	Base, Head string
 	// Pushes are the PR's commits, oldest first: each one a push.
@@ -67,19 +88,19 @@ func Generate(dir string, opt Options) (*Repo, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sample set: %w", err)
 	}
-	r := &Repo{Dir: dir, Base: "master", Head: "pr"}
+	r := &Repo{Dir: dir, Options: opt, Base: "master", Head: "pr"}
 	g := &gen{dir: dir}
 	g.git("init", "--quiet", "--initial-branch=master")
 
 	files := baseFiles(opt)
 	for name, body := range opt.Extra {
-		files["pkgs/by-name/"+name+"/default.nix"] = body
+		files[opt.PackageFile(name)] = body
 	}
 	files["pkgs/top-level/all-packages.nix"] = allPackages(topLevel(opt))
 	g.write(files)
 	g.commit("init: sample package set")
 	if opt.Bulk > 0 {
-		g.write(bulkFiles(opt.Bulk))
+		g.write(bulkFiles(opt))
 		g.commit(fmt.Sprintf("generated: %d packages", opt.Bulk))
 	}
 	r.ForkPoint = g.rev("HEAD")
@@ -98,7 +119,7 @@ func Generate(dir string, opt Options) (*Repo, error) {
 		r.Pushes = append(r.Pushes, g.rev("HEAD"))
 	}
 	g.git("checkout", "--quiet", "master")
-	g.write(map[string]string{"pkgs/by-name/libbase/default.nix": pkg("libbase", "1.0.1", "", "", "")})
+	g.write(map[string]string{opt.PackageFile("libbase"): pkg("libbase", "1.0.1", "", "", "")})
 	g.commit("libbase: 1.0 -> 1.0.1")
 	r.BaseCommit = g.rev("HEAD")
 	return r, g.err
@@ -115,17 +136,17 @@ func prPushes(opt Options) []push {
 	tl := topLevel(opt)
 	// Push 1: libmid changes (rebuilding its dependents), newpkg is added,
 	// willfail starts failing, willsucceed is fixed, failing keeps failing.
-	entries := []string{"  newpkg = callPackage ../by-name/newpkg { };"}
+	entries := []string{opt.entry("newpkg")}
 	files := map[string]string{
-		"pkgs/by-name/libmid/default.nix":      pkg("libmid", "1.1", "libbase", "", ""),
-		"pkgs/by-name/newpkg/default.nix":      pkg("newpkg", "0.1", "hello", "", ""),
-		"pkgs/by-name/willfail/default.nix":    pkg("willfail", "2.0", "", `echo "willfail: test suite failed" >&2; exit 1`, ""),
-		"pkgs/by-name/willsucceed/default.nix": pkg("willsucceed", "2.0", "", "", ""),
-		"pkgs/by-name/failing/default.nix":     pkg("failing", "2.0", "", `echo "failing: still broken" >&2; exit 1`, ""),
+		opt.PackageFile("libmid"):      pkg("libmid", "1.1", "libbase", "", ""),
+		opt.PackageFile("newpkg"):      pkg("newpkg", "0.1", "hello", "", ""),
+		opt.PackageFile("willfail"):    pkg("willfail", "2.0", "", `echo "willfail: test suite failed" >&2; exit 1`, ""),
+		opt.PackageFile("willsucceed"): pkg("willsucceed", "2.0", "", "", ""),
+		opt.PackageFile("failing"):     pkg("failing", "2.0", "", `echo "failing: still broken" >&2; exit 1`, ""),
 	}
 	for _, n := range sortedNames(opt.PRExtra) {
-		entries = append(entries, fmt.Sprintf("  %s = callPackage ../by-name/%s { };", quote(n), n))
-		files["pkgs/by-name/"+n+"/default.nix"] = opt.PRExtra[n]
+		entries = append(entries, opt.entry(n))
+		files[opt.PackageFile(n)] = opt.PRExtra[n]
 	}
 	tl1 := withEntries(tl, entries...)
 	files["pkgs/top-level/all-packages.nix"] = allPackages(tl1)
@@ -134,35 +155,47 @@ func prPushes(opt Options) []push {
 	// fixed, usesalias starts using an alias in-tree.
 	tl2 := withoutEntry(tl1, "oldpkg")
 	p2 := push{title: "remove oldpkg, break evalbreaks, fix evalfixed", files: map[string]string{
-		"pkgs/by-name/evalbreaks/default.nix": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"evalbreaks\";\n  version = \"1.1\";\n  deps = [ notInScope ];\n}\n",
-		"pkgs/by-name/evalfixed/default.nix":  pkg("evalfixed", "1.1", "", "", ""),
-		"pkgs/by-name/usesalias/default.nix":  "{ stdenv, pkgs }:\n\nstdenv.mkDerivation {\n  pname = \"usesalias\";\n  version = \"1.1\";\n  deps = [ pkgs.oldhello ];\n}\n",
-		"pkgs/top-level/all-packages.nix":     allPackages(tl2),
-	}, remove: []string{"pkgs/by-name/oldpkg"}}
+		opt.PackageFile("evalbreaks"):     "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"evalbreaks\";\n  version = \"1.1\";\n  deps = [ notInScope ];\n}\n",
+		opt.PackageFile("evalfixed"):      pkg("evalfixed", "1.1", "", "", ""),
+		opt.PackageFile("usesalias"):      "{ stdenv, pkgs }:\n\nstdenv.mkDerivation {\n  pname = \"usesalias\";\n  version = \"1.1\";\n  deps = [ pkgs.oldhello ];\n}\n",
+		"pkgs/top-level/all-packages.nix": allPackages(tl2),
+	}, remove: []string{filepath.Dir(opt.PackageFile("oldpkg"))}}
 	// Push 3: withtests changes (and so do its tests).
 	p3 := push{title: "withtests: 1.0 -> 1.1", files: map[string]string{
-		"pkgs/by-name/withtests/default.nix": withTests("1.1"),
+		opt.PackageFile("withtests"): withTests("1.1"),
 	}}
 	return []push{p1, p2, p3}
+}
+
+// handWritten are the packages the PR's story is about.
+var handWritten = []string{
+	"libbase", "libmid", "hello", "oldpkg", "withtests", "failing", "willfail", "willsucceed",
+	"depfails", "brokenpkg", "armonly", "bigpkg", "evalbreaks", "evalfixed", "usesalias",
 }
 
 // topLevel lists all-packages.nix entries, one line each.
 func topLevel(opt Options) []string {
 	var names []string
-	for _, n := range []string{
-		"libbase", "libmid", "hello", "oldpkg", "withtests", "failing", "willfail", "willsucceed",
-		"depfails", "brokenpkg", "armonly", "bigpkg", "evalbreaks", "evalfixed", "usesalias",
-	} {
-		names = append(names, fmt.Sprintf("  %s = callPackage ../by-name/%s { };", n, n))
+	for _, n := range handWritten {
+		names = append(names, opt.entry(n))
 	}
 	for _, n := range sortedNames(opt.Extra) {
-		names = append(names, fmt.Sprintf("  %s = callPackage ../by-name/%s { };", quote(n), n))
+		names = append(names, opt.entry(n))
 	}
-	return names
+	return slices.DeleteFunc(names, func(s string) bool { return s == "" })
+}
+
+// entry is the all-packages.nix line of package name: none in nixpkgs'
+// shape, where by-name packages are found by reading the directories.
+func (o Options) entry(name string) string {
+	if o.Nixpkgs {
+		return ""
+	}
+	return fmt.Sprintf("  %s = callPackage ../by-name/%s { };", quote(name), name)
 }
 
 func withEntries(tl []string, lines ...string) []string {
-	return append(append([]string{}, tl...), lines...)
+	return slices.DeleteFunc(append(append([]string{}, tl...), lines...), func(s string) bool { return s == "" })
 }
 
 func withoutEntry(tl []string, name string) []string {
@@ -308,21 +341,24 @@ pkgs
   oldhello = pkgs.hello; # renamed to hello
 }
 `,
-		"pkgs/by-name/libbase/default.nix":     pkg("libbase", "1.0", "", "", ""),
-		"pkgs/by-name/libmid/default.nix":      pkg("libmid", "1.0", "libbase", "", ""),
-		"pkgs/by-name/hello/default.nix":       pkg("hello", "2.12", "libmid", "", ""),
-		"pkgs/by-name/oldpkg/default.nix":      pkg("oldpkg", "0.9", "", "", ""),
-		"pkgs/by-name/withtests/default.nix":   withTests("1.0"),
-		"pkgs/by-name/failing/default.nix":     pkg("failing", "1.0", "", `echo "failing: error: missing header foo.h" >&2; exit 1`, ""),
-		"pkgs/by-name/willfail/default.nix":    pkg("willfail", "1.0", "", "", ""),
-		"pkgs/by-name/willsucceed/default.nix": pkg("willsucceed", "1.0", "", `echo "willsucceed: compile error" >&2; exit 2`, ""),
-		"pkgs/by-name/depfails/default.nix":    pkg("depfails", "1.0", "willfail", "", ""),
-		"pkgs/by-name/brokenpkg/default.nix":   pkg("brokenpkg", "1.0", "libmid", "", "  meta.broken = true;\n"),
-		"pkgs/by-name/armonly/default.nix":     pkg("armonly", "1.0", "libmid", "", "  meta.platforms = [ \"aarch64-linux\" ];\n"),
-		"pkgs/by-name/bigpkg/default.nix":      pkg("bigpkg", "1.0", "libmid", "", "  requiredSystemFeatures = [ \"big-parallel\" ];\n"),
-		"pkgs/by-name/evalbreaks/default.nix":  pkg("evalbreaks", "1.0", "", "", ""),
-		"pkgs/by-name/evalfixed/default.nix":   "{ stdenv }:\n\nthrow \"evalfixed: needs porting\"\n",
-		"pkgs/by-name/usesalias/default.nix":   pkg("usesalias", "1.0", "hello", "", ""),
+		opt.PackageFile("libbase"): pkg("libbase", "1.0", "", "", ""),
+		opt.PackageFile("libmid"): pkg("libmid", "1.0", "libbase", "", ""),
+		opt.PackageFile("hello"): pkg("hello", "2.12", "libmid", "", ""),
+		opt.PackageFile("oldpkg"): pkg("oldpkg", "0.9", "", "", ""),
+		opt.PackageFile("withtests"): withTests("1.0"),
+		opt.PackageFile("failing"): pkg("failing", "1.0", "", `echo "failing: error: missing header foo.h" >&2; exit 1`, ""),
+		opt.PackageFile("willfail"): pkg("willfail", "1.0", "", "", ""),
+		opt.PackageFile("willsucceed"): pkg("willsucceed", "1.0", "", `echo "willsucceed: compile error" >&2; exit 2`, ""),
+		opt.PackageFile("depfails"): pkg("depfails", "1.0", "willfail", "", ""),
+		opt.PackageFile("brokenpkg"): pkg("brokenpkg", "1.0", "libmid", "", "  meta.broken = true;\n"),
+		opt.PackageFile("armonly"): pkg("armonly", "1.0", "libmid", "", "  meta.platforms = [ \"aarch64-linux\" ];\n"),
+		opt.PackageFile("bigpkg"): pkg("bigpkg", "1.0", "libmid", "", "  requiredSystemFeatures = [ \"big-parallel\" ];\n"),
+		opt.PackageFile("evalbreaks"): pkg("evalbreaks", "1.0", "", "", ""),
+		opt.PackageFile("evalfixed"): "{ stdenv }:\n\nthrow \"evalfixed: needs porting\"\n",
+		opt.PackageFile("usesalias"): pkg("usesalias", "1.0", "hello", "", ""),
+	}
+	if opt.Nixpkgs {
+		maps.Copy(f, nixpkgsFiles())
 	}
 	buildLog := ""
 	if opt.BuildLog != "" {
@@ -369,10 +405,9 @@ self
 `, version, version, version)
 }
 
-// bulkFiles writes n generated packages, 100 to a file, and the file that
-// merges them. Package i depends on libbase when i%10 == 0, on libmid when
-// i%MidEvery == 1, and on package i-1 when i%7 == 6 (chains).
-func bulkFiles(n int) map[string]string {
+// packedBulk writes n generated packages, 100 to a file, and the file that
+// merges them (the small set's shape; see bulkFiles).
+func packedBulk(n int) map[string]string {
 	files := map[string]string{}
 	var imports []string
 	for start := 0; start < n; start += 100 {

@@ -1,0 +1,213 @@
+package checkout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// Worktree is a checkout of one commit, leased from its mirror: Release it
+// when done. It is a plain directory with an index of its own beside it (no
+// git metadata inside, nothing for an evaluation to see), so leases are
+// independent of each other and of fetches.
+//
+// Checkouts persist: a released one stays on disk, across processes, to be
+// moved to the next commit asked for, which writes only the files that
+// differ (on nixpkgs' 45,000 files, writing a whole tree costs seconds of
+// system time, more than the evaluation). Below the mirror's checkout
+// directory, checkout NAME is the directory NAME, its index NAME.index, the
+// commit it is at NAME.commit, and NAME.lock, which a lease holds locked
+// (flock), so that two leases, of one process or two (the CLI beside a
+// server), never share a checkout. A crashed process's locks go with it.
+type Worktree struct {
+	Path   string
+	Commit string
+	index  string
+	lock   *os.File
+	m      *Mirror
+}
+
+// defaultKeep is how many released checkouts a mirror keeps by default.
+const defaultKeep = 4
+
+// Worktree leases a checkout of commit: a kept one that is not leased,
+// preferably one at commit already, moved to commit and cleaned of what
+// git does not know; a new one when none is free.
+func (m *Mirror) Worktree(ctx context.Context, commit string) (*Worktree, error) {
+	dir, err := m.checkoutDir()
+	if err != nil {
+		return nil, fmt.Errorf("worktree %s: %w", commit, err)
+	}
+	kept, err := m.kept(dir)
+	if err != nil {
+		return nil, fmt.Errorf("worktree %s: %w", commit, err)
+	}
+	// The ones at commit first: nothing to move.
+	slices.SortStableFunc(kept, func(a, b string) int {
+		return boolRank(readCommit(b) == commit) - boolRank(readCommit(a) == commit)
+	})
+	for _, name := range kept {
+		w, err := m.lease(dir, name)
+		if err != nil {
+			continue // leased, or gone
+		}
+		if err := w.checkout(ctx, commit); err != nil {
+			if ctx.Err() != nil {
+				w.unlock()
+				return nil, ctx.Err()
+			}
+			m.ws.log.Warn().Err(err).Str("checkout", w.Path).Msg("a kept checkout cannot be moved: removing it")
+			w.remove()
+			continue
+		}
+		return w, nil
+	}
+	d, err := os.MkdirTemp(dir, shortSHA(commit)+"-")
+	if err != nil {
+		return nil, fmt.Errorf("worktree %s: %w", commit, err)
+	}
+	w, err := m.lease(dir, filepath.Base(d))
+	if err != nil {
+		os.RemoveAll(d)
+		return nil, fmt.Errorf("worktree %s: %w", commit, err)
+	}
+	if err := w.checkout(ctx, commit); err != nil {
+		w.remove()
+		return nil, err
+	}
+	return w, nil
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// checkoutDir returns the directory of the mirror's checkouts.
+func (m *Mirror) checkoutDir() (string, error) {
+	dir := filepath.Join(m.ws.dir, "worktrees", filepath.Base(m.Dir))
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// kept returns the names of the checkouts kept in dir (leased or not).
+func (m *Mirror) kept(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			if _, err := os.Stat(filepath.Join(dir, e.Name()+".index")); err == nil {
+				out = append(out, e.Name())
+			}
+		}
+	}
+	return out, nil
+}
+
+// lease locks checkout name of dir for this Worktree; an error when another
+// lease holds it.
+func (m *Mirror) lease(dir, name string) (*Worktree, error) {
+	path := filepath.Join(dir, name)
+	f, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := os.Stat(path); err != nil { // removed by the lease before
+		f.Close()
+		return nil, err
+	}
+	return &Worktree{Path: path, index: path + ".index", lock: f, m: m, Commit: readCommit(path)}, nil
+}
+
+func readCommit(path string) string {
+	b, _ := os.ReadFile(path + ".commit")
+	return strings.TrimSpace(string(b))
+}
+
+// checkout makes the tree exactly commit's: files that differ from it (by
+// content, or by stat data for files changed behind git's back) are
+// written, files it does not have are removed, and files git does not know
+// (none should be there) are removed too.
+func (w *Worktree) checkout(ctx context.Context, commit string) error {
+	env := []string{"GIT_INDEX_FILE=" + w.index}
+	git := []string{"--git-dir=" + w.m.Dir, "--work-tree=" + w.Path}
+	if _, err := runGitEnv(ctx, "", env, append(git, "read-tree", "-u", "--reset", commit+"^{commit}")...); err != nil {
+		return fmt.Errorf("worktree %s: %w", commit, err)
+	}
+	if _, err := runGitEnv(ctx, w.Path, env, append(git, "clean", "-ffdxq")...); err != nil {
+		return fmt.Errorf("worktree %s: %w", commit, err)
+	}
+	if err := os.WriteFile(w.Path+".commit", []byte(commit+"\n"), 0o644); err != nil {
+		return fmt.Errorf("worktree %s: %w", commit, err)
+	}
+	w.Commit = commit
+	return nil
+}
+
+// Release gives the checkout back for reuse, or removes it when its mirror
+// keeps enough already. The Worktree must not be used after.
+func (w *Worktree) Release() error {
+	keep := w.m.ws.Keep
+	if keep <= 0 {
+		keep = defaultKeep
+	}
+	if kept, err := w.m.kept(filepath.Dir(w.Path)); err == nil && len(kept) > keep {
+		return w.remove()
+	}
+	w.unlock()
+	return nil
+}
+
+func (w *Worktree) unlock() {
+	if w.lock != nil {
+		w.lock.Close() // releases the flock
+		w.lock = nil
+	}
+}
+
+// remove deletes the checkout, lease held, then lets the lock go.
+func (w *Worktree) remove() error {
+	err := errors.Join(os.RemoveAll(w.Path), os.RemoveAll(w.index), os.RemoveAll(w.Path+".commit"))
+	if w.lock != nil {
+		os.Remove(w.Path + ".lock")
+	}
+	w.unlock()
+	if err != nil {
+		return fmt.Errorf("remove worktree %s: %w", w.Path, err)
+	}
+	return nil
+}
+
+// FreeCheckouts returns how many kept checkouts are not leased now (a
+// moment's answer: another lease may take one at once).
+func (m *Mirror) FreeCheckouts() int {
+	dir, err := m.checkoutDir()
+	if err != nil {
+		return 0
+	}
+	kept, err := m.kept(dir)
+	if err != nil {
+		return 0
+	}
+	free := 0
+	for _, name := range kept {
+		if w, err := m.lease(dir, name); err == nil {
+			w.unlock()
+			free++
+		}
+	}
+	return free
+}
