@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/basinix/basinix/eval"
 	"github.com/basinix/basinix/internal/testenv"
 	"github.com/basinix/basinix/store"

@@ -15,7 +15,7 @@ func TestRedactJSONKeepsTheBodyValid(t *testing.T) {
 	body := `{"output":{"summary":"log:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow","title":"1 newly-failing"},"conclusion":"failure","token":"ghs_16C7e42F292c6912E7710c838347Ae178B4a"}`
 	out := redactJSON(redact.New(), []byte(body))
 	var v struct {
-		Output struct{ Summary, Title string }
+		Output            struct{ Summary, Title string }
 		Conclusion, Token string
 	}
 	if err := json.Unmarshal(out, &v); err != nil {

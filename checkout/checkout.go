@@ -51,7 +51,6 @@ func New(dir string, log zerolog.Logger) *Workspace {
 	return &Workspace{dir: dir, log: log, mirrors: map[string]*Mirror{}}
 }
 
-
 // Mirror is a bare mirror of one repository. Its methods are safe for
 // concurrent use: git operations that change the mirror hold mu.
 type Mirror struct {

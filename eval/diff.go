@@ -32,11 +32,18 @@ type Diff struct {
 	AliasErrors []*Attr
 	// BaseError and HeadError are set when a whole package set failed.
 	BaseError, HeadError *Error
+	// baseOutputs are the base's output paths ("" not among them).
+	baseOutputs map[string]bool
 }
 
 // Compare diffs two evaluations of the same system.
 func Compare(base, head *Evaluation) *Diff {
-	d := &Diff{System: head.System, BaseError: base.Error, HeadError: head.Error}
+	d := &Diff{System: head.System, BaseError: base.Error, HeadError: head.Error, baseOutputs: make(map[string]bool, len(base.Attrs))}
+	for _, b := range base.Attrs {
+		if b.OutPath != "" {
+			d.baseOutputs[b.OutPath] = true
+		}
+	}
 	for k, h := range head.Attrs {
 		b, inBase := base.Attrs[k]
 		switch {
@@ -82,10 +89,31 @@ func (d *Diff) Count(c Change) int {
 	return n
 }
 
-// Rebuilds counts the attributes with a new derivation to build at head:
-// added, changed and eval-fixed ones.
+// Rebuilds counts the attributes to build at head as nixpkgs CI counts
+// them: added, changed and eval-fixed ones whose output path is not one of
+// the base's. (A fixed-output derivation whose URL changes and hash does
+// not changes the drvPath of everything that uses it, and no output path:
+// it rebuilds nothing.) An attribute whose output path is not known counts.
 func (d *Diff) Rebuilds() int {
-	return d.Count(Added) + d.Count(Changed) + d.Count(EvalFixed)
+	n := 0
+	for _, a := range d.Attrs {
+		if (a.Change == Added || a.Change == Changed || a.Change == EvalFixed) && !d.baseOutputs[a.Head.OutPath] {
+			n++
+		}
+	}
+	return n
+}
+
+// ChangedNotRebuilt counts the changed attributes whose output path is one
+// of the base's: a new derivation, and nothing to build.
+func (d *Diff) ChangedNotRebuilt() int {
+	n := 0
+	for _, a := range d.Attrs {
+		if a.Change == Changed && d.baseOutputs[a.Head.OutPath] {
+			n++
+		}
+	}
+	return n
 }
 
 // RebuildLabel buckets a rebuild count as ofborg's rebuild labels do.

@@ -393,7 +393,9 @@ func (c *collector) overflowed() bool {
 	return c.over
 }
 
-func (c *collector) drv(p Path, drvPath string) { c.put(&Attr{Path: p, DrvPath: drvPath}) }
+func (c *collector) drv(p Path, drvPath, outPath string) {
+	c.put(&Attr{Path: p, DrvPath: drvPath, OutPath: outPath})
+}
 func (c *collector) throw(p Path, aliasDrv string) {
 	c.put(&Attr{Path: p, Error: &Error{Message: Unexplained}, DrvPath: aliasDrv, AliasError: aliasDrv != ""})
 }
@@ -445,8 +447,8 @@ type detailsCollector struct {
 	out map[string]*Details // guarded by mu
 }
 
-func (c *detailsCollector) drv(Path, string)   {}
-func (c *detailsCollector) throw(Path, string) {}
+func (c *detailsCollector) drv(Path, string, string) {}
+func (c *detailsCollector) throw(Path, string)       {}
 
 func (c *detailsCollector) details(p Path, raw *rawDetails) {
 	d := &Details{Broken: raw.Broken, Supported: raw.Sup}

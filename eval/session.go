@@ -129,7 +129,10 @@ type ownerSink struct {
 	names map[string]bool
 }
 
-func (o *ownerSink) drv(p Path, drvPath string) { o.names[p[0]] = true; o.sink.drv(p, drvPath) }
+func (o *ownerSink) drv(p Path, drvPath, outPath string) {
+	o.names[p[0]] = true
+	o.sink.drv(p, drvPath, outPath)
+}
 func (o *ownerSink) throw(p Path, aliasDrv string) {
 	o.names[p[0]] = true
 	o.sink.throw(p, aliasDrv)

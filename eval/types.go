@@ -17,6 +17,8 @@ import (
 type Attr struct {
 	Path    Path   `json:"path"`
 	DrvPath string `json:"drvPath,omitempty"`
+	// OutPath is the path of its first output, "" when not known.
+	OutPath string `json:"outPath,omitempty"`
 	// Error is set when the attribute does not evaluate (without aliases).
 	// A throw caught by tryEval has the message Unexplained until Explain
 	// fetches the real one.

@@ -57,7 +57,9 @@ type rawDetails struct {
 // sink receives what a walk finds. Calls come from one goroutine per walk;
 // a sink shared between walks locks for itself.
 type sink interface {
-	drv(p Path, drvPath string)
+	// drv: p is a derivation; outPath is its first output's path, "" when
+	// unknown.
+	drv(p Path, drvPath, outPath string)
 	// throw: tryEval caught an error; aliasDrv is the drvPath with aliases
 	// on, "" when it fails then too.
 	throw(p Path, aliasDrv string)
@@ -362,7 +364,11 @@ func record(rec []json.RawMessage, ord *order, out *walkOutcome, s sink) error {
 		if err != nil {
 			return fmt.Errorf("walker record for %s: bad drvPath", p)
 		}
-		s.drv(p, drv)
+		var out string
+		if len(rec) >= 4 {
+			out, _ = decodeString(rec[3]) // null: unknown
+		}
+		s.drv(p, drv, out)
 	case "x":
 		var alias string
 		if len(rec) >= 3 {

@@ -107,7 +107,7 @@ var (
 	// argument 'x'" (Nix 2.8): the function is the package's definition,
 	// where a reviewer looks, not the callPackage that called it.
 	calledRe = regexp.MustCompile(`function at (/[^:]+):(\d+):(\d+) called`)
-	ansiRe    = regexp.MustCompile("\x1b\\[[0-9;]*m")
+	ansiRe   = regexp.MustCompile("\x1b\\[[0-9;]*m")
 )
 
 // ParseError reads Nix's stderr. It understands Nix 2.8's layout (the error

@@ -104,10 +104,10 @@ func (r *Runner) Realise(ctx context.Context, cmd RealiseCmd) (*Realised, error)
 
 // realiseParser reads Nix's internal-json log ("@nix {...}" lines).
 type realiseParser struct {
-	mu    sync.Mutex
-	out   *Realised
-	ids             map[uint64]string // activity id → derivation
-	onLog           func(drv, line string)
+	mu             sync.Mutex
+	out            *Realised
+	ids            map[uint64]string // activity id → derivation
+	onLog          func(drv, line string)
 	onStart, onEnd func(drv string)
 }
 

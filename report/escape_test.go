@@ -92,7 +92,7 @@ func TestNoMarkdownInjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &System{RebuildLabel: "1-10", Attrs: map[string]*AttrEntry{
-		evil:        {Change: eval.Added, Verdict: NewFailing, Head: build.Failure, Position: "pkgs/" + evil + "/default.nix:3", Log: logFile},
+		evil:         {Change: eval.Added, Verdict: NewFailing, Head: build.Failure, Position: "pkgs/" + evil + "/default.nix:3", Log: logFile},
 		"dep" + evil: {Change: eval.Changed, Verdict: NewlyFailing, Head: build.DependencyFailed, FailedDependency: "/nix/store/00000000000000000000000000000000-x.drv", FailingSince: "abc123def456 \"" + evil + "\" on master", Message: evil},
 		"still":      {Change: eval.Changed, Verdict: StillFailing, Head: build.Failure, FailingSince: "c1 " + evil},
 		"ok" + evil:  {Change: eval.Changed, Verdict: StillSucceeding, Head: build.Success, Tests: map[string]*TestEntry{evil: {Head: build.Failure}}},

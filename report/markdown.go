@@ -248,4 +248,3 @@ func indent(s, prefix string) string {
 	}
 	return strings.Join(lines, "")
 }
-

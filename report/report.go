@@ -79,7 +79,12 @@ type Conflict struct {
 // System is the review of one system.
 type System struct {
 	RebuildLabel string `json:"rebuildLabel"`
-	RebuildCount int    `json:"rebuildCount"`
+	// RebuildCount counts what the change rebuilds, as nixpkgs CI counts
+	// it: attributes whose output path the base does not have.
+	RebuildCount int `json:"rebuildCount"`
+	// ChangedNotRebuilt counts the changed attributes (drvPath differs)
+	// whose output path the base has: nothing to build.
+	ChangedNotRebuilt int `json:"changedNotRebuilt,omitempty"`
 	// SetError is set when the head's package set does not evaluate at all.
 	SetError    *ErrorEntry           `json:"setError,omitempty"`
 	EvalErrors  []ErrorEntry          `json:"evalErrors"`
@@ -130,10 +135,11 @@ type TestEntry struct {
 // of the head's added and changed attributes, with every build pending.
 func FromDiff(d *eval.Diff, details map[string]*eval.Details) *System {
 	s := &System{
-		RebuildCount: d.Rebuilds(),
-		EvalErrors:   []ErrorEntry{},
-		AliasErrors:  []ErrorEntry{},
-		Attrs:        map[string]*AttrEntry{},
+		RebuildCount:      d.Rebuilds(),
+		ChangedNotRebuilt: d.ChangedNotRebuilt(),
+		EvalErrors:        []ErrorEntry{},
+		AliasErrors:       []ErrorEntry{},
+		Attrs:             map[string]*AttrEntry{},
 	}
 	s.RebuildLabel = eval.RebuildLabel(s.RebuildCount)
 	if d.HeadError != nil {

@@ -57,6 +57,9 @@ func writeSystem(b *strings.Builder, name string, s *System) {
 	fmt.Fprintf(b, ": %d added, %d removed, %d changed, %d eval-broken, %d eval-fixed\n",
 		len(byChange[eval.Added]), len(byChange[eval.Removed]), len(byChange[eval.Changed]),
 		len(byChange[eval.EvalBroken]), len(byChange[eval.EvalFixed]))
+	if s.ChangedNotRebuilt > 0 {
+		fmt.Fprintf(b, "  %d of the changed attributes rebuild nothing: their outputs are the base's (a fixed-output derivation changed, its hash did not)\n", s.ChangedNotRebuilt)
+	}
 	for _, c := range []eval.Change{eval.Added, eval.Removed, eval.Changed, eval.EvalFixed} {
 		writeList(b, string(c), byChange[c])
 	}

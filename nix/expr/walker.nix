@@ -15,7 +15,8 @@
 # Records:
 #   ["c", names or null]     the package set evaluated; in chunk mode, the
 #                            top-level names this process walks
-#   ["d", path, drvPath]     path is a derivation
+#   ["d", path, drvPath, outPath]  path is a derivation (outPath: its
+#                            first output's path, null when it fails)
 #   ["x", path, drvPath]     tryEval failed (throw, assert); drvPath is the
 #                            derivation with aliases on, or null. The
 #                            message is fetched in strict mode when needed
@@ -100,7 +101,7 @@ let
         if !r.success then [ "x" path (aliasDrv path) ]
         else if isDrv v then
           let d = try v.drvPath; in
-          if d.success then [ "d" path d.value ] else [ "x" path (aliasDrv path) ]
+          if d.success then [ "d" path d.value (tryOr null v.outPath) ] else [ "x" path (aliasDrv path) ]
         else if !(isAttrs v && tryOr false (v.recurseForDerivations or false) == true) then [ "n" path ]
         else if onPath anc names v then [ "n" path ]
         else if length path >= maxDepth then (if strict then throw (tooDeep path) else [ "x" path null ])
