@@ -57,7 +57,7 @@ func BenchmarkReviewNoBuild(b *testing.B) {
 	}
 	ctx := context.Background()
 	log := zerolog.Nop()
-	second, err := secondPR(repo.Dir)
+	second, err := secondPR(repo)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -166,37 +166,6 @@ func BenchmarkReviewNoBuild(b *testing.B) {
 	b.ReportMetric(float64(median(memNixenv))/(1<<20), "nixenv-peak-MiB")
 	b.Logf("%d attributes, medians of %d rounds: nix-env base+head %s (peak %d MiB); basinix cold %s (peak %d MiB), warm %s, warm with errors %s; evaluation clean %s, with an abort %s",
 		size, rounds, median(nixenv), median(memNixenv)>>20, median(cold), median(memCold)>>20, median(warm), median(warmErr), median(clean), median(withErr))
-}
-
-// secondPR adds a branch "pr2" to the sample at dir, off master: libmid
-// 1.0 -> 1.2. It returns the branch's name.
-func secondPR(dir string) (string, error) {
-	file := filepath.Join(dir, "pkgs/by-name/libmid/default.nix")
-	git := func(args ...string) error {
-		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=bench", "-c", "user.email=bench@example.org"}, args...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		return nil
-	}
-	if err := git("checkout", "--quiet", "-b", "pr2", "master"); err != nil {
-		return "", err
-	}
-	body, err := os.ReadFile(file)
-	if err != nil {
-		return "", err
-	}
-	bumped := strings.Replace(string(body), `version = "1.0";`, `version = "1.2";`, 1)
-	if bumped == string(body) {
-		return "", fmt.Errorf("%s: no version 1.0 to bump", file)
-	}
-	if err := os.WriteFile(file, []byte(bumped), 0o644); err != nil {
-		return "", err
-	}
-	if err := git("commit", "--quiet", "-am", "libmid: 1.0 -> 1.2"); err != nil {
-		return "", err
-	}
-	return "pr2", git("checkout", "--quiet", "master")
 }
 
 // measure runs f and returns its wall time and the peak resident memory of

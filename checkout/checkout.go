@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -44,6 +46,16 @@ type Workspace struct {
 
 	mu      sync.Mutex
 	mirrors map[string]*Mirror // by mirror directory
+
+	// checkoutWall and checkoutSys add up the wall and system time the
+	// checkouts' git processes took, in nanoseconds (see CheckoutTime).
+	checkoutWall, checkoutSys atomic.Int64
+}
+
+// CheckoutTime returns the wall and system time the workspace's checkouts
+// (writing trees, moving and cleaning them) have taken so far.
+func (w *Workspace) CheckoutTime() (wall, sys time.Duration) {
+	return time.Duration(w.checkoutWall.Load()), time.Duration(w.checkoutSys.Load())
 }
 
 // New returns a Workspace keeping its mirrors and worktrees below dir.
@@ -364,6 +376,12 @@ func runGit(ctx context.Context, dir string, args ...string) (string, error) {
 // runGitEnv runs git with arguments as they are (never a shell), in dir when
 // it is not empty, with only the transports basinix needs allowed.
 func runGitEnv(ctx context.Context, dir string, env []string, args ...string) (string, error) {
+	out, _, err := runGitProc(ctx, dir, env, args...)
+	return out, err
+}
+
+// runGitProc is runGitEnv that also returns the system time git took.
+func runGitProc(ctx context.Context, dir string, env []string, args ...string) (string, time.Duration, error) {
 	full := args
 	if dir != "" {
 		full = append([]string{"-C", dir}, args...)
@@ -384,13 +402,13 @@ func runGitEnv(ctx context.Context, dir string, env []string, args ...string) (s
 		if errors.As(err, &ee) {
 			code = ee.ExitCode()
 		} else if ctx.Err() != nil {
-			return "", ctx.Err()
+			return "", 0, ctx.Err()
 		}
 		name := args
 		for len(name) > 1 && name[0] == "-c" {
 			name = name[2:]
 		}
-		return "", &gitError{args: name, code: code, stdout: stdout.String(), stderr: stderr.String()}
+		return "", 0, &gitError{args: name, code: code, stdout: stdout.String(), stderr: stderr.String()}
 	}
-	return stdout.String(), nil
+	return stdout.String(), cmd.ProcessState.SystemTime(), nil
 }

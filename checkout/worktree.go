@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Worktree is a checkout of one commit, leased from its mirror: Release it
@@ -142,14 +143,19 @@ func readCommit(path string) string {
 // written, files it does not have are removed, and files git does not know
 // (none should be there) are removed too.
 func (w *Worktree) checkout(ctx context.Context, commit string) error {
+	start := time.Now()
 	env := []string{"GIT_INDEX_FILE=" + w.index}
 	git := []string{"--git-dir=" + w.m.Dir, "--work-tree=" + w.Path}
-	if _, err := runGitEnv(ctx, "", env, append(git, "read-tree", "-u", "--reset", commit+"^{commit}")...); err != nil {
+	_, sys1, err := runGitProc(ctx, "", env, append(git, "read-tree", "-u", "--reset", commit+"^{commit}")...)
+	if err != nil {
 		return fmt.Errorf("worktree %s: %w", commit, err)
 	}
-	if _, err := runGitEnv(ctx, w.Path, env, append(git, "clean", "-ffdxq")...); err != nil {
+	_, sys2, err := runGitProc(ctx, w.Path, env, append(git, "clean", "-ffdxq")...)
+	if err != nil {
 		return fmt.Errorf("worktree %s: %w", commit, err)
 	}
+	w.m.ws.checkoutWall.Add(int64(time.Since(start)))
+	w.m.ws.checkoutSys.Add(int64(sys1 + sys2))
 	if err := os.WriteFile(w.Path+".commit", []byte(commit+"\n"), 0o644); err != nil {
 		return fmt.Errorf("worktree %s: %w", commit, err)
 	}

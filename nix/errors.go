@@ -107,7 +107,11 @@ var (
 	// argument 'x'" (Nix 2.8): the function is the package's definition,
 	// where a reviewer looks, not the callPackage that called it.
 	calledRe = regexp.MustCompile(`function at (/[^:]+):(\d+):(\d+) called`)
-	ansiRe   = regexp.MustCompile("\x1b\\[[0-9;]*m")
+	// nixpkgs' own abort for it: "Function called without required
+	// argument "x" at /path/package.nix" names the file, no line: the
+	// function's head, where its arguments are, is its first line.
+	callPackageRe = regexp.MustCompile(`without required argument "[^"]*" at (/[^\s,']+\.nix)`)
+	ansiRe        = regexp.MustCompile("\x1b\\[[0-9;]*m")
 )
 
 // ParseError reads Nix's stderr. It understands Nix 2.8's layout (the error
@@ -144,6 +148,8 @@ func ParseError(stderr []byte) *Error {
 	e.Message = messageFrom(lines[msgStart:])
 	if m := calledRe.FindStringSubmatch(e.Message); m != nil {
 		e.Positions = append(e.Positions, position(m))
+	} else if m := callPackageRe.FindStringSubmatch(e.Message); m != nil {
+		e.Positions = append(e.Positions, Position{File: m[1], Line: 1})
 	}
 	for _, l := range lines {
 		if m := posRe.FindStringSubmatch(l); m != nil {

@@ -39,6 +39,15 @@ error: undefined variable 'undefinedVar'
 				Positions: []Position{{"/src/pkgs/by-name/us/usesalias/package.nix", 1, 1}, {"/src/pkgs/top-level/default.nix", 9, 8}}},
 		},
 		{
+			name: "nixpkgs' callPackage abort: the package's file first",
+			stderr: `error: evaluation aborted with the following error message: 'lib.customisation.callPackageWith: Function called without required argument "libmid_old" at /src/pkgs/by-name/us/usesaliasarg/package.nix, did you mean "libmid"?'
+
+       at /src/pkgs/top-level/default.nix:14:24:
+`,
+			want: Error{Message: `evaluation aborted with the following error message: 'lib.customisation.callPackageWith: Function called without required argument "libmid_old" at /src/pkgs/by-name/us/usesaliasarg/package.nix, did you mean "libmid"?'`,
+				Positions: []Position{{"/src/pkgs/by-name/us/usesaliasarg/package.nix", 1, 0}, {"/src/pkgs/top-level/default.nix", 14, 24}}},
+		},
+		{
 			name: "nix 2.8 abort with trace",
 			stderr: `error: evaluation aborted with the following error message: 'boom'
 

@@ -122,6 +122,13 @@ func Generate(dir string, opt Options) (*Repo, error) {
 	g.write(map[string]string{opt.PackageFile("libbase"): pkg("libbase", "1.0.1", "", "", "")})
 	g.commit("libbase: 1.0 -> 1.0.1")
 	r.BaseCommit = g.rev("HEAD")
+	if opt.Nixpkgs {
+		// Packed, as a real clone is: tens of thousands of loose objects
+		// would make every checkout and mirror of it read (or link) as
+		// many files.
+		g.git("repack", "-a", "-d", "-q")
+		g.git("prune")
+	}
 	return r, g.err
 }
 
