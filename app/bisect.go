@@ -151,7 +151,7 @@ func (r *Reviewer) Bisect(ctx context.Context, req BisectRequest) (*BisectResult
 		if known {
 			s.How = "known drvPath"
 		} else {
-			t, err := r.pool.Submit(ctx, []build.Want{{Drv: a.DrvPath, Priority: priorityHead}})
+			t, err := r.pool.Submit(ctx, []build.Want{{Drv: a.DrvPath, Priority: priority(requested, 0, r.cfg.Server.BranchPriority)}})
 			if err != nil {
 				return false, err
 			}

@@ -21,26 +21,41 @@ type BranchRequest struct {
 	Priority int
 }
 
-// BranchTip evaluates a new tip of a tracked branch, records in the
-// branch's history the derivations of the attributes that changed since the
-// previous tip, and builds them at a priority below every PR's (PR reviews
-// then find their base results known). The first tip basinix sees is only
-// evaluated: history starts with the next.
-func (r *Reviewer) BranchTip(ctx context.Context, req BranchRequest) error {
+// Tip is a branch tip evaluated: what to record in the branch's history
+// and what to build for it.
+type Tip struct {
+	Tip     store.Tip
+	Changes []store.AttrChange
+	// Wants are the changed attributes' derivations, instantiated.
+	Wants []build.Want
+}
+
+// BranchTip evaluates a new tip of a tracked branch against the previous
+// recorded one, and returns the attributes that changed and the
+// derivations to build for them (at a priority below every PR's: branch
+// builds fill idle machines, and PR reviews then find their base results
+// known). It builds nothing: the caller records the tip and has the
+// builds done, and the history reads their results by derivation. The
+// first tip basinix sees is only evaluated: history starts with the next.
+// A tip already recorded returns nil.
+func (r *Reviewer) BranchTip(ctx context.Context, req BranchRequest) (*Tip, error) {
+	prev, err := r.store.LastTip(ctx, req.Name, req.Branch)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil && prev.Commit == req.Commit {
+		return nil, nil
+	}
 	m, err := r.fetch(ctx, req.Repo)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tip, err := m.Resolve(ctx, req.Commit)
 	if err != nil {
-		return err
-	}
-	prev, err := r.store.LastTip(ctx, req.Name, req.Branch)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	if prev != nil && prev.Commit == tip {
-		return nil
+		return nil, nil
 	}
 	trees := &worktrees{m: m}
 	defer trees.removeAll(r.log)
@@ -53,11 +68,10 @@ func (r *Reviewer) BranchTip(ctx context.Context, req BranchRequest) error {
 		err = waitStored(evals)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var changes []store.AttrChange
+	out := &Tip{Tip: store.Tip{Commit: tip, Title: m.Title(ctx, tip)}}
 	var needs []need
-	var wants []build.Want
 	if prev != nil {
 		for _, system := range req.Systems {
 			d := eval.Compare(evals[evalID{prev.Commit, system}].ev, evals[evalID{tip, system}].ev)
@@ -65,29 +79,17 @@ func (r *Reviewer) BranchTip(ctx context.Context, req BranchRequest) error {
 				switch {
 				case a.Head == nil:
 				case !a.Head.OK():
-					changes = append(changes, store.AttrChange{System: system, Attr: a.Attr})
+					out.Changes = append(out.Changes, store.AttrChange{System: system, Attr: a.Attr})
 				default:
-					changes = append(changes, store.AttrChange{System: system, Attr: a.Attr, DrvPath: a.Head.DrvPath})
+					out.Changes = append(out.Changes, store.AttrChange{System: system, Attr: a.Attr, DrvPath: a.Head.DrvPath})
 					needs = append(needs, need{commit: tip, system: system, attr: a.Attr, drvs: []string{a.Head.DrvPath}})
-					wants = append(wants, build.Want{Drv: a.Head.DrvPath, Priority: req.Priority})
+					out.Wants = append(out.Wants, build.Want{Drv: a.Head.DrvPath, Priority: req.Priority})
 				}
 			}
 		}
 	}
-	if err := r.store.PutTip(ctx, req.Name, req.Branch, store.Tip{Commit: tip, Title: m.Title(ctx, tip)}, changes); err != nil {
-		return err
-	}
-	r.log.Info().Str("repo", req.Name).Str("branch", req.Branch).Str("commit", tip).Int("changed", len(changes)).Msg("branch tip recorded")
-	if len(wants) == 0 {
-		return nil
-	}
 	if err := r.instantiate(ctx, trees, needs); err != nil {
-		return fmt.Errorf("branch %s at %s: %w", req.Branch, tip, err)
+		return nil, fmt.Errorf("branch %s at %s: %w", req.Branch, tip, err)
 	}
-	t, err := r.pool.Submit(ctx, wants)
-	if err != nil {
-		return err
-	}
-	_, err = t.Wait(ctx)
-	return err
+	return out, nil
 }

@@ -13,13 +13,6 @@ import (
 	"github.com/basinix/basinix/store"
 )
 
-// Build priorities: what decides a verdict's head side first, the base
-// derivations that make it exact after.
-const (
-	priorityHead = 10
-	priorityBase = 0
-)
-
 // need is one attribute whose derivation must be in the store to be built:
 // its evaluation (commit, system, aliases) and what it should give.
 type need struct {
@@ -39,14 +32,15 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 			r.log.Warn().Msg("the Nix sandbox is off: builds can see the network and the host's files (production should turn it on)")
 		})
 	}
+	rebuilds := 0
 	if req.FewerRebuildsFirst {
 		for _, s := range rep.Systems {
-			req.Priority -= s.RebuildCount
+			rebuilds += s.RebuildCount
 		}
 	}
 	wants := map[string]build.Want{}
-	want := func(drv string, prio int, force bool) {
-		prio += req.Priority
+	want := func(drv string, w work, force bool) {
+		prio := priority(w, rebuilds, r.cfg.Server.BranchPriority) + req.Priority
 		if w, ok := wants[drv]; ok {
 			prio, force = max(w.Priority, prio), w.Force || force
 		}
@@ -66,11 +60,11 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 				continue
 			}
 			n := need{commit: headCommit, system: system, aliases: aliased[name], attr: name, drvs: []string{e.DrvPath}}
-			want(e.DrvPath, priorityHead, req.RebuildFailed)
+			want(e.DrvPath, prHead, req.RebuildFailed)
 			for _, t := range e.Tests {
 				if t.DrvPath != "" {
 					n.drvs = append(n.drvs, t.DrvPath)
-					want(t.DrvPath, priorityHead, req.RebuildFailed)
+					want(t.DrvPath, prHead, req.RebuildFailed)
 				}
 			}
 			needs = append(needs, n)
@@ -91,7 +85,7 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 				continue
 			}
 			needs = append(needs, need{commit: baseCommit, system: system, attr: name, drvs: []string{e.BaseDrvPath}})
-			want(e.BaseDrvPath, priorityBase, false)
+			want(e.BaseDrvPath, prBase, false)
 		}
 	}
 	if err := r.instantiate(ctx, trees, needs); err != nil {

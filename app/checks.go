@@ -45,9 +45,7 @@ func (c *checks) owner() (string, string) {
 }
 
 // id returns the GitHub id of the named check run, creating it (with
-// status "queued" or "in_progress") when the store knows none. Before creating, it looks for one
-// this revision created and did not get to remember (a kill between the
-// two), by its external id.
+// status "queued" or "in_progress") when the store knows none.
 func (c *checks) id(ctx context.Context, name, status string) (int64, error) {
 	c.creating.Lock()
 	defer c.creating.Unlock()
@@ -55,25 +53,62 @@ func (c *checks) id(ctx context.Context, name, status string) (int64, error) {
 	if err != nil || id != 0 {
 		return id, err
 	}
-	owner, repo := c.owner()
-	ext := strconv.FormatInt(c.rev.ID, 10) + "." + strconv.Itoa(c.rev.Attempt)
-	list, _, err := c.gh.Checks.ListCheckRunsForRef(ctx, owner, repo, c.rev.HeadSHA, &github.ListCheckRunsOptions{CheckName: github.String(name)})
+	id, err = ensureCheckRun(ctx, c.gh, c.rev.Repo, c.rev.HeadSHA, checkRunSpec{Name: name, Status: status, Details: c.details,
+		ExternalID: strconv.FormatInt(c.rev.ID, 10) + "." + strconv.Itoa(c.rev.Attempt)})
 	if err != nil {
-		return 0, fmt.Errorf("list check runs of %s@%s: %w", c.rev.Repo, c.rev.HeadSHA, err)
+		return 0, err
 	}
-	for _, run := range list.CheckRuns {
-		if run.GetExternalID() == ext {
-			return run.GetID(), c.st.PutCheckRunID(ctx, c.rev.ID, name, run.GetID())
+	return id, c.st.PutCheckRunID(ctx, c.rev.ID, name, id)
+}
+
+// checkRunSpec is a check run to create.
+type checkRunSpec struct {
+	Name, Status, Details string
+	// ExternalID names it among the check runs of its commit: what
+	// created it (a revision's attempt, a job).
+	ExternalID     string
+	Title, Summary string // its first output, when Title is set
+}
+
+// ensureCheckRun returns the id of the check run spec names on head,
+// creating it unless it exists: it is looked for by name and external id
+// first (created before a kill, its id not remembered), and after a
+// failed create (GitHub created it, its answer lost).
+func ensureCheckRun(ctx context.Context, gh *github.Client, fullName, head string, spec checkRunSpec) (int64, error) {
+	owner, repo, _ := strings.Cut(fullName, "/")
+	var id int64
+	found := func() (bool, error) {
+		list, _, err := gh.Checks.ListCheckRunsForRef(ctx, owner, repo, head, &github.ListCheckRunsOptions{CheckName: github.String(spec.Name)})
+		if err != nil {
+			return false, fmt.Errorf("list check runs of %s@%s: %w", fullName, head, err)
 		}
+		for _, run := range list.CheckRuns {
+			if run.GetExternalID() == spec.ExternalID {
+				id = run.GetID()
+				return true, nil
+			}
+		}
+		return false, nil
 	}
-	run, _, err := c.gh.Checks.CreateCheckRun(ctx, owner, repo, github.CreateCheckRunOptions{
-		Name: name, HeadSHA: c.rev.HeadSHA, ExternalID: github.String(ext), DetailsURL: github.String(c.details),
-		Status: github.String(status),
-	})
+	if ok, err := found(); err != nil || ok {
+		return id, err
+	}
+	opts := github.CreateCheckRunOptions{
+		Name: spec.Name, HeadSHA: head, ExternalID: github.String(spec.ExternalID), DetailsURL: github.String(spec.Details),
+		Status: github.String(spec.Status),
+	}
+	if spec.Title != "" {
+		opts.Output = &github.CheckRunOutput{Title: github.String(spec.Title), Summary: github.String(spec.Summary)}
+	}
+	err := once(ctx, func() error {
+		run, _, err := gh.Checks.CreateCheckRun(ctx, owner, repo, opts)
+		id = run.GetID()
+		return err
+	}, found, fmt.Sprintf("create check run %q on %s@%s", spec.Name, fullName, head))
 	if err != nil {
-		return 0, fmt.Errorf("create check run %q on %s@%s: %w", name, c.rev.Repo, c.rev.HeadSHA, err)
+		return 0, fmt.Errorf("create check run %q on %s@%s: %w", spec.Name, fullName, head, err)
 	}
-	return run.GetID(), c.st.PutCheckRunID(ctx, c.rev.ID, name, run.GetID())
+	return id, nil
 }
 
 // publish updates the named check run with cr: the annotations go in
@@ -85,7 +120,18 @@ func (c *checks) publish(ctx context.Context, name string, cr report.CheckRun, a
 		return err
 	}
 	owner, repo := c.owner()
-	batches := report.Batches(cr.Annotations)
+	anns := cr.Annotations
+	if len(anns) > 0 {
+		// GitHub appends annotations: those an earlier attempt got there
+		// (its answer lost, or basinix stopped between batches) are not
+		// sent again.
+		run, _, err := c.gh.Checks.GetCheckRun(ctx, owner, repo, id)
+		if err != nil {
+			return fmt.Errorf("check run %q on %s@%s: %w", name, c.rev.Repo, c.rev.HeadSHA, err)
+		}
+		anns = anns[min(len(anns), run.GetOutput().GetAnnotationsCount()):]
+	}
+	batches := report.Batches(anns)
 	if len(batches) == 0 {
 		batches = [][]report.Annotation{nil}
 	}
@@ -105,6 +151,7 @@ func (c *checks) publish(ctx context.Context, name string, cr report.CheckRun, a
 			if refusal := refused(err); refusal != "" {
 				return c.refusedOutput(ctx, name, id, cr, refusal, actions)
 			}
+			// Sent again later from the start, less what got there.
 			return fmt.Errorf("update check run %q on %s@%s: %w", name, c.rev.Repo, c.rev.HeadSHA, err)
 		}
 	}

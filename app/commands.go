@@ -2,10 +2,10 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,21 +18,30 @@ import (
 
 var _ handlers.Commands = (*pipeline)(nil)
 
-// Commands implements handlers.Commands: the comment gets 👀 at once; what
-// is not a command gets the help text; a user without the configured
-// permission gets a short refusal; each command then gets its result.
+// Commands implements handlers.Commands: the comment's commands become a
+// job, carried out by runCommands.
 func (p *pipeline) Commands(ctx context.Context, req handlers.CommandRequest) error {
+	return p.jobs.add(ctx, store.NewJob{Kind: jobCommand, Payload: req})
+}
+
+// runCommands carries out a comment's commands: the comment gets 👀; what
+// is not a command gets the help text; a user without the configured
+// permission gets a short refusal; each command then gets its result. The
+// job's steps are the commands done: a job resumed after a crash goes on
+// from the first not done, and every reply is named by the comment it
+// answers, so it is posted once however often GitHub's answer is lost.
+func (p *pipeline) runCommands(ctx context.Context, j *store.Job) error {
+	var req handlers.CommandRequest
+	if err := payload(j, &req); err != nil {
+		return err
+	}
 	gh, err := p.gh.NewInstallationClient(req.InstallationID)
 	if err != nil {
 		return fmt.Errorf("commands on %s#%d: %w", req.Repo, req.PR, err)
 	}
 	owner, repo, _ := strings.Cut(req.Repo, "/")
-	if _, _, err := gh.Reactions.CreateIssueCommentReaction(ctx, owner, repo, req.CommentID, "eyes"); err != nil {
-		return fmt.Errorf("react to comment %d on %s: %w", req.CommentID, req.Repo, err)
-	}
-	reply := func(body string) error {
-		_, _, err := gh.Issues.CreateComment(ctx, owner, repo, req.PR, &github.IssueComment{Body: github.String(body)})
-		if err != nil {
+	reply := func(body, key string) error {
+		if err := postComment(ctx, gh, owner, repo, req.PR, body, fmt.Sprintf("reply-%d-%s", req.CommentID, key)); err != nil {
 			return fmt.Errorf("reply on %s#%d: %w", req.Repo, req.PR, err)
 		}
 		return nil
@@ -47,20 +56,28 @@ func (p *pipeline) Commands(ctx context.Context, req handlers.CommandRequest) er
 			act = append(act, c)
 		}
 	}
-	if help {
-		var b strings.Builder
-		for _, e := range req.Errors {
-			fmt.Fprintf(&b, "- %s\n", e)
+	if j.Step == 0 {
+		if _, _, err := gh.Reactions.CreateIssueCommentReaction(ctx, owner, repo, req.CommentID, "eyes"); err != nil {
+			return fmt.Errorf("react to comment %d on %s: %w", req.CommentID, req.Repo, err)
 		}
-		if b.Len() > 0 {
-			b.WriteString("\n")
+		if help {
+			var b strings.Builder
+			for _, e := range req.Errors {
+				fmt.Fprintf(&b, "- %s\n", e)
+			}
+			if b.Len() > 0 {
+				b.WriteString("\n")
+			}
+			b.WriteString(handlers.Help(name))
+			if err := reply(b.String(), "help"); err != nil {
+				return err
+			}
 		}
-		b.WriteString(handlers.Help(name))
-		if err := reply(b.String()); err != nil {
+		if err := p.st.JobStep(ctx, store.StepDone{Job: j.ID, Step: 1}); err != nil {
 			return err
 		}
 	}
-	if len(act) == 0 {
+	if len(act) == 0 || j.Step > len(act) {
 		return nil
 	}
 	// go-github v60 lacks role_name, which tells maintain from write.
@@ -77,15 +94,33 @@ func (p *pipeline) Commands(ctx context.Context, req handlers.CommandRequest) er
 	}
 	allowed := p.cfg.Commands.Permissions
 	if !slices.Contains(allowed, perm.Permission) && !slices.Contains(allowed, perm.RoleName) {
-		for _, c := range act {
-			p.record(ctx, req, c, "refused: "+perm.RoleName+" permission")
-		}
 		p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("permission", perm.RoleName).Msg("commands refused")
-		return reply(fmt.Sprintf("@%s: only users with %s permission on this repository may run `@%s` commands; you have %s.",
-			req.User, strings.Join(allowed, ", "), name, perm.RoleName))
+		if err := reply(fmt.Sprintf("@%s: only users with %s permission on this repository may run `@%s` commands; you have %s.",
+			req.User, strings.Join(allowed, ", "), name, perm.RoleName), "refused"); err != nil {
+			return err
+		}
+		for i, c := range act {
+			p.record(ctx, req, c, "refused: "+perm.RoleName+" permission", store.StepDone{Job: j.ID, Step: i + 2})
+		}
+		return nil
 	}
-	for _, c := range act {
-		msg, err := p.command(ctx, req, c)
+	for i, c := range act {
+		if j.Step > i+1 {
+			continue // done before a restart
+		}
+		done := store.StepDone{Job: j.ID, Step: i + 2}
+		msg, marked, err := p.command(ctx, gh, req, c, done)
+		if err != nil {
+			if transient(err) {
+				return err // tried again later, from this command on
+			}
+			msg = fmt.Sprintf("`@%s %s` failed: %s", name, c.Verb, report.Code(err.Error()))
+		}
+		if msg != "" {
+			if err := reply(msg, strconv.Itoa(i+1)); err != nil {
+				return err
+			}
+		}
 		outcome := "done"
 		switch {
 		case err != nil:
@@ -93,30 +128,28 @@ func (p *pipeline) Commands(ctx context.Context, req handlers.CommandRequest) er
 		case msg != "":
 			outcome = msg
 		}
-		p.record(ctx, req, c, outcome)
-		if err != nil {
-			return err
-		}
-		if msg != "" {
-			if err := reply(msg); err != nil {
-				return err
-			}
+		if marked {
+			p.record(ctx, req, c, outcome)
+		} else {
+			p.record(ctx, req, c, outcome, done)
 		}
 	}
 	return nil
 }
 
-// record keeps a command and its outcome for the PR page.
-func (p *pipeline) record(ctx context.Context, req handlers.CommandRequest, c handlers.Command, outcome string) {
+// record keeps a command and its outcome for the PR page, with the job
+// step that did it.
+func (p *pipeline) record(ctx context.Context, req handlers.CommandRequest, c handlers.Command, outcome string, done ...store.StepDone) {
 	line := strings.TrimSpace(strings.Join(append([]string{c.Verb}, c.Attrs...), " ") + " " + c.Message)
-	if err := p.st.PutCommand(ctx, store.CommandRecord{Repo: req.Repo, PR: req.PR, User: req.User, Command: line, Outcome: outcome, Received: time.Now()}); err != nil {
+	if err := p.st.PutCommand(ctx, store.CommandRecord{Repo: req.Repo, PR: req.PR, User: req.User, Command: line, Outcome: outcome, Received: time.Now()}, done...); err != nil {
 		p.log.Warn().Err(err).Msg("recording a command")
 	}
 }
 
 // command carries out one accepted command and returns the reply to post
-// ("" when its result is a check run).
-func (p *pipeline) command(ctx context.Context, req handlers.CommandRequest, c handlers.Command) (string, error) {
+// ("" when its result is a check run), and whether it recorded done as
+// part of its own write (a command whose effect is in the store).
+func (p *pipeline) command(ctx context.Context, gh *github.Client, req handlers.CommandRequest, c handlers.Command, done store.StepDone) (string, bool, error) {
 	switch c.Verb {
 	case "rebuild", "eval", "build", "test":
 		if req.Closed || req.Merged {
@@ -126,121 +159,147 @@ func (p *pipeline) command(ctx context.Context, req handlers.CommandRequest, c h
 			if req.Merged {
 				state = "merged"
 			}
-			return fmt.Sprintf("This pull request is %s: basinix keeps its last review of it and builds nothing more for it. Reopen it to have it reviewed again.", state), nil
+			return fmt.Sprintf("This pull request is %s: basinix keeps its last review of it and builds nothing more for it. Reopen it to have it reviewed again.", state), false, nil
 		}
 	}
 	switch c.Verb {
 	case "rebuild":
-		return p.rerun(ctx, req, c.Verb, store.RerunOptions{RebuildFailed: true})
+		return p.rerun(ctx, req, c.Verb, store.RerunOptions{RebuildFailed: true}, done)
 	case "eval":
-		return p.rerun(ctx, req, c.Verb, store.RerunOptions{FreshEval: true})
+		return p.rerun(ctx, req, c.Verb, store.RerunOptions{FreshEval: true}, done)
 	case "review":
 		rev, rep, msg, err := p.reviewed(ctx, req)
 		if msg != "" || err != nil {
-			return msg, err
+			return msg, false, err
 		}
 		var b strings.Builder
 		if err := report.WriteMarkdown(&b, rep, report.MarkdownOptions{Link: p.logURL}); err != nil {
-			return "", err
+			return "", false, err
 		}
 		owner, repo, _ := strings.Cut(req.Repo, "/")
-		gh, err := p.gh.NewInstallationClient(req.InstallationID)
-		if err != nil {
-			return "", err
-		}
 		body := report.Fit(b.String(), p.detailsURL(rev))
-		if _, _, err := gh.PullRequests.CreateReview(ctx, owner, repo, req.PR, &github.PullRequestReviewRequest{
-			CommitID: github.String(rev.HeadSHA), Body: github.String(body), Event: github.String("COMMENT")}); err != nil {
-			return "", fmt.Errorf("review on %s#%d: %w", req.Repo, req.PR, err)
+		if err := postReview(ctx, gh, owner, repo, req.PR, rev.HeadSHA, body, fmt.Sprintf("review-%d", req.CommentID)); err != nil {
+			return "", false, fmt.Errorf("review on %s#%d: %w", req.Repo, req.PR, err)
 		}
-		return "", nil
+		return "", false, nil
 	case "merge":
-		return p.merge(ctx, req, c.Message)
+		msg, err := p.merge(ctx, gh, req, c.Message)
+		return msg, false, err
 	case "build", "test":
-		return p.requested(ctx, req, c)
+		return p.requested(ctx, req, c, done)
 	}
-	return fmt.Sprintf("`@%s %s` is not available yet.", p.cfg.Commands.Name, c.Verb), nil
+	return fmt.Sprintf("`@%s %s` is not available yet.", p.cfg.Commands.Name, c.Verb), false, nil
 }
 
-// requested builds named attributes (or their tests) at the PR's merged
-// head, in the background, each system reported in its own check run
+// requestedBuild is a `@basinix build/test ATTR…` job: the attributes
+// built at the PR's merged head, each system reported in its own check run
 // (`basinix / build-requested (SYSTEM)`, `basinix / tests (SYSTEM)`).
-func (p *pipeline) requested(ctx context.Context, req handlers.CommandRequest, c handlers.Command) (string, error) {
+type requestedBuild struct {
+	InstallationID       int64
+	Repo                 string
+	PR                   int
+	Revision             int64
+	CloneURL, Base, Head string
+	Attrs                []string
+	Tests                bool
+	User                 string
+}
+
+// requested queues the build of named attributes (or their tests) as a
+// job of its own, recorded with the command's step.
+func (p *pipeline) requested(ctx context.Context, req handlers.CommandRequest, c handlers.Command, done store.StepDone) (string, bool, error) {
 	revs, err := p.st.PRRevisions(ctx, req.Repo, req.PR)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if len(revs) == 0 {
-		return "This pull request has not been seen yet: push to it, or wait for the next reconciliation.", nil
+		return "This pull request has not been seen yet: push to it, or wait for the next reconciliation.", false, nil
 	}
 	rev := revs[0]
-	gh, err := p.gh.NewInstallationClient(req.InstallationID)
-	if err != nil {
-		return "", err
+	rb := requestedBuild{InstallationID: req.InstallationID, Repo: req.Repo, PR: req.PR, Revision: rev.ID, CloneURL: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA,
+		Attrs: c.Attrs, Tests: c.Verb == "test", User: req.User}
+	if err := p.jobs.add(ctx, store.NewJob{Kind: jobRequested, Payload: rb}, done); err != nil {
+		return "", false, err
 	}
-	owner, repo, _ := strings.Cut(req.Repo, "/")
+	return "", true, nil
+}
+
+// runRequested builds a requested build job's attributes and publishes
+// them. Its check runs are named by the job (their external id), so a
+// resumed job finds them instead of creating them again; the builds'
+// results are remembered by derivation, so it builds nothing twice.
+func (p *pipeline) runRequested(ctx context.Context, j *store.Job) error {
+	var rb requestedBuild
+	if err := payload(j, &rb); err != nil {
+		return err
+	}
+	gh, err := p.gh.NewInstallationClient(rb.InstallationID)
+	if err != nil {
+		return fmt.Errorf("requested build on %s#%d: %w", rb.Repo, rb.PR, err)
+	}
 	kind := "build-requested"
-	if c.Verb == "test" {
+	if rb.Tests {
 		kind = "tests"
 	}
+	details := p.prURL(rb.Repo, rb.PR)
 	ids := map[string]int64{}
 	for _, s := range p.cfg.Systems {
-		run, _, err := gh.Checks.CreateCheckRun(ctx, owner, repo, github.CreateCheckRunOptions{
-			Name: fmt.Sprintf("basinix / %s (%s)", kind, s), HeadSHA: rev.HeadSHA, Status: github.String("in_progress"),
-			DetailsURL: github.String(p.detailsURL(rev)),
-			Output:     &github.CheckRunOutput{Title: github.String(strings.Join(c.Attrs, " ")), Summary: github.String("Asked by @" + req.User + ".")},
+		id, err := ensureCheckRun(ctx, gh, rb.Repo, rb.Head, checkRunSpec{
+			Name: fmt.Sprintf("basinix / %s (%s)", kind, s), ExternalID: fmt.Sprintf("job-%d", j.ID), Details: details, Status: "in_progress",
+			Title: strings.Join(rb.Attrs, " "), Summary: "Asked by @" + rb.User + ".",
 		})
 		if err != nil {
-			return "", fmt.Errorf("create check run on %s: %w", req.Repo, err)
+			return err
 		}
-		ids[s] = run.GetID()
+		ids[s] = id
 	}
-	go func() {
-		ctx := context.WithoutCancel(ctx)
-		results, err := p.rv.BuildAttrs(ctx, AttrsRequest{Repo: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA, Systems: p.cfg.Systems, Attrs: c.Attrs, Tests: c.Verb == "test"})
-		for s, id := range ids {
-			var cr report.CheckRun
-			if err != nil {
-				cr = report.CheckRun{Title: "could not build", Summary: report.Fit(report.CodeBlock(err.Error()), ""), Conclusion: "neutral"}
-			} else {
-				cr = report.RequestedCheckRun(results[s], report.MarkdownOptions{Link: p.logURL})
-			}
-			if _, _, uerr := gh.Checks.UpdateCheckRun(ctx, owner, repo, id, github.UpdateCheckRunOptions{
-				Name: fmt.Sprintf("basinix / %s (%s)", kind, s), Conclusion: github.String(cr.Conclusion),
-				Output: &github.CheckRunOutput{Title: github.String(cr.Title), Summary: github.String(cr.Summary)},
-			}); uerr != nil {
-				p.log.Error().Err(uerr).Str("repo", req.Repo).Int("pr", req.PR).Msg("publishing requested builds")
-			}
+	results, err := p.rv.BuildAttrs(ctx, AttrsRequest{Repo: rb.CloneURL, Base: rb.Base, Head: rb.Head, Systems: p.cfg.Systems, Attrs: rb.Attrs, Tests: rb.Tests})
+	if err != nil && (ctx.Err() != nil || transient(err) && j.Attempts < maxJobAttempts) {
+		return err // the check runs stay in progress; tried again
+	}
+	owner, repo, _ := strings.Cut(rb.Repo, "/")
+	for _, s := range p.cfg.Systems {
+		var cr report.CheckRun
+		if err != nil {
+			cr = report.CheckRun{Title: "could not build", Summary: report.Fit(report.CodeBlock(err.Error()), ""), Conclusion: "neutral"}
+		} else {
+			cr = report.RequestedCheckRun(results[s], report.MarkdownOptions{Link: p.logURL})
 		}
-	}()
-	return "", nil
+		if _, _, uerr := gh.Checks.UpdateCheckRun(ctx, owner, repo, ids[s], github.UpdateCheckRunOptions{
+			Name: fmt.Sprintf("basinix / %s (%s)", kind, s), Conclusion: github.String(cr.Conclusion),
+			Output: &github.CheckRunOutput{Title: github.String(cr.Title), Summary: github.String(cr.Summary)},
+		}); uerr != nil {
+			return fmt.Errorf("publish requested builds on %s#%d: %w", rb.Repo, rb.PR, uerr)
+		}
+	}
+	return nil
 }
 
 // rerun reviews the PR's latest finished revision again as opt says; the
 // new check runs are the result.
-func (p *pipeline) rerun(ctx context.Context, req handlers.CommandRequest, verb string, opt store.RerunOptions) (string, error) {
+func (p *pipeline) rerun(ctx context.Context, req handlers.CommandRequest, verb string, opt store.RerunOptions, done store.StepDone) (string, bool, error) {
 	revs, err := p.st.PRRevisions(ctx, req.Repo, req.PR)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if len(revs) == 0 {
-		return "This pull request has not been reviewed yet.", nil
+		return "This pull request has not been reviewed yet.", false, nil
 	}
 	latest := revs[0]
-	ok, err := p.st.RerunRevision(ctx, latest.ID, opt)
+	ok, err := p.st.RerunRevision(ctx, latest.ID, opt, done)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if !ok {
-		return "This pull request's latest review was stopped: there is nothing to run again.", nil
+		return "This pull request's latest review was stopped: there is nothing to run again.", true, nil
 	}
 	p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("command", verb).Msg("re-run queued")
 	p.poke()
 	switch latest.State {
 	case store.Queued, store.Evaluating, store.Building, store.Publishing:
-		return fmt.Sprintf("A review of %s is running: this runs when it is done.", short(latest.HeadSHA)), nil
+		return fmt.Sprintf("A review of %s is running: this runs when it is done.", short(latest.HeadSHA)), true, nil
 	}
-	return "", nil
+	return "", true, nil
 }
 
 // reviewed returns the PR's latest revision and its report, or the reply
@@ -257,18 +316,18 @@ func (p *pipeline) reviewed(ctx context.Context, req handlers.CommandRequest) (*
 	if rev.State != store.Done || len(rev.Report) == 0 {
 		return nil, nil, fmt.Sprintf("The review of %s is not finished (%s): ask again when it is.", short(rev.HeadSHA), rev.State), nil
 	}
-	var rep report.Report
-	if err := json.Unmarshal(rev.Report, &rep); err != nil {
-		return nil, nil, "", fmt.Errorf("report of revision %d: %w", rev.ID, err)
+	rep, err := loadReview(ctx, p.st, rev)
+	if err != nil {
+		return nil, nil, "", err
 	}
-	return rev, &rep, "", nil
+	return rev, rep, "", nil
 }
 
 // merge merges the PR through the API when its latest review is of its
 // current head, its checks passed and GitHub says it is mergeable; a
 // refusal says which condition failed. A message is posted as a comment
 // first; without one the merge is silent.
-func (p *pipeline) merge(ctx context.Context, req handlers.CommandRequest, message string) (string, error) {
+func (p *pipeline) merge(ctx context.Context, gh *github.Client, req handlers.CommandRequest, message string) (string, error) {
 	rev, rep, msg, err := p.reviewed(ctx, req)
 	if msg != "" || err != nil {
 		return "Not merged: " + msg, err
@@ -285,15 +344,15 @@ func (p *pipeline) merge(ctx context.Context, req handlers.CommandRequest, messa
 		}
 	}
 	owner, repo, _ := strings.Cut(req.Repo, "/")
-	gh, err := p.gh.NewInstallationClient(req.InstallationID)
-	if err != nil {
-		return "", err
-	}
 	pr, _, err := gh.PullRequests.Get(ctx, owner, repo, req.PR)
 	if err != nil {
 		return "", fmt.Errorf("pull request %s#%d: %w", req.Repo, req.PR, err)
 	}
 	switch {
+	case pr.GetMerged():
+		// Merged since (by this command before a restart, or by someone):
+		// GitHub shows it.
+		return "", nil
 	case pr.GetHead().GetSHA() != rev.HeadSHA:
 		return fmt.Sprintf("Not merged: the pull request moved to %s since its review of %s; ask again when that is reviewed.", short(pr.GetHead().GetSHA()), short(rev.HeadSHA)), nil
 	case pr.Mergeable == nil:
@@ -302,11 +361,11 @@ func (p *pipeline) merge(ctx context.Context, req handlers.CommandRequest, messa
 		return "Not merged: GitHub says the pull request cannot be merged (conflicts or branch protection).", nil
 	}
 	if message != "" {
-		if _, _, err := gh.Issues.CreateComment(ctx, owner, repo, req.PR, &github.IssueComment{Body: github.String(message)}); err != nil {
+		if err := postComment(ctx, gh, owner, repo, req.PR, message, fmt.Sprintf("merge-message-%d", req.CommentID)); err != nil {
 			return "", fmt.Errorf("comment on %s#%d: %w", req.Repo, req.PR, err)
 		}
 	}
-	if _, _, err := gh.PullRequests.Merge(ctx, owner, repo, req.PR, "", &github.PullRequestOptions{MergeMethod: p.cfg.Commands.MergeMethod, SHA: rev.HeadSHA}); err != nil {
+	if err := mergeOnce(ctx, gh, owner, repo, req.PR, rev.HeadSHA, p.cfg.Commands.MergeMethod); err != nil {
 		return "Not merged: GitHub refused: " + report.Code(err.Error()), nil
 	}
 	p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("method", p.cfg.Commands.MergeMethod).Msg("merged")

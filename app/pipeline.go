@@ -2,11 +2,9 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -35,13 +33,12 @@ type pipeline struct {
 	logURL  func(log string) string
 	metrics *metrics
 
-	mu       sync.Mutex
-	running  map[int64]context.CancelFunc // guarded by mu
-	branchMu sync.Mutex                   // one branch tip evaluated at a time
+	jobs    *jobRunner
+	mu      sync.Mutex
+	running map[int64]context.CancelFunc // guarded by mu
 
-	announcing chan struct{}  // bounds the announcements under way
-	creating   [64]sync.Mutex // check run creation, striped by revision id
-	progress   progressBoard  // the builds of revisions under way, for the PR page
+	creating [64]sync.Mutex // check run creation, striped by revision id
+	progress progressBoard  // the builds of revisions under way, for the PR page
 }
 
 // checksFor returns the check runs publisher of rev.
@@ -67,29 +64,28 @@ func (p *pipeline) Rerun(ctx context.Context, repo, head string, rebuildFailed b
 	return nil
 }
 
-// Installed implements handlers.Installations.
+// Installed implements handlers.Installations: the installation's open
+// PRs are queued by a job.
 func (p *pipeline) Installed(ctx context.Context, id int64) error {
-	n, err := p.reconcileInstallation(ctx, id)
-	p.log.Info().Int64("installation", id).Int("queued", n).Msg("installation reconciled")
+	return p.jobs.add(ctx, store.NewJob{Kind: jobInstallation, Payload: installation{ID: id}})
+}
+
+type installation struct{ ID int64 }
+
+func (p *pipeline) runInstallation(ctx context.Context, j *store.Job) error {
+	var in installation
+	if err := payload(j, &in); err != nil {
+		return err
+	}
+	n, err := p.reconcileInstallation(ctx, in.ID)
+	p.log.Info().Int64("installation", in.ID).Int("queued", n).Msg("installation reconciled")
 	return err
 }
 
-// Evaluate implements handlers.Branches: the tip is evaluated, recorded in
-// the branch's history and its changes built, in the background (the
-// webhook is answered at once), one branch at a time.
+// Evaluate implements handlers.Branches: the tip is recorded as a job, one
+// branch's tips taken in push order.
 func (p *pipeline) Evaluate(ctx context.Context, push handlers.BranchPush) error {
-	go func() {
-		p.branchMu.Lock()
-		defer p.branchMu.Unlock()
-		ctx := context.WithoutCancel(ctx)
-		if err := p.rv.BranchTip(ctx, BranchRequest{Repo: push.CloneURL, Name: push.Repo, Branch: push.Branch, Commit: push.Commit, Systems: p.cfg.Systems,
-			Priority: p.cfg.Server.BranchPriority}); err != nil {
-			p.log.Error().Err(err).Str("repo", push.Repo).Str("branch", push.Branch).Msg("evaluating the branch tip")
-			return
-		}
-		p.log.Info().Str("repo", push.Repo).Str("branch", push.Branch).Str("commit", push.Commit).Msg("branch tip evaluated")
-	}()
-	return nil
+	return p.jobs.add(ctx, store.NewJob{Kind: jobBranchTip, Serial: branchSerial(push.Repo, push.Branch), Payload: push})
 }
 
 func (p *pipeline) poke() {
@@ -118,39 +114,50 @@ func (p *pipeline) queue(ctx context.Context, pr handlers.PullRequest) (bool, er
 	if fresh {
 		p.log.Info().Str("repo", pr.Repo).Int("pr", pr.Number).Int64("revision", id).Ints64("superseded", superseded).Msg("revision queued")
 		p.poke()
-		p.announce(id)
+		p.announce(ctx, id)
 	}
 	return fresh, nil
 }
 
-// announce creates a new revision's `basinix / eval` check run, queued, at
-// once: the PR shows basinix has it long before a worker takes it. It runs
-// in the background, a few at a time; the worker creates the check run
-// itself if this has not happened yet (the store decides who does).
-func (p *pipeline) announce(id int64) {
-	go func() {
-		p.announcing <- struct{}{}
-		defer func() { <-p.announcing }()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		rev, err := p.st.Revision(ctx, id)
-		if err != nil {
-			p.log.Warn().Err(err).Int64("revision", id).Msg("announcing a revision")
-			return
-		}
-		gh, err := p.gh.NewInstallationClient(rev.InstallationID)
-		if err == nil {
-			c := p.checksFor(gh, rev)
-			_, err = c.id(ctx, evalCheck, "queued")
-		}
-		if err != nil {
-			p.log.Warn().Err(err).Int64("revision", id).Msg("announcing a revision")
-		}
-	}()
+// announce has a new revision's `basinix / eval` check run created,
+// queued, at once: the PR shows basinix has it long before a worker takes
+// it. The worker creates the check run itself if this has not happened
+// yet (the store decides who does).
+func (p *pipeline) announce(ctx context.Context, id int64) {
+	if err := p.jobs.add(ctx, store.NewJob{Kind: jobAnnounce, Payload: announcement{Revision: id}}); err != nil {
+		p.log.Warn().Err(err).Int64("revision", id).Msg("announcing a revision")
+	}
 }
 
-func (p *pipeline) detailsURL(rev *store.Revision) string {
-	return strings.TrimSuffix(p.cfg.Server.PublicURL, "/") + fmt.Sprintf("/pr/%s/%d", rev.Repo, rev.PR)
+type announcement struct{ Revision int64 }
+
+// runAnnounce creates the announced revision's check run, unless the
+// revision is no longer waiting.
+func (p *pipeline) runAnnounce(ctx context.Context, j *store.Job) error {
+	var a announcement
+	if err := payload(j, &a); err != nil {
+		return err
+	}
+	rev, err := p.st.Revision(ctx, a.Revision)
+	if err != nil {
+		return err
+	}
+	if rev.State != store.Queued {
+		return nil
+	}
+	gh, err := p.gh.NewInstallationClient(rev.InstallationID)
+	if err != nil {
+		return fmt.Errorf("announce revision %d: %w", rev.ID, err)
+	}
+	_, err = p.checksFor(gh, rev).id(ctx, evalCheck, "queued")
+	return err
+}
+
+func (p *pipeline) detailsURL(rev *store.Revision) string { return p.prURL(rev.Repo, rev.PR) }
+
+// prURL is the web page of a PR.
+func (p *pipeline) prURL(repo string, pr int) string {
+	return strings.TrimSuffix(p.cfg.Server.PublicURL, "/") + fmt.Sprintf("/pr/%s/%d", repo, pr)
 }
 
 // Withdraw implements handlers.Reviews.
@@ -303,13 +310,9 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 	}
 	p.metrics.observe(rep)
 	p.failingSince(bg, rev, rep)
-	// The report is stored before the final check runs are sent: what
+	// The review is stored before the final check runs are sent: what
 	// GitHub does not get now is sent again later, never lost.
-	data, err := json.Marshal(rep)
-	if err == nil {
-		err = p.st.FinishRevision(bg, rev.ID, store.Publishing, data, "")
-	}
-	if err != nil {
+	if err := saveReview(bg, p.st, rev.ID, rep); err != nil {
 		p.fail(bg, rev, c, err, log)
 		return
 	}
@@ -318,54 +321,6 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		return
 	}
 	log.Info().Bool("breaks", rep.Breaks()).Bool("evalBroken", rep.EvalBroken()).Msg("revision reviewed")
-}
-
-// failingSince names, for each newly failing attribute, the push of the PR
-// that introduced the failure: the oldest of the PR's earlier reviewed
-// heads, going back without a break, where it failed too.
-func (p *pipeline) failingSince(ctx context.Context, rev *store.Revision, rep *report.Report) {
-	revs, err := p.st.PRRevisions(ctx, rev.Repo, rev.PR)
-	if err != nil {
-		p.log.Warn().Err(err).Msg("earlier pushes")
-		return
-	}
-	// Oldest first; push n is the n-th head the PR had.
-	sort.Slice(revs, func(i, j int) bool { return revs[i].ID < revs[j].ID })
-	push := map[int64]int{}
-	var older []*report.Report // newest first, up to rev
-	for i, r := range revs {
-		push[r.ID] = i + 1
-	}
-	var olderIDs []int64
-	for i := len(revs) - 1; i >= 0; i-- {
-		r := revs[i]
-		if r.ID >= rev.ID {
-			continue
-		}
-		var rp report.Report
-		if len(r.Report) == 0 || json.Unmarshal(r.Report, &rp) != nil {
-			break // unknown: the streak cannot be followed further
-		}
-		older = append(older, &rp)
-		olderIDs = append(olderIDs, r.ID)
-	}
-	for system, s := range rep.Systems {
-		for name, e := range s.Attrs {
-			if e.Verdict != report.NewlyFailing && e.Verdict != report.NewFailing {
-				continue
-			}
-			since, sinceHead := push[rev.ID], rev.HeadSHA
-			for i, rp := range older {
-				o := rp.Systems[system]
-				if o == nil || o.Attrs[name] == nil || !o.Attrs[name].Head.Failed() {
-					break
-				}
-				since, sinceHead = push[olderIDs[i]], rp.Head.Commit
-			}
-			e.FailingSince = fmt.Sprintf("push %d (%s) of this PR", since, short(sinceHead))
-		}
-	}
-	p.branchFailingSince(ctx, rev, rep)
 }
 
 // branchFailingSince names, for each attribute failing on the target
@@ -425,14 +380,17 @@ func (p *pipeline) republish(ctx context.Context) {
 	}
 	for _, rev := range revs {
 		log := p.log.With().Str("repo", rev.Repo).Int("pr", rev.PR).Int64("revision", rev.ID).Logger()
-		var rep report.Report
-		if err := json.Unmarshal(rev.Report, &rep); err != nil {
-			p.fail(ctx, rev, nil, fmt.Errorf("stored report: %w", err), log)
+		rep, err := loadReview(ctx, p.st, rev)
+		if err == nil && rep == nil {
+			err = errors.New("no report")
+		}
+		if err != nil {
+			p.fail(ctx, rev, nil, fmt.Errorf("stored review: %w", err), log)
 			continue
 		}
 		gh, err := p.gh.NewInstallationClient(rev.InstallationID)
 		if err == nil {
-			err = p.publishFinal(ctx, p.checksFor(gh, rev), &rep)
+			err = p.publishFinal(ctx, p.checksFor(gh, rev), rep)
 		}
 		if err != nil {
 			log.Warn().Err(err).Msg("publishing the results: will try again")

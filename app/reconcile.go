@@ -137,6 +137,11 @@ func (p *pipeline) catchUpBranches(ctx context.Context, gh *github.Client, inst 
 		if err != nil || last != nil && last.Commit == br.GetCommit().GetSHA() {
 			continue
 		}
-		p.Evaluate(ctx, handlers.BranchPush{InstallationID: inst, Repo: full, CloneURL: repo.GetCloneURL(), Branch: b, Commit: br.GetCommit().GetSHA()})
+		if n, err := p.st.PendingJobs(ctx, branchSerial(full, b)); err != nil || n > 0 {
+			continue // a push being recorded: it is the tip, or older than a push to come
+		}
+		if err := p.Evaluate(ctx, handlers.BranchPush{InstallationID: inst, Repo: full, CloneURL: repo.GetCloneURL(), Branch: b, Commit: br.GetCommit().GetSHA()}); err != nil {
+			p.log.Warn().Err(err).Str("repo", full).Str("branch", b).Msg("catching up branches")
+		}
 	}
 }

@@ -2,9 +2,11 @@ package app
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/palantir/go-githubapp/githubapp"
@@ -13,7 +15,10 @@ import (
 // retrying is a client middleware that retries GitHub API requests that
 // failed on GitHub's side: 5xx answers, and secondary rate limits (403 or
 // 429 with Retry-After, or a rate-limit message), waiting as GitHub says.
-// It gives up after maxWait in total and returns the last answer.
+// It gives up after maxWait in total and returns the last answer. Only
+// requests that may be sent twice are retried (see idempotent): a 502 can
+// come after GitHub acted, and a comment or a merge must not be made twice;
+// their callers make them idempotent themselves (writes.go).
 func retrying(maxWait time.Duration, onError func()) githubapp.ClientMiddleware {
 	return func(next http.RoundTripper) http.RoundTripper {
 		return roundTripper(func(req *http.Request) (*http.Response, error) {
@@ -37,7 +42,10 @@ func retrying(maxWait time.Duration, onError func()) githubapp.ClientMiddleware 
 					onError()
 				}
 				wait, retry := retryAfter(resp, err, backoff)
-				if !retry || waited+wait > maxWait {
+				// A rate limit refused the request: it was not carried
+				// out, and is sent again whatever it is.
+				limited := err == nil && resp.StatusCode < 500
+				if !retry || waited+wait > maxWait || !limited && !idempotent(req.Method, req.URL.Path, body) {
 					return resp, err
 				}
 				if resp != nil {
@@ -87,3 +95,26 @@ func retryAfter(resp *http.Response, err error, backoff time.Duration) (time.Dur
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// idempotent reports whether a request has the same effect sent twice as
+// once: reads; labels set, added or removed; reactions (GitHub answers with
+// the one there); and check-run updates without annotations (GitHub
+// appends those). Comments, reviews, check-run creation and merges are not.
+func idempotent(method, path string, body []byte) bool {
+	switch {
+	case method == http.MethodGet || method == http.MethodHead:
+		return true
+	case strings.Contains(path, "/labels"):
+		return true
+	case method == http.MethodPost && strings.HasSuffix(path, "/reactions"):
+		return true
+	case method == http.MethodPatch && strings.Contains(path, "/check-runs/"):
+		var upd struct {
+			Output *struct {
+				Annotations []json.RawMessage `json:"annotations"`
+			} `json:"output"`
+		}
+		return json.Unmarshal(body, &upd) == nil && (upd.Output == nil || len(upd.Output.Annotations) == 0)
+	}
+	return false
+}

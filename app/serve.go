@@ -77,7 +77,8 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 	rv.ws.Auth = (&gitAuth{cfg: cfg.GitHub, gh: cc, byRepo: map[string]*ghinstallation.Transport{}}).config
 	s.pipe = &pipeline{cfg: cfg, st: rv.store, rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
 		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}, metrics: m,
-		announcing: make(chan struct{}, 8)}
+		jobs: newJobRunner(rv.store, log.With().Str("component", "jobs").Logger())}
+	s.pipe.registerJobs()
 	s.dispatch = githubapp.NewEventDispatcher(
 		[]githubapp.EventHandler{
 			&handlers.PullRequestHandler{Reviews: s.pipe, Drafts: cfg.Server.Drafts, Log: log},
@@ -132,6 +133,7 @@ func (s *Server) RunWorkers(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.rv.Run(gctx) })
 	g.Go(func() error { return s.pipe.Run(gctx) })
+	g.Go(func() error { return s.pipe.jobs.Run(gctx) })
 	return g.Wait()
 }
 

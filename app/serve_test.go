@@ -128,7 +128,20 @@ func (f *appFixture) deliver(t *testing.T, event string, body []byte) (int, stri
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	f.settle(t)
 	return resp.StatusCode, string(b)
+}
+
+// settle waits until the server has carried out the comment commands and
+// installations the webhooks recorded (the webhook only records them).
+func (f *appFixture) settle(t *testing.T) {
+	t.Helper()
+	var n int
+	eventually(t, time.Minute, func() bool {
+		var err error
+		n, err = f.srv.rv.store.UnfinishedJobs(context.Background(), jobCommand, jobInstallation)
+		return err == nil && n == 0
+	}, func() string { return fmt.Sprintf("%d commands and installations not carried out", n) })
 }
 
 func (f *appFixture) sha(t testing.TB, ref string) string {
@@ -386,18 +399,7 @@ func TestServeReconcilesMissedPullRequests(t *testing.T) {
 // an installation to the fixture's.
 func (f *appFixture) event(t *testing.T, name string, edit func(p map[string]any)) []byte {
 	t.Helper()
-	p := fakegithub.Payload(t, name)
-	p["installation"] = map[string]any{"id": installationID, "account": map[string]any{"login": "octo"}}
-	if repo, ok := p["repository"].(map[string]any); ok {
-		repo["full_name"], repo["name"], repo["clone_url"], repo["default_branch"] = "octo/pkgs", "pkgs", "file://"+f.repo.Dir, "master"
-		repo["owner"].(map[string]any)["login"] = "octo"
-	}
-	edit(p)
-	b, err := json.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return fakegithub.Event(t, name, f.ghRepo(), edit)
 }
 
 // Re-running a check from GitHub reviews the head again, with new check runs.
@@ -420,11 +422,7 @@ func TestServeRerun(t *testing.T) {
 func TestServePushAndInstallation(t *testing.T) {
 	f := newApp(t)
 	tip := f.sha(t, "master")
-	if code, body := f.deliver(t, "push", f.event(t, "push.0", func(p map[string]any) {
-		p["ref"], p["after"], p["deleted"] = "refs/heads/master", tip, false
-	})); code != http.StatusOK {
-		t.Fatalf("push: %d %s", code, body)
-	}
+	f.push(t, tip)
 	m, err := f.srv.rv.ws.Mirror("file://" + f.repo.Dir)
 	if err != nil {
 		t.Fatal(err)
@@ -614,14 +612,12 @@ func (f *appFixture) building(t *testing.T) []string {
 // comment by user on PR 1.
 func (f *appFixture) comment(t *testing.T, id int64, user, userType, body string) []byte {
 	t.Helper()
-	return f.event(t, "issue_comment.created.0", func(p map[string]any) {
-		issue := p["issue"].(map[string]any)
-		issue["number"] = 1
-		issue["pull_request"] = map[string]any{"url": "https://api.github.com/repos/octo/pkgs/pulls/1"}
-		c := p["comment"].(map[string]any)
-		c["id"], c["body"] = id, body
-		c["user"].(map[string]any)["login"], c["user"].(map[string]any)["type"] = user, userType
-	})
+	return fakegithub.CommentEvent(t, f.ghRepo(), 1, id, user, userType, body)
+}
+
+// ghRepo is the fixture's repository as payloads name it.
+func (f *appFixture) ghRepo() fakegithub.Repo {
+	return fakegithub.Repo{Installation: installationID, FullName: "octo/pkgs", CloneURL: "file://" + f.repo.Dir}
 }
 
 // A story of comment commands: a reader is refused, nonsense and shell
@@ -653,6 +649,7 @@ func TestServeCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	f.settle(t)
 	if got := f.gh.Reactions(105); len(got) != 1 {
 		t.Errorf("a comment delivered twice got reactions %v", got)
 	}
@@ -737,6 +734,12 @@ func TestServeRebuildButton(t *testing.T) {
 	}
 }
 
+// visible is a comment's body as GitHub shows it: without HTML comments
+// (basinix's markers).
+func visible(body string) string {
+	return strings.TrimSpace(regexp.MustCompile(`(?s)<!--.*?-->`).ReplaceAllString(body, ""))
+}
+
 // waitCompleted waits until octo/pkgs has n completed check runs.
 func (f *appFixture) waitCompleted(t *testing.T, n int) {
 	t.Helper()
@@ -796,7 +799,7 @@ func TestServeMergeAndReview(t *testing.T) {
 	// "merge": the message first, then the merge.
 	f.deliver(t, "issue_comment", f.comment(t, 204, "maint", "User", "@basinix merge Thanks!"))
 	comments = f.gh.Comments("octo/pkgs", 1)
-	if f.gh.Merged("octo/pkgs", 1) != "merge" || comments[len(comments)-1] != "Thanks!" {
+	if f.gh.Merged("octo/pkgs", 1) != "merge" || visible(comments[len(comments)-1]) != "Thanks!" {
 		t.Errorf("after the rebuild: merged %q, comments %q", f.gh.Merged("octo/pkgs", 1), comments)
 	}
 }
@@ -874,17 +877,10 @@ func TestServeNamesThePushThatBrokeIt(t *testing.T) {
 // keep the branch's history, shown per attribute.
 func TestServeBranchHistory(t *testing.T) {
 	f := newApp(t)
-	push := func(commit string) {
-		if code, body := f.deliver(t, "push", f.event(t, "push.0", func(p map[string]any) {
-			p["ref"], p["after"], p["deleted"] = "refs/heads/master", commit, false
-		})); code != http.StatusOK {
-			t.Fatalf("push: %d %s", code, body)
-		}
-	}
 	fork, base := f.sha(t, f.repo.ForkPoint), f.sha(t, f.repo.BaseCommit)
-	push(fork) // the first tip: evaluated only
+	f.push(t, fork) // the first tip: evaluated only
 	f.waitTip(t, fork, "the first tip was not recorded")
-	push(base) // libbase 1.0 -> 1.0.1: libbase and its dependents change
+	f.push(t, base) // libbase 1.0 -> 1.0.1: libbase and its dependents change
 	var hist []store.HistoryEntry
 	eventually(t, time.Minute, func() bool {
 		var err error
@@ -901,6 +897,62 @@ func TestServeBranchHistory(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("attribute page lacks %q:\n%s", want, page)
 		}
+	}
+}
+
+// push delivers "master moved to commit".
+func (f *appFixture) push(t *testing.T, commit string) {
+	t.Helper()
+	if code, body := f.deliver(t, "push", fakegithub.PushEvent(t, f.ghRepo(), "master", commit)); code != http.StatusOK {
+		t.Fatalf("push: %d %s", code, body)
+	}
+}
+
+// commit writes a package's file in the sample's checkout, commits it on
+// the branch checked out and returns the commit.
+func (f *appFixture) commit(t *testing.T, name, body, msg string) string {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(f.repo.Dir, "pkgs/by-name", name, "default.nix"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, f.repo.Dir, "commit", "--quiet", "-am", msg)
+	return f.sha(t, "HEAD")
+}
+
+// simplePkg is a package whose build runs script.
+func simplePkg(name, version, script string) string {
+	return fmt.Sprintf("{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = %q;\n  version = %q;\n  script = %q;\n}\n", name, version, script)
+}
+
+// Quick pushes are recorded in push order, and a tip is recorded while the
+// previous tip's builds still run: its evaluation waits for no build.
+func TestServeBranchTipsDoNotWaitForBuilds(t *testing.T) {
+	f := newAppWith(t, sampleset.Options{NoPR: true, BuildLog: filepath.Join(t.TempDir(), "builds"), Extra: map[string]string{
+		"slow": simplePkg("slow", "1", ""), "quick": simplePkg("quick", "1", ""),
+	}})
+	c1 := f.sha(t, "master")
+	c2 := f.commit(t, "slow", simplePkg("slow", "2", "/bin/sleep 12"), "slow: 1 -> 2")
+	c3 := f.commit(t, "quick", simplePkg("quick", "2", ""), "quick: 1 -> 2")
+	for _, c := range []string{c1, c2, c3} {
+		f.push(t, c)
+	}
+	history := func(attr string) []store.HistoryEntry {
+		h, err := f.srv.rv.store.AttrHistory(context.Background(), "octo/pkgs", "master", "x86_64-linux", attr, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	f.waitTip(t, c3, "the third push was not recorded last")
+	if h := history("slow"); len(h) != 1 || h[0].Commit != c2 || h[0].Result != "" {
+		t.Errorf("slow's history when the third push was recorded: %+v, want its build of the second push still running", h)
+	}
+	eventually(t, time.Minute, func() bool {
+		h := history("slow")
+		return len(h) == 1 && h[0].Result == "success"
+	}, func() string { return fmt.Sprintf("slow's history: %+v", history("slow")) })
+	if h := history("quick"); len(h) != 1 || h[0].Commit != c3 {
+		t.Errorf("quick's history: %+v", h)
 	}
 }
 
@@ -929,14 +981,9 @@ func TestServeNamesPush2(t *testing.T) {
 	f := newAppWith(t, sampleset.Options{NoPR: true, BuildLog: filepath.Join(t.TempDir(), "builds"), Extra: map[string]string{
 		"alpha": fmt.Sprintf(ok, "alpha", "1", ""), "beta": fmt.Sprintf(ok, "beta", "1", ""),
 	}})
-	write := func(name, body, msg string) string {
-		os.WriteFile(filepath.Join(f.repo.Dir, "pkgs/by-name", name, "default.nix"), []byte(body), 0o644)
-		testenv.Git(t, f.repo.Dir, "commit", "--quiet", "-am", msg)
-		return strings.TrimSpace(testenv.Git(t, f.repo.Dir, "rev-parse", "HEAD"))
-	}
 	testenv.Git(t, f.repo.Dir, "checkout", "--quiet", "-b", "pr")
-	push1 := write("alpha", fmt.Sprintf(ok, "alpha", "2", ""), "alpha: 1 -> 2")
-	push2 := write("beta", fmt.Sprintf(ok, "beta", "2", "echo beta: broken >&2; exit 1"), "beta: 1 -> 2, broken")
+	push1 := f.commit(t, "alpha", fmt.Sprintf(ok, "alpha", "2", ""), "alpha: 1 -> 2")
+	push2 := f.commit(t, "beta", fmt.Sprintf(ok, "beta", "2", "echo beta: broken >&2; exit 1"), "beta: 1 -> 2, broken")
 	testenv.Git(t, f.repo.Dir, "checkout", "--quiet", "master")
 	build := "basinix / build (x86_64-linux)"
 	f.deliver(t, "pull_request", f.prEvent(t, "opened", push1))

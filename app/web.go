@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -80,13 +79,13 @@ func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
 	}
 	var rep *report.Report
 	for _, rev := range revs { // the newest with a report
-		if len(rev.Report) > 0 {
-			rep = &report.Report{}
-			if err := json.Unmarshal(rev.Report, rep); err != nil {
-				s.log.Error().Err(err).Int64("revision", rev.ID).Msg("stored report unreadable")
-				rep = nil
-				continue
-			}
+		got, err := loadReview(r.Context(), s.rv.store, rev)
+		if err != nil {
+			s.log.Error().Err(err).Int64("revision", rev.ID).Msg("stored review unreadable")
+			continue
+		}
+		if got != nil {
+			rep = got
 			break
 		}
 	}

@@ -20,7 +20,8 @@ type CommandRequest struct {
 	// came: a closed PR is not reviewed again.
 	Closed, Merged bool
 	Commands       []Command
-	Errors         []error
+	// Errors are what could not be read as commands, one message each.
+	Errors []string
 }
 
 // Commands is what the issue_comment handler asks of the pipeline.
@@ -84,9 +85,13 @@ func (h *IssueCommentHandler) Handle(ctx context.Context, eventType, deliveryID 
 	if ev.Repository.FullName == "" || ev.Installation.ID == 0 || ev.Comment.ID == 0 {
 		return fmt.Errorf("%w: %s %s: no repository, installation or comment", ErrBadPayload, eventType, deliveryID)
 	}
+	var msgs []string
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+	}
 	h.Log.Info().Str("repo", ev.Repository.FullName).Int("pr", ev.Issue.Number).Str("user", user.Login).
 		Int("commands", len(cmds)).Int("errors", len(errs)).Msg("comment commands")
 	return h.Commands.Commands(ctx, CommandRequest{InstallationID: ev.Installation.ID, Repo: ev.Repository.FullName, PR: ev.Issue.Number,
-		CommentID: ev.Comment.ID, User: user.Login, Commands: cmds, Errors: errs,
+		CommentID: ev.Comment.ID, User: user.Login, Commands: cmds, Errors: msgs,
 		Closed: ev.Issue.State == "closed", Merged: ev.Issue.PullRequest.MergedAt != nil})
 }

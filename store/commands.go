@@ -16,13 +16,21 @@ type CommandRecord struct {
 	Received time.Time
 }
 
-// PutCommand records a command.
-func (s *Store) PutCommand(ctx context.Context, c CommandRecord) error {
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO commands (repo, pr, user, command, outcome, received_at) VALUES (?, ?, ?, ?, ?, ?)`,
+// PutCommand records a command, and the job step that carried it out.
+func (s *Store) PutCommand(ctx context.Context, c CommandRecord, done ...StepDone) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record command on %s#%d: %w", c.Repo, c.PR, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO commands (repo, pr, user, command, outcome, received_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		c.Repo, c.PR, c.User, c.Command, c.Outcome, c.Received.UnixMilli()); err != nil {
 		return fmt.Errorf("record command on %s#%d: %w", c.Repo, c.PR, err)
 	}
-	return nil
+	if err := markSteps(ctx, tx, done); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Commands returns the commands of a PR, newest first, at most limit.

@@ -35,8 +35,10 @@ type AttrChange struct {
 	System, Attr, DrvPath string
 }
 
-// PutTip records a new tip and the attributes that changed there.
-func (s *Store) PutTip(ctx context.Context, repo, branch string, tip Tip, changes []AttrChange) error {
+// PutTip records a new tip and the attributes that changed there, and
+// adds the jobs that follow from it (building them) in the same
+// transaction.
+func (s *Store) PutTip(ctx context.Context, repo, branch string, tip Tip, changes []AttrChange, then ...NewJob) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("record tip %s of %s %s: %w", tip.Commit, repo, branch, err)
@@ -51,6 +53,11 @@ func (s *Store) PutTip(ctx context.Context, repo, branch string, tip Tip, change
 		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO attr_history (repo, branch, commit_sha, system, attr, drv_path, seen_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, repo, branch, tip.Commit, c.System, c.Attr, c.DrvPath, now); err != nil {
 			return fmt.Errorf("record %s at %s: %w", c.Attr, tip.Commit, err)
+		}
+	}
+	for _, j := range then {
+		if _, err := addJob(ctx, tx, j); err != nil {
+			return err
 		}
 	}
 	return tx.Commit()

@@ -168,8 +168,8 @@ func (s *Store) Rerun(ctx context.Context, repo, head string, rebuildFailed bool
 // RerunRevision queues a revision again as a new attempt (with new check
 // runs) as opt says, at once when it is finished, else when it finishes;
 // false when it was stopped (superseded or cancelled).
-func (s *Store) RerunRevision(ctx context.Context, id int64, opt RerunOptions) (bool, error) {
-	n, err := s.rerun(ctx, `id = ?`, []any{id}, opt)
+func (s *Store) RerunRevision(ctx context.Context, id int64, opt RerunOptions, done ...StepDone) (bool, error) {
+	n, err := s.rerun(ctx, `id = ?`, []any{id}, opt, done...)
 	return n > 0, err
 }
 
@@ -184,7 +184,7 @@ func (opt RerunOptions) bits() int {
 	return b
 }
 
-func (s *Store) rerun(ctx context.Context, where string, args []any, opt RerunOptions) (int64, error) {
+func (s *Store) rerun(ctx context.Context, where string, args []any, opt RerunOptions, done ...StepDone) (int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("rerun: %w", err)
@@ -197,6 +197,9 @@ func (s *Store) rerun(ctx context.Context, where string, args []any, opt RerunOp
 	}
 	n, _ := res.RowsAffected()
 	if err := startPendingReruns(ctx, tx); err != nil {
+		return 0, err
+	}
+	if err := markSteps(ctx, tx, done); err != nil {
 		return 0, err
 	}
 	return n, tx.Commit()
@@ -237,16 +240,20 @@ func (s *Store) FinishRevision(ctx context.Context, id int64, state string, repo
 		return fmt.Errorf("revision %d to %s: %w", id, state, err)
 	}
 	defer tx.Rollback()
+	if err := finishRevision(ctx, tx, id, state, report, msg); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func finishRevision(ctx context.Context, tx *sql.Tx, id int64, state string, report []byte, msg string) error {
 	if _, err := tx.ExecContext(ctx, `
 		UPDATE revisions SET state = CASE WHEN state IN ('superseded', 'cancelled') THEN state ELSE ? END,
 			report = COALESCE(?, report), error = ?, updated_at = ? WHERE id = ?`,
 		state, report, msg, time.Now().UnixMilli(), id); err != nil {
 		return fmt.Errorf("revision %d to %s: %w", id, state, err)
 	}
-	if err := startPendingReruns(ctx, tx); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return startPendingReruns(ctx, tx)
 }
 
 // RetryLater queues a revision that failed for the machine's fault again,

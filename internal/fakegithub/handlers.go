@@ -163,6 +163,7 @@ var handlers = map[string]handler{
 			method = "merge"
 		}
 		pr["merged"], pr["state"], pr["merge_method"] = true, "closed", method
+		s.merges[pullKey(p)]++
 		return http.StatusOK, map[string]any{"merged": true, "message": "Pull Request successfully merged", "sha": "0000000000000000000000000000000000000001"}
 	},
 	"pulls/create-review": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
@@ -203,9 +204,31 @@ var handlers = map[string]handler{
 	},
 	"issues/create-comment": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
 		k := issueKey(p)
-		s.comments[k] = append(s.comments[k], str(b["body"]))
 		s.nextID++
-		return http.StatusCreated, map[string]any{"id": s.nextID, "body": b["body"]}
+		s.comments[k] = append(s.comments[k], str(b["body"]))
+		s.commentIDs[k] = append(s.commentIDs[k], s.nextID)
+		return http.StatusCreated, commentJSON(s.nextID, str(b["body"]))
+	},
+	"issues/list-comments": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		k := issueKey(p)
+		out := []any{}
+		for i, body := range s.comments[k] {
+			out = append(out, commentJSON(s.commentIDs[k][i], body))
+		}
+		return http.StatusOK, out
+	},
+	"pulls/list-reviews": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		out := []any{}
+		for i, r := range s.reviews[pullKey(p)] {
+			out = append(out, map[string]any{"id": i + 1, "body": r["body"], "state": "COMMENTED", "user": map[string]any{"login": "basinix[bot]", "type": "Bot"}})
+		}
+		return http.StatusOK, out
+	},
+	"pulls/check-if-merged": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		if pr := s.pulls[pullKey(p)]; pr != nil && pr["merged"] == true {
+			return http.StatusNoContent, nil
+		}
+		return http.StatusNotFound, map[string]any{"message": "Not Found"}
 	},
 }
 
@@ -305,4 +328,10 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// commentJSON is a comment the App made, as the API shows it.
+func commentJSON(id int64, body string) map[string]any {
+	return map[string]any{"id": id, "body": body, "user": map[string]any{"login": "basinix[bot]", "type": "Bot"},
+		"performed_via_github_app": map[string]any{"id": 4242, "slug": "basinix"}}
 }

@@ -2,6 +2,7 @@ package fakegithub
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -48,4 +49,56 @@ func PullRequestEvent(t testing.TB, action string, pr PR) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Repo says which repository and installation a rewritten payload is
+// about.
+type Repo struct {
+	Installation int64
+	FullName     string // owner/name
+	CloneURL     string
+}
+
+// Event loads GitHub's real payload name, rewrites its repository and
+// installation to be repo's, then lets edit change the rest.
+func Event(t testing.TB, name string, repo Repo, edit func(p map[string]any)) []byte {
+	t.Helper()
+	p := Payload(t, name)
+	owner, short, _ := strings.Cut(repo.FullName, "/")
+	p["installation"] = map[string]any{"id": repo.Installation, "account": map[string]any{"login": owner}}
+	if r, ok := p["repository"].(map[string]any); ok {
+		r["full_name"], r["name"], r["clone_url"], r["default_branch"] = repo.FullName, short, repo.CloneURL, "master"
+		r["owner"].(map[string]any)["login"] = owner
+	}
+	if edit != nil {
+		edit(p)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// CommentEvent is GitHub's real issue_comment payload rewritten to be a new
+// comment (id) by user (of userType, "User" or "Bot") on PR pr of repo.
+func CommentEvent(t testing.TB, repo Repo, pr int, id int64, user, userType, body string) []byte {
+	t.Helper()
+	return Event(t, "issue_comment.created.0", repo, func(p map[string]any) {
+		issue := p["issue"].(map[string]any)
+		issue["number"] = pr
+		issue["pull_request"] = map[string]any{"url": "https://api.github.com/repos/" + repo.FullName + "/pulls/" + strconv.Itoa(pr)}
+		c := p["comment"].(map[string]any)
+		c["id"], c["body"] = id, body
+		c["user"].(map[string]any)["login"], c["user"].(map[string]any)["type"] = user, userType
+	})
+}
+
+// PushEvent is GitHub's real push payload rewritten to be "branch of repo
+// moved to commit".
+func PushEvent(t testing.TB, repo Repo, branch, commit string) []byte {
+	t.Helper()
+	return Event(t, "push.0", repo, func(p map[string]any) {
+		p["ref"], p["after"], p["deleted"] = "refs/heads/"+branch, commit, false
+	})
 }

@@ -53,6 +53,8 @@ type Server struct {
 	nextID        int64
 	labels        map[string][]string // "owner/repo#n" → labels
 	comments      map[string][]string // "owner/repo#n" → bodies
+	commentIDs    map[string][]int64  // "owner/repo#n" → ids, as comments
+	merges        map[string]int      // "owner/repo#n" → merge requests carried out
 	pulls         map[string]map[string]any
 	permissions   map[string]string  // user → permission (default read)
 	reactions     map[int64][]string // comment id → reactions
@@ -100,6 +102,12 @@ type fault struct {
 	left       int
 	op         string                    // the operation it is for; "" any
 	when       func(map[string]any) bool // the requests it is for (by body); nil all
+	// after: the request is carried out, and then answered with status,
+	// as when GitHub acts and its answer is lost.
+	after bool
+	// hold, with after: the request is carried out, hold is closed, and
+	// the answer never comes (until the client goes away).
+	hold chan struct{}
 }
 
 // New starts a fake GitHub for the test, stopped when it ends.
@@ -129,6 +137,8 @@ func New(t testing.TB) *Server {
 		checkRuns:     map[int64]*CheckRun{},
 		labels:        map[string][]string{},
 		comments:      map[string][]string{},
+		commentIDs:    map[string][]int64{},
+		merges:        map[string]int{},
 		pulls:         map[string]map[string]any{},
 		permissions:   map[string]string{},
 		reviews:       map[string][]map[string]any{},
@@ -172,6 +182,34 @@ func (s *Server) FailOp(op string, n, status int, when func(body map[string]any)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, fault{status: status, left: n, op: op, when: when})
+}
+
+// FailOpAfterActing makes the next n requests of op be carried out and
+// then answered with status (502, say): GitHub acted, the client does not
+// know it.
+func (s *Server) FailOpAfterActing(op string, n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{status: status, left: n, op: op, after: true})
+}
+
+// HoldOpAfterActing makes the next request of op be carried out and then
+// never answered while the client waits: the returned channel is closed
+// when it has been carried out. A test kills the client then.
+func (s *Server) HoldOpAfterActing(op string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := make(chan struct{})
+	s.faults = append(s.faults, fault{left: 1, op: op, after: true, hold: held})
+	return held
+}
+
+// Merges returns how many times PR n of repo was merged (a real merge
+// happens once; the fake counts what it was asked).
+func (s *Server) Merges(repo string, n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.merges[fmt.Sprintf("%s#%d", repo, n)]
 }
 
 // ClearFaults ends the failures Fail asked for.
@@ -387,7 +425,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.requests[op.id]++
-	if i := s.faultFor(op.id, body); i >= 0 {
+	var after *fault
+	if i := s.faultFor(op.id, body); i >= 0 && s.faults[i].after {
+		f := s.faults[i]
+		after = &f
+		if s.faults[i].left--; s.faults[i].left <= 0 {
+			s.faults = append(s.faults[:i], s.faults[i+1:]...)
+		}
+	} else if i >= 0 {
 		f := s.faults[i]
 		if s.faults[i].left--; s.faults[i].left <= 0 {
 			s.faults = append(s.faults[:i], s.faults[i+1:]...)
@@ -460,6 +505,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status, resp := h(s, params, payload, r)
+	if after != nil && after.hold != nil {
+		close(after.hold)
+		s.mu.Unlock()
+		<-r.Context().Done()
+		s.mu.Lock()
+		return
+	}
+	if after != nil {
+		writeJSON(w, after.status, map[string]any{"message": "Server Error", "documentation_url": "https://docs.github.com/rest"})
+		return
+	}
 	writeJSON(w, status, resp)
 }
 

@@ -1,0 +1,41 @@
+package app
+
+import (
+	"sort"
+	"strings"
+	"testing"
+)
+
+// What the pool builds first, as a reviewer expects it: every PR before
+// branch builds, a small PR before a mass rebuild, a PR's head before its
+// base, a request with the head of the smallest PR.
+func TestSchedulingPolicy(t *testing.T) {
+	const branch = -1_000_000
+	wants := []struct {
+		name     string
+		w        work
+		rebuilds int
+	}{
+		{"branch tip", branchTip, 0},
+		{"mass rebuild head", prHead, 40_000},
+		{"mass rebuild base", prBase, 40_000},
+		{"huge PR head", prHead, 5_000_000},
+		{"one-package fix head", prHead, 1},
+		{"one-package fix base", prBase, 1},
+		{"requested build", requested, 0},
+	}
+	sort.SliceStable(wants, func(i, j int) bool {
+		return priority(wants[i].w, wants[i].rebuilds, branch) > priority(wants[j].w, wants[j].rebuilds, branch)
+	})
+	var order []string
+	for _, w := range wants {
+		order = append(order, w.name)
+	}
+	want := "requested build, one-package fix head, one-package fix base, mass rebuild head, mass rebuild base, huge PR head, branch tip"
+	if got := strings.Join(order, ", "); got != want {
+		t.Errorf("build order:\n got %s\nwant %s", got, want)
+	}
+	if p := priority(prHead, 5_000_000, branch); p <= branch {
+		t.Errorf("a huge PR's priority %d is not above branch builds' %d", p, branch)
+	}
+}

@@ -1,0 +1,65 @@
+package app
+
+import (
+	"context"
+
+	"github.com/basinix/basinix/build"
+	"github.com/basinix/basinix/handlers"
+	"github.com/basinix/basinix/store"
+)
+
+// branchSerial orders a branch's tip jobs: one at a time, in push order.
+func branchSerial(repo, branch string) string { return "branch " + repo + " " + branch }
+
+// runBranchTip evaluates a pushed tip and records it, with the job that
+// builds its changes, in one transaction. It never waits for builds: the
+// next tip of the branch is evaluated while these build.
+func (p *pipeline) runBranchTip(ctx context.Context, j *store.Job) error {
+	var push handlers.BranchPush
+	if err := payload(j, &push); err != nil {
+		return err
+	}
+	log := p.log.With().Str("repo", push.Repo).Str("branch", push.Branch).Str("commit", push.Commit).Logger()
+	tip, err := p.rv.BranchTip(ctx, BranchRequest{Repo: push.CloneURL, Name: push.Repo, Branch: push.Branch, Commit: push.Commit,
+		Systems: p.cfg.Systems, Priority: priority(branchTip, 0, p.cfg.Server.BranchPriority)})
+	if err != nil || tip == nil {
+		return err
+	}
+	var then []store.NewJob
+	if len(tip.Wants) > 0 {
+		then = append(then, store.NewJob{Kind: jobBranchBuilds, Payload: branchBuilds{Repo: push.Repo, Branch: push.Branch, Commit: tip.Tip.Commit, Wants: tip.Wants}})
+	}
+	if err := p.st.PutTip(ctx, push.Repo, push.Branch, tip.Tip, tip.Changes, then...); err != nil {
+		return err
+	}
+	p.jobs.poke()
+	log.Info().Int("changed", len(tip.Changes)).Int("builds", len(tip.Wants)).Msg("branch tip recorded")
+	return nil
+}
+
+// branchBuilds are the builds a recorded tip asks for.
+type branchBuilds struct {
+	Repo, Branch, Commit string
+	Wants                []build.Want
+}
+
+// runBranchBuilds builds a recorded tip's changes; their results reach
+// the branch's history by derivation.
+func (p *pipeline) runBranchBuilds(ctx context.Context, j *store.Job) error {
+	var bb branchBuilds
+	if err := payload(j, &bb); err != nil {
+		return err
+	}
+	outcomes, err := p.rv.buildRetrying(ctx, bb.Wants, nil)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, o := range outcomes {
+		if o.Result.Failed() {
+			failed++
+		}
+	}
+	p.log.Info().Str("repo", bb.Repo).Str("branch", bb.Branch).Str("commit", bb.Commit).Int("builds", len(outcomes)).Int("failed", failed).Msg("branch tip built")
+	return nil
+}
