@@ -58,7 +58,13 @@ func FaultyNix(t testing.TB, faults ...Fault) string {
 			if f.When != "" {
 				match = "*" + strings.ReplaceAll(f.When, "'", "") + "*"
 			}
-			fmt.Fprintf(&b, "case \"$*\" in %s)\n  n=$(cat '%s')\n  if [ \"$n\" -gt 0 ]; then echo $((n - 1)) > '%s'; %s; fi;;\nesac\n", match, counter, counter, fail)
+			// Calls run at once (base and head evaluate in parallel): the
+			// counter is taken under a lock, or two calls read it while a
+			// third rewrites it and the fault is skipped; and it is replaced
+			// by a rename, since a call killed mid-write (a cancelled
+			// sibling walker) must not leave it empty.
+			take := fmt.Sprintf("( flock 9; n=$(cat '%[1]s'); [ \"$n\" -gt 0 ] || exit 1; echo $((n - 1)) > '%[1]s.new' && mv '%[1]s.new' '%[1]s' ) 9>>'%[1]s.lock'", counter)
+			fmt.Fprintf(&b, "case \"$*\" in %s)\n  if %s; then %s; fi;;\nesac\n", match, take, fail)
 		}
 		fmt.Fprintf(&b, "exec '%s' \"$@\"\n", real)
 		if err := os.WriteFile(filepath.Join(dir, prog), []byte(b.String()), 0o755); err != nil {
