@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -300,15 +301,8 @@ func TestCancelStopsBuild(t *testing.T) {
 // a deadline.
 func waitFor(t *testing.T, tk *Ticket, cond func(Progress) bool) {
 	t.Helper()
-	deadline := time.After(time.Minute)
-	for !cond(tk.Progress()) {
-		select {
-		case <-tk.Changed():
-		case <-time.After(20 * time.Millisecond): // conditions outside the ticket
-		case <-deadline:
-			t.Fatalf("condition not met; progress %+v", tk.Progress())
-		}
-	}
+	testenv.Eventually(t, time.Minute, func() bool { return cond(tk.Progress()) },
+		func() string { return fmt.Sprintf("condition not met; progress %+v", tk.Progress()) })
 }
 
 func TestNoMachineForSystem(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/basinix/basinix/internal/testenv"
 )
 
 // sshRemote is the one-machine recipe of NIX.md: sshd on 127.0.0.1 whose
@@ -129,18 +131,13 @@ PidFile %s
 			t.Logf("sshd log:\n%s", b)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", r.port))
-		if err == nil {
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		var c net.Conn
+		if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", r.port)); err == nil {
 			c.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not start: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil
+	}, func() string { return fmt.Sprintf("sshd did not start: %v", err) })
 	return r
 }
 

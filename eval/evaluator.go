@@ -161,7 +161,7 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	col := &collector{attrs: map[string]*Attr{}, limit: e.opt.MaxAttrs, full: func() { stopFull(errTooManyAttrs) }}
 	res := &Evaluation{System: system, Attrs: col.attrs}
 	idle := &idlePool{}
-	deaths := &atomic.Int32{}
+	deaths, retired := &atomic.Int32{}, &atomic.Int32{}
 	s := &Session{e: e, src: src, system: system, ev: res, idle: idle}
 	var procs int
 	var procsMu sync.Mutex
@@ -170,7 +170,7 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	g, gctx := errgroup.WithContext(full)
 	for i := 0; i < chunks; i++ {
 		g.Go(func() error {
-			spec := walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: ctx, idle: idle, deaths: deaths}
+			spec := walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: ctx, idle: idle, deaths: deaths, retired: retired}
 			n, p, err := e.walk(gctx, spec, col)
 			count(n)
 			// Done: take over half of what another walk has left, as long
@@ -239,7 +239,7 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 			}
 		}
 	}
-	res.Duration, res.Processes = time.Since(start), procs
+	res.Duration, res.Processes, res.Retired = time.Since(start), procs, int(retired.Load())
 	e.log.Debug().Str("system", system).Int("attrs", len(res.Attrs)).Int("processes", procs).Dur("took", res.Duration).Msg("evaluated")
 	return s, nil
 }

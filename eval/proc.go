@@ -46,6 +46,12 @@ type proc struct {
 	mu      sync.Mutex
 	cur     *round // guarded by mu: what the records coming now belong to
 	holding bool   // guarded by mu: a worker slot is taken
+
+	// retiring: its memory passed the soft bound, and its round was cut
+	// at the next group; retired are the paths after the cut, for a new
+	// process (see retire).
+	retiring atomic.Bool
+	retired  []Path // guarded by mu
 }
 
 // round is one walk or request of a process: the order of its records,
@@ -64,6 +70,10 @@ type round struct {
 
 // errExited says a held process was gone when a request was sent to it.
 var errExited = errors.New("walker process exited")
+
+// errRetired says a held process stopped a request early, past the soft
+// memory bound (see retire).
+var errRetired = errors.New("walker retired past the soft memory bound")
 
 // start starts a walker process over queue (chunk mode: the process picks
 // its share itself) once a worker slot is free.
@@ -147,6 +157,7 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 			Limits:       nix.Limits{Silence: e.opt.AttrTimeout, MaxMemory: e.opt.MaxMemory, MaxLine: maxWalkerLine},
 			OnStderrLine: p.onLine,
 			Waiting:      p.waiting.Load,
+			OnMemory:     p.onMemory,
 		})
 		p.res, p.err = res, err
 		p.unhold()
@@ -344,6 +355,13 @@ func (p *proc) request(ctx context.Context, req walkRequest, s sink) (unfinished
 	stopOnCancel := context.AfterFunc(ctx, p.cancel)
 	parked := p.wait()
 	stopOnCancel()
+	// Past the soft memory bound, the process stopped early: the rest of
+	// the request is unfinished, for a new process.
+	retired := p.takeRetired()
+	if parked && retired != nil {
+		p.close()
+		return retired, errRetired
+	}
 	if parked {
 		if r.protoErr == nil {
 			return nil, nil
@@ -361,7 +379,7 @@ func (p *proc) request(ctx context.Context, req walkRequest, s sink) (unfinished
 	if next := r.ord.next(); next != nil {
 		unfinished = append([]Path{next}, r.ord.rest()...)
 	}
-	return unfinished, err
+	return append(unfinished, retired...), err
 }
 
 // send writes one request into the pipe, as soon as the process opened it.
@@ -526,14 +544,81 @@ func (p *proc) cut() []Path {
 	if n-k < minSteal {
 		return nil
 	}
+	return p.cutAt(r, round, k)
+}
+
+// cutAt ends round r (number round) of p before the k-th top-level path
+// and returns the paths from there. The caller holds r.mu.
+func (p *proc) cutAt(r *round, round, k int) []Path {
 	tmp := p.limits + ".new"
 	if os.WriteFile(tmp, []byte(fmt.Sprintf(`{"round":%d,"limit":%d}`, round, k)), 0o600) != nil || os.Rename(tmp, p.limits) != nil {
 		return nil
 	}
+	top := r.ord.frames[0]
 	stolen := slices.Clone(top.paths[k:])
 	top.paths = top.paths[:k:k]
 	r.cut = true
 	return stolen
+}
+
+// softMemory is the resident memory past which a walker hands the rest of
+// its list to a new process at its next group, as nix-eval-jobs' workers
+// restart past max-memory-size: a walker's memory only grows with what it
+// evaluated, and a graceful hand-over loses nothing, where a kill at
+// MaxMemory costs the group under way and a process to try the suspect
+// alone. The quarter left is room for the group being walked.
+func softMemory(max int64) int64 { return max / 4 * 3 }
+
+// onMemory retires the process when its memory passes the soft bound.
+func (p *proc) onMemory(rss int64) {
+	max := p.e.opt.MaxMemory
+	if max <= 0 || p.limits == "" || rss <= softMemory(max) || p.retiring.Load() {
+		return
+	}
+	if rest := p.retire(); rest != nil {
+		p.retiring.Store(true)
+		p.mu.Lock()
+		p.retired = rest
+		p.mu.Unlock()
+		p.e.log.Debug().Str("system", p.spec.system).Int64("rss_mib", rss>>20).Int("paths", len(rest)).Msg("a walker past the soft memory bound hands its list over")
+	}
+}
+
+// retire cuts the current round at the first group boundary the walker
+// has surely not started, as cut does half way, and returns the paths
+// after it; nil when there is nothing to hand over, or the walker has not
+// walked a group yet (its memory is the set's import: a new process would
+// be no smaller).
+func (p *proc) retire() []Path {
+	p.mu.Lock()
+	r, round := p.cur, p.rounds
+	p.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.ord.frames) == 0 || r.protoErr != nil || r.reached {
+		return nil
+	}
+	top := r.ord.frames[0]
+	n := len(top.paths)
+	if top.i < walkBatch {
+		return nil
+	}
+	f := min(r.fine, n)
+	from := top.i + 2*walkBatch
+	k := f + (from-f+walkBatch-1)/walkBatch*walkBatch
+	if k >= n {
+		return nil
+	}
+	return p.cutAt(r, round, k)
+}
+
+// takeRetired returns the paths a retired process handed over, once.
+func (p *proc) takeRetired() []Path {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rest := p.retired
+	p.retired = nil
+	return rest
 }
 
 // take returns a waiting process that is still there, nil when none is.

@@ -2,6 +2,7 @@ package eval_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,13 +94,8 @@ func TestSessionEndsWithItsContext(t *testing.T) {
 // waitNoWalkers waits until no walker process is left.
 func waitNoWalkers(t *testing.T, after string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for walkers(t) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d walker processes left after %s", walkers(t), after)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return walkers(t) == 0 },
+		func() string { return fmt.Sprintf("%d walker processes left after %s", walkers(t), after) })
 }
 
 // walkers counts this process's nix-instantiate children.

@@ -87,6 +87,9 @@ type Evaluation struct {
 	Duration time.Duration
 	// Processes counts the Nix processes the evaluation started.
 	Processes int
+	// Retired counts the walkers that passed the soft memory bound and
+	// handed the rest of their list to a new process (not kills).
+	Retired int
 }
 
 // Runner runs Nix; *nix.Runner is one.

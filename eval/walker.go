@@ -41,6 +41,9 @@ type walkSpec struct {
 	// deaths, when set, counts the processes the evaluation lost to errors
 	// tryEval cannot catch, against Options.MaxDeaths.
 	deaths *atomic.Int32
+	// retired, when set, counts the processes that handed their list over
+	// past the soft memory bound.
+	retired *atomic.Int32
 }
 
 // rawDetails is the walker's "i" record body (see nix/expr/walker.nix).
@@ -121,6 +124,18 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 		parked := p.wait()
 		stopOnCancel()
 		spec.idle.running(p, false)
+		// A process that passed the soft memory bound handed the end of
+		// its list over: a new one walks it.
+		later = append(later, p.takeRetired()...)
+		if parked && p.retiring.Load() {
+			if spec.retired != nil {
+				spec.retired.Add(1)
+			}
+			p.close()
+			parked = false
+			queue = nil
+			continue
+		}
 		if parked {
 			// Held, and done with its part.
 			if len(later) == 0 {

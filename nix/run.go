@@ -65,6 +65,9 @@ type Cmd struct {
 	// Waiting, when set and true, says the process waits for basinix
 	// (for its next request): its silence is not counted then.
 	Waiting func() bool
+	// OnMemory, when set, sees the process's resident memory each time it
+	// is measured (ten times a second), before Limits.MaxMemory is applied.
+	OnMemory func(rss int64)
 }
 
 // Kill says why basinix ended a process.
@@ -273,6 +276,9 @@ func (r *Runner) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 					peak = rss
 				}
 				mu.Unlock()
+				if cmd.OnMemory != nil && rss > 0 {
+					cmd.OnMemory(rss)
+				}
 				if lim.MaxMemory > 0 && rss > lim.MaxMemory {
 					kill(KillMemory)
 					return

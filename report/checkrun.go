@@ -77,7 +77,7 @@ func EvalCheckRun(r *Report, fullReport string) CheckRun {
 		}
 	}
 	if r.Conflict != nil {
-		fmt.Fprintf(&b, "\n> [!WARNING]\n> The head does not merge onto %s: compared with the merge-base %s.\n", mdCode(r.Base.Ref), short(r.Conflict.MergeBase))
+		fmt.Fprintf(&b, "\n> [!WARNING]\n> The head does not merge onto %s: compared with the merge-base %s.\n", mdCode(r.Base.Ref), Short(r.Conflict.MergeBase))
 	}
 	cr := CheckRun{Summary: Fit(b.String(), fullReport), Annotations: dropUnplaced(anns), Conclusion: "success"}
 	cr.Title = "evaluates"

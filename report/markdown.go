@@ -46,14 +46,14 @@ var sections = []section{
 // errors.
 func WriteMarkdown(w io.Writer, r *Report, opt MarkdownOptions) error {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "## basinix review\n\n%s (%s) ← %s (%s)", mdCode(r.Base.Ref), short(r.Base.Commit), mdCode(r.Head.Ref), short(r.Head.Commit))
+	fmt.Fprintf(b, "## basinix review\n\n%s (%s) ← %s (%s)", mdCode(r.Base.Ref), Short(r.Base.Commit), mdCode(r.Head.Ref), Short(r.Head.Commit))
 	if r.Head.Merged != "" && r.Head.Merged != r.Head.Commit {
-		fmt.Fprintf(b, ", merged as %s", short(r.Head.Merged))
+		fmt.Fprintf(b, ", merged as %s", Short(r.Head.Merged))
 	}
 	b.WriteString("\n")
 	if c := r.Conflict; c != nil {
 		fmt.Fprintf(b, "\n> [!WARNING]\n> The head does not merge onto %s (%s): compared with the merge-base %s instead.\n",
-			mdCode(r.Base.Ref), short(c.BaseTip), short(c.MergeBase))
+			mdCode(r.Base.Ref), Short(c.BaseTip), Short(c.MergeBase))
 	}
 	b.WriteString("\n| system | rebuilds | newly failing | new failing | still failing | newly succeeding | new succeeding | eval errors |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")

@@ -57,6 +57,9 @@ type EvalInfo struct {
 	Seconds   float64 `json:"seconds"`
 	Attrs     int     `json:"attrs"`
 	Processes int     `json:"processes,omitempty"`
+	// Retired counts the walkers that handed over past the soft memory
+	// bound (eval.max_memory_mib).
+	Retired int `json:"retired,omitempty"`
 }
 
 // Ref is one side of the review.

@@ -17,14 +17,14 @@ const maxListed = 40
 // the lists of attributes, evaluation errors with file:line and alias errors.
 func WriteSummary(w io.Writer, r *Report) error {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "basinix review: %s (%s) <- %s (%s)", r.Base.Ref, short(r.Base.Commit), r.Head.Ref, short(r.Head.Commit))
+	fmt.Fprintf(b, "basinix review: %s (%s) <- %s (%s)", r.Base.Ref, Short(r.Base.Commit), r.Head.Ref, Short(r.Head.Commit))
 	if r.Head.Merged != "" && r.Head.Merged != r.Head.Commit {
-		fmt.Fprintf(b, ", merged as %s", short(r.Head.Merged))
+		fmt.Fprintf(b, ", merged as %s", Short(r.Head.Merged))
 	}
 	b.WriteString("\n")
 	if c := r.Conflict; c != nil {
 		fmt.Fprintf(b, "warning: the head does not merge onto %s (%s): compared with the merge-base %s instead\n",
-			r.Base.Ref, short(c.BaseTip), short(c.MergeBase))
+			r.Base.Ref, Short(c.BaseTip), Short(c.MergeBase))
 		if len(c.Files) > 0 {
 			fmt.Fprintf(b, "  conflicting files: %s\n", strings.Join(c.Files, ", "))
 		}
@@ -116,7 +116,8 @@ func errLine(e ErrorEntry) string {
 	return e.Message
 }
 
-func short(sha string) string {
+// Short is a commit's id as the report shows it: its first 12 digits.
+func Short(sha string) string {
 	if len(sha) > 12 {
 		return sha[:12]
 	}

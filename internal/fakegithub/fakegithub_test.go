@@ -3,6 +3,7 @@ package fakegithub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/google/go-github/v60/github"
 	"github.com/palantir/go-githubapp/githubapp"
+
+	"github.com/basinix/basinix/internal/testenv"
 )
 
 func client(t *testing.T, s *Server, key string) *github.Client {
@@ -117,17 +120,10 @@ func TestFaults(t *testing.T) {
 		t.Errorf("want a secondary rate limit with Retry-After, got %v", err)
 	}
 	// go-github itself holds requests back until Retry-After has passed.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, _, err := c.Checks.CreateCheckRun(ctx, "octo", "pkgs", opts)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the faults: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		_, _, err = c.Checks.CreateCheckRun(ctx, "octo", "pkgs", opts)
+		return err == nil
+	}, func() string { return fmt.Sprintf("after the faults: %v", err) })
 	if n := len(s.CheckRuns("octo/pkgs")); n != 1 {
 		t.Errorf("%d check runs, want 1", n)
 	}
