@@ -13,6 +13,7 @@ import (
 
 	"github.com/basinix/basinix/handlers"
 	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/store"
 )
 
@@ -253,7 +254,7 @@ func (p *pipeline) runRequested(ctx context.Context, j *store.Job) error {
 		}
 		ids[s] = id
 	}
-	results, err := p.rv.BuildAttrs(ctx, AttrsRequest{Repo: rb.CloneURL, Base: rb.Base, Head: rb.Head, Systems: p.cfg.Systems, Attrs: rb.Attrs, Tests: rb.Tests})
+	results, err := p.rv.BuildAttrs(ctx, review.AttrsRequest{Repo: rb.CloneURL, Base: rb.Base, Head: rb.Head, Systems: p.cfg.Systems, Attrs: rb.Attrs, Tests: rb.Tests})
 	if err != nil && (ctx.Err() != nil || transient(err) && j.Attempts < maxJobAttempts) {
 		return err // the check runs stay in progress; tried again
 	}
@@ -297,7 +298,7 @@ func (p *pipeline) rerun(ctx context.Context, req handlers.CommandRequest, verb 
 	p.poke()
 	switch latest.State {
 	case store.Queued, store.Evaluating, store.Building, store.Publishing:
-		return fmt.Sprintf("A review of %s is running: this runs when it is done.", short(latest.HeadSHA)), true, nil
+		return fmt.Sprintf("A review of %s is running: this runs when it is done.", report.Short(latest.HeadSHA)), true, nil
 	}
 	return "", true, nil
 }
@@ -314,7 +315,7 @@ func (p *pipeline) reviewed(ctx context.Context, req handlers.CommandRequest) (*
 	}
 	rev := revs[0]
 	if rev.State != store.Done || len(rev.Report) == 0 {
-		return nil, nil, fmt.Sprintf("The review of %s is not finished (%s): ask again when it is.", short(rev.HeadSHA), rev.State), nil
+		return nil, nil, fmt.Sprintf("The review of %s is not finished (%s): ask again when it is.", report.Short(rev.HeadSHA), rev.State), nil
 	}
 	rep, err := loadReview(ctx, p.st, rev)
 	if err != nil {
@@ -354,7 +355,7 @@ func (p *pipeline) merge(ctx context.Context, gh *github.Client, req handlers.Co
 		// GitHub shows it.
 		return "", nil
 	case pr.GetHead().GetSHA() != rev.HeadSHA:
-		return fmt.Sprintf("Not merged: the pull request moved to %s since its review of %s; ask again when that is reviewed.", short(pr.GetHead().GetSHA()), short(rev.HeadSHA)), nil
+		return fmt.Sprintf("Not merged: the pull request moved to %s since its review of %s; ask again when that is reviewed.", report.Short(pr.GetHead().GetSHA()), report.Short(rev.HeadSHA)), nil
 	case pr.Mergeable == nil:
 		return "Not merged: GitHub has not decided yet whether the pull request can be merged; ask again in a minute.", nil
 	case !pr.GetMergeable():
@@ -370,11 +371,4 @@ func (p *pipeline) merge(ctx context.Context, gh *github.Client, req handlers.Co
 	}
 	p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("method", p.cfg.Commands.MergeMethod).Msg("merged")
 	return "", nil
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }

@@ -1,6 +1,7 @@
-// Package app is basinix's composition root: it reads the configuration,
-// wires the store, the git workspace, Nix and the evaluator together, and
-// runs a review from refs to report.
+// Package app is basinix's composition root and server: it reads the
+// configuration, wires a review.Reviewer to GitHub (webhooks in, check
+// runs, comments and labels out), runs the jobs and the revision pipeline
+// over the store, and serves the web pages.
 package app
 
 import (
@@ -10,9 +11,7 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -21,23 +20,19 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 	"gopkg.in/yaml.v3"
 
-	"github.com/basinix/basinix/build"
-	"github.com/basinix/basinix/eval"
+	"github.com/basinix/basinix/review"
 )
 
-// Config is basinix's configuration; config.example.yml documents each field.
+// Config is basinix's configuration; config.example.yml documents each
+// field. The review's part (data directory, systems, Nix, evaluation,
+// builds, checkouts) is review.Config's.
 type Config struct {
-	DataDir string      `yaml:"data_dir"`
-	Systems []string    `yaml:"systems"`
-	Nix     NixConfig   `yaml:"nix"`
-	Eval    EvalConfig  `yaml:"eval"`
-	Build   BuildConfig `yaml:"build"`
+	review.Config `yaml:",inline"`
 	// GitHub is go-githubapp's section: web_url, v3_api_url, v4_api_url,
 	// app.integration_id, app.webhook_secret, app.private_key.
 	GitHub   githubapp.Config `yaml:"github"`
 	Server   ServerConfig     `yaml:"server"`
 	Commands CommandsConfig   `yaml:"commands"`
-	Git      GitConfig        `yaml:"git"`
 
 	// path is the file the configuration was read from ("" for none).
 	path string
@@ -101,89 +96,23 @@ type ServerConfig struct {
 	WebhookSecretFile string `yaml:"webhook_secret_file"`
 }
 
-// GitConfig is about the mirrors and checkouts.
-type GitConfig struct {
-	// Checkouts is how many checkouts each repository keeps on disk for
-	// reuse, across runs: moving one to another commit writes only the
-	// files that differ.
-	Checkouts int `yaml:"checkouts"`
-}
-
-// NixConfig says how Nix is run.
-type NixConfig struct {
-	BinDir  string            `yaml:"bin_dir"`
-	Options map[string]string `yaml:"options"`
-}
-
-// EvalConfig bounds and shapes evaluation.
-type EvalConfig struct {
-	Workers      int           `yaml:"workers"`
-	Config       string        `yaml:"config"`
-	AttrTimeout  time.Duration `yaml:"attr_timeout"`
-	Timeout      time.Duration `yaml:"timeout"`
-	MaxMemoryMiB int64         `yaml:"max_memory_mib"`
-	MaxExplained int           `yaml:"max_explained"`
-	MaxAttrs     int           `yaml:"max_attrs"`
-	MaxDeaths    int           `yaml:"max_deaths"`
-}
-
-// BuildConfig sizes and bounds the builder pool.
-type BuildConfig struct {
-	MaxJobs       int           `yaml:"max_jobs"`
-	Cores         int           `yaml:"cores"`
-	BuildTimeout  time.Duration `yaml:"build_timeout"`
-	MaxSilentTime time.Duration `yaml:"max_silent_time"`
-	BatchSize     int           `yaml:"batch_size"`
-	LogMaxKiB     int           `yaml:"log_max_kib"`
-	// LocalSystems and LocalFeatures describe the local machine; unset,
-	// Nix's system, extra-platforms and system-features are used.
-	LocalSystems  []string  `yaml:"local_systems"`
-	LocalFeatures *[]string `yaml:"local_features"`
-	// Machines are remote builders, one /etc/nix/machines line each;
-	// MachinesFile is read as well.
-	Machines     []string `yaml:"machines"`
-	MachinesFile string   `yaml:"machines_file"`
-	SSHOptions   string   `yaml:"ssh_options"`
-}
-
 // DefaultConfig returns the configuration used when no file is given.
 func DefaultConfig() Config {
 	return Config{
-		DataDir: defaultDataDir(),
-		Systems: []string{"x86_64-linux"},
-		Eval: EvalConfig{
-			Workers:      runtime.NumCPU(),
-			Config:       eval.DefaultConfig,
-			AttrTimeout:  2 * time.Minute,
-			Timeout:      time.Hour,
-			MaxMemoryMiB: 8192,
-			MaxExplained: 200,
-			MaxAttrs:     1_000_000,
-			MaxDeaths:    200,
-		},
-		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, BranchPriority: -1_000_000, GitHubRetryFor: 5 * time.Minute,
+		Config: review.DefaultConfig(),
+		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, BranchPriority: review.DefaultBranchPriority, GitHubRetryFor: 5 * time.Minute,
 			ReadTimeout: 30 * time.Second, MaxConnections: 1024, WebhookMemoryMiB: 128, MachineRetry: time.Minute,
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"}},
-		Git:      GitConfig{Checkouts: 4},
 		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge", MergeChecks: []string{"eval", "build"}},
-		Build: BuildConfig{
-			MaxJobs:       runtime.NumCPU(),
-			BuildTimeout:  3 * time.Hour,
-			MaxSilentTime: time.Hour,
-			BatchSize:     256,
-			LogMaxKiB:     4096,
-		},
 	}
 }
 
-func defaultDataDir() string {
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "basinix")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".cache", "basinix")
-	}
-	return filepath.Join(os.TempDir(), "basinix")
+// Review returns the review's part of the configuration, with the
+// server's branch priority.
+func (c Config) Review() review.Config {
+	r := c.Config
+	r.BranchPriority = c.Server.BranchPriority
+	return r
 }
 
 // LoadConfig reads a YAML configuration over the defaults. Decoding is
@@ -217,40 +146,14 @@ func decodeConfig(r io.Reader, cfg *Config) error {
 
 // Validate checks the values a decoder cannot.
 func (c Config) Validate() error {
-	if c.DataDir == "" {
-		return fmt.Errorf("config: data_dir is empty")
-	}
-	if len(c.Systems) == 0 {
-		return fmt.Errorf("config: systems is empty")
-	}
-	for _, s := range c.Systems {
-		if !validSystem(s) {
-			return fmt.Errorf("config: system %q is not of the form arch-os", s)
-		}
-	}
-	if c.Git.Checkouts < 1 {
-		return fmt.Errorf("config: git.checkouts must be at least 1")
-	}
-	if e := c.Eval; e.Workers < 0 || e.AttrTimeout < 0 || e.Timeout < 0 || e.MaxMemoryMiB < 0 || e.MaxAttrs < 0 || e.MaxDeaths < 0 {
-		return fmt.Errorf("config: eval limits must not be negative")
+	if err := c.Config.Validate(); err != nil {
+		return err
 	}
 	if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("config: server.public_url %q is not an http(s) URL (check runs link to it)", c.Server.PublicURL)
 	}
 	if sv := c.Server; sv.ReadTimeout <= 0 || sv.MaxConnections <= 0 || sv.MachineRetry <= 0 || sv.WebhookMemoryMiB < maxPayload>>20 {
 		return fmt.Errorf("config: server.read_timeout, max_connections and machine_retry must be positive, server.webhook_memory_mib at least %d (the largest webhook GitHub sends)", maxPayload>>20)
-	}
-	b := c.Build
-	if b.MaxJobs < 0 || b.Cores < 0 || b.BuildTimeout < 0 || b.MaxSilentTime < 0 || b.BatchSize < 0 || b.LogMaxKiB < 0 {
-		return fmt.Errorf("config: build limits must not be negative")
-	}
-	for _, s := range b.LocalSystems {
-		if !validSystem(s) {
-			return fmt.Errorf("config: build.local_systems: %q is not of the form arch-os", s)
-		}
-	}
-	if _, err := c.Machines(); err != nil {
-		return err
 	}
 	if !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`).MatchString(c.Commands.Name) {
 		return fmt.Errorf("config: commands.name %q is not a GitHub login", c.Commands.Name)
@@ -273,57 +176,6 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
-}
-
-// validSystem accepts Nix system doubles such as x86_64-linux.
-func validSystem(s string) bool {
-	arch, os, ok := strings.Cut(s, "-")
-	if !ok || arch == "" || os == "" {
-		return false
-	}
-	for _, c := range s {
-		if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// ParseSystems reads a comma-separated list of systems.
-func ParseSystems(list string) ([]string, error) {
-	var out []string
-	for _, s := range strings.Split(list, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if !validSystem(s) {
-			return nil, fmt.Errorf("system %q is not of the form arch-os", s)
-		}
-		out = append(out, s)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no systems in %q", list)
-	}
-	return out, nil
-}
-
-// Machines returns the remote builders of build.machines and
-// build.machines_file.
-func (c Config) Machines() ([]*build.Machine, error) {
-	text := strings.Join(c.Build.Machines, "\n")
-	if f := c.Build.MachinesFile; f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("config: build.machines_file: %w", err)
-		}
-		text += "\n" + string(b)
-	}
-	ms, err := build.ParseMachines(text)
-	if err != nil {
-		return nil, fmt.Errorf("config: build.machines: %w", err)
-	}
-	return ms, nil
 }
 
 // SecretEnv are the environment variables that may hold the App's

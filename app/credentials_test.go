@@ -102,7 +102,7 @@ func TestServeRefusesToReviewAMergedPR(t *testing.T) {
 	}
 	// The command is handled within the webhook's request: a re-review
 	// would be queued in the store by now.
-	revs, err := f.srv.rv.store.PRRevisions(context.Background(), "octo/pkgs", 1)
+	revs, err := f.srv.Reviewer().Store().PRRevisions(context.Background(), "octo/pkgs", 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,10 @@ type gitAuth struct {
 	byRepo map[string]*ghinstallation.Transport // guarded by mu; each caches its token until it expires
 }
 
+func newGitAuth(cfg githubapp.Config, gh githubapp.ClientCreator) *gitAuth {
+	return &gitAuth{cfg: cfg, gh: gh, byRepo: map[string]*ghinstallation.Transport{}}
+}
+
 func (a *gitAuth) config(ctx context.Context, url string) ([]string, error) {
 	web := strings.TrimSuffix(a.cfg.WebURL, "/") + "/"
 	rest, ok := strings.CutPrefix(url, web)

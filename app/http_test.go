@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/basinix/basinix/internal/testenv"
 	"github.com/basinix/basinix/sampleset"
 )
 
@@ -134,13 +135,8 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 			t.Errorf("slow connection %d: %d", i, code)
 		}
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for !healthy(t, f) {
-		if time.Now().After(deadline) {
-			t.Fatal("/healthz does not answer after the slow clients were cut off")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, 3*time.Second, func() bool { return healthy(t, f) },
+		func() string { return "/healthz does not answer after the slow clients were cut off" })
 }
 
 // Every answer tells the browser not to sniff: a log served as text/plain

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-github/v60/github"
 	"github.com/rs/zerolog"
 
+	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/store"
 )
 
@@ -208,7 +209,7 @@ func transient(err error) bool {
 	var te *ghinstallation.HTTPError // creating an installation token
 	var ne net.Error
 	switch {
-	case errors.Is(err, ErrInfrastructure), errors.As(err, &rl), errors.As(err, &al), errors.As(err, &ne):
+	case errors.Is(err, review.ErrInfrastructure), errors.As(err, &rl), errors.As(err, &al), errors.As(err, &ne):
 		return true
 	case errors.As(err, &ge) && ge.Response != nil:
 		return retryableStatus(ge.Response.StatusCode)

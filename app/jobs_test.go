@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/basinix/basinix/internal/testenv"
+	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/store"
 )
 
@@ -31,7 +32,7 @@ func TestJobRunnerOutcomes(t *testing.T) {
 		r.retryBase = time.Millisecond
 		r.handle("flaky", 1, func(ctx context.Context, j *store.Job) error {
 			if flaky.Add(1) < 3 {
-				return fmt.Errorf("build: %w: disk full", ErrInfrastructure)
+				return fmt.Errorf("build: %w: disk full", review.ErrInfrastructure)
 			}
 			return nil
 		})
@@ -71,7 +72,7 @@ func TestJobRunnerOutcomes(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- r.Run(rctx) }()
 	<-started
-	eventually(t, 10*time.Second, func() bool {
+	testenv.Eventually(t, 10*time.Second, func() bool {
 		s := state()
 		return s["flaky"] == "done 3 " && strings.HasPrefix(s["wrong"], "failed") && strings.HasPrefix(s["panics"], "failed")
 	}, func() string { return fmt.Sprint(state()) })
@@ -94,5 +95,5 @@ func TestJobRunnerOutcomes(t *testing.T) {
 	rctx, cancel = context.WithCancel(ctx)
 	defer cancel()
 	go r.Run(rctx)
-	eventually(t, 10*time.Second, func() bool { return state()["long"] == "done 2 " }, func() string { return fmt.Sprint(state()) })
+	testenv.Eventually(t, 10*time.Second, func() bool { return state()["long"] == "done 2 " }, func() string { return fmt.Sprint(state()) })
 }

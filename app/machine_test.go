@@ -27,7 +27,7 @@ func TestServeRetriesAfterAMachineFault(t *testing.T) {
 
 	// "the store is read-only": the eval check run says it tries again.
 	var ev fakegithub.CheckRun
-	eventually(t, time.Minute, func() bool {
+	testenv.Eventually(t, time.Minute, func() bool {
 		for _, c := range f.gh.CheckRuns("octo/pkgs") {
 			if c.Name == "basinix / eval" {
 				ev = c

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/handlers"
 	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/store"
 )
 
@@ -25,7 +27,7 @@ import (
 type pipeline struct {
 	cfg     Config
 	st      *store.Store
-	rv      *Reviewer
+	rv      *review.Reviewer
 	gh      githubapp.ClientCreator
 	log     zerolog.Logger
 	wake    chan struct{}
@@ -256,58 +258,87 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		return
 	}
 	p.recordFiles(ctx, gh, rev, log)
-	var (
-		mu         sync.Mutex
-		evaluated  *report.Report
-		lastUpdate time.Time
-	)
 	systems := p.cfg.Systems
-	req := Request{Repo: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA, Systems: systems, Build: true, FewerRebuildsFirst: true,
-		RebuildFailed: rev.RebuildFailed, FreshEval: rev.FreshEval}
-	req.Evaluated = func(rep *report.Report) {
-		mu.Lock()
-		defer mu.Unlock()
-		evaluated = rep
-		// Failures here are retried with the final results.
-		if err := c.final(ctx, evalCheck, report.EvalCheckRun(rep, c.details)); err != nil {
-			log.Warn().Err(err).Msg("publishing the evaluation")
-		}
-		for _, s := range systems {
-			if _, err := c.id(ctx, buildCheck(s), "in_progress"); err != nil {
-				log.Warn().Err(err).Msg("creating the build check runs")
-			}
-		}
-		if err := p.st.FinishRevision(ctx, rev.ID, store.Building, nil, ""); err != nil {
-			log.Warn().Err(err).Msg("recording the revision's state")
-		}
-	}
-	// Progress goes out at most every p.every (the review reports it at
-	// every change and every second, so the latest goes out when the time
-	// is up).
-	req.Progress = func(pr build.Progress) {
-		mu.Lock()
-		defer mu.Unlock()
-		if evaluated == nil || time.Since(lastUpdate) < p.every || pr.Done == pr.Total {
+	pend, err := p.rv.Evaluate(ctx, review.Request{Repo: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA, Systems: systems, Build: true,
+		FewerRebuildsFirst: true, RebuildFailed: rev.RebuildFailed, FreshEval: rev.FreshEval})
+	if err == nil {
+		defer pend.Close()
+		p.evaluated(ctx, rev, c, pend.Report(), log)
+		defer p.progress.drop(rev.ID)
+		stop := p.followBuilds(ctx, rev, c, pend, log)
+		var rep *report.Report
+		rep, err = pend.Build(ctx)
+		stop()
+		if err == nil {
+			p.finishReview(ctx, rev, c, rep, log)
 			return
 		}
-		lastUpdate = time.Now()
-		p.progress.set(rev.ID, pr)
-		for _, s := range systems {
-			if err := c.publish(ctx, buildCheck(s), report.BuildProgressCheckRun(pr, p.liveURL)); err != nil {
-				log.Warn().Err(err).Msg("progress update")
-			}
-		}
 	}
-	defer p.progress.drop(rev.ID)
-	rep, err := p.rv.Review(ctx, req)
 	if ctx.Err() != nil {
 		p.superseded(bg, rev, c, systems, log)
 		return
 	}
-	if err != nil {
-		p.fail(bg, rev, c, err, log)
-		return
+	p.fail(bg, rev, c, err, log)
+}
+
+// evaluated publishes a revision's evaluation (its final eval check run)
+// and opens its build check runs. Failures here are retried with the
+// final results.
+func (p *pipeline) evaluated(ctx context.Context, rev *store.Revision, c *checks, rep *report.Report, log zerolog.Logger) {
+	if err := c.final(ctx, evalCheck, report.EvalCheckRun(rep, c.details)); err != nil {
+		log.Warn().Err(err).Msg("publishing the evaluation")
 	}
+	for _, s := range p.cfg.Systems {
+		if _, err := c.id(ctx, buildCheck(s), "in_progress"); err != nil {
+			log.Warn().Err(err).Msg("creating the build check runs")
+		}
+	}
+	if err := p.st.FinishRevision(ctx, rev.ID, store.Building, nil, ""); err != nil {
+		log.Warn().Err(err).Msg("recording the revision's state")
+	}
+}
+
+// followBuilds publishes a revision's build progress while its builds
+// run, at most every p.every, until the returned stop is called.
+func (p *pipeline) followBuilds(ctx context.Context, rev *store.Revision, c *checks, pend *review.Pending, log zerolog.Logger) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		var last time.Time
+		var shown build.Progress
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			pr, ok := pend.Progress()
+			if !ok || pr.Done == pr.Total || time.Since(last) < p.every || reflect.DeepEqual(pr, shown) {
+				continue
+			}
+			last, shown = time.Now(), pr
+			p.progress.set(rev.ID, pr)
+			for _, s := range p.cfg.Systems {
+				if err := c.publish(ctx, buildCheck(s), report.BuildProgressCheckRun(pr, p.liveURL)); err != nil {
+					log.Warn().Err(err).Msg("progress update")
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// finishReview stores a reviewed revision and publishes its final check runs.
+func (p *pipeline) finishReview(ctx context.Context, rev *store.Revision, c *checks, rep *report.Report, log zerolog.Logger) {
+	bg := context.WithoutCancel(ctx)
 	p.metrics.observe(rep)
 	p.failingSince(bg, rev, rep)
 	// The review is stored before the final check runs are sent: what
@@ -346,7 +377,7 @@ func (p *pipeline) branchFailingSince(ctx context.Context, rev *store.Revision, 
 				since = &hist[i]
 			}
 			if since != nil {
-				e.FailingSince = fmt.Sprintf("%s %q on %s", short(since.Commit), since.Title, rev.BaseRef)
+				e.FailingSince = fmt.Sprintf("%s %q on %s", report.Short(since.Commit), since.Title, rev.BaseRef)
 			}
 		}
 	}
@@ -461,7 +492,7 @@ const maxMachineRetries = 5
 // reports whether it did: false for any other error, or when the retries
 // are used up.
 func (p *pipeline) retryLater(ctx context.Context, rev *store.Revision, c *checks, err error, log zerolog.Logger) bool {
-	if !errors.Is(err, ErrInfrastructure) || rev.MachineFailures >= maxMachineRetries {
+	if !errors.Is(err, review.ErrInfrastructure) || rev.MachineFailures >= maxMachineRetries {
 		return false
 	}
 	wait := min(p.cfg.Server.MachineRetry<<rev.MachineFailures, 30*time.Minute)

@@ -19,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -28,6 +27,7 @@ import (
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/handlers"
 	"github.com/basinix/basinix/internal/redact"
+	"github.com/basinix/basinix/review"
 )
 
 // maxPayload is the largest webhook body accepted (GitHub caps them at 25 MB).
@@ -39,7 +39,7 @@ type Server struct {
 	cfg      Config
 	log      zerolog.Logger
 	red      *redact.Redactor // what leaves the server passes through it
-	rv       *Reviewer
+	rv       *review.Reviewer
 	pipe     *pipeline
 	dispatch http.Handler
 	metrics  *metrics
@@ -50,12 +50,12 @@ type Server struct {
 
 // NewServer sets up the server; cfg must have its secrets loaded.
 func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, error) {
-	rv, err := NewReviewer(ctx, cfg, log)
+	rv, err := review.New(ctx, cfg.Review(), log)
 	if err != nil {
 		return nil, err
 	}
-	cfg = rv.cfg // with the data directory made absolute
-	m := newMetrics(rv.store, rv.pool)
+	cfg.Config = rv.Config() // with the data directory made absolute
+	m := newMetrics(rv.Store(), rv.Pool())
 	red := NewRedactor(cfg)
 	cc := newRefreshingClients(githubapp.NewClientCreator(cfg.GitHub.V3APIURL, cfg.GitHub.V4APIURL,
 		cfg.GitHub.App.IntegrationID, []byte(cfg.GitHub.App.PrivateKey),
@@ -67,17 +67,17 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 		rv.Close()
 		return nil, err
 	}
-	if rv.host != nil && !rv.host.Sandbox {
+	if rv.Host() != nil && !rv.Host().Sandbox {
 		// Said once at start, where an administrator reads it, and not
 		// only when the first build runs.
 		log.Warn().Msg("the Nix sandbox is off: a build can read every file and process environment basinix's Nix user can, the App's private key file included. " +
 			"basinix keeps its secrets out of every child's environment and redacts them from what it publishes, but production should run Nix with sandbox = true and build users")
 	}
 	s := &Server{cfg: cfg, log: log, red: red, rv: rv, metrics: m, github: health, bodies: semaphore.NewWeighted(int64(cfg.Server.WebhookMemoryMiB) << 20)}
-	rv.ws.Auth = (&gitAuth{cfg: cfg.GitHub, gh: cc, byRepo: map[string]*ghinstallation.Transport{}}).config
-	s.pipe = &pipeline{cfg: cfg, st: rv.store, rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
+	rv.Workspace().Auth = newGitAuth(cfg.GitHub, cc).config
+	s.pipe = &pipeline{cfg: cfg, st: rv.Store(), rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
 		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}, metrics: m,
-		jobs: newJobRunner(rv.store, log.With().Str("component", "jobs").Logger())}
+		jobs: newJobRunner(rv.Store(), log.With().Str("component", "jobs").Logger())}
 	s.pipe.registerJobs()
 	s.dispatch = githubapp.NewEventDispatcher(
 		[]githubapp.EventHandler{
@@ -94,6 +94,9 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 
 // Version is basinix's version, for the user agent and `basinix version`.
 const Version = "0.1.0-dev"
+
+// Reviewer is the server's reviewer: its store, pool and workspace.
+func (s *Server) Reviewer() *review.Reviewer { return s.rv }
 
 // Close releases the store.
 func (s *Server) Close() error { return s.rv.Close() }
@@ -229,7 +232,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "malformed webhook: need X-GitHub-Event, X-GitHub-Delivery and a JSON body", http.StatusBadRequest)
 		return
 	}
-	fresh, err := s.rv.store.ClaimDelivery(r.Context(), delivery, event)
+	fresh, err := s.rv.Store().ClaimDelivery(r.Context(), delivery, event)
 	if err != nil {
 		log.Error().Err(err).Msg("recording the delivery")
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -250,7 +253,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 // delivery so that GitHub's redelivery is handled.
 func (s *Server) webhookError(w http.ResponseWriter, r *http.Request, err error) {
 	delivery := r.Header.Get("X-GitHub-Delivery")
-	if ferr := s.rv.store.ForgetDelivery(context.WithoutCancel(r.Context()), delivery); ferr != nil {
+	if ferr := s.rv.Store().ForgetDelivery(context.WithoutCancel(r.Context()), delivery); ferr != nil {
 		s.log.Error().Err(ferr).Msg("forgetting a failed delivery")
 	}
 	var ve githubapp.ValidationError
@@ -319,7 +322,7 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 		out.Close()
 		return
 	}
-	if _, _, running := s.rv.pool.Live(drv, 0); !running {
+	if _, _, running := s.rv.Pool().Live(drv, 0); !running {
 		http.Error(w, "no such log", http.StatusNotFound)
 		return
 	}
@@ -336,7 +339,7 @@ func (s *Server) follow(rw http.ResponseWriter, r *http.Request, dir, drv string
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for from := 0; ; {
-		data, next, running := s.rv.pool.Live(drv, from)
+		data, next, running := s.rv.Pool().Live(drv, from)
 		if _, err := w.Write(data); err != nil {
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/basinix/basinix/internal/testenv"
 	"github.com/basinix/basinix/nix"
 )
 
@@ -24,7 +25,7 @@ import (
 //
 // BASINIX_BENCH_SECONDS sets how long deliveries go on (default 60).
 func BenchmarkWebhookToCheckRun(b *testing.B) {
-	secs := envInt("BASINIX_BENCH_SECONDS", 60)
+	secs := testenv.EnvInt("BASINIX_BENCH_SECONDS", 60)
 	const rate = 20
 	f := newApp(b)
 	n := secs * rate
@@ -72,7 +73,7 @@ func BenchmarkWebhookToCheckRun(b *testing.B) {
 	wg.Wait()
 
 	created := map[string]time.Time{}
-	eventually(b, 2*time.Minute, func() bool {
+	testenv.Eventually(b, 2*time.Minute, func() bool {
 		for _, c := range f.gh.CheckRuns("octo/pkgs") {
 			if c.Name == evalCheck {
 				created[c.HeadSHA] = c.Created

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradleyfalzon/ghinstallation/v2"
-
 	"github.com/basinix/basinix/internal/fakegithub"
 	"github.com/basinix/basinix/internal/testenv"
 	"github.com/basinix/basinix/report"
@@ -137,9 +135,9 @@ func (f *appFixture) deliver(t *testing.T, event string, body []byte) (int, stri
 func (f *appFixture) settle(t *testing.T) {
 	t.Helper()
 	var n int
-	eventually(t, time.Minute, func() bool {
+	testenv.Eventually(t, time.Minute, func() bool {
 		var err error
-		n, err = f.srv.rv.store.UnfinishedJobs(context.Background(), jobCommand, jobInstallation)
+		n, err = f.srv.Reviewer().Store().UnfinishedJobs(context.Background(), jobCommand, jobInstallation)
 		return err == nil && n == 0
 	}, func() string { return fmt.Sprintf("%d commands and installations not carried out", n) })
 }
@@ -148,25 +146,11 @@ func (f *appFixture) sha(t testing.TB, ref string) string {
 	return strings.TrimSpace(testenv.Git(t, f.repo.Dir, "rev-parse", ref))
 }
 
-// eventually polls cond until it holds, failing the test with failure()
-// after timeout. What the tests wait for (the fake GitHub's state, the
-// store, the pool) sends no notification.
-func eventually(t testing.TB, timeout time.Duration, cond func() bool, failure func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(failure())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // waitChecks waits until the head has the named check runs, all completed.
 func (f *appFixture) waitChecks(t *testing.T, head string, names ...string) map[string]fakegithub.CheckRun {
 	t.Helper()
 	var got map[string]fakegithub.CheckRun
-	eventually(t, 3*time.Minute, func() bool {
+	testenv.Eventually(t, 3*time.Minute, func() bool {
 		got = map[string]fakegithub.CheckRun{}
 		for _, c := range f.gh.CheckRuns("octo/pkgs") {
 			if c.HeadSHA == head {
@@ -255,7 +239,7 @@ func TestServeRefusesBadDeliveries(t *testing.T) {
 	if code := post(f.gh.WebhookSecret, "d4", []byte(`{"action": "opened", "pull_request": 7}`)); code != http.StatusBadRequest {
 		t.Errorf("wrong shape: %d, want 400", code)
 	}
-	revs, err := f.srv.rv.store.Revisions(context.Background(), 10)
+	revs, err := f.srv.Reviewer().Store().Revisions(context.Background(), 10)
 	if err != nil || len(revs) != 0 {
 		t.Fatalf("refused deliveries queued %d revisions (%v)", len(revs), err)
 	}
@@ -265,7 +249,7 @@ func TestServeRefusesBadDeliveries(t *testing.T) {
 		}
 	}
 	f.waitChecks(t, f.sha(t, f.repo.Head), "basinix / eval", "basinix / build (x86_64-linux)")
-	revs, _ = f.srv.rv.store.Revisions(context.Background(), 10)
+	revs, _ = f.srv.Reviewer().Store().Revisions(context.Background(), 10)
 	if len(revs) != 1 {
 		t.Errorf("the same delivery twice made %d revisions", len(revs))
 	}
@@ -278,7 +262,7 @@ func TestServeRefusesBadDeliveries(t *testing.T) {
 func (f *appFixture) waitCheck(t *testing.T, head, name string, cond func(fakegithub.CheckRun) bool) fakegithub.CheckRun {
 	t.Helper()
 	var found fakegithub.CheckRun
-	eventually(t, time.Minute, func() bool {
+	testenv.Eventually(t, time.Minute, func() bool {
 		for _, c := range f.gh.CheckRuns("octo/pkgs") {
 			if c.HeadSHA == head && c.Name == name && cond(c) {
 				found = c
@@ -324,7 +308,7 @@ func TestServeSupersedeAndClose(t *testing.T) {
 	if took := time.Since(start); took > 45*time.Second {
 		t.Errorf("the story took %s: the slow build was waited for", took)
 	}
-	revs, err := f.srv.rv.store.Revisions(context.Background(), 10)
+	revs, err := f.srv.Reviewer().Store().Revisions(context.Background(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +373,7 @@ func TestServeReconcilesMissedPullRequests(t *testing.T) {
 	if runs["basinix / build (x86_64-linux)"].Conclusion != "failure" {
 		t.Errorf("build check run: %+v", runs["basinix / build (x86_64-linux)"])
 	}
-	revs, _ := f.srv.rv.store.Revisions(context.Background(), 10)
+	revs, _ := f.srv.Reviewer().Store().Revisions(context.Background(), 10)
 	if len(revs) != 1 || revs[0].PR != 1 {
 		t.Errorf("revisions: %+v, want PR 1 only (PR 2 is a draft)", revs)
 	}
@@ -423,12 +407,12 @@ func TestServePushAndInstallation(t *testing.T) {
 	f := newApp(t)
 	tip := f.sha(t, "master")
 	f.push(t, tip)
-	m, err := f.srv.rv.ws.Mirror("file://" + f.repo.Dir)
+	m, err := f.srv.Reviewer().Workspace().Mirror("file://" + f.repo.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Minute, func() bool {
-		ev, err := f.srv.rv.cached(context.Background(), f.srv.rv.key(m.URL, tip, "x86_64-linux"))
+	testenv.Eventually(t, time.Minute, func() bool {
+		ev, err := f.srv.Reviewer().Cached(context.Background(), m.URL, tip, "x86_64-linux")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -497,11 +481,9 @@ func TestServeWebPages(t *testing.T) {
 
 // https clone URLs on GitHub are fetched with the installation's token.
 func TestGitAuthUsesInstallationToken(t *testing.T) {
-	f := newApp(t)
-	f.srv.cfg.GitHub.WebURL = "https://github.example/"
-	auth := &gitAuth{cfg: f.srv.cfg.GitHub, gh: f.srv.pipe.gh, byRepo: map[string]*ghinstallation.Transport{}}
-	auth.cfg.WebURL = "https://github.example/"
-	cfg, err := auth.config(context.Background(), "https://github.example/octo/pkgs.git")
+	f := newAppConfig(t, sampleset.Options{Bulk: 1}, func(c *Config) { c.GitHub.WebURL = "https://github.example/" })
+	auth := f.srv.Reviewer().Workspace().Auth
+	cfg, err := auth(context.Background(), "https://github.example/octo/pkgs.git")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -517,7 +499,7 @@ func TestGitAuthUsesInstallationToken(t *testing.T) {
 		t.Errorf("token %q: installation %d, valid %v", tok, id, valid)
 	}
 	for _, other := range []string{"file:///srv/pkgs", "https://elsewhere.example/octo/pkgs.git", "http://github.example/octo/pkgs.git"} {
-		if cfg, err := auth.config(context.Background(), other); err != nil || cfg != nil {
+		if cfg, err := auth(context.Background(), other); err != nil || cfg != nil {
 			t.Errorf("%s: %q %v, want nothing", other, cfg, err)
 		}
 	}
@@ -535,8 +517,8 @@ func TestServeResultsNeverLost(t *testing.T) {
 	build := "basinix / build (x86_64-linux)"
 	f.waitCheck(t, head, build, func(c fakegithub.CheckRun) bool { return true })
 	f.gh.Fail(1_000_000, http.StatusBadGateway, "")
-	eventually(t, time.Minute, func() bool {
-		revs, _ := f.srv.rv.store.RevisionsIn(context.Background(), "publishing")
+	testenv.Eventually(t, time.Minute, func() bool {
+		revs, _ := f.srv.Reviewer().Store().RevisionsIn(context.Background(), "publishing")
 		return len(revs) == 1
 	}, func() string { return "the revision never waited to be published" })
 	f.stop()
@@ -557,7 +539,7 @@ func TestServeFollowsRunningBuild(t *testing.T) {
 	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
 	// slowpkg's derivation: the one the pool is building with that name.
 	var drv string
-	eventually(t, time.Minute, func() bool {
+	testenv.Eventually(t, time.Minute, func() bool {
 		for _, d := range f.building(t) {
 			if strings.HasSuffix(d, "-slowpkg-1.0.drv") {
 				drv = filepath.Base(d)
@@ -568,7 +550,7 @@ func TestServeFollowsRunningBuild(t *testing.T) {
 	// While it builds, the build check run and the PR page say so and
 	// link its live log (once a progress update is due: every 5 s).
 	link := "/log/" + drv
-	eventually(t, time.Minute, func() bool {
+	testenv.Eventually(t, time.Minute, func() bool {
 		for _, c := range f.gh.CheckRuns("octo/pkgs") {
 			if c.Name == "basinix / build (x86_64-linux)" && c.Status != "completed" && strings.Contains(c.Summary, "Building now:") &&
 				strings.Contains(c.Summary, "- `slowpkg-1.0` ([live log](https://basinix.example"+link+"))") && !strings.Contains(c.Summary, "| 0 | 0 | 0 |") {
@@ -601,7 +583,7 @@ func (f *appFixture) building(t *testing.T) []string {
 	}
 	var live []string
 	for _, d := range out {
-		if _, _, running := f.srv.rv.pool.Live(d, 0); running {
+		if _, _, running := f.srv.Reviewer().Pool().Live(d, 0); running {
 			live = append(live, d)
 		}
 	}
@@ -744,7 +726,7 @@ func visible(body string) string {
 func (f *appFixture) waitCompleted(t *testing.T, n int) {
 	t.Helper()
 	var done int
-	eventually(t, time.Minute, func() bool {
+	testenv.Eventually(t, time.Minute, func() bool {
 		done = 0
 		for _, c := range f.gh.CheckRuns("octo/pkgs") {
 			if c.Status == "completed" {
@@ -814,7 +796,7 @@ func TestServeEvalCommand(t *testing.T) {
 	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
 	f.deliver(t, "issue_comment", f.comment(t, 301, "maint", "User", "@basinix eval"))
 	f.waitCompleted(t, 4)
-	revs, err := f.srv.rv.store.PRRevisions(context.Background(), "octo/pkgs", 1)
+	revs, err := f.srv.Reviewer().Store().PRRevisions(context.Background(), "octo/pkgs", 1)
 	if err != nil || len(revs) != 1 || revs[0].Attempt != 1 {
 		t.Fatalf("revisions %+v, %v", revs, err)
 	}
@@ -882,9 +864,9 @@ func TestServeBranchHistory(t *testing.T) {
 	f.waitTip(t, fork, "the first tip was not recorded")
 	f.push(t, base) // libbase 1.0 -> 1.0.1: libbase and its dependents change
 	var hist []store.HistoryEntry
-	eventually(t, time.Minute, func() bool {
+	testenv.Eventually(t, time.Minute, func() bool {
 		var err error
-		if hist, err = f.srv.rv.store.AttrHistory(context.Background(), "octo/pkgs", "master", "x86_64-linux", "libmid", 10); err != nil {
+		if hist, err = f.srv.Reviewer().Store().AttrHistory(context.Background(), "octo/pkgs", "master", "x86_64-linux", "libmid", 10); err != nil {
 			t.Fatal(err)
 		}
 		return len(hist) == 1 && hist[0].Result == "success"
@@ -937,7 +919,7 @@ func TestServeBranchTipsDoNotWaitForBuilds(t *testing.T) {
 		f.push(t, c)
 	}
 	history := func(attr string) []store.HistoryEntry {
-		h, err := f.srv.rv.store.AttrHistory(context.Background(), "octo/pkgs", "master", "x86_64-linux", attr, 10)
+		h, err := f.srv.Reviewer().Store().AttrHistory(context.Background(), "octo/pkgs", "master", "x86_64-linux", attr, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -947,7 +929,7 @@ func TestServeBranchTipsDoNotWaitForBuilds(t *testing.T) {
 	if h := history("slow"); len(h) != 1 || h[0].Commit != c2 || h[0].Result != "" {
 		t.Errorf("slow's history when the third push was recorded: %+v, want its build of the second push still running", h)
 	}
-	eventually(t, time.Minute, func() bool {
+	testenv.Eventually(t, time.Minute, func() bool {
 		h := history("slow")
 		return len(h) == 1 && h[0].Result == "success"
 	}, func() string { return fmt.Sprintf("slow's history: %+v", history("slow")) })
@@ -969,8 +951,8 @@ func TestServeCatchesUpBranches(t *testing.T) {
 // waitTip waits until the store's last tip of master is commit.
 func (f *appFixture) waitTip(t *testing.T, commit, failure string) {
 	t.Helper()
-	eventually(t, time.Minute, func() bool {
-		last, _ := f.srv.rv.store.LastTip(context.Background(), "octo/pkgs", "master")
+	testenv.Eventually(t, time.Minute, func() bool {
+		last, _ := f.srv.Reviewer().Store().LastTip(context.Background(), "octo/pkgs", "master")
 		return last != nil && last.Commit == commit
 	}, func() string { return failure })
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/handlers"
+	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/store"
 )
 
@@ -20,8 +21,8 @@ func (p *pipeline) runBranchTip(ctx context.Context, j *store.Job) error {
 		return err
 	}
 	log := p.log.With().Str("repo", push.Repo).Str("branch", push.Branch).Str("commit", push.Commit).Logger()
-	tip, err := p.rv.BranchTip(ctx, BranchRequest{Repo: push.CloneURL, Name: push.Repo, Branch: push.Branch, Commit: push.Commit,
-		Systems: p.cfg.Systems, Priority: priority(branchTip, 0, p.cfg.Server.BranchPriority)})
+	tip, err := p.rv.BranchTip(ctx, review.BranchRequest{Repo: push.CloneURL, Name: push.Repo, Branch: push.Branch, Commit: push.Commit,
+		Systems: p.cfg.Systems})
 	if err != nil || tip == nil {
 		return err
 	}
@@ -50,7 +51,7 @@ func (p *pipeline) runBranchBuilds(ctx context.Context, j *store.Job) error {
 	if err := payload(j, &bb); err != nil {
 		return err
 	}
-	outcomes, err := p.rv.buildRetrying(ctx, bb.Wants, nil)
+	outcomes, err := p.rv.Build(ctx, bb.Wants)
 	if err != nil {
 		return err
 	}

@@ -120,7 +120,7 @@ func (p *pipeline) failingSince(ctx context.Context, rev *store.Revision, rep *r
 					since, sinceHead = h.Push, h.Commit
 				}
 			}
-			e.FailingSince = fmt.Sprintf("push %d (%s) of this PR", since, short(sinceHead))
+			e.FailingSince = fmt.Sprintf("push %d (%s) of this PR", since, report.Short(sinceHead))
 		}
 	}
 	p.branchFailingSince(ctx, rev, rep)

@@ -28,7 +28,7 @@ var verdictOrder = map[report.Verdict]int{
 }
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"short":   short,
+	"short":   report.Short,
 	"drvName": report.DrvName,
 	"base":    filepath.Base,
 	"attrs": func(s *report.System) []string {
@@ -49,7 +49,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 
 // serveIndex shows the recent revisions and their state.
 func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
-	revs, err := s.rv.store.Revisions(r.Context(), 100)
+	revs, err := s.rv.Store().Revisions(r.Context(), 100)
 	if err != nil {
 		s.log.Error().Err(err).Msg("index page")
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -67,7 +67,7 @@ func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such pull request", http.StatusNotFound)
 		return
 	}
-	revs, err := s.rv.store.PRRevisions(r.Context(), repo, n)
+	revs, err := s.rv.Store().PRRevisions(r.Context(), repo, n)
 	if err != nil {
 		s.log.Error().Err(err).Msg("pull request page")
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -79,7 +79,7 @@ func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
 	}
 	var rep *report.Report
 	for _, rev := range revs { // the newest with a report
-		got, err := loadReview(r.Context(), s.rv.store, rev)
+		got, err := loadReview(r.Context(), s.rv.Store(), rev)
 		if err != nil {
 			s.log.Error().Err(err).Int64("revision", rev.ID).Msg("stored review unreadable")
 			continue
@@ -89,13 +89,13 @@ func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	cmds, err := s.rv.store.Commands(r.Context(), repo, n, 50)
+	cmds, err := s.rv.Store().Commands(r.Context(), repo, n, 50)
 	if err != nil {
 		s.log.Error().Err(err).Msg("pull request page")
 	}
 	// From the store only: a page view, anonymous as it may be, never
 	// spends the installation's API quota.
-	files, filesHead, err := s.rv.store.PRFiles(r.Context(), repo, n)
+	files, filesHead, err := s.rv.Store().PRFiles(r.Context(), repo, n)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.Error().Err(err).Msg("pull request page")
 	}
@@ -120,7 +120,7 @@ func (s *Server) serveAttr(w http.ResponseWriter, r *http.Request) {
 	if system == "" {
 		system = s.cfg.Systems[0]
 	}
-	hist, err := s.rv.store.AttrHistory(r.Context(), repo, branch, system, attr, 200)
+	hist, err := s.rv.Store().AttrHistory(r.Context(), repo, branch, system, attr, 200)
 	if err != nil {
 		s.log.Error().Err(err).Msg("attribute page")
 		http.Error(w, "internal error", http.StatusInternalServerError)

@@ -9,7 +9,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/basinix/basinix/app"
+	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/review"
 )
 
 func bisect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -37,7 +38,7 @@ func bisect(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	if _, err := app.ParseSystems(*system); err != nil {
+	if _, err := review.ParseSystems(*system); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	log, err := logs.logger(stderr, stderr)
@@ -50,7 +51,7 @@ func bisect(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer stop()
 
-	res, err := rv.Bisect(ctx, app.BisectRequest{Repo: *repo, Name: *name, Branch: *branch, Attr: *attr, System: *system, Good: *good, Bad: *bad})
+	res, err := rv.Bisect(ctx, review.BisectRequest{Repo: *repo, Name: *name, Branch: *branch, Attr: *attr, System: *system, Good: *good, Bad: *bad})
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -60,8 +61,8 @@ func bisect(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return &exitError{code: 2, err: fmt.Errorf("write result: %w", err)}
 		}
 	}
-	fmt.Fprintf(stdout, "%s on %s fails since %s %q\n", res.Attr, res.System, res.FirstBad.SHA[:12], res.FirstBad.Title)
-	fmt.Fprintf(stdout, "last good: %s %q\n", res.LastGood.SHA[:12], res.LastGood.Title)
+	fmt.Fprintf(stdout, "%s on %s fails since %s %q\n", res.Attr, res.System, report.Short(res.FirstBad.SHA), res.FirstBad.Title)
+	fmt.Fprintf(stdout, "last good: %s %q\n", report.Short(res.LastGood.SHA), res.LastGood.Title)
 	if res.Cause != "" {
 		fmt.Fprintf(stdout, "cause: %s\n", res.Cause)
 	}
@@ -71,7 +72,7 @@ func bisect(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if s.Error != "" {
 			what = "does not evaluate: " + s.Error
 		}
-		fmt.Fprintf(stdout, "  %s %-40.40q %s (%s)\n", s.Commit[:12], s.Title, what, s.How)
+		fmt.Fprintf(stdout, "  %s %-40.40q %s (%s)\n", report.Short(s.Commit), s.Title, what, s.How)
 	}
 	return nil
 }

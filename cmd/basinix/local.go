@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/basinix/basinix/app"
+	"github.com/basinix/basinix/review"
 )
 
 // localFlags are the flags of the commands that work on this machine
@@ -40,8 +41,8 @@ func (f localFlags) load() (app.Config, error) {
 
 // startReviewer opens a reviewer and runs its builder pool; stop ends the
 // pool, waits for it and closes the reviewer.
-func startReviewer(ctx context.Context, cfg app.Config, log zerolog.Logger) (rv *app.Reviewer, stop func(), err error) {
-	rv, err = app.NewReviewer(ctx, cfg, log)
+func startReviewer(ctx context.Context, cfg app.Config, log zerolog.Logger) (rv *review.Reviewer, stop func(), err error) {
+	rv, err = review.New(ctx, cfg.Review(), log)
 	if err != nil {
 		return nil, nil, err
 	}

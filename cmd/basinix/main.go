@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 	var err error
 	switch args[0] {
 	case "review":
-		err = review(ctx, args[1:], stdout, stderr)
+		err = reviewCmd(ctx, args[1:], stdout, stderr)
 	case "bisect":
 		err = bisect(ctx, args[1:], stdout, stderr)
 	case "serve":

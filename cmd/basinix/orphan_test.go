@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,29 +48,20 @@ func TestKilledReviewLeavesNoWalker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	deadline := time.Now().Add(time.Minute)
-	for len(processesWith(data+"/tmp/")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no walker started within a minute")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, time.Minute, func() bool { return len(processesWith(data+"/tmp/")) > 0 },
+		func() string { return "no walker started within a minute" })
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	deadline = time.Now().Add(15 * time.Second)
-	for {
-		left := processesWith(data + "/tmp/")
-		if len(left) == 0 {
-			return
+	var left []int
+	t.Cleanup(func() {
+		for _, pid := range processesWith(data + "/tmp/") {
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
-		if time.Now().After(deadline) {
-			for _, pid := range left {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-			t.Fatalf("15 s after basinix was killed, its Nix processes %v still run", left)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	})
+	testenv.Eventually(t, 15*time.Second, func() bool { left = processesWith(data + "/tmp/"); return len(left) == 0 },
+		func() string {
+			return fmt.Sprintf("15 s after basinix was killed, its Nix processes %v still run", left)
+		})
 }

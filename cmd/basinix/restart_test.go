@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/basinix/basinix/internal/fakegithub"
 	"github.com/basinix/basinix/internal/testenv"
@@ -94,12 +95,12 @@ func TestServeKill9ResumesEveryJob(t *testing.T) {
 	os.WriteFile(filepath.Join(repo.Dir, repo.Options.PackageFile("slowtip")), []byte(slow("slowtip", "2")), 0o644)
 	testenv.Git(t, repo.Dir, "commit", "--quiet", "-am", "slowtip: 1 -> 2")
 	deliver("push", fakegithub.PushEvent(t, ghRepo, "master", sha("master")))
-	waitUntil(t, func() bool { return startedBuilds("slowtip-2") == 1 })
+	testenv.Eventually(t, time.Minute, func() bool { return startedBuilds("slowtip-2") == 1 }, nil)
 	kill(server)
 	server = startServe(t, bin, cfg, dir, port, nil)
-	waitUntil(t, func() bool {
+	testenv.Eventually(t, time.Minute, func() bool {
 		return strings.Contains(page("/attr/octo/pkgs/master/slowtip"), `<td class="success">success</td>`)
-	})
+	}, nil)
 	if got := page("/attr/octo/pkgs/master/slowtip"); strings.Count(got, "slowtip: 1 -&gt; 2") != 1 {
 		t.Errorf("slowtip's history after the restart, want one entry:\n%s", got)
 	}
@@ -119,13 +120,13 @@ func TestServeKill9ResumesEveryJob(t *testing.T) {
 		}
 		return out
 	}
-	waitUntil(t, func() bool { r := runs(build); return len(r) == 1 && r[0].Status == "completed" })
+	testenv.Eventually(t, time.Minute, func() bool { r := runs(build); return len(r) == 1 && r[0].Status == "completed" }, nil)
 	deliver("issue_comment", fakegithub.CommentEvent(t, ghRepo, 1, 801, "maint", "User", "@basinix build slowreq"))
-	waitUntil(t, func() bool { return startedBuilds("slowreq-1") == 1 })
+	testenv.Eventually(t, time.Minute, func() bool { return startedBuilds("slowreq-1") == 1 }, nil)
 	kill(server)
 	server = startServe(t, bin, cfg, dir, port, nil)
 	requested := "basinix / build-requested (x86_64-linux)"
-	waitUntil(t, func() bool { r := runs(requested); return len(r) > 0 && r[0].Status == "completed" })
+	testenv.Eventually(t, time.Minute, func() bool { r := runs(requested); return len(r) > 0 && r[0].Status == "completed" }, nil)
 	if r := runs(requested); len(r) != 1 || r[0].Conclusion != "success" || !strings.Contains(r[0].Summary, "| `slowreq` | success |") {
 		t.Errorf("requested build check runs after the restart: %+v", r)
 	}
@@ -139,9 +140,9 @@ func TestServeKill9ResumesEveryJob(t *testing.T) {
 	<-held
 	kill(server)
 	startServe(t, bin, cfg, dir, port, nil)
-	waitUntil(t, func() bool {
+	testenv.Eventually(t, time.Minute, func() bool {
 		return strings.Contains(page("/pr/octo/pkgs/1"), "<td><code>merge Thanks!</code></td><td>done</td>")
-	})
+	}, nil)
 	comments := gh.Comments("octo/pkgs", 1)
 	if n := gh.Merges("octo/pkgs", 1); n != 1 || count(comments, "Thanks!") != 1 || count(comments, "Not merged") != 0 {
 		t.Errorf("after the restart: merged %d times, comments %q", n, comments)

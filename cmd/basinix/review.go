@@ -10,12 +10,12 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/basinix/basinix/app"
 	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/sampleset"
 )
 
-func review(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func reviewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("basinix review", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -44,7 +44,7 @@ func review(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, err: err}
 	}
 	if *systems != "" {
-		list, err := app.ParseSystems(*systems)
+		list, err := review.ParseSystems(*systems)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
@@ -89,7 +89,7 @@ func review(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer stop()
 
-	req := app.Request{Repo: *repo, Base: *base, Head: *head, Systems: cfg.Systems, Build: !*noBuild, RebuildFailed: *rebuild}
+	req := review.Request{Repo: *repo, Base: *base, Head: *head, Systems: cfg.Systems, Build: !*noBuild, RebuildFailed: *rebuild}
 	prog := newProgress(stderr, logs)
 	req.Progress = prog.update
 	rep, err := rv.Review(ctx, req)

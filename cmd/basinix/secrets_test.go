@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/basinix/basinix/internal/fakegithub"
 	"github.com/basinix/basinix/internal/testenv"
@@ -75,7 +76,7 @@ stdenv.mkDerivation {
 	openPR(t, gh, port, repo, head, "snoop-1")
 	build := "basinix / build (x86_64-linux)"
 	var run fakegithub.CheckRun
-	waitUntil(t, func() bool {
+	testenv.Eventually(t, time.Minute, func() bool {
 		for _, c := range gh.CheckRuns("octo/pkgs") {
 			if c.Name == build && c.Status == "completed" {
 				run = c
@@ -83,7 +84,7 @@ stdenv.mkDerivation {
 			}
 		}
 		return false
-	})
+	}, nil)
 
 	if b, err := os.ReadFile(hits); err == nil && len(b) > 0 {
 		t.Errorf("processes whose environment holds the webhook secret, as the builder found them:\n%s", b)

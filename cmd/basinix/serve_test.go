@@ -47,7 +47,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 		}
 		return out
 	}
-	waitUntil(t, func() bool { _, ok := runs()[build]; return ok }) // building
+	testenv.Eventually(t, time.Minute, func() bool { _, ok := runs()[build]; return ok }, nil) // building
 	if err := server.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 	}
 
 	start()
-	waitUntil(t, func() bool { c, ok := runs()[build]; return ok && c.Status == "completed" })
+	testenv.Eventually(t, time.Minute, func() bool { c, ok := runs()[build]; return ok && c.Status == "completed" }, nil)
 	if c := runs()[build]; c.Conclusion != "failure" || !strings.Contains(c.Title, "2 newly-failing") {
 		t.Errorf("build check run after the restart: %s %q", c.Conclusion, c.Title)
 	}
@@ -154,24 +154,12 @@ func startServe(t *testing.T, bin, cfg, dir string, port int, env []string) *exe
 			t.Logf("server log:\n%s", b)
 		}
 	})
-	waitUntil(t, func() bool {
+	testenv.Eventually(t, time.Minute, func() bool {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
 		if err == nil {
 			resp.Body.Close()
 		}
 		return err == nil && resp.StatusCode == http.StatusOK
-	})
+	}, nil)
 	return cmd
-}
-
-// waitUntil polls cond (state outside the test's process) for a minute.
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within a minute")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

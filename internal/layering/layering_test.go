@@ -33,6 +33,7 @@ var rules = map[string]rule{
 	"checkout":          {may: []string{"internal/childenv"}, never: wire},
 	"report":            {may: []string{"eval", "build"}, never: wire},
 	"handlers":          {may: []string{"store", "report", "eval", "build"}, never: []string{"database/sql", "modernc.org/sqlite"}}, // go-github brings net/http
+	"review":            {may: []string{"nix", "eval", "build", "checkout", "report", "store"}, never: []string{"net/http", "github.com/google/go-github/", "github.com/palantir/go-githubapp/", "github.com/bradleyfalzon/ghinstallation/"}},
 	"sampleset":         {never: wire},
 	"internal/childenv": {},
 	"internal/redact":   {never: wire},

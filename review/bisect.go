@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"context"
@@ -151,7 +151,7 @@ func (r *Reviewer) Bisect(ctx context.Context, req BisectRequest) (*BisectResult
 		if known {
 			s.How = "known drvPath"
 		} else {
-			t, err := r.pool.Submit(ctx, []build.Want{{Drv: a.DrvPath, Priority: priority(requested, 0, r.cfg.Server.BranchPriority)}})
+			t, err := r.pool.Submit(ctx, []build.Want{{Drv: a.DrvPath, Priority: priority(requested, 0, r.cfg.BranchPriority)}})
 			if err != nil {
 				return false, err
 			}
@@ -180,10 +180,10 @@ func (r *Reviewer) Bisect(ctx context.Context, req BisectRequest) (*BisectResult
 	if fails, err := decide(len(runs) - 1); err != nil {
 		return nil, err
 	} else if !fails {
-		return nil, fmt.Errorf("%w: %s does not fail at %s: nothing to bisect", ErrInput, req.Attr, short(bad))
+		return nil, fmt.Errorf("%w: %s does not fail at %s: nothing to bisect", ErrInput, req.Attr, report.Short(bad))
 	}
 	if len(runs) == 1 {
-		return nil, fmt.Errorf("%w: %s is the same derivation from %s to %s: nothing to bisect", ErrInput, req.Attr, short(good), short(bad))
+		return nil, fmt.Errorf("%w: %s is the same derivation from %s to %s: nothing to bisect", ErrInput, req.Attr, report.Short(good), report.Short(bad))
 	}
 	lo, hi := 0, len(runs)-1 // lo good, hi bad
 	for hi-lo > 1 {

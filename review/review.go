@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -43,9 +44,9 @@ type Reviewer struct {
 	cfgHash        string
 }
 
-// NewReviewer opens the store under cfg.DataDir, checks that Nix is there
+// New opens the store under cfg.DataDir, checks that Nix is there
 // and sets up the builder pool (which builds once Run runs).
-func NewReviewer(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer, error) {
+func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer, error) {
 	// Every path basinix hands Nix must be absolute: a relative one is
 	// read relative to the evaluated file and refused in restricted mode.
 	dataDir, err := filepath.Abs(cfg.DataDir)
@@ -154,6 +155,23 @@ func newPool(ctx context.Context, cfg Config, runner *nix.Runner, st *store.Stor
 	return pool, host, err
 }
 
+// Store is the reviewer's store, Pool its builder pool, Workspace its git
+// workspace, Host the local Nix as it describes itself, Config its
+// configuration (the data directory made absolute): the server shares
+// them.
+func (r *Reviewer) Store() *store.Store            { return r.store }
+func (r *Reviewer) Pool() *build.Pool              { return r.pool }
+func (r *Reviewer) Workspace() *checkout.Workspace { return r.ws }
+func (r *Reviewer) Host() *nix.Host                { return r.host }
+func (r *Reviewer) Config() Config                 { return r.cfg }
+func (r *Reviewer) Evaluator() *eval.Evaluator     { return r.ev }
+
+// Build builds wants (derivations already in the store) and returns their
+// outcomes, trying again those that failed for the machine's fault.
+func (r *Reviewer) Build(ctx context.Context, wants []build.Want) (map[string]build.Outcome, error) {
+	return r.buildRetrying(ctx, wants, nil)
+}
+
 // Run runs the builder pool until ctx ends. Reviews that build need it
 // running.
 func (r *Reviewer) Run(ctx context.Context) error { return r.pool.Run(ctx) }
@@ -174,11 +192,9 @@ type Request struct {
 	// RebuildFailed builds the head's derivations again whose failure is
 	// remembered.
 	RebuildFailed bool
-	// Progress, when set, is called as builds progress.
+	// Progress, when set, is called as builds progress (Pending.Progress
+	// says the same to who asks).
 	Progress func(build.Progress)
-	// Evaluated, when set, is called with the report once evaluation is
-	// done and before anything is built (builds pending).
-	Evaluated func(*report.Report)
 	// Priority is added to the builds' priorities: a review with a higher
 	// one is built first.
 	Priority int
@@ -194,8 +210,36 @@ type Request struct {
 // builds what changed when req.Build is set (builds pending otherwise) and
 // returns the report. Evaluations come from the cache when this commit,
 // system, config and evaluator were evaluated before; build results come
-// from the pool's memory.
+// from the pool's memory. It is Evaluate, then Pending.Build.
 func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, error) {
+	p, err := r.Evaluate(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	return p.Build(ctx)
+}
+
+// Pending is a review evaluated and compared, its builds not done yet. It
+// holds the review's checkouts until Build returns or Close.
+type Pending struct {
+	r      *Reviewer
+	req    Request
+	rep    *report.Report
+	trees  *worktrees
+	evals  map[evalID]*evalResult
+	merge  checkout.Merge
+	start  time.Time
+	phases [3]time.Time // git, evaluation and comparison done
+
+	progress atomic.Pointer[build.Progress]
+	once     sync.Once
+}
+
+// Evaluate runs a review's first phase: fetch, merge the head onto the
+// base, evaluate both for every system and compare them. The report it
+// holds has every build pending: publish it, then Build.
+func (r *Reviewer) Evaluate(ctx context.Context, req Request) (_ *Pending, err error) {
 	start := time.Now()
 	m, err := r.fetch(ctx, req.Repo)
 	if err != nil {
@@ -220,10 +264,13 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 		}
 	}
 
-	trees := &worktrees{m: m}
-	defer trees.removeAll(r.log)
-
-	gitDone := time.Now()
+	p := &Pending{r: r, req: req, rep: rep, trees: &worktrees{m: m}, merge: merge, start: start}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	p.phases[0] = time.Now()
 	var opts evalOpts
 	if merge.Commit != merge.Base {
 		if req.FreshEval {
@@ -236,18 +283,18 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 			opts.hold = merge.Commit
 		}
 	}
-	evals, err := r.evaluateAll(ctx, m.URL, trees, req.Systems, []string{merge.Base, merge.Commit}, opts)
+	evals, err := r.evaluateAll(ctx, m.URL, p.trees, req.Systems, []string{merge.Base, merge.Commit}, opts)
 	if err != nil {
 		return nil, err
 	}
-	defer closeSessions(evals)
-	evalDone := time.Now()
+	p.evals = evals
+	p.phases[1] = time.Now()
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	for _, system := range req.Systems {
 		g.Go(func() error {
 			base, head := evals[evalID{merge.Base, system}], evals[evalID{merge.Commit, system}]
-			sys, err := r.compare(gctx, m.URL, trees, base.ev, head, req.Build)
+			sys, err := r.compare(gctx, m.URL, p.trees, base.ev, head, req.Build)
 			if err != nil {
 				return err
 			}
@@ -262,39 +309,77 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (*report.Report, err
 		return nil, err
 	}
 	closeSessions(evals)
-	compareDone := time.Now()
-	if req.Evaluated != nil {
-		req.Evaluated(rep)
-	}
-	var instantiate, buildTime time.Duration
-	if req.Build {
-		instantiate, buildTime, err = r.buildAll(ctx, req, trees, rep, merge.Base, merge.Commit)
-		if err != nil {
-			return nil, err
-		}
-	}
+	p.phases[2] = time.Now()
 	for _, system := range req.Systems {
 		rep.Evaluations = append(rep.Evaluations, evals[evalID{merge.Base, system}].info)
 		if merge.Commit != merge.Base {
 			rep.Evaluations = append(rep.Evaluations, evals[evalID{merge.Commit, system}].info)
 		}
 	}
-	if err := waitStored(evals); err != nil {
+	return p, nil
+}
+
+// Report is the review as evaluated: every build pending. Read it before
+// Build, which fills it in.
+func (p *Pending) Report() *report.Report { return p.rep }
+
+// Progress is the builds' progress while Build runs; false before.
+func (p *Pending) Progress() (build.Progress, bool) {
+	pr := p.progress.Load()
+	if pr == nil {
+		return build.Progress{}, false
+	}
+	return *pr, true
+}
+
+// Build builds what the review's request asks (nothing without
+// Request.Build: the results stay pending), fills the results and
+// verdicts in, and returns the report. It releases the checkouts.
+func (p *Pending) Build(ctx context.Context) (*report.Report, error) {
+	defer p.Close()
+	r, req, rep := p.r, p.req, p.rep
+	var instantiate, buildTime time.Duration
+	if req.Build {
+		r2 := req
+		r2.Progress = func(pr build.Progress) {
+			p.progress.Store(&pr)
+			if req.Progress != nil {
+				req.Progress(pr)
+			}
+		}
+		var err error
+		instantiate, buildTime, err = r.buildAll(ctx, r2, p.trees, rep, p.merge.Base, p.merge.Commit)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := waitStored(p.evals); err != nil {
 		return nil, err
 	}
 	now := time.Now()
 	rep.Timings = &report.Timings{
-		Git:         gitDone.Sub(start).Seconds(),
-		Evaluate:    evalDone.Sub(gitDone).Seconds(),
-		Compare:     compareDone.Sub(evalDone).Seconds(),
+		Git:         p.phases[0].Sub(p.start).Seconds(),
+		Evaluate:    p.phases[1].Sub(p.phases[0]).Seconds(),
+		Compare:     p.phases[2].Sub(p.phases[1]).Seconds(),
 		Instantiate: instantiate.Seconds(),
 		Build:       buildTime.Seconds(),
-		Total:       now.Sub(start).Seconds(),
+		Total:       now.Sub(p.start).Seconds(),
 	}
 	r.log.Info().Float64("git", rep.Timings.Git).Float64("evaluate", rep.Timings.Evaluate).
 		Float64("compare", rep.Timings.Compare).Float64("instantiate", rep.Timings.Instantiate).
 		Float64("build", rep.Timings.Build).Float64("total", rep.Timings.Total).Msg("review done (seconds)")
 	return rep, nil
+}
+
+// Close releases the review's checkouts and evaluation processes; Build
+// does it too.
+func (p *Pending) Close() {
+	p.once.Do(func() {
+		if p.evals != nil {
+			closeSessions(p.evals)
+		}
+		p.trees.removeAll(p.r.log)
+	})
 }
 
 // fetch returns repo's mirror, fetched. A repository that is not one is
@@ -524,7 +609,7 @@ func (r *Reviewer) evaluate(life, ctx context.Context, repo string, trees *workt
 			release()
 		}
 	}()
-	err = retryMachineFaults(ctx, r.log, "evaluate "+short(commit)+" for "+system, func() error {
+	err = retryMachineFaults(ctx, r.log, "evaluate "+report.Short(commit)+" for "+system, func() error {
 		var err error
 		if hold {
 			// The session outlives this evaluation's errgroup.
@@ -555,7 +640,7 @@ func (r *Reviewer) evaluate(life, ctx context.Context, repo string, trees *workt
 	return &evalResult{
 		ev: ev, session: session, release: release,
 		stored: sync.OnceValue(func() error { return <-done }),
-		info:   report.EvalInfo{Commit: commit, System: system, Attrs: len(ev.Attrs), Processes: ev.Processes, Seconds: took.Seconds()},
+		info:   report.EvalInfo{Commit: commit, System: system, Attrs: len(ev.Attrs), Processes: ev.Processes, Retired: ev.Retired, Seconds: took.Seconds()},
 	}, nil
 }
 
@@ -717,6 +802,13 @@ func (t *worktrees) removeAll(log zerolog.Logger) {
 			}
 		}
 	}
+}
+
+// Cached returns the evaluation of commit of repo (a mirror's URL) for
+// system that the cache holds under this reviewer's config and
+// evaluator; nil when it holds none.
+func (r *Reviewer) Cached(ctx context.Context, repo, commit, system string) (*eval.Evaluation, error) {
+	return r.cached(ctx, r.key(repo, commit, system))
 }
 
 func (r *Reviewer) key(repo, commit, system string) store.EvalKey {

@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"context"
@@ -48,7 +48,7 @@ func newBuildFixture(t *testing.T) *buildFixture {
 // ends.
 func runningReviewer(tb testing.TB, cfg Config, log zerolog.Logger) *Reviewer {
 	tb.Helper()
-	rv, err := NewReviewer(context.Background(), cfg, log)
+	rv, err := New(context.Background(), cfg, log)
 	if err != nil {
 		tb.Fatal(err)
 	}

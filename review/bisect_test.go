@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"context"
@@ -117,7 +117,7 @@ func TestBisect(t *testing.T) {
 			i      int
 			result string
 		}{{20, "success"}, {30, "failure"}} {
-			wt, err := f.rv.ws.Mirror(repo)
+			wt, err := f.rv.Workspace().Mirror(repo)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,14 +126,14 @@ func TestBisect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, err := f.rv.ev.Attribute(ctx, tree.Path, "x86_64-linux", eval.Path{"pkg"})
+			a, err := f.rv.Evaluator().Attribute(ctx, tree.Path, "x86_64-linux", eval.Path{"pkg"})
 			release()
 			if err != nil || !a.OK() {
 				t.Fatal(err, a)
 			}
-			f.rv.store.PutTip(ctx, "o/history", "main", store.Tip{Commit: shas[c.i], Title: fmt.Sprintf("commit %d", c.i)},
+			f.rv.Store().PutTip(ctx, "o/history", "main", store.Tip{Commit: shas[c.i], Title: fmt.Sprintf("commit %d", c.i)},
 				[]store.AttrChange{{System: "x86_64-linux", Attr: "pkg", DrvPath: a.DrvPath}})
-			f.rv.store.PutBuilds(ctx, []*store.BuildRecord{{DrvPath: a.DrvPath, Result: c.result}})
+			f.rv.Store().PutBuilds(ctx, []*store.BuildRecord{{DrvPath: a.DrvPath, Result: c.result}})
 		}
 		res, err := f.rv.Bisect(ctx, BisectRequest{Repo: repo, Name: "o/history", Branch: "main", Attr: "pkg", System: "x86_64-linux"})
 		if err != nil {

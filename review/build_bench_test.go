@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"context"
@@ -43,14 +43,14 @@ in drvs
 // against `nix-store --realise --keep-going -j2` of the same number of
 // fresh derivations, in the same run:
 //
-//	go test ./app -run '^$' -bench BuildDAG -benchtime 1x
+//	go test ./review -run '^$' -bench BuildDAG -benchtime 1x
 //
 // BASINIX_BENCH_DRVS sets the size (default 200), BASINIX_BENCH_ROUNDS the
 // rounds whose medians are reported (default 3).
 func BenchmarkBuildDAG(b *testing.B) {
 	testenv.RequireNix(b)
-	n := envInt("BASINIX_BENCH_DRVS", 200)
-	rounds := envInt("BASINIX_BENCH_ROUNDS", 3)
+	n := testenv.EnvInt("BASINIX_BENCH_DRVS", 200)
+	rounds := testenv.EnvInt("BASINIX_BENCH_ROUNDS", 3)
 	ctx := context.Background()
 	log := zerolog.Nop()
 	dir := b.TempDir()
@@ -121,12 +121,12 @@ func BenchmarkBuildDAG(b *testing.B) {
 // instantiate, build, report), cold (nothing built or cached) and warm
 // (the same review again), and reports where the time goes:
 //
-//	go test ./app -run '^$' -bench ReviewBuild -benchtime 1x
+//	go test ./review -run '^$' -bench ReviewBuild -benchtime 1x
 //
 // BASINIX_BENCH_ATTRS sets the size of the sample (default 200).
 func BenchmarkReviewBuild(b *testing.B) {
 	testenv.RequireNix(b)
-	size := envInt("BASINIX_BENCH_ATTRS", 200)
+	size := testenv.EnvInt("BASINIX_BENCH_ATTRS", 200)
 	ctx := context.Background()
 	dir := b.TempDir()
 	// A build log path of its own makes every derivation new to the store.

@@ -1,11 +1,10 @@
-package app
+package review
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,15 +16,13 @@ import (
 	"github.com/basinix/basinix/sampleset"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
 func newReviewer(t *testing.T) *Reviewer {
 	t.Helper()
 	testenv.RequireNix(t)
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Eval.Workers = 2
-	rv, err := NewReviewer(context.Background(), cfg, testenv.Logger(t))
+	rv, err := New(context.Background(), cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,32 +42,13 @@ func review(t *testing.T, rv *Reviewer, req Request) *report.Report {
 	return rep
 }
 
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./app -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
-}
-
 // withoutTimings drops what differs from run to run.
 func withoutTimings(rep *report.Report) *report.Report {
 	c := *rep
 	c.Timings = nil
 	c.Evaluations = nil
 	for _, e := range rep.Evaluations {
-		e.Seconds, e.Processes = 0, 0
+		e.Seconds, e.Processes, e.Retired = 0, 0, 0
 		c.Evaluations = append(c.Evaluations, e)
 	}
 	return &c
@@ -91,12 +69,12 @@ func TestReviewSamplePR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "sample-pr.json", append(js, '\n'))
+	testenv.Golden(t, "sample-pr.json", append(js, '\n'))
 	var summary bytes.Buffer
 	if err := report.WriteSummary(&summary, rep); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "sample-pr.txt", summary.Bytes())
+	testenv.Golden(t, "sample-pr.txt", summary.Bytes())
 	if !rep.EvalBroken() {
 		t.Error("the sample PR breaks evaluation, the report says it does not")
 	}

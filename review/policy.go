@@ -1,4 +1,4 @@
-package app
+package review
 
 // The scheduling policy: the priority of each derivation a piece of work
 // wants (the builder pool builds the highest first). It is one pure

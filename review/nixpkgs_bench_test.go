@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"context"
@@ -27,7 +27,7 @@ import (
 // same run: a worktree of the base and one of the merged head, `nix-env
 // -qaP --xml --out-path --drv-path` on each, the worktrees removed.
 //
-//	go test ./app -run '^$' -bench NixpkgsReview -benchtime 1x -timeout 60m
+//	go test ./review -run '^$' -bench NixpkgsReview -benchtime 1x -timeout 60m
 //
 // BASINIX_BENCH_ATTRS sets the size (default 20000), BASINIX_BENCH_ROUNDS
 // the rounds (default 3). Each ratio is the median of the rounds' own
@@ -40,15 +40,13 @@ import (
 //     Reviewer on the same data directory (as a second `basinix review`
 //     process would run it): the base's evaluation and the checkouts kept;
 //   - the peak resident memory of each side's process tree, and the system
-//     time basinix's checkouts took (cold and warm);
-//   - with BASINIX_BENCH_MEMORY_MIB set, bounded/unbounded: the cold review
-//     again with eval.max_memory_mib at that value (so that walkers are
-//     killed and restarted), its report checked equal to the unbounded one.
+//     time basinix's checkouts took (cold and warm).
+//
+// BenchmarkNixpkgsMemoryBound measures eval.max_memory_mib's cost.
 func BenchmarkNixpkgsReview(b *testing.B) {
 	testenv.RequireNix(b)
-	size := envInt("BASINIX_BENCH_ATTRS", 20000)
-	rounds := envInt("BASINIX_BENCH_ROUNDS", 3)
-	memLimit := envInt("BASINIX_BENCH_MEMORY_MIB", 0)
+	size := testenv.EnvInt("BASINIX_BENCH_ATTRS", 20000)
+	rounds := testenv.EnvInt("BASINIX_BENCH_ROUNDS", 3)
 	dir := b.TempDir()
 	ctx := context.Background()
 	log := zerolog.Nop()
@@ -83,7 +81,7 @@ func BenchmarkNixpkgsReview(b *testing.B) {
 	}
 
 	cfg := DefaultConfig()
-	var reviewCold, reviewWarm, cold, warm, bounded, unboundedAgain []time.Duration
+	var reviewCold, reviewWarm, cold, warm []time.Duration
 	var memReview, memCold []int64
 	var sysCold, sysWarm []time.Duration
 	b.ResetTimer()
@@ -112,21 +110,20 @@ func BenchmarkNixpkgsReview(b *testing.B) {
 
 		c := cfg
 		c.DataDir = filepath.Join(dir, fmt.Sprintf("data-%d", round))
-		var first *report.Report
-		rv, err := NewReviewer(ctx, c, log)
+		rv, err := New(ctx, c, log)
 		if err != nil {
 			b.Fatal(err)
 		}
 		d, peak := measure(b, func() error {
-			first, err = rv.Review(ctx, Request{Repo: repo.Dir, Base: repo.Base, Head: repo.Pushes[0], Systems: c.Systems})
+			_, err := rv.Review(ctx, Request{Repo: repo.Dir, Base: repo.Base, Head: repo.Pushes[0], Systems: c.Systems})
 			return err
 		})
 		cold, memCold = append(cold, d), append(memCold, peak)
-		_, sys := rv.ws.CheckoutTime()
+		_, sys := rv.Workspace().CheckoutTime()
 		sysCold = append(sysCold, sys)
 		rv.Close()
 
-		rv, err = NewReviewer(ctx, c, log) // a second process, the same data directory
+		rv, err = New(ctx, c, log) // a second process, the same data directory
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -136,41 +133,13 @@ func BenchmarkNixpkgsReview(b *testing.B) {
 			return err
 		})
 		warm = append(warm, d)
-		_, sys = rv.ws.CheckoutTime()
+		_, sys = rv.Workspace().CheckoutTime()
 		sysWarm = append(sysWarm, sys)
 		rv.Close()
 		if round%2 == 1 {
 			baselineRound()
 		}
 
-		if memLimit > 0 {
-			for _, limit := range []int64{int64(memLimit), 0} {
-				c := cfg
-				c.DataDir = filepath.Join(dir, fmt.Sprintf("data-%d-mem-%d", round, limit))
-				if limit > 0 {
-					c.Eval.MaxMemoryMiB = limit
-				}
-				rv, err := NewReviewer(ctx, c, log)
-				if err != nil {
-					b.Fatal(err)
-				}
-				syscall.Sync()
-				var rep *report.Report
-				d, _ := measure(b, func() error {
-					rep, err = rv.Review(ctx, Request{Repo: repo.Dir, Base: repo.Base, Head: repo.Pushes[0], Systems: c.Systems})
-					return err
-				})
-				rv.Close()
-				if limit > 0 {
-					bounded = append(bounded, d)
-				} else {
-					unboundedAgain = append(unboundedAgain, d)
-				}
-				if diff := cmp.Diff(first.Systems, rep.Systems); diff != "" {
-					b.Fatalf("the review with max_memory_mib %d differs (-unbounded +this):\n%s", limit, diff)
-				}
-			}
-		}
 	}
 	b.StopTimer()
 	b.ReportMetric(ratios(cold, reviewCold), "cold/nixpkgs-review")
@@ -179,14 +148,79 @@ func BenchmarkNixpkgsReview(b *testing.B) {
 	b.ReportMetric(float64(median(memReview))/(1<<20), "nixpkgs-review-peak-MiB")
 	b.ReportMetric(median(sysCold).Seconds(), "checkout-sys-s-cold")
 	b.ReportMetric(median(sysWarm).Seconds(), "checkout-sys-s-warm")
-	if memLimit > 0 {
-		b.ReportMetric(ratios(bounded, unboundedAgain), "bounded/unbounded")
-	}
 	b.Logf("%d attributes (nixpkgs' shape), medians of %d rounds: nixpkgs-review's method %s for the first PR (peak %d MiB), %s for the second; basinix cold %s (peak %d MiB, checkouts %s of system time), warm %s (checkouts %s)",
 		size, rounds, median(reviewCold), median(memReview)>>20, median(reviewWarm), median(cold), median(memCold)>>20, median(sysCold), median(warm), median(sysWarm))
-	if memLimit > 0 {
-		b.Logf("cold with max_memory_mib %d: %s, without: %s (same report)", memLimit, median(bounded), median(unboundedAgain))
+}
+
+// BenchmarkNixpkgsMemoryBound measures what eval.max_memory_mib costs on
+// the nixpkgs-shaped sample: the review of the PR's first push with the
+// bound (BASINIX_BENCH_MEMORY_MIB, default 1200: walkers must hand over)
+// and without, its report checked equal, which goes first alternating by
+// round. The bound changes evaluation only: the checkouts are kept between
+// the runs, and the evaluation cache is dropped before each.
+//
+//	BASINIX_BENCH_ATTRS=100000 go test ./review -run '^$' -bench NixpkgsMemoryBound -benchtime 1x -timeout 60m
+func BenchmarkNixpkgsMemoryBound(b *testing.B) {
+	testenv.RequireNix(b)
+	size := testenv.EnvInt("BASINIX_BENCH_ATTRS", 20000)
+	rounds := testenv.EnvInt("BASINIX_BENCH_ROUNDS", 2)
+	limit := testenv.EnvInt("BASINIX_BENCH_MEMORY_MIB", 1200)
+	dir := b.TempDir()
+	ctx := context.Background()
+	repo, err := sampleset.Generate(filepath.Join(dir, "nixpkgs"), sampleset.Options{Bulk: max(size-40, 0), Nixpkgs: true})
+	if err != nil {
+		b.Fatal(err)
 	}
+	var bounded, unbounded []time.Duration
+	var processes, retired []int
+	var want *report.Report
+	run := func(maxMiB int) time.Duration {
+		c := DefaultConfig()
+		c.DataDir = filepath.Join(dir, "data")
+		c.Eval.MaxMemoryMiB = int64(maxMiB)
+		for _, f := range []string{"basinix.db", "basinix.db-wal", "basinix.db-shm"} {
+			os.Remove(filepath.Join(c.DataDir, f))
+		}
+		rv, err := New(ctx, c, zerolog.Nop())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rv.Close()
+		syscall.Sync()
+		var rep *report.Report
+		d, _ := measure(b, func() error {
+			rep, err = rv.Review(ctx, Request{Repo: repo.Dir, Base: repo.Base, Head: repo.Pushes[0], Systems: c.Systems})
+			return err
+		})
+		if want == nil {
+			want = rep
+		} else if diff := cmp.Diff(want.Systems, rep.Systems); diff != "" {
+			b.Fatalf("the review with max_memory_mib %d differs (-first +this):\n%s", maxMiB, diff)
+		}
+		if maxMiB > 0 {
+			p, r := 0, 0
+			for _, e := range rep.Evaluations {
+				p, r = p+e.Processes, r+e.Retired
+			}
+			processes, retired = append(processes, p), append(retired, r)
+		}
+		return d
+	}
+	run(0) // the checkouts, made once
+	b.ResetTimer()
+	for round := range rounds {
+		if round%2 == 0 {
+			bounded = append(bounded, run(limit))
+			unbounded = append(unbounded, run(0))
+		} else {
+			unbounded = append(unbounded, run(0))
+			bounded = append(bounded, run(limit))
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(ratios(bounded, unbounded), "bounded/unbounded")
+	b.Logf("%d attributes (nixpkgs' shape), checkouts kept, medians of %d rounds: max_memory_mib %d %s (walker processes %v, handed over %v), unbounded %s (same report)",
+		size, rounds, limit, median(bounded), processes, retired, median(unbounded))
 }
 
 // ratios returns the median of a[i]/b[i].

@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"context"
@@ -16,9 +16,6 @@ type BranchRequest struct {
 	Branch  string
 	Commit  string
 	Systems []string
-	// Priority of the builds (below every PR's by default: branch builds
-	// fill idle machines).
-	Priority int
 }
 
 // Tip is a branch tip evaluated: what to record in the branch's history
@@ -83,7 +80,7 @@ func (r *Reviewer) BranchTip(ctx context.Context, req BranchRequest) (*Tip, erro
 				default:
 					out.Changes = append(out.Changes, store.AttrChange{System: system, Attr: a.Attr, DrvPath: a.Head.DrvPath})
 					needs = append(needs, need{commit: tip, system: system, attr: a.Attr, drvs: []string{a.Head.DrvPath}})
-					out.Wants = append(out.Wants, build.Want{Drv: a.Head.DrvPath, Priority: req.Priority})
+					out.Wants = append(out.Wants, build.Want{Drv: a.Head.DrvPath, Priority: priority(branchTip, 0, r.cfg.BranchPriority)})
 				}
 			}
 		}

@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // 137, bisected, against building the package at every commit, in the same
 // run (each on a history of its own, so both build fresh derivations):
 //
-//	go test ./app -run '^$' -bench Bisect -benchtime 1x
+//	go test ./review -run '^$' -bench Bisect -benchtime 1x
 func BenchmarkBisect(b *testing.B) {
 	testenv.RequireNix(b)
 	const n, breakAt = 200, 137
@@ -32,7 +32,7 @@ func BenchmarkBisect(b *testing.B) {
 	b.ResetTimer()
 
 	start := time.Now()
-	m, err := rv.ws.Mirror(every)
+	m, err := rv.Workspace().Mirror(every)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func BenchmarkBisect(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		a, err := rv.ev.Attribute(ctx, wt.Path, "x86_64-linux", eval.Path{"pkg"})
+		a, err := rv.Evaluator().Attribute(ctx, wt.Path, "x86_64-linux", eval.Path{"pkg"})
 		release()
 		if err != nil || !a.OK() {
 			b.Fatalf("evaluate at %s: %v %+v", sha, err, a)

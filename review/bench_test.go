@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"context"
@@ -27,7 +27,7 @@ import (
 // base and on the merged head, one after the other) in the same run, on a
 // generated package set:
 //
-//	go test ./app -run '^$' -bench ReviewNoBuild -benchtime 1x
+//	go test ./review -run '^$' -bench ReviewNoBuild -benchtime 1x
 //
 // BASINIX_BENCH_ATTRS sets the size (default 20000), BASINIX_BENCH_ROUNDS
 // the rounds (default 5). Reported ratios, each the median of the rounds'
@@ -42,8 +42,8 @@ import (
 // whole process tree of each.
 func BenchmarkReviewNoBuild(b *testing.B) {
 	testenv.RequireNix(b)
-	size := envInt("BASINIX_BENCH_ATTRS", 20000)
-	rounds := envInt("BASINIX_BENCH_ROUNDS", 5)
+	size := testenv.EnvInt("BASINIX_BENCH_ATTRS", 20000)
+	rounds := testenv.EnvInt("BASINIX_BENCH_ROUNDS", 5)
 	bulk := max(size-40, 0)
 	dir := b.TempDir()
 	repo, err := sampleset.Generate(filepath.Join(dir, "clean"), sampleset.Options{Bulk: bulk})
@@ -107,7 +107,7 @@ func BenchmarkReviewNoBuild(b *testing.B) {
 
 		c := cfg
 		c.DataDir = filepath.Join(dir, fmt.Sprintf("data-%d", round))
-		rv, err := NewReviewer(ctx, c, log)
+		rv, err := New(ctx, c, log)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -228,11 +228,4 @@ func median[T int64 | float64 | time.Duration](ds []T) T {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
 }

@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"strings"
@@ -55,7 +55,7 @@ func TestReviewNixpkgsShape(t *testing.T) {
 		aliases[e.Attr] = e
 	}
 	if e, ok := aliases["usesaliasarg"]; !ok || !strings.Contains(e.Message, `Function called without required argument "libmid_old"`) ||
-		e.File != "pkgs/by-name/us/usesaliasarg/package.nix" || strings.Contains(e.Message, repo.Dir) || strings.Contains(e.Message, rv.cfg.DataDir) {
+		e.File != "pkgs/by-name/us/usesaliasarg/package.nix" || strings.Contains(e.Message, repo.Dir) || strings.Contains(e.Message, rv.Config().DataDir) {
 		t.Errorf("usesaliasarg: want an alias error with nixpkgs' message, no server path; got %+v (alias errors %v)", e, s.AliasErrors)
 	}
 	if _, ok := aliases["usesalias"]; !ok {

@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"context"
@@ -111,7 +111,7 @@ func (r *Reviewer) BuildAttrs(ctx context.Context, req AttrsRequest) (map[string
 	for _, list := range out {
 		for _, a := range list {
 			if a.DrvPath != "" && a.Message == "" {
-				wants = append(wants, build.Want{Drv: a.DrvPath, Priority: priority(requested, 0, r.cfg.Server.BranchPriority)})
+				wants = append(wants, build.Want{Drv: a.DrvPath, Priority: priority(requested, 0, r.cfg.BranchPriority)})
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"context"
@@ -40,7 +40,7 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 	}
 	wants := map[string]build.Want{}
 	want := func(drv string, w work, force bool) {
-		prio := priority(w, rebuilds, r.cfg.Server.BranchPriority) + req.Priority
+		prio := priority(w, rebuilds, r.cfg.BranchPriority) + req.Priority
 		if w, ok := wants[drv]; ok {
 			prio, force = max(w.Priority, prio), w.Force || force
 		}
