@@ -52,6 +52,9 @@ type proc struct {
 	// process (see retire).
 	retiring atomic.Bool
 	retired  []Path // guarded by mu
+	// base is the walker's resident memory once it walked its first group
+	// (the set's import and little more), the floor any new walker has.
+	base atomic.Int64
 }
 
 // round is one walk or request of a process: the order of its records,
@@ -87,7 +90,7 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 		return nil, fmt.Errorf("walker files: %w", err)
 	}
 	args := append([]string{"--eval", "--strict", "--show-trace"},
-		nix.UntrustedEvalArgs(spec.src, filepath.Dir(e.walker), dir)...)
+		nix.UntrustedEvalArgs(append([]string{spec.src, filepath.Dir(e.walker), dir}, spec.readable...)...)...)
 	args = append(args,
 		e.walker,
 		"--argstr", "src", spec.src,
@@ -99,6 +102,9 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 		"--arg", "batch", strconv.Itoa(walkBatch),
 		"--arg", "fine", strconv.Itoa(fine),
 	)
+	if spec.flake != "" {
+		args = append(args, "--argstr", "flake", spec.flake)
+	}
 	if spec.write {
 		args = append(args, "--read-write-mode")
 	}
@@ -566,13 +572,32 @@ func (p *proc) cutAt(r *round, round, k int) []Path {
 // restart past max-memory-size: a walker's memory only grows with what it
 // evaluated, and a graceful hand-over loses nothing, where a kill at
 // MaxMemory costs the group under way and a process to try the suspect
-// alone. The quarter left is room for the group being walked.
-func softMemory(max int64) int64 { return max / 4 * 3 }
+// alone. The bound is three quarters of the way from base, the memory a
+// new walker starts with (the set's import), to max: on a large set whose
+// import alone takes most of max, a bound of 3/4 max would retire walkers
+// after every group, each new one importing the set again. The quarter
+// left is room for the group being walked.
+func softMemory(base, max int64) int64 {
+	if base >= max {
+		return max
+	}
+	return base + (max-base)/4*3
+}
 
 // onMemory retires the process when its memory passes the soft bound.
 func (p *proc) onMemory(rss int64) {
 	max := p.e.opt.MaxMemory
-	if max <= 0 || p.limits == "" || rss <= softMemory(max) || p.retiring.Load() {
+	if max <= 0 || p.limits == "" || p.retiring.Load() {
+		return
+	}
+	base := p.base.Load()
+	if base == 0 {
+		if p.walkedGroup() {
+			p.base.Store(rss)
+		}
+		return
+	}
+	if rss <= softMemory(base, max) {
 		return
 	}
 	if rest := p.retire(); rest != nil {
@@ -580,8 +605,19 @@ func (p *proc) onMemory(rss int64) {
 		p.mu.Lock()
 		p.retired = rest
 		p.mu.Unlock()
-		p.e.log.Debug().Str("system", p.spec.system).Int64("rss_mib", rss>>20).Int("paths", len(rest)).Msg("a walker past the soft memory bound hands its list over")
+		p.e.log.Debug().Str("system", p.spec.system).Int64("rss_mib", rss>>20).Int64("base_mib", base>>20).Int("paths", len(rest)).Msg("a walker past the soft memory bound hands its list over")
 	}
+}
+
+// walkedGroup says whether the walker is past the first group of its
+// current round.
+func (p *proc) walkedGroup() bool {
+	p.mu.Lock()
+	r := p.cur
+	p.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ord.frames) > 0 && r.ord.frames[0].i >= walkBatch
 }
 
 // retire cuts the current round at the first group boundary the walker
