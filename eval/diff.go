@@ -11,6 +11,10 @@ const (
 	Changed    Change = "changed"     // both evaluate, the drvPath differs
 	EvalBroken Change = "eval-broken" // evaluates at base (or is new), fails at head
 	EvalFixed  Change = "eval-fixed"  // fails at base, evaluates at head
+	// Unchanged: the same drvPath at base and head (or failing on both).
+	// Diffs leave such attributes out; a CI's jobs (a flake's) keep them,
+	// since every job gets its verdict (see WithUnchanged).
+	Unchanged Change = "unchanged"
 )
 
 // AttrDiff is one attribute that differs. Base or Head is nil when the
@@ -72,6 +76,22 @@ func Compare(base, head *Evaluation) *Diff {
 	sort.Slice(d.Attrs, func(i, j int) bool { return d.Attrs[i].Attr < d.Attrs[j].Attr })
 	sort.Slice(d.AliasErrors, func(i, j int) bool { return d.AliasErrors[i].Path.String() < d.AliasErrors[j].Path.String() })
 	return d
+}
+
+// WithUnchanged adds the attributes of head that did not change (same
+// drvPath at base, or failing on both), for a CI whose every job gets a
+// verdict, and keeps the order by name.
+func (d *Diff) WithUnchanged(base, head *Evaluation) {
+	listed := make(map[string]bool, len(d.Attrs))
+	for _, a := range d.Attrs {
+		listed[a.Attr] = true
+	}
+	for k, h := range head.Attrs {
+		if b, ok := base.Attrs[k]; ok && !listed[k] {
+			d.add(k, Unchanged, b, h)
+		}
+	}
+	sort.Slice(d.Attrs, func(i, j int) bool { return d.Attrs[i].Attr < d.Attrs[j].Attr })
 }
 
 func (d *Diff) add(k string, c Change, b, h *Attr) {

@@ -28,6 +28,7 @@ type Evaluator struct {
 	log     zerolog.Logger
 	walker  string // path of the walker expression
 	listDir string // where attribute lists for the walker are written
+	flakes  *nix.FlakeFetcher
 	env     []string
 	slots   chan struct{}
 
@@ -74,9 +75,13 @@ func New(run Runner, opt Options, log zerolog.Logger) (*Evaluator, error) {
 	if opt.MaxMemory > 0 && opt.MaxMemory/4 < heap {
 		heap = opt.MaxMemory / 4
 	}
+	flakes, err := nix.NewFlakeFetcher(run, opt.TempDir, opt.FlakeLocalInputs)
+	if err != nil {
+		return nil, err
+	}
 	closed, closeFn := context.WithCancel(context.Background())
 	return &Evaluator{
-		run: run, opt: opt, log: log, walker: walker, listDir: listDir,
+		run: run, opt: opt, log: log, walker: walker, listDir: listDir, flakes: flakes,
 		env:    []string{"GC_INITIAL_HEAP_SIZE=" + strconv.FormatInt(heap, 10)},
 		slots:  make(chan struct{}, opt.Workers),
 		closed: closed, close: closeFn,
@@ -156,13 +161,22 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	}
 	wctx, cancelWalks, timedOut := e.bounded(ctx)
 	defer cancelWalks()
+	root, err := e.source(wctx, src)
+	var setErr *errSetFailed
+	if errors.As(err, &setErr) {
+		ev := &Evaluation{System: system, Attrs: map[string]*Attr{}, Error: setErr.err, Duration: time.Since(start)}
+		return &Session{e: e, system: system, ev: ev, idle: &idlePool{}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", system, err)
+	}
 	full, stopFull := context.WithCancelCause(wctx)
 	defer stopFull(nil)
 	col := &collector{attrs: map[string]*Attr{}, limit: e.opt.MaxAttrs, full: func() { stopFull(errTooManyAttrs) }}
 	res := &Evaluation{System: system, Attrs: col.attrs}
 	idle := &idlePool{}
 	deaths, retired := &atomic.Int32{}, &atomic.Int32{}
-	s := &Session{e: e, src: src, system: system, ev: res, idle: idle}
+	s := &Session{e: e, source: *root, system: system, ev: res, idle: idle}
 	var procs int
 	var procsMu sync.Mutex
 	count := func(n int) { procsMu.Lock(); procs += n; procsMu.Unlock() }
@@ -170,7 +184,7 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	g, gctx := errgroup.WithContext(full)
 	for i := 0; i < chunks; i++ {
 		g.Go(func() error {
-			spec := walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: ctx, idle: idle, deaths: deaths, retired: retired}
+			spec := walkSpec{source: *root, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: ctx, idle: idle, deaths: deaths, retired: retired}
 			n, p, err := e.walk(gctx, spec, col)
 			count(n)
 			// Done: take over half of what another walk has left, as long
@@ -192,7 +206,7 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 			return err
 		})
 	}
-	err := g.Wait()
+	err = g.Wait()
 	if err == nil && col.overflowed() {
 		err = context.Cause(full)
 	}
@@ -204,7 +218,6 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 		if timedOut() {
 			return nil, e.limitErr("evaluate " + system)
 		}
-		var setErr *errSetFailed
 		if errors.As(err, &setErr) {
 			res.Error = setErr.err
 			res.Attrs = map[string]*Attr{}
@@ -218,13 +231,13 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	// whose process died are tried again here, whatever the error: those
 	// that evaluate with aliases use an alias in-tree. Only they are
 	// walked again, never the whole set, within the same max_deaths.
-	if failed := col.aliasSuspects(); len(failed) > 0 {
+	if failed := col.aliasSuspects(); len(failed) > 0 && root.flake == "" {
 		aliases := &collector{attrs: map[string]*Attr{}}
 		// New processes, not the waiting walkers: these attributes killed a
 		// process once and may again, and a waiting walker would import
 		// the set again with aliases first; the walkers are kept for the
 		// details that come next.
-		n, err := e.walkParts(wctx, walkSpec{src: src, system: system, config: e.withAliases(), mode: "walk", paths: failed, deaths: deaths}, aliases)
+		n, err := e.walkParts(wctx, walkSpec{source: *root, system: system, config: e.withAliases(), mode: "walk", paths: failed, deaths: deaths}, aliases)
 		count(n)
 		if err != nil {
 			s.Close()
@@ -252,7 +265,10 @@ func (e *Evaluator) Attribute(ctx context.Context, src, system string, p Path) (
 	ctx, cancel, timedOut := e.bounded(ctx)
 	defer cancel()
 	col := &collector{attrs: map[string]*Attr{}}
-	_, _, err := e.walk(ctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", strict: true, write: true, paths: []Path{p}}, col)
+	root, err := e.source(ctx, src)
+	if err == nil {
+		_, _, err = e.walk(ctx, walkSpec{source: *root, system: system, config: e.opt.Config, mode: "walk", strict: true, write: true, paths: []Path{p}}, col)
+	}
 	var setErr *errSetFailed
 	if errors.As(err, &setErr) {
 		return &Attr{Path: p, Error: setErr.err}, nil
@@ -280,7 +296,11 @@ func (e *Evaluator) Explain(ctx context.Context, src, system string, paths []Pat
 		paths = paths[:e.opt.MaxExplained]
 	}
 	col := &collector{attrs: map[string]*Attr{}}
-	if _, err := e.walkParts(ctx, walkSpec{src: src, system: system, config: e.opt.Config, mode: "walk", strict: true, paths: paths}, col); err != nil {
+	root, err := e.source(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("explain errors for %s: %w", system, err)
+	}
+	if _, err := e.walkParts(ctx, walkSpec{source: *root, system: system, config: e.opt.Config, mode: "walk", strict: true, paths: paths}, col); err != nil {
 		return nil, fmt.Errorf("explain errors for %s: %w", system, err)
 	}
 	out := map[string]*Error{}
@@ -299,8 +319,12 @@ func (e *Evaluator) Explain(ctx context.Context, src, system string, paths []Pat
 // is otherwise read-only). An attribute whose details cannot be evaluated
 // gets Details with Error set.
 func (e *Evaluator) Details(ctx context.Context, src, system string, paths []Path, aliases, instantiate bool) (map[string]*Details, error) {
-	col := &detailsCollector{src: src, out: map[string]*Details{}}
-	if _, err := e.walkParts(ctx, walkSpec{src: src, system: system, config: e.config(aliases), mode: "details", write: instantiate, paths: paths}, col); err != nil {
+	root, err := e.source(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("details for %s: %w", system, err)
+	}
+	col := &detailsCollector{src: root.src, out: map[string]*Details{}}
+	if _, err := e.walkParts(ctx, walkSpec{source: *root, system: system, config: e.config(aliases), mode: "details", write: instantiate, paths: paths}, col); err != nil {
 		return nil, fmt.Errorf("details for %s: %w", system, err)
 	}
 	return col.out, nil

@@ -18,11 +18,12 @@ import (
 // requests from a pipe), new processes do the work, so answers are the
 // same either way.
 type Session struct {
-	e           *Evaluator
-	src, system string
-	ev          *Evaluation
-	idle        *idlePool    // the waiting processes
-	handovers   atomic.Int32 // times a walker took over the end of another's list
+	e *Evaluator
+	source
+	system    string
+	ev        *Evaluation
+	idle      *idlePool    // the waiting processes
+	handovers atomic.Int32 // times a walker took over the end of another's list
 }
 
 // Evaluation returns the session's evaluation.
@@ -118,7 +119,7 @@ func (s *Session) walk(ctx context.Context, req walkRequest, sink sink) (int, er
 	}
 	// What no waiting process finished, new ones do, finding exactly what
 	// killed a process the usual way.
-	return s.e.walkParts(ctx, walkSpec{src: s.src, system: s.system, config: s.e.config(req.Aliases), mode: req.Mode, paths: rest}, sink)
+	return s.e.walkParts(ctx, walkSpec{source: s.source, system: s.system, config: s.e.config(req.Aliases), mode: req.Mode, paths: rest}, sink)
 }
 
 // ownerSink passes records on, noting the top-level names of the

@@ -126,13 +126,22 @@ type Options struct {
 	// the set): past it, the attributes not evaluated yet get an error
 	// that says so.
 	MaxDeaths int
+	// Flakes says when a checkout is evaluated as a flake: "auto" (the
+	// default: a flake.nix and no default.nix), "always" or "never".
+	Flakes string
+	// FlakeJobs is the order of outputs a flake's jobs are looked for in
+	// (default DefaultFlakeJobs).
+	FlakeJobs []string
+	// FlakeLocalInputs are the directories path: and git+file: inputs of
+	// a flake may be fetched from (default none).
+	FlakeLocalInputs []string
 }
 
 // Key is what of the options an evaluation's result depends on, for its
 // cache key: the config, and the limits that decide which attributes fail.
 func (o Options) Key() string {
-	return fmt.Sprintf("config=%s attr_timeout=%s max_memory=%d max_attrs=%d max_deaths=%d",
-		o.Config, o.AttrTimeout, o.MaxMemory, o.MaxAttrs, o.MaxDeaths)
+	return fmt.Sprintf("config=%s attr_timeout=%s max_memory=%d max_attrs=%d max_deaths=%d flakes=%s flake_jobs=%v",
+		o.Config, o.AttrTimeout, o.MaxMemory, o.MaxAttrs, o.MaxDeaths, o.Flakes, o.FlakeJobs)
 }
 
 var (

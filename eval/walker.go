@@ -21,12 +21,13 @@ import (
 // first process picks its share of the top-level names itself; later
 // processes of the same walk get the explicit list of what is left.
 type walkSpec struct {
-	src, system, config string
-	mode                string // "walk" or "details"
-	strict              bool
-	write               bool // write the .drv files of the derivations it forces
-	paths               []Path
-	chunk, chunks       int
+	source
+	system, config string
+	mode           string // "walk" or "details"
+	strict         bool
+	write          bool // write the .drv files of the derivations it forces
+	paths          []Path
+	chunk, chunks  int
 	// hold, when set, keeps the walk's last process alive after the walk,
 	// for requests, until it is closed or hold ends.
 	hold context.Context

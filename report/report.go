@@ -32,6 +32,10 @@ type Report struct {
 	Head     Ref                `json:"head"`
 	Conflict *Conflict          `json:"conflict,omitempty"`
 	Systems  map[string]*System `json:"systems"`
+	// Jobs is set when the repository is a flake reviewed as a CI: every
+	// job is in Systems' attributes, the unchanged ones too, and gets a
+	// verdict (and, from the server, a check run of its own).
+	Jobs bool `json:"jobs,omitempty"`
 	// Evaluations says where each evaluation came from and what it cost.
 	Evaluations []EvalInfo `json:"evaluations,omitempty"`
 	// Timings says where the review's time went, in seconds.
@@ -158,6 +162,10 @@ func FromDiff(d *eval.Diff, details map[string]*eval.Details) *System {
 		case a.Head == nil:
 			e.Verdict = Removed
 			e.Base = ""
+		case !a.Head.Evaluable() && a.Change == eval.Unchanged:
+			// A job that did not evaluate at base either: still failing.
+			e.Head, e.Base, e.Verdict = build.Failure, build.Failure, StillFailing
+			e.Message = "does not evaluate: " + errLine(*errorEntry(a.Attr, a.Head.Error))
 		case !a.Head.Evaluable():
 			e.Verdict = EvalBroken
 			s.EvalErrors = append(s.EvalErrors, *errorEntry(a.Attr, a.Head.Error))

@@ -60,6 +60,9 @@ func writeSystem(b *strings.Builder, name string, s *System) {
 	if s.ChangedNotRebuilt > 0 {
 		fmt.Fprintf(b, "  %d of the changed attributes rebuild nothing: their outputs are the base's (a fixed-output derivation changed, its hash did not)\n", s.ChangedNotRebuilt)
 	}
+	if n := len(byChange[eval.Unchanged]); n > 0 {
+		fmt.Fprintf(b, "  unchanged jobs (%d): each with its verdict in the JSON report\n", n)
+	}
 	for _, c := range []eval.Change{eval.Added, eval.Removed, eval.Changed, eval.EvalFixed} {
 		writeList(b, string(c), byChange[c])
 	}

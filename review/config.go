@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"time"
@@ -45,6 +46,8 @@ type NixConfig struct {
 	Options map[string]string `yaml:"options"`
 }
 
+var flakeOutput = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
+
 // EvalConfig bounds and shapes evaluation.
 type EvalConfig struct {
 	Workers      int           `yaml:"workers"`
@@ -55,6 +58,13 @@ type EvalConfig struct {
 	MaxExplained int           `yaml:"max_explained"`
 	MaxAttrs     int           `yaml:"max_attrs"`
 	MaxDeaths    int           `yaml:"max_deaths"`
+	// Flakes: when a checkout is evaluated as a flake: auto (a flake.nix
+	// and no default.nix), always or never.
+	Flakes string `yaml:"flakes"`
+	// FlakeJobs: the outputs a flake's jobs are looked for in, first found.
+	FlakeJobs []string `yaml:"flake_jobs"`
+	// FlakeLocalInputs: directories path: and git+file: inputs may come from.
+	FlakeLocalInputs []string `yaml:"flake_local_inputs"`
 }
 
 // BuildConfig sizes and bounds the builder pool.
@@ -94,6 +104,8 @@ func DefaultConfig() Config {
 			MaxExplained: 200,
 			MaxAttrs:     1_000_000,
 			MaxDeaths:    200,
+			Flakes:       "auto",
+			FlakeJobs:    eval.DefaultFlakeJobs,
 		},
 		Git: GitConfig{Checkouts: 4},
 		Build: BuildConfig{
@@ -135,6 +147,21 @@ func (c Config) Validate() error {
 	}
 	if e := c.Eval; e.Workers < 0 || e.AttrTimeout < 0 || e.Timeout < 0 || e.MaxMemoryMiB < 0 || e.MaxAttrs < 0 || e.MaxDeaths < 0 {
 		return fmt.Errorf("config: eval limits must not be negative")
+	}
+	switch c.Eval.Flakes {
+	case "", "auto", "always", "never":
+	default:
+		return fmt.Errorf("config: eval.flakes is %q: auto, always or never", c.Eval.Flakes)
+	}
+	for _, j := range c.Eval.FlakeJobs {
+		if !flakeOutput.MatchString(j) {
+			return fmt.Errorf("config: eval.flake_jobs: %q is not an output name", j)
+		}
+	}
+	for _, d := range c.Eval.FlakeLocalInputs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("config: eval.flake_local_inputs: %q is not an absolute path", d)
+		}
 	}
 	b := c.Build
 	if b.MaxJobs < 0 || b.Cores < 0 || b.BuildTimeout < 0 || b.MaxSilentTime < 0 || b.BatchSize < 0 || b.LogMaxKiB < 0 {

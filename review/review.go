@@ -87,6 +87,10 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer, error)
 		Timeout:      cfg.Eval.Timeout,
 		MaxAttrs:     cfg.Eval.MaxAttrs,
 		MaxDeaths:    cfg.Eval.MaxDeaths,
+		Flakes:       cfg.Eval.Flakes,
+		FlakeJobs:    cfg.Eval.FlakeJobs,
+
+		FlakeLocalInputs: cfg.Eval.FlakeLocalInputs,
 	}, log)
 	if err != nil {
 		st.Close()
@@ -259,10 +263,11 @@ func (r *Reviewer) Evaluate(ctx context.Context, req Request) (_ *Pending, err e
 		r.log.Warn().Str("base", base).Str("head", head).Msg("head does not merge onto base: comparing with the merge-base")
 	}
 	for _, c := range []string{merge.Base, merge.Commit} {
-		if !m.HasFile(ctx, c, "default.nix") {
-			return nil, fmt.Errorf("%w: no default.nix at %s in %s", ErrInput, c, m.URL)
+		if !m.HasFile(ctx, c, "default.nix") && (r.cfg.Eval.Flakes == "never" || !m.HasFile(ctx, c, "flake.nix")) {
+			return nil, fmt.Errorf("%w: no default.nix (nor flake.nix) at %s in %s", ErrInput, c, m.URL)
 		}
 	}
+	rep.Jobs = r.isFlake(ctx, m, merge.Commit)
 
 	p := &Pending{r: r, req: req, rep: rep, trees: &worktrees{m: m}, merge: merge, start: start}
 	defer func() {
@@ -294,7 +299,7 @@ func (r *Reviewer) Evaluate(ctx context.Context, req Request) (_ *Pending, err e
 	for _, system := range req.Systems {
 		g.Go(func() error {
 			base, head := evals[evalID{merge.Base, system}], evals[evalID{merge.Commit, system}]
-			sys, err := r.compare(gctx, m.URL, p.trees, base.ev, head, req.Build)
+			sys, err := r.compare(gctx, m.URL, p.trees, base.ev, head, req.Build, rep.Jobs)
 			if err != nil {
 				return err
 			}
@@ -648,9 +653,12 @@ func (r *Reviewer) evaluate(life, ctx context.Context, repo string, trees *workt
 // needs of the head's touched attributes: details (meta, outputs, tests) of
 // those to build, and the messages of throws that newly break evaluation.
 // With instantiate, the details pass also writes the .drv files to build.
-func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, base *eval.Evaluation, headRes *evalResult, instantiate bool) (*report.System, error) {
+func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, base *eval.Evaluation, headRes *evalResult, instantiate, jobs bool) (*report.System, error) {
 	head := headRes.ev
 	d := eval.Compare(base, head)
+	if jobs {
+		d.WithUnchanged(base, head)
+	}
 	key := r.key(repo, head.Commit, head.System)
 	cache := extrasCache{st: r.store, key: key, stored: headRes.stored, fresh: !headRes.info.Cached}
 
@@ -721,6 +729,18 @@ func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, b
 		d.AliasErrors[i] = explain(a)
 	}
 	return report.FromDiff(d, details), nil
+}
+
+// isFlake says whether commit is evaluated as a flake, as
+// nix.IsFlake decides for a checkout: its jobs are reviewed as a CI's.
+func (r *Reviewer) isFlake(ctx context.Context, m *checkout.Mirror, commit string) bool {
+	switch r.cfg.Eval.Flakes {
+	case "never":
+		return false
+	case "always":
+		return true
+	}
+	return m.HasFile(ctx, commit, "flake.nix") && !m.HasFile(ctx, commit, "default.nix")
 }
 
 // worktrees makes at most one worktree per commit for a review, on demand:

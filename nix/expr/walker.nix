@@ -50,6 +50,8 @@
                  # each request's number), stop before the group starting at
                  # limit: another walker took the rest of the list over
 , maxDepth ? 16  # recursed sets nested deeper fail (nixpkgs nests 3 or 4)
+, flake ? ""     # JSON of a FlakeSpec: src is a flake in the store, and the
+                 # set walked is its jobs (flake-jobs.nix); no config, no aliases
 }:
 let
   inherit (builtins) trace toJSON tryEval isAttrs isList isString attrNames
@@ -58,9 +60,13 @@ let
   emit = record: v: trace "${nonce} ${toJSON [ record ]}" v;
   emitAll = records: v: trace "${nonce} ${toJSON records}" v;
 
-  pkgs = import (/. + src) { inherit system config; };
+  pkgs =
+    if flake != "" then import ./flake-jobs.nix { spec = builtins.fromJSON flake; inherit system; }
+    else import (/. + src) { inherit system config; };
   # Imported only when an attribute throws: does it evaluate with aliases?
-  pkgsAliases = import (/. + src) { inherit system; config = config // { allowAliases = true; }; };
+  pkgsAliases =
+    if flake != "" then pkgs
+    else import (/. + src) { inherit system; config = config // { allowAliases = true; }; };
 
   try = if strict then (v: { success = true; value = v; }) else tryEval;
   tryOr = d: v: let r = tryEval v; in if r.success then r.value else d;
@@ -70,7 +76,7 @@ let
   isDrv = v: isAttrs v && (v.type or null) == "derivation";
 
   aliasDrv = path:
-    if strict then null else
+    if strict || flake != "" then null else
     let v = tryOr null (get pkgsAliases path); in
     if isDrv v then tryOr null v.drvPath else null;
 

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/basinix/basinix/internal/testenv"
+	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/sampleset"
+)
+
+// basinix review on a flake repository: its basinixJobs are reviewed as a
+// package set's packages, each job with its verdict, the failed dependency
+// named, and the job whose evaluation breaks at its file and line.
+func TestReviewFlake(t *testing.T) {
+	testenv.RequireNix(t)
+	repo, err := sampleset.GenerateFlake(t.TempDir(), sampleset.FlakeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf("eval:\n  flake_local_inputs: [%s]\n", repo.Inputs))
+	js := filepath.Join(t.TempDir(), "report.json")
+	code, stdout, stderr := basinix(t, "review", "--config", cfg, "--data-dir", t.TempDir(), "--repo", repo.Dir, "--base", "master", "--head", "pr", "--json", js)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (the PR breaks jobs):\n%s\n%s", code, stdout, stderr)
+	}
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Systems["x86_64-linux"]
+	want := map[string]report.Verdict{
+		"changes":  report.NewlyFailing,
+		"depfails": report.NewlyFailing,
+		"fixed":    report.NewlySucceeding,
+		"newjob":   report.NewSucceeding,
+		"oldjob":   report.Removed,
+	}
+	for job, v := range want {
+		if e := s.Attrs[job]; e == nil || e.Verdict != v {
+			t.Errorf("%s: %+v, want %s", job, e, v)
+		}
+	}
+	if e := s.Attrs["depfails"]; e == nil || report.DrvName(e.FailedDependency) != "brokendep" {
+		t.Errorf("depfails: want the failed dependency brokendep, got %+v", e)
+	}
+	// A flake is a CI: its unchanged jobs get their verdicts too.
+	if !rep.Jobs {
+		t.Errorf("the report does not say it reviews a flake's jobs")
+	}
+	for job, v := range map[string]report.Verdict{"passing": report.StillSucceeding, "group.nested": report.StillSucceeding, "failing": report.StillFailing} {
+		if e := s.Attrs[job]; e == nil || e.Change != "unchanged" || e.Verdict != v {
+			t.Errorf("%s: %+v, want unchanged and %s", job, e, v)
+		}
+	}
+	if len(s.EvalErrors) != 1 || s.EvalErrors[0].Attr != "evalbreaks" || s.EvalErrors[0].File != "jobs/evalbreaks.nix" || s.EvalErrors[0].Line != 3 {
+		t.Errorf("eval errors: %+v, want evalbreaks at jobs/evalbreaks.nix:3", s.EvalErrors)
+	}
+	if strings.Contains(stdout, "-source/") {
+		t.Errorf("the report names the flake's store path instead of the repository's:\n%s", stdout)
+	}
+
+	// An input the lock does not have: the flake does not evaluate, and the
+	// report says to lock it.
+	unlocked, err := sampleset.GenerateFlake(t.TempDir(), sampleset.FlakeOptions{Unlocked: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = writeConfig(t, fmt.Sprintf("eval:\n  flake_local_inputs: [%s]\n", unlocked.Inputs))
+	code, stdout, stderr = basinix(t, "review", "--no-build", "--config", cfg, "--data-dir", t.TempDir(), "--repo", unlocked.Dir, "--base", "master", "--head", "pr")
+	if code != 1 || !strings.Contains(stdout, "the package set does not evaluate: basinix: input unlocked of the flake not locked in flake.lock") {
+		t.Errorf("unlocked input: exit %d, want 1 and the flake refused:\n%s\n%s", code, stdout, stderr)
+	}
+}

@@ -1,0 +1,213 @@
+package eval_test
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/basinix/basinix/eval"
+	"github.com/basinix/basinix/internal/testenv"
+	"github.com/basinix/basinix/sampleset"
+)
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// nixFlakeEval is what Nix's own flakes give for attr of the flake at dir:
+// the reference basinix's flake evaluation (flakes off) must match.
+func nixFlakeEval(t *testing.T, dir, attr string) string {
+	t.Helper()
+	ref := "git+file://" + dir + "?rev=" + git(t, dir, "rev-parse", "HEAD")
+	out, err := exec.Command("nix", "--extra-experimental-features", "nix-command flakes", "eval", "--raw", ref+"#"+attr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nix eval %s: %v: %s", attr, err, out)
+	}
+	return string(out)
+}
+
+func flakeSample(t *testing.T, opt sampleset.FlakeOptions) *sampleset.FlakeRepo {
+	t.Helper()
+	testenv.RequireNix(t)
+	r, err := sampleset.GenerateFlake(t.TempDir(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// A flake's jobs are its basinixJobs, walked whole with per-system sets
+// standing for their system's value: the same job names on every system,
+// the derivations Nix's own flakes give, an evaluation error at its
+// file and line, and nothing of Nix's flakes feature turned on.
+func TestFlakeJobs(t *testing.T) {
+	repo := flakeSample(t, sampleset.FlakeOptions{})
+	ev := newEvaluator(t, eval.Options{Workers: 2, FlakeLocalInputs: []string{repo.Inputs}})
+	ctx := context.Background()
+
+	base := evaluate(t, ev, repo.Dir, "x86_64-linux")
+	want := []string{"changes", "depfails", "failing", "fixed", "group.nested", "oldjob", "passing"}
+	if got := slices.Sorted(maps.Keys(okAttrs(base))); !slices.Equal(got, want) {
+		t.Errorf("master's jobs: %v, want %v", got, want)
+	}
+	for _, job := range []string{"passing", "group.nested"} {
+		if got, want := base.Attrs[job].DrvPath, nixFlakeEval(t, repo.Dir, "basinixJobs.x86_64-linux."+job+".drvPath"); got != want {
+			t.Errorf("%s: drvPath %s, Nix's flakes give %s", job, got, want)
+		}
+	}
+	arm := evaluate(t, ev, repo.Dir, "aarch64-linux")
+	if got := slices.Sorted(maps.Keys(okAttrs(arm))); !slices.Equal(got, want) {
+		t.Errorf("aarch64-linux jobs: %v, want %v", got, want)
+	}
+	if arm.Attrs["passing"].DrvPath == base.Attrs["passing"].DrvPath {
+		t.Errorf("passing: the same derivation on both systems")
+	}
+
+	git(t, repo.Dir, "checkout", "--quiet", "pr")
+	head := evaluate(t, ev, repo.Dir, "x86_64-linux")
+	want = []string{"changes", "depfails", "failing", "fixed", "group.nested", "newjob", "passing"}
+	if got := slices.Sorted(maps.Keys(okAttrs(head))); !slices.Equal(got, want) {
+		t.Errorf("the PR's jobs: %v, want %v", got, want)
+	}
+	if a := head.Attrs["evalbreaks"]; a == nil || a.Error == nil {
+		t.Fatalf("evalbreaks: want an evaluation error, got %+v", a)
+	}
+	msgs, err := ev.Explain(ctx, repo.Dir, "x86_64-linux", []eval.Path{{"evalbreaks"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := msgs["evalbreaks"]; m == nil || !strings.Contains(m.Message, "undefined variable 'notInScope'") || m.File != "jobs/evalbreaks.nix" || m.Line != 3 {
+		t.Errorf("evalbreaks: %+v, want undefined variable at jobs/evalbreaks.nix:3", m)
+	}
+	if a := head.Attrs["passing"]; a.DrvPath != base.Attrs["passing"].DrvPath {
+		t.Errorf("passing changed from master to the PR: %s -> %s", base.Attrs["passing"].DrvPath, a.DrvPath)
+	}
+	if a := head.Attrs["changes"]; a.DrvPath == base.Attrs["changes"].DrvPath {
+		t.Errorf("changes did not change")
+	}
+}
+
+// An input that flake.lock does not lock, and a local input outside
+// eval.flake_local_inputs, make the flake fail to evaluate with a message
+// that says what to do; nothing is fetched for them.
+func TestFlakeInputsMustBeLockedAndAllowed(t *testing.T) {
+	repo := flakeSample(t, sampleset.FlakeOptions{Unlocked: true})
+	ctx := context.Background()
+
+	ev := newEvaluator(t, eval.Options{Workers: 2, FlakeLocalInputs: []string{repo.Inputs}})
+	git(t, repo.Dir, "checkout", "--quiet", "pr")
+	res, err := ev.Evaluate(ctx, repo.Dir, "x86_64-linux", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Error == nil || !strings.Contains(res.Error.Message, "input unlocked of the flake not locked in flake.lock: run `nix flake lock`") {
+		t.Errorf("unlocked input: want the flake refused, got %+v", res.Error)
+	}
+
+	git(t, repo.Dir, "checkout", "--quiet", "master")
+	strict := newEvaluator(t, eval.Options{Workers: 2})
+	res, err = strict.Evaluate(ctx, repo.Dir, "x86_64-linux", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Error == nil || !strings.Contains(res.Error.Message, "outside the directories local inputs may come from (eval.flake_local_inputs)") {
+		t.Errorf("local input not allowed: want the flake refused, got %+v", res.Error)
+	}
+}
+
+// A flake's code is as restricted as a package set's: it reads nothing
+// outside its own source and its locked inputs (not through a symlink, not
+// through flakes' fetchers), and a lock cannot make basinix copy a
+// machine's file into the store. Its self is the source Nix's flakes give.
+func TestFlakeCodeCannotReadOutsideItsSource(t *testing.T) {
+	testenv.RequireNix(t)
+	secretDir := t.TempDir()
+	const secret = "-----BEGIN RSA PRIVATE KEY-----MIIEflakesecret"
+	keyFile := filepath.Join(secretDir, "app.pem")
+	if err := os.WriteFile(keyFile, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NIX_CONFIG", "substituters =\nexperimental-features = nix-command flakes\nbuild-users-group =")
+
+	dir := filepath.Join(t.TempDir(), "flake")
+	steal := func(expr string) string { return "throw (" + expr + ")" }
+	jobs := map[string]string{
+		"readkey":   steal(`builtins.readFile "` + keyFile + `"`),
+		"symlink":   steal(`builtins.readFile ./link`),
+		"fetchtree": steal(`builtins.readFile (builtins.fetchTree { type = "path"; path = "` + keyFile + `"; }).outPath`),
+		"getflake":  steal(`builtins.readFile ((builtins.getFlake "path:` + secretDir + `").outPath + "/app.pem")`),
+		"selfsrc":   `derivation { name = "selfsrc"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "cat ${self}/flake.nix > $out" ]; }`,
+	}
+	var b strings.Builder
+	b.WriteString("{\n  outputs = { self }: {\n    checks.x86_64-linux = {\n")
+	for _, name := range slices.Sorted(maps.Keys(jobs)) {
+		b.WriteString("      " + name + " = " + jobs[name] + ";\n")
+	}
+	b.WriteString("    };\n  };\n}\n")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(b.String()), 0o644)
+	if err := os.Symlink(keyFile, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "init", "--quiet")
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "--quiet", "-m", "hostile flake")
+
+	ev := newEvaluator(t, eval.Options{Workers: 2})
+	res := evaluate(t, ev, dir, "x86_64-linux")
+	if got, want := res.Attrs["selfsrc"].DrvPath, nixFlakeEval(t, dir, "checks.x86_64-linux.selfsrc.drvPath"); got != want {
+		t.Errorf("selfsrc: drvPath %s, Nix's flakes give %s", got, want)
+	}
+	var paths []eval.Path
+	for name := range jobs {
+		if name != "selfsrc" {
+			paths = append(paths, eval.Path{name})
+		}
+	}
+	msgs, err := ev.Explain(context.Background(), dir, "x86_64-linux", paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		m := msgs[p[0]]
+		if m == nil {
+			t.Errorf("%s: want an error", p[0])
+			continue
+		}
+		if strings.Contains(m.Message, "flakesecret") {
+			t.Errorf("%s: the message shows the secret: %s", p[0], m.Message)
+		}
+		t.Logf("%s: %s", p[0], m.Message)
+	}
+
+	// A lock naming a machine's file as a path input is refused before
+	// anything is fetched.
+	lock, _ := json.Marshal(map[string]any{"version": 7, "root": "root", "nodes": map[string]any{
+		"root": map[string]any{"inputs": map[string]any{"key": "key"}},
+		"key":  map[string]any{"flake": false, "locked": map[string]any{"type": "path", "path": secretDir, "narHash": "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}},
+	}})
+	os.WriteFile(filepath.Join(dir, "flake.lock"), lock, 0o644)
+	res, err = ev.Evaluate(context.Background(), dir, "x86_64-linux", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Error == nil || !strings.Contains(res.Error.Message, "outside the directories local inputs may come from") {
+		t.Errorf("a path input outside the allowed directories: want the flake refused, got %+v", res.Error)
+	}
+}

@@ -1,0 +1,47 @@
+package report
+
+import (
+	"testing"
+
+	"github.com/basinix/basinix/build"
+)
+
+func TestJobCheckNames(t *testing.T) {
+	for _, tc := range []struct {
+		job, system string
+		systems     int
+		want        string
+	}{
+		{"hello", "x86_64-linux", 1, "basinix / hello"},
+		{"hello", "aarch64-linux", 2, "basinix / hello (aarch64-linux)"},
+		{"eval", "x86_64-linux", 1, "basinix / job eval"},
+		{"jobs", "x86_64-linux", 1, "basinix / job jobs"},
+	} {
+		if got := JobCheckName(tc.job, tc.system, tc.systems); got != tc.want {
+			t.Errorf("JobCheckName(%q, %q, %d) = %q, want %q", tc.job, tc.system, tc.systems, got, tc.want)
+		}
+	}
+}
+
+// The summary is not final while a job waits, even when another already
+// failed: a required summary must not turn red, then green, then red.
+func TestJobsSummaryWaitsForEveryJob(t *testing.T) {
+	r := &Report{Jobs: true, Systems: map[string]*System{"x86_64-linux": {Attrs: map[string]*AttrEntry{
+		"broken":  {Change: "eval-broken", Verdict: EvalBroken},
+		"waiting": {Change: "changed", Verdict: Pending, Head: build.Pending},
+	}}}}
+	if cr := JobsCheckRun(r, MarkdownOptions{}, ""); cr.Conclusion != "" {
+		t.Errorf("with a job waiting: conclusion %q (%s), want none yet", cr.Conclusion, cr.Title)
+	}
+	r.Systems["x86_64-linux"].Attrs["waiting"].Verdict = StillSucceeding
+	if cr := JobsCheckRun(r, MarkdownOptions{}, ""); cr.Conclusion != "failure" {
+		t.Errorf("once built: conclusion %q, want failure", cr.Conclusion)
+	}
+	e := &AttrEntry{Change: "unchanged", Verdict: Pending}
+	if !KnownResult(e, build.Failure) || e.Verdict != StillFailing || JobConclusion(e.Verdict) != "neutral" {
+		t.Errorf("a known failure of an unchanged job: %+v", e)
+	}
+	if KnownResult(&AttrEntry{Change: "unchanged", Verdict: Pending}, build.Timeout) {
+		t.Errorf("a timeout is taken as a known result")
+	}
+}
