@@ -53,12 +53,17 @@ func (c *checks) id(ctx context.Context, name, status string) (int64, error) {
 	if err != nil || id != 0 {
 		return id, err
 	}
-	id, err = ensureCheckRun(ctx, c.gh, c.rev.Repo, c.rev.HeadSHA, checkRunSpec{Name: name, Status: status, Details: c.details,
-		ExternalID: strconv.FormatInt(c.rev.ID, 10) + "." + strconv.Itoa(c.rev.Attempt)})
+	id, err = ensureCheckRun(ctx, c.gh, c.rev.Repo, c.rev.HeadSHA, checkRunSpec{Name: name, Status: status, Details: c.details, ExternalID: c.externalID()})
 	if err != nil {
 		return 0, err
 	}
 	return id, c.st.PutCheckRunID(ctx, c.rev.ID, name, id)
+}
+
+// externalID names the revision's check runs among those of its commit:
+// the revision and its attempt.
+func (c *checks) externalID() string {
+	return strconv.FormatInt(c.rev.ID, 10) + "." + strconv.Itoa(c.rev.Attempt)
 }
 
 // checkRunSpec is a check run to create.
@@ -68,6 +73,13 @@ type checkRunSpec struct {
 	// created it (a revision's attempt, a job).
 	ExternalID     string
 	Title, Summary string // its first output, when Title is set
+	// Conclusion, when set, creates the check run completed, with its
+	// annotations (at most one batch).
+	Conclusion  string
+	Annotations []report.Annotation
+	// Listed says the caller listed the commit's check runs just before
+	// and this one was not among them: no lookup before the create.
+	Listed bool
 }
 
 // ensureCheckRun returns the id of the check run spec names on head,
@@ -90,15 +102,22 @@ func ensureCheckRun(ctx context.Context, gh *github.Client, fullName, head strin
 		}
 		return false, nil
 	}
-	if ok, err := found(); err != nil || ok {
-		return id, err
+	if !spec.Listed {
+		if ok, err := found(); err != nil || ok {
+			return id, err
+		}
 	}
 	opts := github.CreateCheckRunOptions{
 		Name: spec.Name, HeadSHA: head, ExternalID: github.String(spec.ExternalID), DetailsURL: github.String(spec.Details),
 		Status: github.String(spec.Status),
 	}
 	if spec.Title != "" {
-		opts.Output = &github.CheckRunOutput{Title: github.String(spec.Title), Summary: github.String(spec.Summary)}
+		opts.Output = &github.CheckRunOutput{Title: github.String(spec.Title), Summary: github.String(spec.Summary), Annotations: annotations(spec.Annotations)}
+	}
+	if spec.Conclusion != "" {
+		opts.Status = nil
+		opts.Conclusion = github.String(spec.Conclusion)
+		opts.CompletedAt = &github.Timestamp{Time: time.Now()}
 	}
 	err := once(ctx, func() error {
 		run, _, err := gh.Checks.CreateCheckRun(ctx, owner, repo, opts)

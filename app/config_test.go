@@ -20,7 +20,8 @@ func TestConfigExampleLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Eval.AttrTimeout != 2*time.Minute || cfg.Eval.MaxMemoryMiB != 8192 || len(cfg.Systems) != 1 ||
-		cfg.Build.MaxJobs != DefaultConfig().Build.MaxJobs || cfg.Build.BuildTimeout != 3*time.Hour || cfg.Build.LocalFeatures != nil {
+		cfg.Build.MaxJobs != DefaultConfig().Build.MaxJobs || cfg.Build.BuildTimeout != 3*time.Hour || cfg.Build.LocalFeatures != nil ||
+		cfg.Eval.Flakes != "auto" || strings.Join(cfg.Eval.FlakeJobs, " ") != "basinixJobs hydraJobs checks packages" || len(cfg.Eval.FlakeLocalInputs) != 0 {
 		t.Errorf("config.example.yml does not give the documented defaults: %+v", cfg)
 	}
 }
@@ -28,6 +29,9 @@ func TestConfigExampleLoads(t *testing.T) {
 func TestConfigIsStrict(t *testing.T) {
 	for _, tc := range []struct{ body, wantErr string }{
 		{"eval:\n  workerz: 3\n", "field workerz not found"},
+		{"eval:\n  flakes: maybe\n", "eval.flakes is \"maybe\""},
+		{"eval:\n  flake_jobs: [\"checks; rm -rf /\"]\n", "is not an output name"},
+		{"eval:\n  flake_local_inputs: [relative/dir]\n", "is not an absolute path"},
 		{"systemz: [x86_64-linux]\n", "field systemz not found"},
 		{"systems: [\"x86_64-linux; rm -rf /\"]\n", "is not of the form"},
 		{"eval:\n  attr_timeout: soon\n", "soon"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -288,9 +289,15 @@ func (p *pipeline) evaluated(ctx context.Context, rev *store.Revision, c *checks
 	if err := c.final(ctx, evalCheck, report.EvalCheckRun(rep, c.details)); err != nil {
 		log.Warn().Err(err).Msg("publishing the evaluation")
 	}
-	for _, s := range p.cfg.Systems {
-		if _, err := c.id(ctx, buildCheck(s), "in_progress"); err != nil {
-			log.Warn().Err(err).Msg("creating the build check runs")
+	if rep.Jobs {
+		if err := p.openJobs(ctx, c, rep, log); err != nil {
+			log.Warn().Err(err).Msg("creating the job check runs")
+		}
+	} else {
+		for _, s := range p.cfg.Systems {
+			if _, err := c.id(ctx, buildCheck(s), "in_progress"); err != nil {
+				log.Warn().Err(err).Msg("creating the build check runs")
+			}
 		}
 	}
 	if err := p.st.FinishRevision(ctx, rev.ID, store.Building, nil, ""); err != nil {
@@ -323,6 +330,12 @@ func (p *pipeline) followBuilds(ctx context.Context, rev *store.Revision, c *che
 			}
 			last, shown = time.Now(), pr
 			p.progress.set(rev.ID, pr)
+			if rep := pend.Report(); rep.Jobs {
+				if err := c.publish(ctx, report.JobsCheckName, jobsProgress(pr, p.liveURL)); err != nil {
+					log.Warn().Err(err).Msg("progress update")
+				}
+				continue
+			}
 			for _, s := range p.cfg.Systems {
 				if err := c.publish(ctx, buildCheck(s), report.BuildProgressCheckRun(pr, p.liveURL)); err != nil {
 					log.Warn().Err(err).Msg("progress update")
@@ -389,6 +402,12 @@ func (p *pipeline) publishFinal(ctx context.Context, c *checks, rep *report.Repo
 	if err := c.final(ctx, evalCheck, report.EvalCheckRun(rep, c.details)); err != nil {
 		return err
 	}
+	if rep.Jobs {
+		if err := p.publishJobs(ctx, c, rep); err != nil {
+			return err
+		}
+		return p.st.FinishRevision(ctx, c.rev.ID, store.Done, nil, "")
+	}
 	if err := rebuildLabels(ctx, c.gh, c.rev.Repo, c.rev.PR, p.cfg.Server.RebuildLabels, rep); err != nil {
 		return err
 	}
@@ -445,10 +464,7 @@ func (p *pipeline) superseded(ctx context.Context, rev *store.Revision, c *check
 	why := cur.State
 	log.Info().Str("state", why).Msg("revision stopped")
 	cr := report.CheckRun{Title: "not finished: " + why, Summary: "This revision's review stopped: it was " + why + ".", Conclusion: "cancelled"}
-	for _, name := range append([]string{evalCheck}, buildNames(systems)...) {
-		if !p.open(ctx, rev.ID, name) {
-			continue
-		}
+	for _, name := range p.openChecks(ctx, rev.ID, false) {
 		if err := c.publish(ctx, name, cr); err != nil {
 			log.Warn().Err(err).Str("check", name).Msg("completing a stopped check run")
 		}
@@ -469,13 +485,7 @@ func (p *pipeline) fail(ctx context.Context, rev *store.Revision, c *checks, err
 		return
 	}
 	cr := report.CheckRun{Title: "basinix could not review this", Summary: "```\n" + err.Error() + "\n```\n", Conclusion: "neutral"}
-	for _, name := range append([]string{evalCheck}, buildNames(p.cfg.Systems)...) {
-		if name != evalCheck && !p.open(ctx, rev.ID, name) {
-			continue
-		}
-		if final, _ := p.st.CheckRunFinal(ctx, rev.ID, name); final {
-			continue
-		}
+	for _, name := range p.openChecks(ctx, rev.ID, true) {
 		if perr := c.publish(ctx, name, cr); perr != nil {
 			log.Warn().Err(perr).Str("check", name).Msg("publishing the failure")
 		}
@@ -513,11 +523,9 @@ func (p *pipeline) retryLater(ctx context.Context, rev *store.Revision, c *check
 	cr := report.CheckRun{Title: "the machine's fault: trying again", Summary: fmt.Sprintf(
 		"basinix could not finish this review for a fault of its machine, not of the change:\n\n%s\nIt tries again at %s (attempt %d of %d).",
 		report.CodeBlock(err.Error()), at.UTC().Format("15:04:05 UTC"), rev.MachineFailures+2, maxMachineRetries+1)}
-	for _, name := range append([]string{evalCheck}, buildNames(p.cfg.Systems)...) {
-		if (name == evalCheck || p.open(ctx, rev.ID, name)) && !p.final(ctx, rev.ID, name) {
-			if perr := c.publish(ctx, name, cr); perr != nil {
-				log.Warn().Err(perr).Str("check", name).Msg("saying the review is retried")
-			}
+	for _, name := range p.openChecks(ctx, rev.ID, true) {
+		if perr := c.publish(ctx, name, cr); perr != nil {
+			log.Warn().Err(perr).Str("check", name).Msg("saying the review is retried")
 		}
 	}
 	return true
@@ -529,15 +537,25 @@ func (p *pipeline) final(ctx context.Context, revision int64, name string) bool 
 	return done
 }
 
-// open reports whether the revision has the named check run and its final
-// output was not sent: a stopped or failed review may still end it.
-func (p *pipeline) open(ctx context.Context, revision int64, name string) bool {
-	id, err := p.st.CheckRunID(ctx, revision, name)
-	if err != nil || id == 0 {
-		return false
+// openChecks returns the revision's check runs whose final output was not
+// sent, which a stopped or failed review may still end: its build (or a
+// flake's job) check runs, and with eval the eval check run unless it is
+// final, even when it was not created yet.
+func (p *pipeline) openChecks(ctx context.Context, revision int64, eval bool) []string {
+	names, err := p.st.OpenCheckRuns(ctx, revision)
+	if err != nil {
+		p.log.Warn().Err(err).Msg("open check runs")
 	}
-	final, err := p.st.CheckRunFinal(ctx, revision, name)
-	return err == nil && !final
+	var out []string
+	if slices.Contains(names, evalCheck) || eval && !p.final(ctx, revision, evalCheck) {
+		out = append(out, evalCheck)
+	}
+	for _, n := range names {
+		if n != evalCheck {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func buildNames(systems []string) []string {

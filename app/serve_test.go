@@ -54,6 +54,12 @@ func newAppWith(t testing.TB, opt sampleset.Options) *appFixture {
 func newAppConfig(t testing.TB, opt sampleset.Options, tweak func(*Config)) *appFixture {
 	t.Helper()
 	testenv.RequireNix(t)
+	return newAppRepo(t, testenv.Sample(t, opt), tweak)
+}
+
+// newAppRepo is newAppConfig on a repository of the test's own.
+func newAppRepo(t testing.TB, repo *sampleset.Repo, tweak func(*Config)) *appFixture {
+	t.Helper()
 	gh := fakegithub.New(t)
 	gh.AddInstallation(installationID, "octo", "octo/pkgs")
 	cfg := DefaultConfig()
@@ -70,7 +76,7 @@ func newAppConfig(t testing.TB, opt sampleset.Options, tweak func(*Config)) *app
 	if err := cfg.LoadSecrets(func(string) (string, bool) { return "", false }); err != nil {
 		t.Fatal(err)
 	}
-	f := &appFixture{gh: gh, repo: testenv.Sample(t, opt)}
+	f := &appFixture{gh: gh, repo: repo}
 	f.start(t, cfg)
 	t.Cleanup(func() {
 		f.stop()

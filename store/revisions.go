@@ -378,6 +378,28 @@ func (s *Store) SetCheckRunFinal(ctx context.Context, revision int64, name strin
 	return nil
 }
 
+// OpenCheckRuns returns the names of the revision's check runs whose final
+// output was not sent, in name order.
+func (s *Store) OpenCheckRuns(ctx context.Context, revision int64) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM check_runs WHERE revision_id = ? AND final = 0 ORDER BY name`, revision)
+	if err != nil {
+		return nil, fmt.Errorf("open check runs of revision %d: %w", revision, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("open check runs of revision %d: %w", revision, err)
+		}
+		out = append(out, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("open check runs of revision %d: %w", revision, err)
+	}
+	return out, nil
+}
+
 // RevisionsIn returns the revisions in state, oldest first.
 func (s *Store) RevisionsIn(ctx context.Context, state string) ([]*Revision, error) {
 	out, err := s.queryRevisions(ctx, ` WHERE state = ? ORDER BY id`, state)

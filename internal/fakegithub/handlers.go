@@ -5,9 +5,35 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"time"
 )
+
+// paged is a page of a list: the server adds GitHub's Link header when
+// there is a next page.
+type paged struct {
+	body any
+	next int // the next page's number, 0 for none
+}
+
+// paginate returns the bounds of the page r asks of n items (per_page,
+// at most 100, default 30; page from 1) and the next page's number.
+func paginate(r *http.Request, n int) (bounds [2]int, next int) {
+	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+	if per <= 0 {
+		per = 30
+	}
+	per = min(per, 100)
+	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	page = max(page, 1)
+	from := min((page-1)*per, n)
+	to := min(from+per, n)
+	if to < n {
+		next = page + 1
+	}
+	return [2]int{from, to}, next
+}
 
 type handler func(s *Server, params map[string]string, body map[string]any, r *http.Request) (int, any)
 
@@ -75,13 +101,19 @@ var handlers = map[string]handler{
 		return http.StatusNotFound, map[string]any{"message": "Not Found"}
 	},
 	"checks/list-for-ref": func(s *Server, p map[string]string, _ map[string]any, r *http.Request) (int, any) {
-		var runs []any
+		var runs []*CheckRun
 		for _, c := range s.checkRuns {
 			if c.Repo == p["owner"]+"/"+p["repo"] && c.HeadSHA == p["ref"] && (r.URL.Query().Get("check_name") == "" || r.URL.Query().Get("check_name") == c.Name) {
-				runs = append(runs, c.json())
+				runs = append(runs, c)
 			}
 		}
-		return http.StatusOK, map[string]any{"total_count": len(runs), "check_runs": runs}
+		sort.Slice(runs, func(i, j int) bool { return runs[i].ID > runs[j].ID }) // newest first, as GitHub
+		page, next := paginate(r, len(runs))
+		out := []any{}
+		for _, c := range runs[page[0]:page[1]] {
+			out = append(out, c.json())
+		}
+		return http.StatusOK, paged{body: map[string]any{"total_count": len(runs), "check_runs": out}, next: next}
 	},
 	"pulls/list": func(s *Server, p map[string]string, _ map[string]any, r *http.Request) (int, any) {
 		if st := r.URL.Query().Get("state"); st != "" && st != "open" {

@@ -516,6 +516,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, after.status, map[string]any{"message": "Server Error", "documentation_url": "https://docs.github.com/rest"})
 		return
 	}
+	if pg, ok := resp.(paged); ok {
+		if pg.next > 0 {
+			u := *r.URL
+			q := u.Query()
+			q.Set("page", strconv.Itoa(pg.next))
+			u.RawQuery = q.Encode()
+			w.Header().Set("Link", fmt.Sprintf(`<http://%s%s>; rel="next"`, r.Host, u.RequestURI()))
+		}
+		resp = pg.body
+	}
 	writeJSON(w, status, resp)
 }
 
