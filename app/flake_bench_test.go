@@ -64,7 +64,7 @@ func BenchmarkFlakeJobs(b *testing.B) {
 			nixEval += n
 		}
 	}
-	b.Logf("evaluation of %d jobs: basinix %s, nix eval %s: %.2fx", jobs, basinixEval/2, nixEval/2, float64(basinixEval)/float64(nixEval))
+	figure(b, "evaluation of %d jobs: basinix %s, nix eval %s: %.2fx", jobs, basinixEval/2, nixEval/2, float64(basinixEval)/float64(nixEval))
 
 	b.ResetTimer()
 	head := f.sha(b, "pr")
@@ -89,7 +89,7 @@ func BenchmarkFlakeJobs(b *testing.B) {
 		return completed == jobs
 	}, func() string { return fmt.Sprintf("%d job check runs", len(created)) })
 	slices.Sort(created)
-	b.Logf("PR opened: %d job check runs created after p50 %s, p99 %s, all %s", len(created),
+	figure(b, "PR opened: %d job check runs created after p50 %s, p99 %s, all %s", len(created),
 		created[len(created)/2].Round(time.Millisecond), created[len(created)*99/100].Round(time.Millisecond), created[len(created)-1].Round(time.Millisecond))
 	f.waitJobsSummary(b, head)
 
@@ -114,7 +114,7 @@ func BenchmarkFlakeJobs(b *testing.B) {
 		total += n - before[op]
 	}
 	all := jobs + 9 // the bulk and the sample's jobs (oldjob removed)
-	b.Logf("second push: all %d job check runs completed after %s; %d GitHub requests, %.2f a job (checks/create %d, checks/update %d, checks/list-for-ref %d)",
+	figure(b, "second push: all %d job check runs completed after %s; %d GitHub requests, %.2f a job (checks/create %d, checks/update %d, checks/list-for-ref %d)",
 		all, took.Round(time.Millisecond), total, float64(total)/float64(all), after["checks/create"]-before["checks/create"],
 		after["checks/update"]-before["checks/update"], after["checks/list-for-ref"]-before["checks/list-for-ref"])
 }
@@ -129,4 +129,12 @@ func (f *appFixture) waitJobsSummary(b testing.TB, head string) {
 		}
 		return false
 	}, func() string { return "basinix / jobs not completed on " + head })
+}
+
+// figure reports a benchmark's figure on stderr too: the test logger's
+// lines would bury it in the benchmark's log.
+func figure(b *testing.B, format string, args ...any) {
+	b.Helper()
+	b.Logf(format, args...)
+	fmt.Fprintf(os.Stderr, "FIGURE "+format+"\n", args...)
 }
