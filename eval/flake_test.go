@@ -16,23 +16,11 @@ import (
 	"github.com/basinix/basinix/sampleset"
 )
 
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // nixFlakeEval is what Nix's own flakes give for attr of the flake at dir:
 // the reference basinix's flake evaluation (flakes off) must match.
 func nixFlakeEval(t *testing.T, dir, attr string) string {
 	t.Helper()
-	ref := "git+file://" + dir + "?rev=" + git(t, dir, "rev-parse", "HEAD")
+	ref := "git+file://" + dir + "?rev=" + strings.TrimSpace(testenv.Git(t, dir, "rev-parse", "HEAD"))
 	out, err := exec.Command("nix", "--extra-experimental-features", "nix-command flakes", "eval", "--raw", ref+"#"+attr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("nix eval %s: %v: %s", attr, err, out)
@@ -77,7 +65,7 @@ func TestFlakeJobs(t *testing.T) {
 		t.Errorf("passing: the same derivation on both systems")
 	}
 
-	git(t, repo.Dir, "checkout", "--quiet", "pr")
+	testenv.Git(t, repo.Dir, "checkout", "--quiet", "pr")
 	head := evaluate(t, ev, repo.Dir, "x86_64-linux")
 	want = []string{"changes", "depfails", "failing", "fixed", "group.nested", "newjob", "passing"}
 	if got := slices.Sorted(maps.Keys(okAttrs(head))); !slices.Equal(got, want) {
@@ -109,7 +97,7 @@ func TestFlakeInputsMustBeLockedAndAllowed(t *testing.T) {
 	ctx := context.Background()
 
 	ev := newEvaluator(t, eval.Options{Workers: 2, FlakeLocalInputs: []string{repo.Inputs}})
-	git(t, repo.Dir, "checkout", "--quiet", "pr")
+	testenv.Git(t, repo.Dir, "checkout", "--quiet", "pr")
 	res, err := ev.Evaluate(ctx, repo.Dir, "x86_64-linux", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +106,7 @@ func TestFlakeInputsMustBeLockedAndAllowed(t *testing.T) {
 		t.Errorf("unlocked input: want the flake refused, got %+v", res.Error)
 	}
 
-	git(t, repo.Dir, "checkout", "--quiet", "master")
+	testenv.Git(t, repo.Dir, "checkout", "--quiet", "master")
 	strict := newEvaluator(t, eval.Options{Workers: 2})
 	res, err = strict.Evaluate(ctx, repo.Dir, "x86_64-linux", 0)
 	if err != nil {
@@ -165,9 +153,9 @@ func TestFlakeCodeCannotReadOutsideItsSource(t *testing.T) {
 	if err := os.Symlink(keyFile, filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
 	}
-	git(t, dir, "init", "--quiet")
-	git(t, dir, "add", "-A")
-	git(t, dir, "commit", "--quiet", "-m", "hostile flake")
+	testenv.Git(t, dir, "init", "--quiet")
+	testenv.Git(t, dir, "add", "-A")
+	testenv.Git(t, dir, "commit", "--quiet", "-m", "hostile flake")
 
 	ev := newEvaluator(t, eval.Options{Workers: 2})
 	res := evaluate(t, ev, dir, "x86_64-linux")
