@@ -1,12 +1,16 @@
 package app
 
 import (
+	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/basinix/basinix/internal/fakegithub"
 	"github.com/basinix/basinix/internal/testenv"
 	"github.com/basinix/basinix/sampleset"
 )
@@ -86,5 +90,69 @@ func TestServeFlakeJobs(t *testing.T) {
 	t.Logf("second push: %d check run requests for %d jobs", calls, len(want)-2)
 	if v := f.gh.Violations(); len(v) > 0 {
 		t.Errorf("requests GitHub would refuse:\n%s", strings.Join(v, "\n"))
+	}
+}
+
+// GitHub's merge queue: a merge_group checks_requested event gets the
+// required check runs on the group's head commit, with nothing built again
+// (the group's head has the derivations the PR's merged head had); a
+// destroyed event is accepted.
+func TestServeMergeQueue(t *testing.T) {
+	testenv.RequireNix(t)
+	flake, err := sampleset.GenerateFlake(t.TempDir(), sampleset.FlakeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newAppRepo(t, &flake.Repo, func(c *Config) { c.Eval.FlakeLocalInputs = []string{flake.Inputs} })
+	head := f.sha(t, "pr")
+	if code, body := f.deliver(t, "pull_request", f.prEvent(t, "opened", head)); code != http.StatusOK {
+		t.Fatalf("webhook answered %d: %s", code, body)
+	}
+	jobs := []string{"basinix / eval", "basinix / jobs", "basinix / passing", "basinix / group.nested", "basinix / failing", "basinix / changes",
+		"basinix / fixed", "basinix / depfails", "basinix / newjob", "basinix / evalbreaks"}
+	onPR := f.waitChecks(t, head, jobs...)
+	logs := func() map[string]time.Time {
+		out := map[string]time.Time{}
+		entries, _ := os.ReadDir(filepath.Join(f.cfg.DataDir, "logs"))
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil {
+				out[e.Name()] = info.ModTime()
+			}
+		}
+		return out
+	}
+	built := logs()
+	if len(built) == 0 {
+		t.Fatal("the PR built nothing")
+	}
+
+	// The queue merges the PR onto master on a branch of its own.
+	base := f.sha(t, "master")
+	queue := fmt.Sprintf("gh-readonly-queue/master/pr-1-%s", head)
+	testenv.Git(t, flake.Dir, "checkout", "--quiet", "-b", queue, "master")
+	testenv.Git(t, flake.Dir, "merge", "--quiet", "--no-ff", "-m", "Merge pull request #1", "pr")
+	testenv.Git(t, flake.Dir, "checkout", "--quiet", "master")
+	group := f.sha(t, queue)
+	repo := fakegithub.Repo{Installation: installationID, FullName: "octo/pkgs", CloneURL: "file://" + flake.Dir}
+	if code, body := f.deliver(t, "merge_group", fakegithub.MergeGroupEvent(t, repo, "checks_requested", 1, group, "master", base)); code != http.StatusOK {
+		t.Fatalf("merge_group webhook answered %d: %s", code, body)
+	}
+	onGroup := f.waitChecks(t, group, jobs...)
+	for _, name := range jobs {
+		if onGroup[name].Conclusion != onPR[name].Conclusion {
+			t.Errorf("%s: %s on the merge group, %s on the PR", name, onGroup[name].Conclusion, onPR[name].Conclusion)
+		}
+	}
+	if after := logs(); !maps.Equal(after, built) {
+		t.Errorf("the merge group built again: logs %v, before %v", after, built)
+	}
+	if code, body := f.deliver(t, "merge_group", fakegithub.MergeGroupEvent(t, repo, "destroyed", 1, group, "master", base)); code != http.StatusOK {
+		t.Errorf("merge_group destroyed answered %d: %s", code, body)
+	}
+	bad := fakegithub.Event(t, "pull_request.opened.0", repo, func(p map[string]any) {
+		p["action"], p["merge_group"] = "checks_requested", map[string]any{"head_sha": group, "head_ref": "refs/heads/feature", "base_ref": "refs/heads/master"}
+	})
+	if code, _ := f.deliver(t, "merge_group", bad); code == http.StatusOK {
+		t.Errorf("a merge group whose head ref is no merge queue's was accepted")
 	}
 }

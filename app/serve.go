@@ -82,6 +82,7 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 	s.dispatch = githubapp.NewEventDispatcher(
 		[]githubapp.EventHandler{
 			&handlers.PullRequestHandler{Reviews: s.pipe, Drafts: cfg.Server.Drafts, Log: log},
+			&handlers.MergeGroupHandler{Reviews: s.pipe, Log: log},
 			&handlers.CheckHandler{Reruns: s.pipe, Log: log},
 			&handlers.PushHandler{Branches: s.pipe, Tracked: cfg.Server.TrackedBranches, Log: log},
 			&handlers.InstallationHandler{Installations: s.pipe, Log: log},

@@ -2,6 +2,7 @@ package fakegithub
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,5 +101,27 @@ func PushEvent(t testing.TB, repo Repo, branch, commit string) []byte {
 	t.Helper()
 	return Event(t, "push.0", repo, func(p map[string]any) {
 		p["ref"], p["after"], p["deleted"] = "refs/heads/"+branch, commit, false
+	})
+}
+
+// MergeGroupEvent is a merge_group webhook of repo: the merge queue made
+// commit head (on refs/heads/gh-readonly-queue/BASE/pr-PR-HEAD) of PR pr on
+// top of base's commit baseSHA. The examples GitHub's webhooks package
+// publishes have no merge_group event, so its shape is written from
+// GitHub's documented payload (action, merge_group {head_sha, head_ref,
+// base_sha, base_ref, head_commit}, repository, installation, sender).
+func MergeGroupEvent(t testing.TB, repo Repo, action string, pr int, head, base, baseSHA string) []byte {
+	t.Helper()
+	return Event(t, "pull_request.opened.0", repo, func(p map[string]any) {
+		delete(p, "pull_request")
+		delete(p, "number")
+		p["action"] = action
+		p["merge_group"] = map[string]any{
+			"head_sha":    head,
+			"head_ref":    fmt.Sprintf("refs/heads/gh-readonly-queue/%s/pr-%d-%s", base, pr, head),
+			"base_sha":    baseSHA,
+			"base_ref":    "refs/heads/" + base,
+			"head_commit": map[string]any{"id": head, "tree_id": head, "message": fmt.Sprintf("Merge pull request #%d", pr), "timestamp": "2024-01-01T00:00:00Z"},
+		}
 	})
 }
