@@ -15,11 +15,9 @@ import (
 	"github.com/basinix/basinix/sampleset"
 )
 
-// A flake's PR is gated job by job: one check run per job with its exact
-// conclusion, the summary, and no build check runs. On the next push, a
-// job that did not change and whose result is known is completed at once,
-// in one request, without a build.
-func TestServeFlakeJobs(t *testing.T) {
+// openedFlakePR runs a server on the sample flake, whose PR 1 is opened.
+func openedFlakePR(t *testing.T) (*appFixture, *sampleset.FlakeRepo, string) {
+	t.Helper()
 	testenv.RequireNix(t)
 	flake, err := sampleset.GenerateFlake(t.TempDir(), sampleset.FlakeOptions{})
 	if err != nil {
@@ -30,6 +28,15 @@ func TestServeFlakeJobs(t *testing.T) {
 	if code, body := f.deliver(t, "pull_request", f.prEvent(t, "opened", head)); code != http.StatusOK {
 		t.Fatalf("webhook answered %d: %s", code, body)
 	}
+	return f, flake, head
+}
+
+// A flake's PR is gated job by job: one check run per job with its exact
+// conclusion, the summary, and no build check runs. On the next push, a
+// job that did not change and whose result is known is completed at once,
+// in one request, without a build.
+func TestServeFlakeJobs(t *testing.T) {
+	f, flake, head := openedFlakePR(t)
 	want := map[string]string{
 		"basinix / eval":         "failure",
 		"basinix / jobs":         "failure",
@@ -98,16 +105,7 @@ func TestServeFlakeJobs(t *testing.T) {
 // (the group's head has the derivations the PR's merged head had); a
 // destroyed event is accepted.
 func TestServeMergeQueue(t *testing.T) {
-	testenv.RequireNix(t)
-	flake, err := sampleset.GenerateFlake(t.TempDir(), sampleset.FlakeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newAppRepo(t, &flake.Repo, func(c *Config) { c.Eval.FlakeLocalInputs = []string{flake.Inputs} })
-	head := f.sha(t, "pr")
-	if code, body := f.deliver(t, "pull_request", f.prEvent(t, "opened", head)); code != http.StatusOK {
-		t.Fatalf("webhook answered %d: %s", code, body)
-	}
+	f, flake, head := openedFlakePR(t)
 	jobs := []string{"basinix / eval", "basinix / jobs", "basinix / passing", "basinix / group.nested", "basinix / failing", "basinix / changes",
 		"basinix / fixed", "basinix / depfails", "basinix / newjob", "basinix / evalbreaks"}
 	onPR := f.waitChecks(t, head, jobs...)
