@@ -9,10 +9,11 @@ var AppPermissions = map[string]string{
 	"checks":        "write",
 	"contents":      "write",
 	"issues":        "write",
+	"merge_queues":  "read", // the merge_group event
 	"metadata":      "read",
 	"pull_requests": "write",
 }
 
 // AppEvents are the webhook events the App subscribes to. GitHub sends
 // installation and installation_repositories to every App unasked.
-var AppEvents = []string{"check_run", "check_suite", "issue_comment", "pull_request", "push"}
+var AppEvents = []string{"check_run", "check_suite", "issue_comment", "merge_group", "pull_request", "push"}

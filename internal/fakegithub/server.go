@@ -78,7 +78,7 @@ type Installation struct {
 
 // DefaultPermissions are an installation's permissions unless set: the
 // ones basinix documents as needed.
-var DefaultPermissions = map[string]string{"checks": "write", "contents": "write", "issues": "write", "metadata": "read", "pull_requests": "write"}
+var DefaultPermissions = map[string]string{"checks": "write", "contents": "write", "issues": "write", "merge_queues": "read", "metadata": "read", "pull_requests": "write"}
 
 // CheckRun is a check run as GitHub keeps it.
 type CheckRun struct {
