@@ -2,15 +2,19 @@ package nix
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -136,6 +140,7 @@ type FlakeFetcher struct {
 
 	mu      sync.Mutex
 	fetched map[string]string // locked attributes as JSON → store path
+	copies  map[string]string // a checkout's fingerprint → its copy
 }
 
 // NewFlakeFetcher returns a fetcher running Nix through run. local lists
@@ -147,7 +152,7 @@ func NewFlakeFetcher(run interface {
 	if err != nil {
 		return nil, err
 	}
-	return &FlakeFetcher{run: run, expr: filepath.Join(filepath.Dir(path), "fetch.nix"), local: local, fetched: map[string]string{}}, nil
+	return &FlakeFetcher{run: run, expr: filepath.Join(filepath.Dir(path), "fetch.nix"), local: local, fetched: map[string]string{}, copies: map[string]string{}}, nil
 }
 
 // IsFlake says whether the checkout at src is evaluated as a flake: mode
@@ -183,7 +188,7 @@ func (f *FlakeFetcher) Prepare(ctx context.Context, src string, jobs []string) (
 	}
 	// No lock is a flake without inputs; one with inputs fails in the
 	// walker, which compares the declared inputs with the locked ones.
-	self, err := f.fetch(ctx, map[string]any{"type": "self", "path": src}, false)
+	self, err := f.copySelf(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("copy the flake into the store: %w", err)
 	}
@@ -229,6 +234,66 @@ func (f *FlakeFetcher) Prepare(ctx context.Context, src string, jobs []string) (
 		return nil, err
 	}
 	return spec, nil
+}
+
+// copySelf copies the flake checked out at src into the store, once per
+// content: a review evaluates a commit several times (the walk, the
+// details, the messages of errors), and Nix would hash every file each
+// time. The content is known by every file's path, mode, size and change
+// time (as git's index knows a clean file), and the copy must still be in
+// the store.
+func (f *FlakeFetcher) copySelf(ctx context.Context, src string) (string, error) {
+	key, err := fingerprint(src)
+	if err == nil {
+		f.mu.Lock()
+		p, ok := f.copies[key]
+		f.mu.Unlock()
+		if _, serr := os.Lstat(p); ok && serr == nil {
+			return p, nil
+		}
+	}
+	p, ferr := f.fetch(ctx, map[string]any{"type": "self", "path": src}, false)
+	if ferr != nil {
+		return "", ferr
+	}
+	if err == nil {
+		f.mu.Lock()
+		f.copies[key] = p
+		f.mu.Unlock()
+	}
+	return p, nil
+}
+
+// fingerprint identifies the files below dir (without .git) by path,
+// mode, size and change time.
+func fingerprint(dir string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", dir)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Name() == ".git" && filepath.Dir(p) == dir {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		var ctime int64
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			ctime = st.Ctim.Nano()
+		}
+		fmt.Fprintf(h, "%s %o %d %d %d\n", p, info.Mode(), info.Size(), info.ModTime().UnixNano(), ctime)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 var (
