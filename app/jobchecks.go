@@ -44,7 +44,7 @@ func (p *pipeline) knownJobs(ctx context.Context, rev *store.Revision, rep *repo
 	var drvs []string
 	for _, s := range rep.Systems {
 		for _, e := range s.Attrs {
-			if e.Change == "unchanged" && e.Verdict == report.Pending {
+			if e.UnchangedPending() {
 				drvs = append(drvs, e.DrvPath)
 			}
 		}

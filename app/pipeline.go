@@ -259,8 +259,7 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		return
 	}
 	p.recordFiles(ctx, gh, rev, log)
-	systems := p.cfg.Systems
-	pend, err := p.rv.Evaluate(ctx, review.Request{Repo: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA, Systems: systems, Build: true,
+	pend, err := p.rv.Evaluate(ctx, review.Request{Repo: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA, Systems: p.cfg.Systems, Build: true,
 		FewerRebuildsFirst: true, RebuildFailed: rev.RebuildFailed, FreshEval: rev.FreshEval})
 	if err == nil {
 		defer pend.Close()
@@ -276,7 +275,7 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		}
 	}
 	if ctx.Err() != nil {
-		p.superseded(bg, rev, c, systems, log)
+		p.superseded(bg, rev, c, log)
 		return
 	}
 	p.fail(bg, rev, c, err, log)
@@ -453,7 +452,7 @@ func (p *pipeline) republish(ctx context.Context) {
 
 // superseded completes the check runs of a revision whose work was
 // stopped by a newer push or a closed PR.
-func (p *pipeline) superseded(ctx context.Context, rev *store.Revision, c *checks, systems []string, log zerolog.Logger) {
+func (p *pipeline) superseded(ctx context.Context, rev *store.Revision, c *checks, log zerolog.Logger) {
 	cur, err := p.st.Revision(ctx, rev.ID)
 	if err != nil || cur.State != store.Superseded && cur.State != store.Cancelled {
 		// The server is stopping: the revision stays unfinished in the
@@ -554,14 +553,6 @@ func (p *pipeline) openChecks(ctx context.Context, revision int64, eval bool) []
 		if n != evalCheck {
 			out = append(out, n)
 		}
-	}
-	return out
-}
-
-func buildNames(systems []string) []string {
-	out := make([]string, len(systems))
-	for i, s := range systems {
-		out[i] = buildCheck(s)
 	}
 	return out
 }

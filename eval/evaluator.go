@@ -75,13 +75,10 @@ func New(run Runner, opt Options, log zerolog.Logger) (*Evaluator, error) {
 	if opt.MaxMemory > 0 && opt.MaxMemory/4 < heap {
 		heap = opt.MaxMemory / 4
 	}
-	flakes, err := nix.NewFlakeFetcher(run, opt.TempDir, opt.FlakeLocalInputs)
-	if err != nil {
-		return nil, err
-	}
 	closed, closeFn := context.WithCancel(context.Background())
 	return &Evaluator{
-		run: run, opt: opt, log: log, walker: walker, listDir: listDir, flakes: flakes,
+		run: run, opt: opt, log: log, walker: walker, listDir: listDir,
+		flakes: nix.NewFlakeFetcher(run, walker, opt.FlakeLocalInputs),
 		env:    []string{"GC_INITIAL_HEAP_SIZE=" + strconv.FormatInt(heap, 10)},
 		slots:  make(chan struct{}, opt.Workers),
 		closed: closed, close: closeFn,

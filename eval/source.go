@@ -32,7 +32,7 @@ var DefaultFlakeJobs = []string{"basinixJobs", "hydraJobs", "checks", "packages"
 // its inputs, an input basinix may not fetch) is an errSetFailed, the
 // repository's fault, told as the evaluation's error.
 func (e *Evaluator) source(ctx context.Context, dir string) (*source, error) {
-	if !nix.IsFlake(dir, e.opt.Flakes) {
+	if !nix.IsFlake(e.opt.Flakes, nix.InDir(dir)) {
 		return &source{src: dir}, nil
 	}
 	spec, err := e.flakes.Prepare(ctx, dir, e.flakeJobs())
@@ -55,7 +55,3 @@ func (e *Evaluator) flakeJobs() []string {
 	}
 	return DefaultFlakeJobs
 }
-
-// IsFlake says whether the checkout at dir is evaluated as a flake under
-// the Evaluator's options.
-func (e *Evaluator) IsFlake(dir string) bool { return nix.IsFlake(dir, e.opt.Flakes) }

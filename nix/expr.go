@@ -30,8 +30,9 @@ func WalkerHash() string {
 }
 
 // WriteWalker writes the walker's expressions under dir (once per version)
-// and returns the walker's path; the others are beside it. Nix reads expressions from files, and restricted
-// evaluation only lets it read files below the directories it is given.
+// and returns the walker's path; the others are beside it. Nix reads
+// expressions from files, and restricted evaluation only lets it read
+// files below the directories it is given.
 func WriteWalker(dir string) (string, error) {
 	dir = filepath.Join(dir, "walker-"+WalkerHash())
 	path := filepath.Join(dir, "walker.nix")

@@ -143,33 +143,35 @@ type FlakeFetcher struct {
 	copies  map[string]string // a checkout's fingerprint → its copy
 }
 
-// NewFlakeFetcher returns a fetcher running Nix through run. local lists
-// the directories local inputs may come from (besides none).
+// NewFlakeFetcher returns a fetcher running Nix through run, with the
+// expressions WriteWalker wrote beside walker. local lists the
+// directories local inputs may come from.
 func NewFlakeFetcher(run interface {
 	Run(ctx context.Context, cmd Cmd) (*Result, error)
-}, exprDir string, local []string) (*FlakeFetcher, error) {
-	path, err := WriteWalker(exprDir)
-	if err != nil {
-		return nil, err
-	}
-	return &FlakeFetcher{run: run, expr: filepath.Join(filepath.Dir(path), "fetch.nix"), local: local, fetched: map[string]string{}, copies: map[string]string{}}, nil
+}, walker string, local []string) *FlakeFetcher {
+	return &FlakeFetcher{run: run, expr: filepath.Join(filepath.Dir(walker), "fetch.nix"), local: local, fetched: map[string]string{}, copies: map[string]string{}}
 }
 
-// IsFlake says whether the checkout at src is evaluated as a flake: mode
-// "always" or "never", or "auto": a flake.nix and no default.nix (a
-// repository with both, as nixpkgs, is a package set).
-func IsFlake(src, mode string) bool {
+// IsFlake says whether a commit is evaluated as a flake, has saying
+// whether it has a file at its root: mode "always" or "never", or "auto":
+// a flake.nix and no default.nix (a repository with both, as nixpkgs, is
+// a package set).
+func IsFlake(mode string, has func(name string) bool) bool {
 	switch mode {
 	case "always":
 		return true
 	case "never":
 		return false
 	}
-	if _, err := os.Stat(filepath.Join(src, "flake.nix")); err != nil {
-		return false
+	return has("flake.nix") && !has("default.nix")
+}
+
+// InDir is IsFlake's has for a checkout at dir.
+func InDir(dir string) func(name string) bool {
+	return func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
 	}
-	_, err := os.Stat(filepath.Join(src, "default.nix"))
-	return err != nil
 }
 
 // Prepare copies the flake checked out at src into the store and fetches

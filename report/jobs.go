@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/basinix/basinix/build"
+	"github.com/basinix/basinix/eval"
 )
 
 // A flake's jobs each get a check run, as a CI's do, so that branch
@@ -148,7 +149,7 @@ func JobsCheckRun(r *Report, opt MarkdownOptions, fullReport string) CheckRun {
 // before anything is built (the same derivation was built for the base or
 // another PR): it is final at once.
 func KnownResult(e *AttrEntry, known build.Result) bool {
-	if e.Change != "unchanged" || e.Verdict != Pending {
+	if !e.UnchangedPending() {
 		return false
 	}
 	switch known {
@@ -163,4 +164,10 @@ func KnownResult(e *AttrEntry, known build.Result) bool {
 		e.Verdict = StillSucceeding
 	}
 	return true
+}
+
+// UnchangedPending says whether e is an unchanged job that waits for its
+// result, which its remembered result may give (KnownResult).
+func (e *AttrEntry) UnchangedPending() bool {
+	return e.Change == eval.Unchanged && e.Verdict == Pending
 }

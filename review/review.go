@@ -267,7 +267,7 @@ func (r *Reviewer) Evaluate(ctx context.Context, req Request) (_ *Pending, err e
 			return nil, fmt.Errorf("%w: no default.nix (nor flake.nix) at %s in %s", ErrInput, c, m.URL)
 		}
 	}
-	rep.Jobs = r.isFlake(ctx, m, merge.Commit)
+	rep.Jobs = nix.IsFlake(r.cfg.Eval.Flakes, func(name string) bool { return m.HasFile(ctx, merge.Commit, name) })
 
 	p := &Pending{r: r, req: req, rep: rep, trees: &worktrees{m: m}, merge: merge, start: start}
 	defer func() {
@@ -729,18 +729,6 @@ func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, b
 		d.AliasErrors[i] = explain(a)
 	}
 	return report.FromDiff(d, details), nil
-}
-
-// isFlake says whether commit is evaluated as a flake, as
-// nix.IsFlake decides for a checkout: its jobs are reviewed as a CI's.
-func (r *Reviewer) isFlake(ctx context.Context, m *checkout.Mirror, commit string) bool {
-	switch r.cfg.Eval.Flakes {
-	case "never":
-		return false
-	case "always":
-		return true
-	}
-	return m.HasFile(ctx, commit, "flake.nix") && !m.HasFile(ctx, commit, "default.nix")
 }
 
 // worktrees makes at most one worktree per commit for a review, on demand:
