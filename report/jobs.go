@@ -1,8 +1,11 @@
 package report
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/eval"
@@ -14,11 +17,20 @@ import (
 // JobsCheckName is the name of the check run that lists every job.
 const JobsCheckName = "basinix / jobs"
 
+// maxJobName bounds the characters of a job's name in its check run's name.
+const maxJobName = 200
+
 // JobCheckName is the check run name of a job: "basinix / JOB", with the
 // system when the repository is reviewed on more than one. A job whose
 // name would be one of basinix's own check runs gets "job " before it.
 func JobCheckName(job, system string, systems int) string {
 	name := job
+	if utf8.RuneCountInString(name) > maxJobName {
+		// A long attribute name must not make GitHub refuse the check run
+		// (and every job after it): cut, with a hash that keeps it unique.
+		sum := sha256.Sum256([]byte(job))
+		name = cutRunes(job, maxJobName-9) + hex.EncodeToString(sum[:4])
+	}
 	if systems > 1 {
 		name += " (" + system + ")"
 	}

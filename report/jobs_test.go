@@ -1,7 +1,9 @@
 package report
 
 import (
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/basinix/basinix/build"
 )
@@ -20,6 +22,16 @@ func TestJobCheckNames(t *testing.T) {
 		if got := JobCheckName(tc.job, tc.system, tc.systems); got != tc.want {
 			t.Errorf("JobCheckName(%q, %q, %d) = %q, want %q", tc.job, tc.system, tc.systems, got, tc.want)
 		}
+	}
+}
+
+// A 10,000-character job name gives a check run name GitHub takes, and two
+// long names that differ only at the end stay apart.
+func TestLongJobNamesAreCut(t *testing.T) {
+	a := JobCheckName(strings.Repeat("x", 10000)+"a", "x86_64-linux", 1)
+	b := JobCheckName(strings.Repeat("x", 10000)+"b", "x86_64-linux", 1)
+	if utf8.RuneCountInString(a) > 255 || a == b || !utf8.ValidString(a) {
+		t.Errorf("long names: %d bytes, distinct %v, valid UTF-8 %v", len(a), a != b, utf8.ValidString(a))
 	}
 }
 
