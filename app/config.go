@@ -70,6 +70,12 @@ type ServerConfig struct {
 	// TrackedBranches are evaluated on every push, so PRs against them find
 	// the base cached; empty: each repository's default branch.
 	TrackedBranches []string `yaml:"tracked_branches"`
+	// PushChecks says which tracked branches' pushes get check runs on
+	// their commits (a push revision, the new tip reviewed against the
+	// previous one): "flakes" (repositories evaluated as flakes: a CI's
+	// job check runs), "all" (the eval and build check runs of package
+	// sets too), "none".
+	PushChecks string `yaml:"push_checks"`
 	// GitHubRetryFor is how long a GitHub API call is retried (5xx,
 	// secondary rate limits) before it fails; final results that failed are
 	// sent again later.
@@ -100,7 +106,7 @@ type ServerConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Config: review.DefaultConfig(),
-		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, BranchPriority: review.DefaultBranchPriority, GitHubRetryFor: 5 * time.Minute,
+		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, PushChecks: "flakes", BranchPriority: review.DefaultBranchPriority, GitHubRetryFor: 5 * time.Minute,
 			ReadTimeout: 30 * time.Second, MaxConnections: 1024, WebhookMemoryMiB: 128, MachineRetry: time.Minute,
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"}},
 		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge", MergeChecks: []string{"eval", "build"}},
@@ -154,6 +160,11 @@ func (c Config) Validate() error {
 	}
 	if sv := c.Server; sv.ReadTimeout <= 0 || sv.MaxConnections <= 0 || sv.MachineRetry <= 0 || sv.WebhookMemoryMiB < maxPayload>>20 {
 		return fmt.Errorf("config: server.read_timeout, max_connections and machine_retry must be positive, server.webhook_memory_mib at least %d (the largest webhook GitHub sends)", maxPayload>>20)
+	}
+	switch c.Server.PushChecks {
+	case "flakes", "all", "none":
+	default:
+		return fmt.Errorf("config: server.push_checks %q is not flakes, all or none", c.Server.PushChecks)
 	}
 	if !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`).MatchString(c.Commands.Name) {
 		return fmt.Errorf("config: commands.name %q is not a GitHub login", c.Commands.Name)

@@ -40,6 +40,7 @@ func TestConfigIsStrict(t *testing.T) {
 		{"build:\n  max_silent_time: -1s\n", "must not be negative"},
 		{"build:\n  machines_file: /does/not/exist\n", "machines_file"},
 		{"server:\n  public_url: not a url\n", "is not an http(s) URL"},
+		{"server:\n  push_checks: sometimes\n", "is not flakes, all or none"},
 	} {
 		path := filepath.Join(t.TempDir(), "c.yml")
 		os.WriteFile(path, []byte(tc.body), 0o644)

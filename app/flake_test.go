@@ -1,11 +1,13 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,17 +15,24 @@ import (
 	"github.com/basinix/basinix/internal/fakegithub"
 	"github.com/basinix/basinix/internal/testenv"
 	"github.com/basinix/basinix/sampleset"
+	"github.com/basinix/basinix/store"
 )
 
-// openedFlakePR runs a server on the sample flake, whose PR 1 is opened.
-func openedFlakePR(t *testing.T) (*appFixture, *sampleset.FlakeRepo, string) {
+// flakeApp runs a server on the sample flake.
+func flakeApp(t *testing.T) (*appFixture, *sampleset.FlakeRepo) {
 	t.Helper()
 	testenv.RequireNix(t)
 	flake, err := sampleset.GenerateFlake(t.TempDir(), sampleset.FlakeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newAppRepo(t, &flake.Repo, func(c *Config) { c.Eval.FlakeLocalInputs = []string{flake.Inputs} })
+	return newAppRepo(t, &flake.Repo, func(c *Config) { c.Eval.FlakeLocalInputs = []string{flake.Inputs} }), flake
+}
+
+// openedFlakePR runs a server on the sample flake, whose PR 1 is opened.
+func openedFlakePR(t *testing.T) (*appFixture, *sampleset.FlakeRepo, string) {
+	t.Helper()
+	f, flake := flakeApp(t)
 	head := f.sha(t, "pr")
 	if code, body := f.deliver(t, "pull_request", f.prEvent(t, "opened", head)); code != http.StatusOK {
 		t.Fatalf("webhook answered %d: %s", code, body)
@@ -152,5 +161,77 @@ func TestServeMergeQueue(t *testing.T) {
 	})
 	if code, _ := f.deliver(t, "merge_group", bad); code == http.StatusOK {
 		t.Errorf("a merge group whose head ref is no merge queue's was accepted")
+	}
+}
+
+// Push CI: each push to a tracked branch of a flake gets the job check
+// runs on its commit, the new tip told against the previous one. On the
+// first tip every job is built; a job failing on the branch fails its
+// check run, whether it failed before or not. On the next push the jobs
+// that did not change are completed at creation from what is remembered,
+// the branch's history records the jobs that changed, and the branch's
+// page shows the jobs.
+func TestServePushCI(t *testing.T) {
+	f, flake := flakeApp(t)
+	first := f.sha(t, "master")
+	f.push(t, first)
+	jobs := func(names ...string) []string { return append([]string{"basinix / eval", "basinix / jobs"}, names...) }
+	runs := f.waitChecks(t, first, jobs("basinix / passing", "basinix / group.nested", "basinix / failing", "basinix / changes",
+		"basinix / fixed", "basinix / depfails", "basinix / oldjob")...)
+	for name, want := range map[string]string{
+		"basinix / eval": "success", "basinix / jobs": "failure", "basinix / passing": "success", "basinix / failing": "failure",
+		"basinix / fixed": "failure", "basinix / changes": "success", "basinix / oldjob": "success",
+	} {
+		if c := runs[name]; c.Conclusion != want {
+			t.Errorf("first tip: %s %s %q, want %s\n%s", name, c.Conclusion, c.Title, want, c.Summary)
+		}
+	}
+	if c := runs["basinix / jobs"]; c.Title != "2 jobs failing" || !strings.Contains(c.DetailsURL, "/branch/octo/pkgs/master") {
+		t.Errorf("first tip's summary: %q, details %s", c.Title, c.DetailsURL)
+	}
+
+	// The PR's commits land on master (fast-forward).
+	testenv.Git(t, flake.Dir, "merge", "--quiet", "--ff-only", "pr")
+	second := f.sha(t, "master")
+	f.push(t, second)
+	want := map[string]string{
+		"basinix / eval": "failure", "basinix / jobs": "failure", "basinix / passing": "success", "basinix / group.nested": "success",
+		"basinix / failing": "failure", "basinix / changes": "failure", "basinix / fixed": "success", "basinix / depfails": "failure",
+		"basinix / newjob": "success", "basinix / evalbreaks": "failure",
+	}
+	runs = f.waitChecks(t, second, slices.Collect(maps.Keys(want))...)
+	for name, conclusion := range want {
+		if c := runs[name]; c.Conclusion != conclusion {
+			t.Errorf("second tip: %s %s %q, want %s\n%s", name, c.Conclusion, c.Title, conclusion, c.Summary)
+		}
+	}
+	for _, job := range []string{"basinix / passing", "basinix / failing", "basinix / group.nested"} {
+		if c := runs[job]; c.Updates != 0 {
+			t.Errorf("%s, unchanged and known, was updated %d times (built again?)", job, c.Updates)
+		}
+	}
+	if c := runs["basinix / changes"]; c.Title != "newly failing" {
+		t.Errorf("changes: %q, want newly failing", c.Title)
+	}
+	if got := strings.Join(annotated(runs["basinix / eval"]), " "); got != "jobs/evalbreaks.nix:3" {
+		t.Errorf("eval annotations: %s", got)
+	}
+
+	var hist []store.HistoryEntry
+	testenv.Eventually(t, time.Minute, func() bool {
+		hist, _ = f.srv.Reviewer().Store().AttrHistory(context.Background(), "octo/pkgs", "master", "x86_64-linux", "changes", 10)
+		return len(hist) == 1 && hist[0].Result == "failure"
+	}, func() string { return fmt.Sprintf("the history of job changes: %+v", hist) })
+	if hist[0].Commit != second {
+		t.Errorf("changes' history names %s, want %s", hist[0].Commit, second)
+	}
+	_, page := f.get(t, "/branch/octo/pkgs/master")
+	for _, s := range []string{"x86_64-linux: jobs", "<code>basinix / changes</code>", "newly-failing", second[:12], `href="/attr/octo/pkgs/master/changes?system=x86_64-linux"`} {
+		if !strings.Contains(page, s) {
+			t.Errorf("branch page lacks %q:\n%s", s, page)
+		}
+	}
+	if _, index := f.get(t, "/"); !strings.Contains(index, `<a href="/branch/octo/pkgs/master">push to master</a>`) {
+		t.Errorf("index lacks the pushes:\n%s", index)
 	}
 }

@@ -79,7 +79,7 @@ func (p *pipeline) openJobs(ctx context.Context, c *checks, rep *report.Report, 
 	if err != nil {
 		return err
 	}
-	opt := report.MarkdownOptions{Link: p.logURL}
+	opt := p.markdown(c.rev)
 	names := jobNames(rep)
 	for _, key := range sortedJobs(names) {
 		e := rep.Systems[key[0]].Attrs[key[1]]
@@ -89,6 +89,12 @@ func (p *pipeline) openJobs(ctx context.Context, c *checks, rep *report.Report, 
 		}
 	}
 	return c.create(ctx, report.JobsCheckName, report.JobsCheckRun(rep, opt, c.details), existing)
+}
+
+// markdown is how rev's check runs render: logs linked to the web page,
+// a push's failing jobs failures whether they failed before or not.
+func (p *pipeline) markdown(rev *store.Revision) report.MarkdownOptions {
+	return report.MarkdownOptions{Link: p.logURL, Push: rev.Push()}
 }
 
 // sortedJobs returns the keys of names by system, then job.
@@ -104,7 +110,7 @@ func sortedJobs(names map[[2]string]string) [][2]string {
 // publishJobs sends the final job check runs (those not final yet) and the
 // summary's.
 func (p *pipeline) publishJobs(ctx context.Context, c *checks, rep *report.Report) error {
-	opt := report.MarkdownOptions{Link: p.logURL}
+	opt := p.markdown(c.rev)
 	names := jobNames(rep)
 	for _, key := range sortedJobs(names) {
 		cr := report.JobCheckRun(key[1], key[0], rep.Systems[key[0]].Attrs[key[1]], opt, c.details)

@@ -26,6 +26,7 @@ const (
 	jobRequested    = "requested"     // `@basinix build/test ATTR…`, built and published
 	jobBranchTip    = "branch-tip"    // a tracked branch's new tip, evaluated and recorded
 	jobBranchBuilds = "branch-builds" // the builds a recorded tip asks for
+	jobPushReview   = "push-review"   // a recorded tip's push revision, queued
 	jobInstallation = "installation"  // an installation's open PRs, queued
 	jobAnnounce     = "announce"      // a new revision's queued check run
 )
@@ -39,6 +40,7 @@ func (p *pipeline) registerJobs() {
 	r.handle(jobRequested, max(2, p.cfg.Server.Concurrent), p.runRequested)
 	r.handle(jobBranchTip, 2, p.runBranchTip)
 	r.handle(jobBranchBuilds, 64, p.runBranchBuilds)
+	r.handle(jobPushReview, 2, p.runPushReview)
 	r.handle(jobInstallation, 2, p.runInstallation)
 	r.handle(jobAnnounce, 8, p.runAnnounce)
 }

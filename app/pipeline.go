@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -107,15 +108,21 @@ func (p *pipeline) Review(ctx context.Context, pr handlers.PullRequest) error {
 // queue adds a revision for the PR's head unless it is known, supersedes
 // the PR's older ones, and reports whether it is new.
 func (p *pipeline) queue(ctx context.Context, pr handlers.PullRequest) (bool, error) {
-	id, fresh, superseded, err := p.st.AddRevision(ctx, store.Revision{
+	return p.queueRevision(ctx, store.Revision{
 		Repo: pr.Repo, InstallationID: pr.InstallationID, CloneURL: pr.CloneURL, PR: pr.Number, HeadSHA: pr.HeadSHA, BaseRef: pr.BaseRef,
 	})
+}
+
+// queueRevision adds rev unless it is known, supersedes the older ones of
+// its PR (or pushed branch), and reports whether it is new.
+func (p *pipeline) queueRevision(ctx context.Context, rev store.Revision) (bool, error) {
+	id, fresh, superseded, err := p.st.AddRevision(ctx, rev)
 	if err != nil {
 		return false, err
 	}
 	p.stop(superseded)
 	if fresh {
-		p.log.Info().Str("repo", pr.Repo).Int("pr", pr.Number).Int64("revision", id).Ints64("superseded", superseded).Msg("revision queued")
+		p.log.Info().Str("repo", rev.Repo).Int("pr", rev.PR).Str("branch", rev.Branch).Int64("revision", id).Ints64("superseded", superseded).Msg("revision queued")
 		p.poke()
 		p.announce(ctx, id)
 	}
@@ -156,7 +163,18 @@ func (p *pipeline) runAnnounce(ctx context.Context, j *store.Job) error {
 	return err
 }
 
-func (p *pipeline) detailsURL(rev *store.Revision) string { return p.prURL(rev.Repo, rev.PR) }
+// detailsURL is the web page of a revision's PR, or of its pushed branch.
+func (p *pipeline) detailsURL(rev *store.Revision) string {
+	if rev.Push() {
+		return p.branchURL(rev.Repo, rev.Branch)
+	}
+	return p.prURL(rev.Repo, rev.PR)
+}
+
+// branchURL is the web page of a tracked branch's pushes.
+func (p *pipeline) branchURL(repo, branch string) string {
+	return strings.TrimSuffix(p.cfg.Server.PublicURL, "/") + "/branch/" + repo + "/" + url.PathEscape(branch)
+}
 
 // prURL is the web page of a PR.
 func (p *pipeline) prURL(repo string, pr int) string {
@@ -246,7 +264,7 @@ func (p *pipeline) free() bool {
 // process reviews one revision and publishes its check runs. Its errors
 // end up in the revision and its check runs, never in a panic.
 func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
-	log := p.log.With().Str("repo", rev.Repo).Int("pr", rev.PR).Int64("revision", rev.ID).Str("head", rev.HeadSHA).Logger()
+	log := p.log.With().Str("repo", rev.Repo).Int("pr", rev.PR).Str("branch", rev.Branch).Int64("revision", rev.ID).Str("head", rev.HeadSHA).Logger()
 	bg := context.WithoutCancel(ctx) // publishing the end survives the cancel
 	gh, err := p.gh.NewInstallationClient(rev.InstallationID)
 	if err != nil {
@@ -376,7 +394,7 @@ func (p *pipeline) branchFailingSince(ctx context.Context, rev *store.Revision, 
 			if e.Verdict != report.StillFailing {
 				continue
 			}
-			hist, err := p.st.AttrHistory(ctx, rev.Repo, rev.BaseRef, system, name, 100)
+			hist, err := p.st.AttrHistory(ctx, rev.Repo, rev.Target(), system, name, 100)
 			if err != nil {
 				p.log.Warn().Err(err).Msg("branch history")
 				return
@@ -389,7 +407,7 @@ func (p *pipeline) branchFailingSince(ctx context.Context, rev *store.Revision, 
 				since = &hist[i]
 			}
 			if since != nil {
-				e.FailingSince = fmt.Sprintf("%s %q on %s", report.Short(since.Commit), since.Title, rev.BaseRef)
+				e.FailingSince = fmt.Sprintf("%s %q on %s", report.Short(since.Commit), since.Title, rev.Target())
 			}
 		}
 	}
@@ -407,10 +425,12 @@ func (p *pipeline) publishFinal(ctx context.Context, c *checks, rep *report.Repo
 		}
 		return p.st.FinishRevision(ctx, c.rev.ID, store.Done, nil, "")
 	}
-	if err := rebuildLabels(ctx, c.gh, c.rev.Repo, c.rev.PR, p.cfg.Server.RebuildLabels, rep); err != nil {
-		return err
+	if !c.rev.Push() {
+		if err := rebuildLabels(ctx, c.gh, c.rev.Repo, c.rev.PR, p.cfg.Server.RebuildLabels, rep); err != nil {
+			return err
+		}
 	}
-	opt := report.MarkdownOptions{Link: p.logURL}
+	opt := p.markdown(c.rev)
 	for _, s := range p.cfg.Systems {
 		if err := c.final(ctx, buildCheck(s), report.BuildCheckRun(rep, s, opt, c.details), rebuildAction); err != nil {
 			return err
@@ -606,6 +626,9 @@ const maxListedFiles = 3000
 // for the PR page: a page view reads them from the store and never calls
 // GitHub. A failure is logged; the page then says GitHub did not say.
 func (p *pipeline) recordFiles(ctx context.Context, gh *github.Client, rev *store.Revision, log zerolog.Logger) {
+	if rev.Push() {
+		return
+	}
 	if _, head, err := p.st.PRFiles(ctx, rev.Repo, rev.PR); err == nil && head == rev.HeadSHA {
 		return
 	}

@@ -129,6 +129,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /pr/{owner}/{repo}/{number}", s.servePR)
 	mux.HandleFunc("GET /attr/{owner}/{repo}/{branch}/{attr}", s.serveAttr)
+	mux.HandleFunc("GET /branch/{owner}/{repo}/{branch}", s.serveBranch)
 	return mux
 }
 

@@ -30,6 +30,14 @@ func (p *pipeline) runBranchTip(ctx context.Context, j *store.Job) error {
 	if len(tip.Wants) > 0 {
 		then = append(then, store.NewJob{Kind: jobBranchBuilds, Payload: branchBuilds{Repo: push.Repo, Branch: push.Branch, Commit: tip.Tip.Commit, Wants: tip.Wants}})
 	}
+	if p.pushChecks(tip.Flake) {
+		base := tip.Tip.Commit // the first tip: every job is built
+		if tip.Previous != "" {
+			base = tip.Previous
+		}
+		then = append(then, store.NewJob{Kind: jobPushReview, Payload: store.Revision{Repo: push.Repo, InstallationID: push.InstallationID,
+			CloneURL: push.CloneURL, HeadSHA: tip.Tip.Commit, BaseRef: base, Branch: push.Branch}})
+	}
 	if err := p.st.PutTip(ctx, push.Repo, push.Branch, tip.Tip, tip.Changes, then...); err != nil {
 		return err
 	}
@@ -63,4 +71,30 @@ func (p *pipeline) runBranchBuilds(ctx context.Context, j *store.Job) error {
 	}
 	p.log.Info().Str("repo", bb.Repo).Str("branch", bb.Branch).Str("commit", bb.Commit).Int("builds", len(outcomes)).Int("failed", failed).Msg("branch tip built")
 	return nil
+}
+
+// pushChecks says whether a tracked branch's new tip gets check runs on
+// its commit (server.push_checks).
+func (p *pipeline) pushChecks(flake bool) bool {
+	switch p.cfg.Server.PushChecks {
+	case "all":
+		return true
+	case "flakes":
+		return flake
+	}
+	return false
+}
+
+// runPushReview queues a recorded tip's push revision: the tip reviewed
+// against the branch's previous tip, its check runs on the tip's commit,
+// as a PR's are on its head. (Their evaluations are the tip's, cached; the
+// builds are the tip's own, shared by the pool.)
+func (p *pipeline) runPushReview(ctx context.Context, j *store.Job) error {
+	var rev store.Revision
+	if err := payload(j, &rev); err != nil {
+		return err
+	}
+	rev.PR = 0
+	_, err := p.queueRevision(ctx, rev)
+	return err
 }

@@ -94,6 +94,10 @@ func loadReview(ctx context.Context, st *store.Store, rev *store.Revision) (*rep
 // heads, going back without a break, where it failed too. Each is one
 // query over that attribute's rows.
 func (p *pipeline) failingSince(ctx context.Context, rev *store.Revision, rep *report.Report) {
+	if rev.Push() { // newly failing at this tip; still failing: since when on the branch
+		p.branchFailingSince(ctx, rev, rep)
+		return
+	}
 	push, err := p.st.PushNumber(ctx, rev.ID)
 	if err != nil {
 		p.log.Warn().Err(err).Msg("earlier pushes")

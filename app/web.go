@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -31,6 +32,11 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"short":   report.Short,
 	"drvName": report.DrvName,
 	"base":    filepath.Base,
+	"path":    url.PathEscape,
+	// jobCheck is a job's check run name (report.JobCheckName).
+	"jobCheck": func(rep *report.Report, job, system string) string {
+		return report.JobCheckName(job, system, len(rep.Systems))
+	},
 	"attrs": func(s *report.System) []string {
 		names := make([]string, 0, len(s.Attrs))
 		for n := range s.Attrs {
@@ -77,18 +83,7 @@ func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such pull request", http.StatusNotFound)
 		return
 	}
-	var rep *report.Report
-	for _, rev := range revs { // the newest with a report
-		got, err := loadReview(r.Context(), s.rv.Store(), rev)
-		if err != nil {
-			s.log.Error().Err(err).Int64("revision", rev.ID).Msg("stored review unreadable")
-			continue
-		}
-		if got != nil {
-			rep = got
-			break
-		}
-	}
+	rep := s.latestReport(r, revs)
 	cmds, err := s.rv.Store().Commands(r.Context(), repo, n, 50)
 	if err != nil {
 		s.log.Error().Err(err).Msg("pull request page")
@@ -104,10 +99,50 @@ func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
 		running = &pr
 	}
 	s.render(w, "pr.html", map[string]any{
-		"Title": repo + " #" + strconv.Itoa(n), "Revisions": revs, "Report": rep, "Commands": cmds,
-		"Files": files, "FilesHead": filesHead, "Running": running,
+		"Title": repo + " #" + strconv.Itoa(n), "Repo": repo, "Revisions": revs, "Report": rep, "Commands": cmds,
+		"Files": files, "FilesHead": filesHead, "Running": running, "PR": n,
 		"GitHubURL": strings.TrimSuffix(s.cfg.GitHub.WebURL, "/") + "/" + repo + "/pull/" + strconv.Itoa(n),
 	})
+}
+
+// serveBranch shows a tracked branch's pushes (its push revisions, see
+// server.push_checks) and the latest one's report, as the PR page does.
+func (s *Server) serveBranch(w http.ResponseWriter, r *http.Request) {
+	repo := r.PathValue("owner") + "/" + r.PathValue("repo")
+	branch := r.PathValue("branch")
+	revs, err := s.rv.Store().BranchRevisions(r.Context(), repo, branch, 50)
+	if err != nil {
+		s.log.Error().Err(err).Msg("branch page")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if len(revs) == 0 {
+		http.Error(w, "no pushes of this branch reviewed", http.StatusNotFound)
+		return
+	}
+	var running *build.Progress
+	if pr, ok := s.pipe.progress.get(revs[0].ID); ok {
+		running = &pr
+	}
+	s.render(w, "pr.html", map[string]any{
+		"Title": repo + " " + branch, "Repo": repo, "Branch": branch, "Revisions": revs, "Report": s.latestReport(r, revs), "Running": running,
+		"GitHubURL": strings.TrimSuffix(s.cfg.GitHub.WebURL, "/") + "/" + repo + "/commits/" + url.PathEscape(branch),
+	})
+}
+
+// latestReport is the newest of revs' reports (nil when none has one).
+func (s *Server) latestReport(r *http.Request, revs []*store.Revision) *report.Report {
+	for _, rev := range revs {
+		got, err := loadReview(r.Context(), s.rv.Store(), rev)
+		if err != nil {
+			s.log.Error().Err(err).Int64("revision", rev.ID).Msg("stored review unreadable")
+			continue
+		}
+		if got != nil {
+			return got
+		}
+	}
+	return nil
 }
 
 // serveAttr shows what the branch's history knows of an attribute: each

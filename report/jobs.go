@@ -42,15 +42,18 @@ func JobCheckName(job, system string, systems int) string {
 
 // JobConclusion is the conclusion a job's verdict gives its check run:
 // failure for what the change breaks, neutral for what was failing
-// before (the PR is not to blame), skipped for what is not built here,
-// "" while the job waits for its build.
-func JobConclusion(v Verdict) string {
+// before (the PR is not to blame; a push's is failure), skipped for what
+// is not built here, "" while the job waits for its build.
+func JobConclusion(v Verdict, push bool) string {
 	switch v {
 	case NewlySucceeding, NewSucceeding, StillSucceeding:
 		return "success"
 	case NewlyFailing, NewFailing, EvalBroken:
 		return "failure"
 	case StillFailing:
+		if push {
+			return "failure"
+		}
 		return "neutral"
 	case SkippedBroken, SkippedUnsupported, Removed:
 		return "skipped"
@@ -76,7 +79,7 @@ var jobTitles = map[Verdict]string{
 // dependency, the tail of its log, and for a failure the annotation at
 // the job's definition.
 func JobCheckRun(job, system string, e *AttrEntry, opt MarkdownOptions, fullReport string) CheckRun {
-	cr := CheckRun{Title: jobTitles[e.Verdict], Conclusion: JobConclusion(e.Verdict)}
+	cr := CheckRun{Title: jobTitles[e.Verdict], Conclusion: JobConclusion(e.Verdict, opt.Push)}
 	if cr.Title == "" {
 		cr.Title = string(e.Verdict)
 	}
@@ -125,6 +128,9 @@ func JobsCheckRun(r *Report, opt MarkdownOptions, fullReport string) CheckRun {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d |\n", system, len(s.Attrs)-n[Removed], n[NewlyFailing], n[NewFailing], n[EvalBroken], n[StillFailing],
 			n[NewlySucceeding]+n[NewSucceeding]+n[StillSucceeding], n[Pending])
 		failing += n[NewlyFailing] + n[NewFailing] + n[EvalBroken]
+		if opt.Push {
+			failing += n[StillFailing]
+		}
 		pending += n[Pending]
 		if s.SetError != nil {
 			failing++
@@ -136,7 +142,7 @@ func JobsCheckRun(r *Report, opt MarkdownOptions, fullReport string) CheckRun {
 		var lines []string
 		for _, job := range sortedKeys(s.Attrs) {
 			e := s.Attrs[job]
-			if c := JobConclusion(e.Verdict); c == "failure" || c == "neutral" {
+			if c := JobConclusion(e.Verdict, opt.Push); c == "failure" || c == "neutral" {
 				lines = append(lines, fmt.Sprintf("- %s: %s%s", mdCode(job), jobTitles[e.Verdict], reason(e, system)))
 			}
 		}
@@ -144,15 +150,18 @@ func JobsCheckRun(r *Report, opt MarkdownOptions, fullReport string) CheckRun {
 			fmt.Fprintf(&b, "\n### `%s`\n%s\n", system, strings.Join(lines, "\n"))
 		}
 	}
-	title := "all jobs succeed"
+	title, broken := "all jobs succeed", " broken by this change"
+	if opt.Push {
+		broken = " failing"
+	}
 	switch {
 	case pending > 0: // not final while a job waits, whatever is known
 		conclusion, title = "", plural(pending, "job")+" waiting for builds"
 		if failing > 0 {
-			title += ", " + plural(failing, "job") + " broken by this change"
+			title += ", " + plural(failing, "job") + broken
 		}
 	case failing > 0:
-		conclusion, title = "failure", plural(failing, "job")+" broken by this change"
+		conclusion, title = "failure", plural(failing, "job")+broken
 	}
 	return CheckRun{Title: title, Summary: Fit(b.String(), fullReport), Conclusion: conclusion}
 }

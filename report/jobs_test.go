@@ -50,7 +50,7 @@ func TestJobsSummaryWaitsForEveryJob(t *testing.T) {
 		t.Errorf("once built: conclusion %q, want failure", cr.Conclusion)
 	}
 	e := &AttrEntry{Change: "unchanged", Verdict: Pending}
-	if !KnownResult(e, build.Failure) || e.Verdict != StillFailing || JobConclusion(e.Verdict) != "neutral" {
+	if !KnownResult(e, build.Failure) || e.Verdict != StillFailing || JobConclusion(e.Verdict, false) != "neutral" || JobConclusion(e.Verdict, true) != "failure" {
 		t.Errorf("a known failure of an unchanged job: %+v", e)
 	}
 	if KnownResult(&AttrEntry{Change: "unchanged", Verdict: Pending}, build.Timeout) {

@@ -15,6 +15,10 @@ type MarkdownOptions struct {
 	LogLines int
 	// Link turns a log file into what the report links to; nil shows the path.
 	Link func(log string) string
+	// Push says the report is a branch push's (the new tip against the
+	// previous one): a failing job fails its check run whether it failed
+	// before or not, since nobody else is to blame.
+	Push bool
 }
 
 // section is one verdict's part of the Markdown report, in report order.

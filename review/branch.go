@@ -6,6 +6,7 @@ import (
 
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/eval"
+	"github.com/basinix/basinix/nix"
 	"github.com/basinix/basinix/store"
 )
 
@@ -25,6 +26,10 @@ type Tip struct {
 	Changes []store.AttrChange
 	// Wants are the changed attributes' derivations, instantiated.
 	Wants []build.Want
+	// Flake says the tip is evaluated as a flake (its attributes are jobs).
+	Flake bool
+	// Previous is the branch's tip before this one ("" for the first).
+	Previous string
 }
 
 // BranchTip evaluates a new tip of a tracked branch against the previous
@@ -67,9 +72,11 @@ func (r *Reviewer) BranchTip(ctx context.Context, req BranchRequest) (*Tip, erro
 	if err != nil {
 		return nil, err
 	}
-	out := &Tip{Tip: store.Tip{Commit: tip, Title: m.Title(ctx, tip)}}
+	out := &Tip{Tip: store.Tip{Commit: tip, Title: m.Title(ctx, tip)},
+		Flake: nix.IsFlake(r.cfg.Eval.Flakes, func(name string) bool { return m.HasFile(ctx, tip, name) })}
 	var needs []need
 	if prev != nil {
+		out.Previous = prev.Commit
 		for _, system := range req.Systems {
 			d := eval.Compare(evals[evalID{prev.Commit, system}].ev, evals[evalID{tip, system}].ev)
 			for _, a := range d.Attrs {

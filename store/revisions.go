@@ -44,6 +44,21 @@ type Revision struct {
 	// MachineFailures counts the times the revision failed for the
 	// machine's fault and was queued again for later.
 	MachineFailures int
+	// Branch, for a push revision (PR 0), is the tracked branch whose new
+	// tip HeadSHA is; BaseRef is then the branch's previous tip.
+	Branch string
+}
+
+// Push says whether the revision is a branch push's, not a PR's.
+func (r *Revision) Push() bool { return r.PR == 0 }
+
+// Target is the branch the revision's verdicts are told against: the
+// PR's base branch, or the pushed branch.
+func (r *Revision) Target() string {
+	if r.Push() {
+		return r.Branch
+	}
+	return r.BaseRef
 }
 
 // Rerun options.
@@ -81,9 +96,9 @@ func (s *Store) AddRevision(ctx context.Context, rev Revision) (int64, bool, []i
 	defer tx.Rollback()
 	now := time.Now().UnixMilli()
 	res, err := tx.ExecContext(ctx, `
-		INSERT OR IGNORE INTO revisions (repo, installation_id, clone_url, pr, head_sha, base_ref, state, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		rev.Repo, rev.InstallationID, rev.CloneURL, rev.PR, rev.HeadSHA, rev.BaseRef, Queued, now, now)
+		INSERT OR IGNORE INTO revisions (repo, installation_id, clone_url, pr, head_sha, base_ref, branch, state, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		rev.Repo, rev.InstallationID, rev.CloneURL, rev.PR, rev.HeadSHA, rev.BaseRef, rev.Branch, Queued, now, now)
 	if err != nil {
 		return 0, false, nil, fmt.Errorf("add revision %s#%d: %w", rev.Repo, rev.PR, err)
 	}
@@ -92,7 +107,7 @@ func (s *Store) AddRevision(ctx context.Context, rev Revision) (int64, bool, []i
 	if err := tx.QueryRowContext(ctx, `SELECT id FROM revisions WHERE repo = ? AND pr = ? AND head_sha = ?`, rev.Repo, rev.PR, rev.HeadSHA).Scan(&id); err != nil {
 		return 0, false, nil, fmt.Errorf("add revision %s#%d: %w", rev.Repo, rev.PR, err)
 	}
-	superseded, err := setStateWhere(ctx, tx, Superseded, `repo = ? AND pr = ? AND id != ?`, rev.Repo, rev.PR, id)
+	superseded, err := setStateWhere(ctx, tx, Superseded, `repo = ? AND pr = ? AND branch = ? AND id != ?`, rev.Repo, rev.PR, rev.Branch, id)
 	if err != nil {
 		return 0, false, nil, err
 	}
@@ -301,12 +316,12 @@ func (s *Store) queryRevisions(ctx context.Context, tail string, args ...any) ([
 	return out, rows.Err()
 }
 
-const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt, rebuild_failed, fresh_eval, machine_failures FROM revisions`
+const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt, rebuild_failed, fresh_eval, machine_failures, branch FROM revisions`
 
 func scanRevision(row interface{ Scan(...any) error }) (*Revision, error) {
 	var r Revision
 	var created int64
-	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt, &r.RebuildFailed, &r.FreshEval, &r.MachineFailures)
+	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt, &r.RebuildFailed, &r.FreshEval, &r.MachineFailures, &r.Branch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -344,6 +359,16 @@ func (s *Store) PRRevisions(ctx context.Context, repo string, pr int) ([]*Revisi
 	out, err := s.queryRevisions(ctx, ` WHERE repo = ? AND pr = ? ORDER BY id DESC`, repo, pr)
 	if err != nil {
 		return nil, fmt.Errorf("revisions of %s#%d: %w", repo, pr, err)
+	}
+	return out, nil
+}
+
+// BranchRevisions returns the push revisions of a tracked branch, newest
+// first, at most limit.
+func (s *Store) BranchRevisions(ctx context.Context, repo, branch string, limit int) ([]*Revision, error) {
+	out, err := s.queryRevisions(ctx, ` WHERE repo = ? AND pr = 0 AND branch = ? ORDER BY id DESC LIMIT ?`, repo, branch, limit)
+	if err != nil {
+		return nil, fmt.Errorf("revisions of %s %s: %w", repo, branch, err)
 	}
 	return out, nil
 }

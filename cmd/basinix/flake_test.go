@@ -80,3 +80,22 @@ func TestReviewFlake(t *testing.T) {
 		t.Errorf("unlocked input: exit %d, want 1 and the flake refused:\n%s\n%s", code, stdout, stderr)
 	}
 }
+
+// basinix bisect pinpoints the commit that broke a flake's job: on the
+// sample flake's PR branch (master's commit, then the PR's), the job
+// `changes` fails since the PR's commit.
+func TestBisectFlakeJob(t *testing.T) {
+	testenv.RequireNix(t)
+	repo, err := sampleset.GenerateFlake(t.TempDir(), sampleset.FlakeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf("eval:\n  flake_local_inputs: [%s]\n", repo.Inputs))
+	code, stdout, stderr := basinix(t, "bisect", "--config", cfg, "--data-dir", t.TempDir(), "--repo", repo.Dir, "--branch", "pr", "--attr", "changes")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "fails since") || !strings.Contains(stdout, `"jobs: the PR's changes"`) || !strings.Contains(stdout, `"init: sample flake"`) {
+		t.Errorf("bisect of the job changes:\n%s", stdout)
+	}
+}
