@@ -64,7 +64,7 @@ func newAppRepo(t testing.TB, repo *sampleset.Repo, tweak func(*Config)) *appFix
 	gh.AddInstallation(installationID, "octo", "octo/pkgs")
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
-	cfg.Eval.Workers = 2
+	cfg.Eval.Workers = testenv.EnvInt("BASINIX_TEST_WORKERS", 2)
 	cfg.GitHub.V3APIURL = gh.URL
 	cfg.GitHub.App.IntegrationID = gh.AppID
 	cfg.GitHub.App.PrivateKey = gh.PrivateKeyPEM

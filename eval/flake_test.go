@@ -199,3 +199,53 @@ func TestFlakeCodeCannotReadOutsideItsSource(t *testing.T) {
 		t.Errorf("a path input outside the allowed directories: want the flake refused, got %+v", res.Error)
 	}
 }
+
+// A flake's grouped jobs are split between the walkers below the top
+// level (a group of thousands is not one walker's): whatever the number
+// of walkers, every job is evaluated once with the same result, a job in a
+// group that aborts (killing its walker) fails alone, and so does a
+// top-level job that aborts.
+func TestFlakeJobsSplitBetweenWalkers(t *testing.T) {
+	repo := flakeSample(t, sampleset.FlakeOptions{Bulk: 60})
+	index := filepath.Join(repo.Dir, "jobs/default.nix")
+	body, err := os.ReadFile(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = []byte(strings.Replace(string(body), "\n}\n", "\n  aborts = abort \"top-level job aborts\";\n"+
+		"  more = { ok = mk \"more-ok\" \"echo ok > $out\"; dies = abort \"grouped job aborts\"; throws = throw \"grouped job throws\"; };\n}\n", 1))
+	if err := os.WriteFile(index, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ev := newEvaluator(t, eval.Options{Workers: 3, FlakeLocalInputs: []string{repo.Inputs}})
+	var first map[string]string
+	for _, chunks := range []int{1, 2, 3} {
+		res, err := ev.Evaluate(context.Background(), repo.Dir, "x86_64-linux", chunks)
+		if err != nil || res.Error != nil {
+			t.Fatalf("%d walkers: %v %v", chunks, err, res.Error)
+		}
+		got := map[string]string{}
+		for name, a := range res.Attrs {
+			got[name] = a.DrvPath
+			if a.Error != nil {
+				got[name] = "error"
+			}
+		}
+		if n := len(got); n != 60+7+4 {
+			t.Errorf("%d walkers: %d jobs, want %d", chunks, n, 60+7+4)
+		}
+		for _, job := range []string{"aborts", "more.dies", "more.throws"} {
+			if got[job] != "error" {
+				t.Errorf("%d walkers: %s: %q, want an error", chunks, job, got[job])
+			}
+		}
+		if !strings.HasSuffix(got["more.ok"], "-more-ok.drv") || !strings.HasSuffix(got["bulk.job00042"], "-job00042.drv") {
+			t.Errorf("%d walkers: more.ok %q, bulk.job00042 %q", chunks, got["more.ok"], got["bulk.job00042"])
+		}
+		if first == nil {
+			first = got
+		} else if !maps.Equal(got, first) {
+			t.Errorf("%d walkers give other results than 1:\n%v\n%v", chunks, got, first)
+		}
+	}
+}

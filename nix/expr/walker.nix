@@ -39,7 +39,7 @@
 , config         # the package set's config attribute set
 , nonce
 , pathsFile ? "" # JSON file with a list of attribute paths; "" means chunk mode
-, chunk ? 0      # chunk mode: this process walks the top-level names whose hash mod chunks is chunk
+, chunk ? 0      # chunk mode: this process walks the top-level names whose hash mod chunks is chunk (a flake's jobs: see mine)
 , chunks ? 1
 , strict ? false # true: no tryEval around values, so a throw kills the process with its message
 , mode ? "walk"  # "walk" or "details"
@@ -98,33 +98,47 @@ let
   # trace carries "… <nonce> <json path>" and the caller knows whom to blame
   # without walking the group again. Children of a recursed set are walked
   # outside it, so the trace names exactly one path.
-  own = set: anc: path: builtins.addErrorContext "${nonce} ${toJSON path}" (
+  own = split: set: anc: path: builtins.addErrorContext "${nonce} ${toJSON path}" (
     let
       r = try (get set path);
       v = r.value;
       names = attrNames v;
+      top = split && length path == 1;
       record =
-        if !r.success then [ "x" path (aliasDrv path) ]
+        if top && !(mine path) && (!r.success || isDrv v) then [ "n" path ] # another walker's
+        else if !r.success then [ "x" path (aliasDrv path) ]
         else if isDrv v then
           let d = try v.drvPath; in
           if d.success then [ "d" path d.value (tryOr null v.outPath) ] else [ "x" path (aliasDrv path) ]
         else if !(isAttrs v && tryOr false (v.recurseForDerivations or false) == true) then [ "n" path ]
         else if onPath anc names v then [ "n" path ]
         else if length path >= maxDepth then (if strict then throw (tooDeep path) else [ "x" path null ])
+        else if top then [ "r" path (filter (n: mine (path ++ [ n ])) names) ]
         else [ "r" path names ];
     in deepSeq record record);
 
   # walk returns the records of path and, for a recursed set, its children.
   # With each = true it emits every record as soon as it is known instead.
-  walk = set: each: anc: path:
+  # split: a chunk walk of a flake's jobs (see mine).
+  walk = split: set: each: anc: path:
     let
-      record = own set anc path;
-      below = anc ++ [ { names = elemAt record 2; v = get set path; } ];
-      children = map (n: walk set each below (path ++ [ n ])) (elemAt record 2);
+      record = own split set anc path;
+      below = anc ++ [ { names = attrNames (get set path); v = get set path; } ];
+      children = map (n: walk split set each below (path ++ [ n ])) (elemAt record 2);
     in
     if elemAt record 0 != "r" then (if each then emit record [ ] else [ record ])
     else if each then emit record (foldl' (acc: c: deepSeq c acc) [ ] children)
     else [ record ] ++ builtins.concatLists children;
+
+  # A flake's jobs are often grouped (hydraJobs.tests.*, a few top-level
+  # names over thousands of jobs): chunks of top-level names would give
+  # one walker a whole group. So a chunk walk of a flake's jobs goes over
+  # every top-level name, and takes the top-level jobs and the children of
+  # top-level groups whose path hashes to its chunk: each walker forces
+  # every top-level value (to know a job from a group), and only its own
+  # jobs' derivations, where the time goes.
+  splitting = flake != "" && chunks > 1 && pathsFile == "";
+  mine = path: let b = bucket (builtins.concatStringsSep "." path); in b - (b / chunks) * chunks == chunk;
 
   # Platform check in the spirit of lib.meta.availableOn: strings name a
   # system; attribute-set patterns go through the set's own lib when it has one.
@@ -181,8 +195,9 @@ let
       rest = n - f;
       groups = (rest + batch - 1) / batch;
       root = rootOf set;
-      one = if mode == "details" then (p: emit (details set p) null) else walk set true root;
-      many = if mode == "details" then (p: [ (details set p) ]) else walk set false root;
+      split = splitting && round == 0;
+      one = if mode == "details" then (p: emit (details set p) null) else walk split set true root;
+      many = if mode == "details" then (p: [ (details set p) ]) else walk split set false root;
     in
       map one (sublist 0 f paths)
       ++ genList (g:
@@ -200,12 +215,13 @@ let
   # A name's chunk comes from a hash of it, not from its place in the list:
   # package sets are regular (every tenth package uses libmid, say), and
   # taking every other name would give one chunk most of the heavy ones.
+  # (Hashes of paths, for a flake's jobs: see mine.)
   hexValue = listToAttrs (genList (i: { name = builtins.substring i 1 "0123456789abcdef"; value = i; }) 16);
   bucket = n:
     let h = builtins.hashString "md5" n; in
     hexValue.${builtins.substring 0 1 h} * 16 + hexValue.${builtins.substring 1 1 h};
   chunkNames =
-    if chunks == 1 then attrNames pkgs
+    if chunks == 1 || splitting then attrNames pkgs
     else filter (n: let b = bucket n; in b - (b / chunks) * chunks == chunk) (attrNames pkgs);
 
   paths =
