@@ -50,7 +50,7 @@ type Revision struct {
 }
 
 // Push says whether the revision is a branch push's, not a PR's.
-func (r *Revision) Push() bool { return r.PR == 0 }
+func (r *Revision) Push() bool { return r.Branch != "" }
 
 // Target is the branch the revision's verdicts are told against: the
 // PR's base branch, or the pushed branch.
