@@ -13,16 +13,23 @@ import (
 	"github.com/basinix/basinix/sampleset"
 )
 
-// basinix review on a flake repository: its basinixJobs are reviewed as a
-// package set's packages, each job with its verdict, the failed dependency
-// named, and the job whose evaluation breaks at its file and line.
-func TestReviewFlake(t *testing.T) {
+// sampleFlake generates the sample flake and a configuration that lets
+// basinix fetch its local input.
+func sampleFlake(t *testing.T) (*sampleset.FlakeRepo, string) {
+	t.Helper()
 	testenv.RequireNix(t)
 	repo, err := sampleset.GenerateFlake(t.TempDir(), sampleset.FlakeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, fmt.Sprintf("eval:\n  flake_local_inputs: [%s]\n", repo.Inputs))
+	return repo, writeConfig(t, fmt.Sprintf("eval:\n  flake_local_inputs: [%s]\n", repo.Inputs))
+}
+
+// basinix review on a flake repository: its basinixJobs are reviewed as a
+// package set's packages, each job with its verdict, the failed dependency
+// named, and the job whose evaluation breaks at its file and line.
+func TestReviewFlake(t *testing.T) {
+	repo, cfg := sampleFlake(t)
 	js := filepath.Join(t.TempDir(), "report.json")
 	code, stdout, stderr := basinix(t, "review", "--config", cfg, "--data-dir", t.TempDir(), "--repo", repo.Dir, "--base", "master", "--head", "pr", "--json", js)
 	if code != 1 {
@@ -85,12 +92,7 @@ func TestReviewFlake(t *testing.T) {
 // sample flake's PR branch (master's commit, then the PR's), the job
 // `changes` fails since the PR's commit.
 func TestBisectFlakeJob(t *testing.T) {
-	testenv.RequireNix(t)
-	repo, err := sampleset.GenerateFlake(t.TempDir(), sampleset.FlakeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := writeConfig(t, fmt.Sprintf("eval:\n  flake_local_inputs: [%s]\n", repo.Inputs))
+	repo, cfg := sampleFlake(t)
 	code, stdout, stderr := basinix(t, "bisect", "--config", cfg, "--data-dir", t.TempDir(), "--repo", repo.Dir, "--branch", "pr", "--attr", "changes")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
