@@ -605,11 +605,13 @@ func (b *progressBoard) drop(id int64) {
 	delete(b.byID, id)
 }
 
-func (b *progressBoard) get(id int64) (build.Progress, bool) {
+func (b *progressBoard) get(id int64) *build.Progress {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	p, ok := b.byID[id]
-	return p, ok
+	if p, ok := b.byID[id]; ok {
+		return &p
+	}
+	return nil
 }
 
 // logLink is the web page's URL of a kept log.

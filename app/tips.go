@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 
 	"github.com/basinix/basinix/build"
@@ -31,10 +32,7 @@ func (p *pipeline) runBranchTip(ctx context.Context, j *store.Job) error {
 		then = append(then, store.NewJob{Kind: jobBranchBuilds, Payload: branchBuilds{Repo: push.Repo, Branch: push.Branch, Commit: tip.Tip.Commit, Wants: tip.Wants}})
 	}
 	if p.pushChecks(tip.Flake) {
-		base := tip.Tip.Commit // the first tip: every job is built
-		if tip.Previous != "" {
-			base = tip.Previous
-		}
+		base := cmp.Or(tip.Previous, tip.Tip.Commit) // the first tip against itself: every job is built
 		then = append(then, store.NewJob{Kind: jobPushReview, Payload: store.Revision{Repo: push.Repo, InstallationID: push.InstallationID,
 			CloneURL: push.CloneURL, HeadSHA: tip.Tip.Commit, BaseRef: base, Branch: push.Branch}})
 	}
@@ -94,7 +92,6 @@ func (p *pipeline) runPushReview(ctx context.Context, j *store.Job) error {
 	if err := payload(j, &rev); err != nil {
 		return err
 	}
-	rev.PR = 0
 	_, err := p.queueRevision(ctx, rev)
 	return err
 }

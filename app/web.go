@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/report"
 	"github.com/basinix/basinix/store"
 )
@@ -94,13 +93,9 @@ func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.Error().Err(err).Msg("pull request page")
 	}
-	var running *build.Progress
-	if pr, ok := s.pipe.progress.get(revs[0].ID); ok {
-		running = &pr
-	}
 	s.render(w, "pr.html", map[string]any{
 		"Title": repo + " #" + strconv.Itoa(n), "Repo": repo, "Revisions": revs, "Report": rep, "Commands": cmds,
-		"Files": files, "FilesHead": filesHead, "Running": running, "PR": n,
+		"Files": files, "FilesHead": filesHead, "Running": s.pipe.progress.get(revs[0].ID), "PR": n,
 		"GitHubURL": strings.TrimSuffix(s.cfg.GitHub.WebURL, "/") + "/" + repo + "/pull/" + strconv.Itoa(n),
 	})
 }
@@ -120,12 +115,8 @@ func (s *Server) serveBranch(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no pushes of this branch reviewed", http.StatusNotFound)
 		return
 	}
-	var running *build.Progress
-	if pr, ok := s.pipe.progress.get(revs[0].ID); ok {
-		running = &pr
-	}
 	s.render(w, "pr.html", map[string]any{
-		"Title": repo + " " + branch, "Repo": repo, "Branch": branch, "Revisions": revs, "Report": s.latestReport(r, revs), "Running": running,
+		"Title": repo + " " + branch, "Repo": repo, "Branch": branch, "Revisions": revs, "Report": s.latestReport(r, revs), "Running": s.pipe.progress.get(revs[0].ID),
 		"GitHubURL": strings.TrimSuffix(s.cfg.GitHub.WebURL, "/") + "/" + repo + "/commits/" + url.PathEscape(branch),
 	})
 }

@@ -86,7 +86,8 @@ func (s *Store) ForgetDelivery(ctx context.Context, id string) error {
 }
 
 // AddRevision queues rev unless the same head of the same PR is known,
-// and supersedes the PR's other live revisions. It returns the revision's
+// and supersedes the PR's (a push revision: its branch's) other live
+// revisions. It returns the revision's
 // id, whether it is new, and the ids it superseded.
 func (s *Store) AddRevision(ctx context.Context, rev Revision) (int64, bool, []int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)

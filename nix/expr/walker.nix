@@ -123,7 +123,9 @@ let
   walk = split: set: each: anc: path:
     let
       record = own split set anc path;
-      below = anc ++ [ { names = attrNames (get set path); v = get set path; } ];
+      # (A split top-level group's record names only this walker's children.)
+      names = if split && length path == 1 then attrNames (get set path) else elemAt record 2;
+      below = anc ++ [ { inherit names; v = get set path; } ];
       children = map (n: walk split set each below (path ++ [ n ])) (elemAt record 2);
     in
     if elemAt record 0 != "r" then (if each then emit record [ ] else [ record ])
