@@ -242,10 +242,40 @@ func (m *Mirror) Title(ctx context.Context, commit string) string {
 	return strings.TrimSpace(out)
 }
 
+// HasFile says whether commit has a file (or a link) at path.
 func (m *Mirror) HasFile(ctx context.Context, commit, path string) bool {
 	_, err := runGit(ctx, m.Dir, "cat-file", "-e", commit+":"+path)
 	return err == nil
 }
+
+// ReadFile returns the content of the regular file at path in commit, at
+// most max bytes of it: an error wrapping os.ErrNotExist when there is
+// none, ErrNotRegular for a link or a directory there.
+func (m *Mirror) ReadFile(ctx context.Context, commit, path string, max int64) ([]byte, error) {
+	out, err := runGit(ctx, m.Dir, "ls-tree", "-l", commit, "--", path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s at %s: %w", path, commit, err)
+	}
+	// "100644 blob SHA SIZE\tPATH"
+	f := strings.Fields(strings.SplitN(out, "\t", 2)[0])
+	switch {
+	case len(f) == 0:
+		return nil, fmt.Errorf("read %s at %s: %w", path, commit, os.ErrNotExist)
+	case len(f) != 4 || f[1] != "blob" || (f[0] != "100644" && f[0] != "100755"):
+		return nil, fmt.Errorf("read %s at %s: %w", path, commit, ErrNotRegular)
+	}
+	if size, err := strconv.ParseInt(f[3], 10, 64); err != nil || size > max {
+		return nil, fmt.Errorf("read %s at %s: larger than %d bytes", path, commit, max)
+	}
+	b, err := runGit(ctx, m.Dir, "cat-file", "blob", f[2])
+	if err != nil {
+		return nil, fmt.Errorf("read %s at %s: %w", path, commit, err)
+	}
+	return []byte(b), nil
+}
+
+// ErrNotRegular marks a path that is not a regular file.
+var ErrNotRegular = errors.New("not a regular file")
 
 // Merge is the commit a PR is evaluated at.
 type Merge struct {

@@ -249,3 +249,76 @@ func TestFlakeJobsSplitBetweenWalkers(t *testing.T) {
 		}
 	}
 }
+
+// A flake in a directory of its repository, with its jobs in an output of
+// its own, both named by the repository's .basinix.toml, is evaluated as
+// Nix's own flakes evaluate git+file://REPO?dir=DIR: the same
+// derivations, the whole repository readable (a job reads a file outside
+// the flake's directory), errors at their file in the repository; and a
+// bad .basinix.toml is the evaluation's error, at its line.
+func TestFlakeInDirectory(t *testing.T) {
+	repo := flakeSample(t, sampleset.FlakeOptions{Dir: "ci"})
+	ev := newEvaluator(t, eval.Options{Workers: 2, FlakeLocalInputs: []string{repo.Inputs}})
+	ctx := context.Background()
+
+	base := evaluate(t, ev, repo.Dir, "x86_64-linux")
+	want := []string{"changes", "depfails", "failing", "fixed", "group.nested", "oldjob", "passing"}
+	if got := slices.Sorted(maps.Keys(okAttrs(base))); !slices.Equal(got, want) {
+		t.Fatalf("master's jobs: %v, want %v", got, want)
+	}
+	rev := strings.TrimSpace(testenv.Git(t, repo.Dir, "rev-parse", "HEAD"))
+	for _, job := range []string{"passing", "group.nested"} {
+		ref := "git+file://" + repo.Dir + "?dir=ci&rev=" + rev + "#ciJobs.x86_64-linux." + job + ".drvPath"
+		out, err := exec.Command("nix", "--extra-experimental-features", "nix-command flakes", "eval", "--raw", ref).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nix eval %s: %v: %s", ref, err, out)
+		}
+		if got := base.Attrs[job].DrvPath; got != string(out) {
+			t.Errorf("%s: drvPath %s, Nix's flakes give %s", job, got, out)
+		}
+	}
+	drv, err := os.ReadFile(base.Attrs["passing"].DrvPath)
+	if err != nil || !strings.Contains(string(drv), "echo 1.0") {
+		t.Errorf("passing: the derivation does not use the repository's VERSION (%v): %s", err, drv)
+	}
+
+	testenv.Git(t, repo.Dir, "checkout", "--quiet", "pr")
+	msgs, err := ev.Explain(ctx, repo.Dir, "x86_64-linux", []eval.Path{{"evalbreaks"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := msgs["evalbreaks"]; m == nil || m.File != "ci/jobs/evalbreaks.nix" || m.Line != 3 {
+		t.Errorf("evalbreaks: %+v, want an error at ci/jobs/evalbreaks.nix:3", m)
+	}
+
+	for file, wantErr := range map[string]string{
+		"[flake]\ndir = \"ci\"\njobs = [\"ciJobs\"\n":  ".basinix.toml:3",
+		"[flake]\ndir = \"../elsewhere\"\n":            "not a directory inside the repository",
+		"[flake]\ndir = \"nowhere\"\n":                 "names the flake nowhere/flake.nix, which this commit does not have",
+		"[flake]\ndir = \"ci\"\nsystem = \"x86_64\"\n": "unknown keys flake.system",
+		"[flake]\ndir = \"ci\"\njobs = [\"a b\"]\n":    "\"a b\" is not an output name",
+	} {
+		if err := os.WriteFile(filepath.Join(repo.Dir, ".basinix.toml"), []byte(file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := ev.Evaluate(ctx, repo.Dir, "x86_64-linux", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Error == nil || !strings.Contains(res.Error.Message, wantErr) || strings.Contains(wantErr, ".basinix.toml:") && (res.Error.File != ".basinix.toml" || res.Error.Line != 3) {
+			t.Errorf(".basinix.toml %q: want the evaluation's error %q, got %+v", file, wantErr, res.Error)
+		}
+	}
+	// A link committed as .basinix.toml is not followed.
+	os.Remove(filepath.Join(repo.Dir, ".basinix.toml"))
+	if err := os.Symlink("/etc/passwd", filepath.Join(repo.Dir, ".basinix.toml")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ev.Evaluate(ctx, repo.Dir, "x86_64-linux", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Error == nil || !strings.Contains(res.Error.Message, ".basinix.toml is not a regular file") || strings.Contains(res.Error.Message, "root:") {
+		t.Errorf("a link as .basinix.toml: %+v", res.Error)
+	}
+}

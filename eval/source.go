@@ -32,12 +32,24 @@ var DefaultFlakeJobs = []string{"basinixJobs", "hydraJobs", "checks", "packages"
 // its inputs, an input basinix may not fetch) is an errSetFailed, the
 // repository's fault, told as the evaluation's error.
 func (e *Evaluator) source(ctx context.Context, dir string) (*source, error) {
-	if !nix.IsFlake(e.opt.Flakes, nix.InDir(dir)) {
+	lay, err := nix.Locate(e.opt.Flakes, nix.Dir(dir))
+	if err == nil && !lay.Flake {
 		return &source{src: dir}, nil
 	}
-	spec, err := e.flakes.Prepare(ctx, dir, e.flakeJobs())
+	var spec *nix.FlakeSpec
+	if err == nil {
+		jobs := lay.Jobs
+		if len(jobs) == 0 {
+			jobs = e.flakeJobs()
+		}
+		spec, err = e.flakes.Prepare(ctx, dir, lay.Dir, jobs)
+	}
 	if errors.Is(err, nix.ErrFlake) {
-		return nil, &errSetFailed{err: &Error{Message: e.relativeText(err.Error(), dir)}}
+		out := &Error{Message: e.relativeText(err.Error(), dir)}
+		if ferr := (*nix.FileError)(nil); errors.As(err, &ferr) {
+			out.File, out.Line = ferr.File, ferr.Line
+		}
+		return nil, &errSetFailed{err: out}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("prepare the flake: %w", err)

@@ -140,7 +140,8 @@ type Options struct {
 // Key is what of the options an evaluation's result depends on, for its
 // cache key: the config, and the limits that decide which attributes fail.
 func (o Options) Key() string {
-	return fmt.Sprintf("config=%s attr_timeout=%s max_memory=%d max_attrs=%d max_deaths=%d flakes=%s flake_jobs=%v",
+	// repo_config: evaluations made before .basinix.toml was read.
+	return fmt.Sprintf("config=%s attr_timeout=%s max_memory=%d max_attrs=%d max_deaths=%d flakes=%s flake_jobs=%v repo_config=1",
 		o.Config, o.AttrTimeout, o.MaxMemory, o.MaxAttrs, o.MaxDeaths, o.Flakes, o.FlakeJobs)
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -99,7 +100,9 @@ func (l *Lock) resolve(ref json.RawMessage, depth int) (string, error) {
 // whether it is a flake, its inputs by node id, and the lock's facts about
 // it (rev, narHash, lastModified...) for sourceInfo.
 type FlakeNode struct {
-	Path   string            `json:"path"`
+	Path string `json:"path"`
+	// Dir is the flake's directory in its source, "" for its root.
+	Dir    string            `json:"dir,omitempty"`
 	Flake  bool              `json:"flake"`
 	Inputs map[string]string `json:"inputs"`
 	Info   map[string]any    `json:"info"`
@@ -152,35 +155,14 @@ func NewFlakeFetcher(run interface {
 	return &FlakeFetcher{run: run, expr: filepath.Join(filepath.Dir(walker), "fetch.nix"), local: local, fetched: map[string]string{}, copies: map[string]string{}}
 }
 
-// IsFlake says whether a commit is evaluated as a flake, has saying
-// whether it has a file at its root: mode "always" or "never", or "auto":
-// a flake.nix and no default.nix (a repository with both, as nixpkgs, is
-// a package set).
-func IsFlake(mode string, has func(name string) bool) bool {
-	switch mode {
-	case "always":
-		return true
-	case "never":
-		return false
-	}
-	return has("flake.nix") && !has("default.nix")
-}
-
-// InDir is IsFlake's has for a checkout at dir.
-func InDir(dir string) func(name string) bool {
-	return func(name string) bool {
-		_, err := os.Stat(filepath.Join(dir, name))
-		return err == nil
-	}
-}
-
-// Prepare copies the flake checked out at src into the store and fetches
-// its locked inputs, and returns the walker's spec. jobs is the order of
-// outputs to look for. A missing or bad lock, or an input basinix may not
-// fetch, is an ErrFlake error.
-func (f *FlakeFetcher) Prepare(ctx context.Context, src string, jobs []string) (*FlakeSpec, error) {
+// Prepare copies the repository checked out at src into the store and
+// fetches the locked inputs of its flake in dir ("" for the root), and
+// returns the walker's spec. jobs is the order of outputs to look for. A
+// missing or bad lock, or an input basinix may not fetch, is an ErrFlake
+// error.
+func (f *FlakeFetcher) Prepare(ctx context.Context, src, dir string, jobs []string) (*FlakeSpec, error) {
 	lock := &Lock{Version: 7, Root: "root", Nodes: map[string]LockNode{"root": {}}}
-	switch b, err := os.ReadFile(filepath.Join(src, "flake.lock")); {
+	switch b, err := os.ReadFile(filepath.Join(src, filepath.FromSlash(dir), "flake.lock")); {
 	case err == nil:
 		if lock, err = ParseLock(b); err != nil {
 			return nil, err
@@ -203,7 +185,7 @@ func (f *FlakeFetcher) Prepare(ctx context.Context, src string, jobs []string) (
 		n := lock.Nodes[id]
 		node := FlakeNode{Flake: n.Flake == nil || *n.Flake, Inputs: map[string]string{}, Info: map[string]any{}}
 		if id == lock.Root {
-			node.Path = self
+			node.Path, node.Dir = self, dir
 		} else {
 			if n.Locked == nil {
 				return fmt.Errorf("%w: input %q is not locked in flake.lock", ErrFlake, id)
@@ -213,6 +195,11 @@ func (f *FlakeFetcher) Prepare(ctx context.Context, src string, jobs []string) (
 				return fmt.Errorf("input %q: %w", id, err)
 			}
 			node.Path = p
+			if d, _ := n.Locked["dir"].(string); d != "" {
+				if node.Dir = path.Clean(d); path.IsAbs(d) || node.Dir == ".." || strings.HasPrefix(node.Dir, "../") {
+					return fmt.Errorf("%w: input %q: dir %q is outside its source", ErrFlake, id, d)
+				}
+			}
 			for _, k := range []string{"rev", "shortRev", "narHash", "lastModified", "revCount"} {
 				if v, ok := n.Locked[k]; ok {
 					node.Info[k] = v

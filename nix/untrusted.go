@@ -23,7 +23,9 @@ func UntrustedEvalArgs(readable ...string) []string {
 		"--option", "nix-path", "",
 	}
 	for _, p := range readable {
-		args = append(args, "-I", p)
+		// "-I PREFIX=PATH" splits at the first "=": an empty prefix
+		// keeps a path with "=" in it (a data directory) whole.
+		args = append(args, "-I", "="+p)
 	}
 	return args
 }

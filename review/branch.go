@@ -6,7 +6,6 @@ import (
 
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/eval"
-	"github.com/basinix/basinix/nix"
 	"github.com/basinix/basinix/store"
 )
 
@@ -73,7 +72,7 @@ func (r *Reviewer) BranchTip(ctx context.Context, req BranchRequest) (*Tip, erro
 		return nil, err
 	}
 	out := &Tip{Tip: store.Tip{Commit: tip, Title: m.Title(ctx, tip)},
-		Flake: nix.IsFlake(r.cfg.Eval.Flakes, func(name string) bool { return m.HasFile(ctx, tip, name) })}
+		Flake: r.isFlake(ctx, m, tip)}
 	var needs []need
 	if prev != nil {
 		out.Previous = prev.Commit

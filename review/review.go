@@ -25,6 +25,35 @@ import (
 	"github.com/basinix/basinix/store"
 )
 
+// layout says how commit is evaluated (nix.Locate).
+func (r *Reviewer) layout(ctx context.Context, m *checkout.Mirror, commit string) (nix.Layout, error) {
+	return nix.Locate(r.cfg.Eval.Flakes, commitFiles{ctx, m, commit})
+}
+
+// isFlake says whether commit is evaluated as a flake, its jobs reviewed
+// as a CI (a bad .basinix.toml asks for a flake: it has no other use).
+func (r *Reviewer) isFlake(ctx context.Context, m *checkout.Mirror, commit string) bool {
+	lay, _ := r.layout(ctx, m, commit)
+	return lay.Flake
+}
+
+// commitFiles are nix.Files of a commit in a mirror.
+type commitFiles struct {
+	ctx    context.Context
+	m      *checkout.Mirror
+	commit string
+}
+
+func (f commitFiles) Has(name string) bool { return f.m.HasFile(f.ctx, f.commit, name) }
+
+func (f commitFiles) Read(name string) ([]byte, error) {
+	b, err := f.m.ReadFile(f.ctx, f.commit, name, 64<<10)
+	if errors.Is(err, checkout.ErrNotRegular) {
+		return nil, fmt.Errorf("%w: %s is not a regular file", nix.ErrFlake, name)
+	}
+	return b, err
+}
+
 // ErrInput marks errors in what the user asked for (a missing repository,
 // ref or default.nix), as opposed to failures of basinix or its tools.
 var ErrInput = errors.New("bad input")
@@ -263,11 +292,12 @@ func (r *Reviewer) Evaluate(ctx context.Context, req Request) (_ *Pending, err e
 		r.log.Warn().Str("base", base).Str("head", head).Msg("head does not merge onto base: comparing with the merge-base")
 	}
 	for _, c := range []string{merge.Base, merge.Commit} {
-		if !m.HasFile(ctx, c, "default.nix") && (r.cfg.Eval.Flakes == "never" || !m.HasFile(ctx, c, "flake.nix")) {
-			return nil, fmt.Errorf("%w: no default.nix (nor flake.nix) at %s in %s", ErrInput, c, m.URL)
+		// A bad .basinix.toml is the evaluation's error, not the request's.
+		if lay, err := r.layout(ctx, m, c); err == nil && !m.HasFile(ctx, c, lay.Entry()) {
+			return nil, fmt.Errorf("%w: no %s at %s in %s", ErrInput, lay.Entry(), c, m.URL)
 		}
 	}
-	rep.Jobs = nix.IsFlake(r.cfg.Eval.Flakes, func(name string) bool { return m.HasFile(ctx, merge.Commit, name) })
+	rep.Jobs = r.isFlake(ctx, m, merge.Commit)
 
 	p := &Pending{r: r, req: req, rep: rep, trees: &worktrees{m: m}, merge: merge, start: start}
 	defer func() {

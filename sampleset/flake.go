@@ -2,6 +2,7 @@ package sampleset
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,11 @@ type FlakeOptions struct {
 	// Unlocked makes the PR's last push declare an input flake.lock does
 	// not lock.
 	Unlocked bool
+	// Dir puts the flake in that directory of the repository, its jobs in
+	// the output ciJobs, both named by the repository's .basinix.toml,
+	// beside a root default.nix that is not a package set. Its passing
+	// job reads the repository's VERSION, outside the flake's directory.
+	Dir string
 }
 
 // FlakeRepo is a generated flake repository and the flake it takes as an
@@ -87,14 +93,28 @@ func GenerateFlake(dir string, opt FlakeOptions) (*FlakeRepo, error) {
 		return nil, fmt.Errorf("sample flake: %w", err)
 	}
 	g.git("init", "--quiet", "--initial-branch=master")
-	files := map[string]string{"flake.nix": rootFlake("git+file://"+dep.dir, false)}
-	names := jobFiles(files, flakeBase)
+	output := "basinixJobs"
+	base := flakeBase
+	if opt.Dir != "" {
+		output = "ciJobs"
+		base = maps.Clone(flakeBase)
+		base["passing"] = `mk "passing" "echo ${builtins.readFile ../../VERSION} > $out"`
+		g.write(map[string]string{
+			".basinix.toml": fmt.Sprintf("# basinix: where this repository's CI is\n[flake]\ndir = %q\njobs = [%q]\n", opt.Dir, output),
+			"default.nix":   "throw \"not a package set: the flake is in " + opt.Dir + "\"\n",
+			"VERSION":       "1.0\n",
+		})
+	}
+	flake := &gen{dir: filepath.Join(r.Dir, opt.Dir), err: g.err}
+	files := map[string]string{"flake.nix": rootFlake("git+file://"+dep.dir, output, false)}
+	names := jobFiles(files, base)
 	for i := 0; i < opt.Bulk; i++ {
 		files[fmt.Sprintf("jobs/bulk/job%05d.nix", i)] = fmt.Sprintf("{ mk }:\n\nmk \"job%05d\" \"echo %d > $out\"\n", i, i)
 	}
 	files["jobs/default.nix"] = jobsIndex(names, opt.Bulk)
-	g.write(files)
-	g.lock()
+	flake.write(files)
+	flake.lock()
+	g.err = flake.err
 	g.commit("init: sample flake")
 	r.ForkPoint, r.BaseCommit = g.rev("HEAD"), g.rev("HEAD")
 
@@ -102,7 +122,7 @@ func GenerateFlake(dir string, opt FlakeOptions) (*FlakeRepo, error) {
 	files = map[string]string{}
 	for name, body := range flakePR {
 		if body == "" {
-			g.git("rm", "--quiet", "jobs/"+name+".nix")
+			flake.git("rm", "--quiet", "jobs/"+name+".nix")
 			names = slices.DeleteFunc(names, func(n string) bool { return n == name })
 			continue
 		}
@@ -114,9 +134,10 @@ func GenerateFlake(dir string, opt FlakeOptions) (*FlakeRepo, error) {
 	sort.Strings(names)
 	files["jobs/default.nix"] = jobsIndex(names, opt.Bulk)
 	if opt.Unlocked {
-		files["flake.nix"] = rootFlake("git+file://"+dep.dir, true)
+		files["flake.nix"] = rootFlake("git+file://"+dep.dir, output, true)
 	}
-	g.write(files)
+	flake.write(files)
+	g.err = flake.err
 	g.commit("jobs: the PR's changes")
 	r.Pushes = append(r.Pushes, g.rev("HEAD"))
 	g.git("checkout", "--quiet", "master")
@@ -150,7 +171,7 @@ const depFlake = `{
 }
 `
 
-func rootFlake(depURL string, unlocked bool) string {
+func rootFlake(depURL, output string, unlocked bool) string {
 	extra := ""
 	if unlocked {
 		extra = "\n  inputs.unlocked.url = \"git+file:///nonexistent/unlocked\";"
@@ -164,10 +185,10 @@ func rootFlake(depURL string, unlocked bool) string {
       forAll = f: builtins.listToAttrs (map (system: { name = system; value = f system; }) systems);
     in
     {
-      basinixJobs = forAll (system: import ./jobs { mkJob = dep.lib.mkJob system; });
+      %s = forAll (system: import ./jobs { mkJob = dep.lib.mkJob system; });
     };
 }
-`, depURL, extra)
+`, depURL, extra, output)
 }
 
 func jobFile(body string) string {

@@ -15,8 +15,13 @@ let
   nodes = mapAttrs (id: n:
     let
       sourceInfo = n.info // { outPath = builtins.storePath n.path; };
+      # A flake in a directory of its source (?dir=, or .basinix.toml's
+      # flake.dir) is that directory, its outPath too, as in Nix's
+      # call-flake.nix; it may read the whole source.
+      dir = n.dir or "";
+      outPath = if dir == "" then sourceInfo.outPath else "${sourceInfo.outPath}/${dir}";
       inputs = mapAttrs (_: to: nodes.${to}) n.inputs;
-      flake = import (n.path + "/flake.nix");
+      flake = import (outPath + "/flake.nix");
       declared = attrNames (flake.inputs or { })
         ++ filter (x: x != "self") (if isFunction flake.outputs then attrNames (functionArgs flake.outputs) else [ ]);
       missing = filter (x: !(inputs ? ${x})) declared;
@@ -25,7 +30,7 @@ let
           throw "basinix: input${if length missing > 1 then "s" else ""} ${concatStringsSep ", " missing} of the flake ${if id == spec.root then "" else "'${id}' "}not locked in flake.lock: run `nix flake lock` and commit flake.lock"
         else flake.outputs (inputs // { self = result; });
       result =
-        if n.flake then outputs // sourceInfo // { inherit inputs outputs sourceInfo; _type = "flake"; }
+        if n.flake then outputs // sourceInfo // { inherit outPath inputs outputs sourceInfo; _type = "flake"; }
         else sourceInfo;
     in
     result) spec.nodes;
