@@ -1,11 +1,13 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,10 +21,10 @@ import (
 )
 
 // flakeApp runs a server on the sample flake.
-func flakeApp(t *testing.T) (*appFixture, *sampleset.FlakeRepo) {
+func flakeApp(t *testing.T, opt sampleset.FlakeOptions) (*appFixture, *sampleset.FlakeRepo) {
 	t.Helper()
 	testenv.RequireNix(t)
-	flake, err := sampleset.GenerateFlake(t.TempDir(), sampleset.FlakeOptions{})
+	flake, err := sampleset.GenerateFlake(t.TempDir(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,9 +32,9 @@ func flakeApp(t *testing.T) (*appFixture, *sampleset.FlakeRepo) {
 }
 
 // openedFlakePR runs a server on the sample flake, whose PR 1 is opened.
-func openedFlakePR(t *testing.T) (*appFixture, *sampleset.FlakeRepo, string) {
+func openedFlakePR(t *testing.T, opt sampleset.FlakeOptions) (*appFixture, *sampleset.FlakeRepo, string) {
 	t.Helper()
-	f, flake := flakeApp(t)
+	f, flake := flakeApp(t, opt)
 	head := f.sha(t, "pr")
 	if code, body := f.deliver(t, "pull_request", f.prEvent(t, "opened", head)); code != http.StatusOK {
 		t.Fatalf("webhook answered %d: %s", code, body)
@@ -43,9 +45,16 @@ func openedFlakePR(t *testing.T) (*appFixture, *sampleset.FlakeRepo, string) {
 // A flake's PR is gated job by job: one check run per job with its exact
 // conclusion, the summary, and no build check runs. On the next push, a
 // job that did not change and whose result is known is completed at once,
-// in one request, without a build.
+// in one request, without a build. The same for a flake in a directory of
+// its repository (.basinix.toml), annotated at the repository's files.
 func TestServeFlakeJobs(t *testing.T) {
-	f, flake, head := openedFlakePR(t)
+	for _, dir := range []string{"", "ci"} {
+		t.Run("dir="+cmp.Or(dir, "."), func(t *testing.T) { serveFlakeJobs(t, dir) })
+	}
+}
+
+func serveFlakeJobs(t *testing.T, dir string) {
+	f, flake, head := openedFlakePR(t, sampleset.FlakeOptions{Dir: dir})
 	want := map[string]string{
 		"basinix / eval":         "failure",
 		"basinix / jobs":         "failure",
@@ -71,8 +80,8 @@ func TestServeFlakeJobs(t *testing.T) {
 	if s := runs["basinix / depfails"].Summary; !strings.Contains(s, "dependency `brokendep` failed") {
 		t.Errorf("depfails does not name its failed dependency:\n%s", s)
 	}
-	if got := strings.Join(annotated(runs["basinix / eval"]), " "); got != "jobs/evalbreaks.nix:3" {
-		t.Errorf("eval annotations: %s", got)
+	if got, want := strings.Join(annotated(runs["basinix / eval"]), " "), path.Join(dir, "jobs/evalbreaks.nix:3"); got != want {
+		t.Errorf("eval annotations: %s, want %s", got, want)
 	}
 	if s := runs["basinix / jobs"].Summary; !strings.Contains(s, "`changes`: newly failing") || !strings.Contains(s, "`failing`: still failing") {
 		t.Errorf("the jobs summary lacks the failing jobs: %+v", runs["basinix / jobs"])
@@ -80,7 +89,7 @@ func TestServeFlakeJobs(t *testing.T) {
 
 	// The next push changes one job; the others are known.
 	testenv.Git(t, flake.Dir, "checkout", "--quiet", "pr")
-	if err := os.WriteFile(filepath.Join(flake.Dir, "jobs/newjob.nix"), []byte("{ mk, mkWith }:\n\nmk \"newjob\" \"echo newer > $out\"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(flake.Dir, dir, "jobs/newjob.nix"), []byte("{ mk, mkWith }:\n\nmk \"newjob\" \"echo newer > $out\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Git(t, flake.Dir, "commit", "--quiet", "-am", "newjob: newer")
@@ -109,12 +118,30 @@ func TestServeFlakeJobs(t *testing.T) {
 	}
 }
 
+// A flake whose PR declares an input flake.lock does not lock: the PR's
+// eval check run fails and says what to do, and no job is gated on an
+// evaluation that did not happen.
+func TestServeFlakeUnlockedInput(t *testing.T) {
+	f, _, head := openedFlakePR(t, sampleset.FlakeOptions{Unlocked: true})
+	runs := f.waitChecks(t, head, "basinix / eval", "basinix / jobs")
+	eval := runs["basinix / eval"]
+	if eval.Conclusion != "failure" || !strings.Contains(eval.Summary+eval.Text, "input unlocked of the flake not locked in flake.lock: run `nix flake lock` and commit flake.lock") {
+		t.Errorf("eval: %s %q\n%s\n%s", eval.Conclusion, eval.Title, eval.Summary, eval.Text)
+	}
+	if jobs := runs["basinix / jobs"]; jobs.Conclusion != "failure" {
+		t.Errorf("jobs: %s %q, want failure: the PR's jobs do not evaluate\n%s", jobs.Conclusion, jobs.Title, jobs.Summary)
+	}
+	if strings.Contains(eval.Summary+eval.Text, "-source") || strings.Contains(eval.Summary+eval.Text, f.cfg.DataDir) {
+		t.Errorf("the message names the server's paths:\n%s", eval.Summary+eval.Text)
+	}
+}
+
 // GitHub's merge queue: a merge_group checks_requested event gets the
 // required check runs on the group's head commit, with nothing built again
 // (the group's head has the derivations the PR's merged head had); a
 // destroyed event is accepted.
 func TestServeMergeQueue(t *testing.T) {
-	f, flake, head := openedFlakePR(t)
+	f, flake, head := openedFlakePR(t, sampleset.FlakeOptions{})
 	jobs := []string{"basinix / eval", "basinix / jobs", "basinix / passing", "basinix / group.nested", "basinix / failing", "basinix / changes",
 		"basinix / fixed", "basinix / depfails", "basinix / newjob", "basinix / evalbreaks"}
 	onPR := f.waitChecks(t, head, jobs...)
@@ -172,7 +199,7 @@ func TestServeMergeQueue(t *testing.T) {
 // the branch's history records the jobs that changed, and the branch's
 // page shows the jobs.
 func TestServePushCI(t *testing.T) {
-	f, flake := flakeApp(t)
+	f, flake := flakeApp(t, sampleset.FlakeOptions{})
 	first := f.sha(t, "master")
 	f.push(t, first)
 	jobs := func(names ...string) []string { return append([]string{"basinix / eval", "basinix / jobs"}, names...) }
