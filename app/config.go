@@ -189,9 +189,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// SecretEnv are the environment variables that may hold the App's
-// secrets; basinix takes them out of its environment once read.
-var SecretEnv = []string{"BASINIX_GITHUB_APP_WEBHOOK_SECRET", "BASINIX_GITHUB_APP_PRIVATE_KEY", "BASINIX_GITHUB_OAUTH_CLIENT_SECRET"}
+// SecretEnv are the environment variables that may hold secrets: the
+// App's, and the user's token basinix pr uses (GITHUB_TOKEN); basinix
+// takes them out of its environment once read.
+var SecretEnv = []string{"BASINIX_GITHUB_APP_WEBHOOK_SECRET", "BASINIX_GITHUB_APP_PRIVATE_KEY", "BASINIX_GITHUB_OAUTH_CLIENT_SECRET", "GITHUB_TOKEN"}
 
 // LoadSecrets fills the App's secrets from the files the server section
 // names and from the environment, through lookup (os.LookupEnv, or what

@@ -43,6 +43,11 @@ type Workspace struct {
 	// 4); more are made when more are leased at once, and removed when
 	// released.
 	Keep int
+	// Seeds name, by repository URL (as NormalizeURL gives it), a local
+	// clone a new mirror of it is seeded from (see Mirror.seed): basinix
+	// pr in a nixpkgs checkout fetches only what the checkout lacks. Set
+	// it before the first fetch.
+	Seeds map[string]string
 
 	mu      sync.Mutex
 	mirrors map[string]*Mirror // by mirror directory
@@ -352,8 +357,11 @@ func isAncestor(ctx context.Context, dir, a, b string) (bool, error) {
 // Anything that goes wrong leaves the empty mirror for the fetch to fill.
 // The caller holds mu.
 func (m *Mirror) seed(ctx context.Context) {
-	if !filepath.IsAbs(m.URL) {
-		return
+	src := m.URL
+	if !filepath.IsAbs(src) {
+		if src = m.ws.Seeds[m.URL]; src == "" {
+			return
+		}
 	}
 	if refs, err := runGit(ctx, m.Dir, "for-each-ref", "--count=1"); err != nil || refs != "" {
 		return
@@ -361,8 +369,8 @@ func (m *Mirror) seed(ctx context.Context) {
 	tmp := m.Dir + ".seed"
 	os.RemoveAll(tmp)
 	defer os.RemoveAll(tmp)
-	if _, err := runGit(ctx, "", "clone", "--quiet", "--mirror", "--local", "--", m.URL, tmp); err != nil {
-		m.ws.log.Debug().Err(err).Str("repo", m.URL).Msg("clone with hard links failed: fetching")
+	if _, err := runGit(ctx, "", "clone", "--quiet", "--mirror", "--local", "--", src, tmp); err != nil {
+		m.ws.log.Debug().Err(err).Str("repo", src).Msg("clone with hard links failed: fetching")
 		return
 	}
 	old := m.Dir + ".empty"

@@ -1,6 +1,9 @@
 package eval
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // Change is how an attribute differs between two evaluations.
 type Change string
@@ -122,6 +125,13 @@ func (d *Diff) Rebuilds() int {
 		}
 	}
 	return n
+}
+
+// Keep leaves in the diff only the attributes keep accepts (by name), and
+// the alias errors of those.
+func (d *Diff) Keep(keep func(attr string) bool) {
+	d.Attrs = slices.DeleteFunc(d.Attrs, func(a AttrDiff) bool { return !keep(a.Attr) })
+	d.AliasErrors = slices.DeleteFunc(d.AliasErrors, func(a *Attr) bool { return !keep(a.Path.String()) })
 }
 
 // ChangedNotRebuilt counts the changed attributes whose output path is one

@@ -36,6 +36,13 @@ type Report struct {
 	// job is in Systems' attributes, the unchanged ones too, and gets a
 	// verdict (and, from the server, a check run of its own).
 	Jobs bool `json:"jobs,omitempty"`
+	// Selection says which attributes the review was limited to, as asked
+	// ("-p hello", "-P firefox", "--package-regex ^python3"); empty: all.
+	Selection string `json:"selection,omitempty"`
+	// Command is the command line that made the review, to run it again
+	// (`basinix pr 1234 -p hello`); Version the basinix that ran it.
+	Command string `json:"command,omitempty"`
+	Version string `json:"version,omitempty"`
 	// Evaluations says where each evaluation came from and what it cost.
 	Evaluations []EvalInfo `json:"evaluations,omitempty"`
 	// Timings says where the review's time went, in seconds.

@@ -22,6 +22,9 @@ func WriteSummary(w io.Writer, r *Report) error {
 		fmt.Fprintf(b, ", merged as %s", Short(r.Head.Merged))
 	}
 	b.WriteString("\n")
+	if r.Selection != "" {
+		fmt.Fprintf(b, "only the attributes selected by %s\n", r.Selection)
+	}
 	if c := r.Conflict; c != nil {
 		fmt.Fprintf(b, "warning: the head does not merge onto %s (%s): compared with the merge-base %s instead\n",
 			r.Base.Ref, Short(c.BaseTip), Short(c.MergeBase))
@@ -79,6 +82,16 @@ func writeSystem(b *strings.Builder, name string, s *System) {
 		}
 	}
 	writeList(b, "skipped", skipped)
+	byVerdict := map[Verdict][]string{}
+	for _, attr := range sortedKeys(s.Attrs) {
+		byVerdict[s.Attrs[attr].Verdict] = append(byVerdict[s.Attrs[attr].Verdict], attr)
+	}
+	for _, v := range []Verdict{NewlyFailing, NewFailing, StillFailing, NewlySucceeding, NewSucceeding} {
+		writeList(b, verdictTitles[v], byVerdict[v])
+	}
+	if n := len(byVerdict[StillSucceeding]); n > 0 {
+		fmt.Fprintf(b, "  still succeeding: %d\n", n)
+	}
 	var tests []string
 	for _, attr := range sortedKeys(s.Attrs) {
 		for _, t := range sortedKeys(s.Attrs[attr].Tests) {
@@ -86,6 +99,12 @@ func writeSystem(b *strings.Builder, name string, s *System) {
 		}
 	}
 	writeList(b, "tests", tests)
+}
+
+// verdictTitles name the verdicts the summary lists, once built.
+var verdictTitles = map[Verdict]string{
+	NewlyFailing: "newly failing", NewFailing: "new and failing", StillFailing: "still failing",
+	NewlySucceeding: "newly succeeding", NewSucceeding: "new and succeeding",
 }
 
 func writeList(b *strings.Builder, title string, items []string) {

@@ -237,6 +237,12 @@ type Request struct {
 	// FewerRebuildsFirst lowers the priority by the number of rebuilds, so
 	// that small PRs are not stuck behind mass rebuilds.
 	FewerRebuildsFirst bool
+	// Select, when set, limits the review to the attributes it accepts
+	// (basinix pr -p, -P, --package-regex): the others are neither built
+	// nor reported, and the rebuild count is the selection's. Selection
+	// says what was asked, for the report.
+	Select    func(attr string) bool
+	Selection string
 }
 
 // Review evaluates base and merged head for every system, diffs them,
@@ -283,9 +289,10 @@ func (r *Reviewer) Evaluate(ctx context.Context, req Request) (_ *Pending, err e
 		return nil, err
 	}
 	rep := &report.Report{
-		Base:    report.Ref{Ref: req.Base, Commit: base},
-		Head:    report.Ref{Ref: req.Head, Commit: head, Merged: merge.Commit},
-		Systems: map[string]*report.System{},
+		Base:      report.Ref{Ref: req.Base, Commit: base},
+		Head:      report.Ref{Ref: req.Head, Commit: head, Merged: merge.Commit},
+		Systems:   map[string]*report.System{},
+		Selection: req.Selection,
 	}
 	if merge.Conflict {
 		rep.Conflict = &report.Conflict{BaseTip: base, MergeBase: merge.Base, Files: merge.Files}
@@ -329,7 +336,7 @@ func (r *Reviewer) Evaluate(ctx context.Context, req Request) (_ *Pending, err e
 	for _, system := range req.Systems {
 		g.Go(func() error {
 			base, head := evals[evalID{merge.Base, system}], evals[evalID{merge.Commit, system}]
-			sys, err := r.compare(gctx, m.URL, p.trees, base.ev, head, req.Build, rep.Jobs)
+			sys, err := r.compare(gctx, m.URL, p.trees, base.ev, head, req.Build, rep.Jobs, req.Select)
 			if err != nil {
 				return err
 			}
@@ -683,11 +690,14 @@ func (r *Reviewer) evaluate(life, ctx context.Context, repo string, trees *workt
 // needs of the head's touched attributes: details (meta, outputs, tests) of
 // those to build, and the messages of throws that newly break evaluation.
 // With instantiate, the details pass also writes the .drv files to build.
-func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, base *eval.Evaluation, headRes *evalResult, instantiate, jobs bool) (*report.System, error) {
+func (r *Reviewer) compare(ctx context.Context, repo string, trees *worktrees, base *eval.Evaluation, headRes *evalResult, instantiate, jobs bool, keep func(string) bool) (*report.System, error) {
 	head := headRes.ev
 	d := eval.Compare(base, head)
 	if jobs {
 		d.WithUnchanged(base, head)
+	}
+	if keep != nil {
+		d.Keep(keep)
 	}
 	key := r.key(repo, head.Commit, head.System)
 	cache := extrasCache{st: r.store, key: key, stored: headRes.stored, fresh: !headRes.info.Cached}

@@ -2,6 +2,7 @@
 //
 //	basinix review --repo DIR|URL --base REF --head REF [--systems LIST] [--no-build] [--json FILE]
 //	basinix review --sample
+//	basinix pr N [N…] [-p ATTR] [-P ATTR] [--systems current|all|linux|darwin|LIST] [--post-result] [--run CMD|--no-shell]
 //	basinix serve --config FILE
 //	basinix bisect --repo DIR|URL --branch B --attr A [--system S] [--good SHA] [--bad SHA] [--json FILE]
 //	basinix version
@@ -33,11 +34,12 @@ const usage = `basinix reviews pull requests to Nix package sets.
 Usage:
   basinix review --repo DIR|URL --base REF --head REF [flags]
   basinix review --sample [flags]     review a generated sample package set
+  basinix pr NUMBER [NUMBER…] [flags] review GitHub pull requests (nixpkgs-review's flags)
   basinix serve --config FILE         run the GitHub App
   basinix bisect --repo R --branch B --attr A   find the commit that broke A
   basinix version
 
-Run 'basinix review -h' for the review flags.
+Run 'basinix review -h' or 'basinix pr -h' for their flags.
 `
 
 // exitError carries an exit code out of a command.
@@ -80,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		err = reviewCmd(ctx, args[1:], stdout, stderr)
 	case "bisect":
 		err = bisect(ctx, args[1:], stdout, stderr)
+	case "pr":
+		err = prCmd(ctx, args[1:], stdout, stderr, env)
 	case "serve":
 		err = serve(ctx, args[1:], stderr, env)
 	case "version":

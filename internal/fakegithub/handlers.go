@@ -234,18 +234,21 @@ var handlers = map[string]handler{
 	"issues/list-labels-on-issue": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
 		return http.StatusOK, labelsJSON(s.labels[issueKey(p)])
 	},
-	"issues/create-comment": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
+	"issues/create-comment": func(s *Server, p map[string]string, b map[string]any, r *http.Request) (int, any) {
 		k := issueKey(p)
 		s.nextID++
 		s.comments[k] = append(s.comments[k], str(b["body"]))
 		s.commentIDs[k] = append(s.commentIDs[k], s.nextID)
-		return http.StatusCreated, commentJSON(s.nextID, str(b["body"]))
+		if login, _ := r.Context().Value(authorKey{}).(string); login != "" {
+			s.commentAuthors[s.nextID] = login
+		}
+		return http.StatusCreated, s.commentJSON(s.nextID, str(b["body"]))
 	},
 	"issues/list-comments": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
 		k := issueKey(p)
 		out := []any{}
 		for i, body := range s.comments[k] {
-			out = append(out, commentJSON(s.commentIDs[k][i], body))
+			out = append(out, s.commentJSON(s.commentIDs[k][i], body))
 		}
 		return http.StatusOK, out
 	},
@@ -363,7 +366,12 @@ func contains(l []string, s string) bool {
 }
 
 // commentJSON is a comment the App made, as the API shows it.
-func commentJSON(id int64, body string) map[string]any {
+// commentJSON is a comment as GitHub shows it: the App's, or a user's.
+// The caller holds s.mu.
+func (s *Server) commentJSON(id int64, body string) map[string]any {
+	if login := s.commentAuthors[id]; login != "" {
+		return map[string]any{"id": id, "body": body, "user": map[string]any{"login": login, "type": "User"}}
+	}
 	return map[string]any{"id": id, "body": body, "user": map[string]any{"login": "basinix[bot]", "type": "Bot"},
 		"performed_via_github_app": map[string]any{"id": 4242, "slug": "basinix"}}
 }

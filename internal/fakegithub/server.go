@@ -10,6 +10,7 @@ package fakegithub
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/hmac"
 	"crypto/rand"
@@ -45,25 +46,28 @@ type Server struct {
 	srv *httptest.Server
 	ops []*operation
 
-	mu            sync.Mutex
-	installations map[int64]*Installation
-	tokens        map[string]int64 // token → installation
-	revoked       map[string]bool  // tokens minted, then revoked
-	checkRuns     map[int64]*CheckRun
-	nextID        int64
-	labels        map[string][]string // "owner/repo#n" → labels
-	comments      map[string][]string // "owner/repo#n" → bodies
-	commentIDs    map[string][]int64  // "owner/repo#n" → ids, as comments
-	merges        map[string]int      // "owner/repo#n" → merge requests carried out
-	pulls         map[string]map[string]any
-	permissions   map[string]string  // user → permission (default read)
-	reactions     map[int64][]string // comment id → reactions
-	reviews       map[string][]map[string]any
-	branches      map[string]map[string]string // repo → branch → commit
-	cloneURLs     map[string]string
-	violations    []string
-	faults        []fault
-	requests      map[string]int // operationId → count
+	mu             sync.Mutex
+	installations  map[int64]*Installation
+	tokens         map[string]int64 // token → installation
+	revoked        map[string]bool  // tokens minted, then revoked
+	checkRuns      map[int64]*CheckRun
+	nextID         int64
+	labels         map[string][]string // "owner/repo#n" → labels
+	comments       map[string][]string // "owner/repo#n" → bodies
+	commentIDs     map[string][]int64  // "owner/repo#n" → ids, as comments
+	commentAuthors map[int64]string    // comment id → the user who wrote it ("": the App)
+	merges         map[string]int      // "owner/repo#n" → merge requests carried out
+	pulls          map[string]map[string]any
+	permissions    map[string]string  // user → permission (default read)
+	reactions      map[int64][]string // comment id → reactions
+	reviews        map[string][]map[string]any
+	branches       map[string]map[string]string // repo → branch → commit
+	cloneURLs      map[string]string
+	public         map[string]bool   // repositories anyone may read
+	users          map[string]string // personal access token → login
+	violations     []string
+	faults         []fault
+	requests       map[string]int // operationId → count
 }
 
 // Installation is an installation of the App.
@@ -126,31 +130,53 @@ func New(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{
-		AppID:         4242,
-		PrivateKeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
-		WebhookSecret: "fake-webhook-secret",
-		key:           key,
-		ops:           ops,
-		installations: map[int64]*Installation{},
-		tokens:        map[string]int64{},
-		revoked:       map[string]bool{},
-		checkRuns:     map[int64]*CheckRun{},
-		labels:        map[string][]string{},
-		comments:      map[string][]string{},
-		commentIDs:    map[string][]int64{},
-		merges:        map[string]int{},
-		pulls:         map[string]map[string]any{},
-		permissions:   map[string]string{},
-		reviews:       map[string][]map[string]any{},
-		branches:      map[string]map[string]string{},
-		cloneURLs:     map[string]string{},
-		reactions:     map[int64][]string{},
-		requests:      map[string]int{},
+		AppID:          4242,
+		PrivateKeyPEM:  string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
+		WebhookSecret:  "fake-webhook-secret",
+		key:            key,
+		ops:            ops,
+		installations:  map[int64]*Installation{},
+		tokens:         map[string]int64{},
+		revoked:        map[string]bool{},
+		checkRuns:      map[int64]*CheckRun{},
+		labels:         map[string][]string{},
+		comments:       map[string][]string{},
+		commentIDs:     map[string][]int64{},
+		commentAuthors: map[int64]string{},
+		merges:         map[string]int{},
+		pulls:          map[string]map[string]any{},
+		permissions:    map[string]string{},
+		reviews:        map[string][]map[string]any{},
+		branches:       map[string]map[string]string{},
+		cloneURLs:      map[string]string{},
+		public:         map[string]bool{},
+		users:          map[string]string{},
+		reactions:      map[int64][]string{},
+		requests:       map[string]int{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL + "/"
 	t.Cleanup(s.srv.Close)
 	return s
+}
+
+// SetPublic makes repo public: anyone may read it without a token (GET
+// requests on it), as GitHub lets anonymous clients do.
+func (s *Server) SetPublic(repo string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.public[strings.ToLower(repo)] = true
+}
+
+// AddUser mints a personal access token for login: it may read public
+// repositories and comment on their issues and pull requests, as any
+// GitHub user may.
+func (s *Server) AddUser(login string) (token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	token = fmt.Sprintf("ghp_fake%032d", len(s.users)+1)
+	s.users[token] = login
+	return token
 }
 
 // AddInstallation records an installation of the App on repos ("owner/name").
@@ -270,6 +296,21 @@ func (s *Server) SetPull(p Pull) {
 		"base": map[string]any{"ref": p.BaseRef, "repo": map[string]any{"full_name": p.Repo, "clone_url": p.CloneURL}},
 		"repo": p.Repo,
 	}
+}
+
+// CommentsBy returns the bodies of the comments login wrote on issue or
+// pull request n of repo ("" for the App's).
+func (s *Server) CommentsBy(repo string, n int, login string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := fmt.Sprintf("%s#%d", repo, n)
+	var out []string
+	for i, id := range s.commentIDs[k] {
+		if s.commentAuthors[id] == login {
+			out = append(out, s.comments[k][i])
+		}
+	}
+	return out
 }
 
 // SetBranch sets a branch of repo (the first one set is its default
@@ -475,6 +516,24 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "A JSON web token could not be decoded"})
 			return
 		}
+	} else if login, user := s.users[tokenOf(auth)]; auth == "" || user {
+		// Anonymous or a user's token: public repositories only, read
+		// by anyone, commented on by users.
+		repo := params["owner"] + "/" + params["repo"]
+		if !s.public[strings.ToLower(repo)] || params["owner"] == "" {
+			s.violate("%s: %s without an installation token", op.id, repo)
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+			return
+		}
+		if r.Method != http.MethodGet && !(user && userWrites[op.id]) {
+			msg := "Requires authentication"
+			if user {
+				msg = "Must have admin rights to Repository."
+			}
+			writeJSON(w, map[bool]int{false: http.StatusUnauthorized, true: http.StatusForbidden}[user], map[string]any{"message": msg, "documentation_url": "https://docs.github.com/rest"})
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), authorKey{}, login))
 	} else {
 		inst, ok := s.tokens[tokenOf(auth)]
 		repo := params["owner"] + "/" + params["repo"]
@@ -550,6 +609,13 @@ func (s *Server) faultFor(op string, body []byte) int {
 	}
 	return -1
 }
+
+// userWrites are what any GitHub user may do on a public repository.
+var userWrites = map[string]bool{"issues/create-comment": true}
+
+// authorKey carries, in a request's context, the login of the user whose
+// token made it ("" for the App).
+type authorKey struct{}
 
 // jwtOperations are the endpoints GitHub wants the App's JWT for.
 var jwtOperations = map[string]bool{
