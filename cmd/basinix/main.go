@@ -4,6 +4,7 @@
 //	basinix review --sample
 //	basinix pr N [N…] [-p ATTR] [-P ATTR] [--systems current|all|linux|darwin|LIST] [--post-result] [--run CMD|--no-shell]
 //	basinix serve --config FILE
+//	basinix setup --org ORG|--user [--name NAME] [--config FILE]
 //	basinix bisect --repo DIR|URL --branch B --attr A [--system S] [--good SHA] [--bad SHA] [--json FILE]
 //	basinix version
 //
@@ -36,6 +37,7 @@ Usage:
   basinix review --sample [flags]     review a generated sample package set
   basinix pr NUMBER [NUMBER…] [flags] review GitHub pull requests (nixpkgs-review's flags)
   basinix serve --config FILE         run the GitHub App
+  basinix setup --org ORG|--user      register the GitHub App (manifest flow)
   basinix bisect --repo R --branch B --attr A   find the commit that broke A
   basinix version
 
@@ -84,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		err = bisect(ctx, args[1:], stdout, stderr)
 	case "pr":
 		err = prCmd(ctx, args[1:], stdout, stderr, env)
+	case "setup":
+		err = setupCmd(ctx, args[1:], stdout, stderr)
 	case "serve":
 		err = serve(ctx, args[1:], stderr, env)
 	case "version":

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -233,6 +234,19 @@ var handlers = map[string]handler{
 	},
 	"issues/list-labels-on-issue": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
 		return http.StatusOK, labelsJSON(s.labels[issueKey(p)])
+	},
+	"apps/create-from-manifest": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
+		m := s.manifests[p["code"]]
+		if m == nil {
+			return http.StatusNotFound, map[string]any{"message": "Not Found", "documentation_url": "https://docs.github.com/rest/apps/apps#create-a-github-app-from-a-manifest"}
+		}
+		delete(s.manifests, p["code"]) // a code converts once
+		slug := strings.ToLower(strings.ReplaceAll(str(m["name"]), " ", "-"))
+		return http.StatusCreated, map[string]any{
+			"id": s.AppID, "slug": slug, "name": m["name"], "client_id": "Iv1.fakeclientid", "client_secret": "fake-client-secret",
+			"webhook_secret": s.WebhookSecret, "pem": s.PrivateKeyPEM, "html_url": "https://github.com/apps/" + slug,
+			"permissions": m["default_permissions"], "events": m["default_events"], "owner": map[string]any{"login": "octo"},
+		}
 	},
 	"issues/create-comment": func(s *Server, p map[string]string, b map[string]any, r *http.Request) (int, any) {
 		k := issueKey(p)

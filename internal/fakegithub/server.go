@@ -63,8 +63,9 @@ type Server struct {
 	reviews        map[string][]map[string]any
 	branches       map[string]map[string]string // repo → branch → commit
 	cloneURLs      map[string]string
-	public         map[string]bool   // repositories anyone may read
-	users          map[string]string // personal access token → login
+	public         map[string]bool           // repositories anyone may read
+	manifests      map[string]map[string]any // manifest flow code → the manifest submitted
+	users          map[string]string         // personal access token → login
 	violations     []string
 	faults         []fault
 	requests       map[string]int // operationId → count
@@ -125,6 +126,11 @@ func New(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	more, err := loadOperations(filepath.Join(filepath.Dir(filepath.Dir(path)), "rest-api-additions.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops = append(ops, more...)
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +156,7 @@ func New(t testing.TB) *Server {
 		branches:       map[string]map[string]string{},
 		cloneURLs:      map[string]string{},
 		public:         map[string]bool{},
+		manifests:      map[string]map[string]any{},
 		users:          map[string]string{},
 		reactions:      map[int64][]string{},
 		requests:       map[string]int{},
@@ -159,6 +166,47 @@ func New(t testing.TB) *Server {
 	t.Cleanup(s.srv.Close)
 	return s
 }
+
+// SubmitManifest is what GitHub's web page does when a user posts an App
+// manifest to /settings/apps/new (or an organization's) and creates the
+// App: it checks the manifest as GitHub does and returns the code it
+// redirects to the manifest's redirect_url with. The App it creates is the
+// fake's own (AppID, PrivateKeyPEM, WebhookSecret), so what the code
+// converts into works against the fake.
+func (s *Server) SubmitManifest(manifest string) (code string, err error) {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(manifest), &m); err != nil {
+		return "", fmt.Errorf("manifest: %v", err)
+	}
+	if str(m["url"]) == "" || str(m["redirect_url"]) == "" {
+		return "", fmt.Errorf("manifest: url and redirect_url are required")
+	}
+	if hook, _ := m["hook_attributes"].(map[string]any); hook == nil || str(hook["url"]) == "" {
+		return "", fmt.Errorf("manifest: hook_attributes.url is required")
+	}
+	perms, _ := m["default_permissions"].(map[string]any)
+	for k, v := range perms {
+		if k == "" || v != "read" && v != "write" {
+			return "", fmt.Errorf("manifest: permission %s: %v", k, v)
+		}
+	}
+	events, _ := m["default_events"].([]any)
+	for _, e := range events {
+		if !knownEvents[str(e)] {
+			return "", fmt.Errorf("manifest: unknown event %v", e)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	code = fmt.Sprintf("manifest-code-%d", len(s.manifests)+1)
+	s.manifests[code] = m
+	return code, nil
+}
+
+// knownEvents are webhook events an App may subscribe to (those basinix
+// could want among them).
+var knownEvents = map[string]bool{"check_run": true, "check_suite": true, "issue_comment": true, "merge_group": true,
+	"pull_request": true, "pull_request_review": true, "push": true, "status": true, "workflow_run": true}
 
 // SetPublic makes repo public: anyone may read it without a token (GET
 // requests on it), as GitHub lets anonymous clients do.
@@ -510,7 +558,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	auth := r.Header.Get("Authorization")
-	if jwtOperations[op.id] {
+	if op.id == "apps/create-from-manifest" {
+		// The manifest flow's code is the credential.
+	} else if jwtOperations[op.id] {
 		if err := s.checkJWT(auth); err != nil {
 			s.violate("%s: %v", op.id, err)
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "A JSON web token could not be decoded"})

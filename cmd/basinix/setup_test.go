@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/basinix/basinix/app"
+	"github.com/basinix/basinix/internal/fakegithub"
+	"github.com/basinix/basinix/internal/testenv"
+)
+
+// lockedBuffer is a bytes.Buffer a command writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// basinix setup --org: GitHub's App manifest flow against the fake GitHub.
+// The page posts a manifest with exactly the permissions and events
+// basinix needs to the organization's "new App" page; GitHub's redirect
+// with a code is converted into the App's credentials, written with mode
+// 0600 beside a configuration that a server then loads.
+func TestSetup(t *testing.T) {
+	gh := fakegithub.New(t)
+	data := t.TempDir()
+	cfg := writeConfig(t, fmt.Sprintf("github:\n  web_url: https://github.example/\n  v3_api_url: %s\nserver:\n  public_url: https://basinix.example.org\n", gh.URL))
+	var stdout, stderr lockedBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(context.Background(), []string{"setup", "--org", "octo", "--config", cfg, "--data-dir", data}, &stdout, &stderr, os.LookupEnv)
+	}()
+	var page string
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		m := regexp.MustCompile(`open (http://127\.0\.0\.1:\d+)/`).FindStringSubmatch(stdout.String())
+		if m != nil {
+			page = m[1]
+		}
+		return m != nil
+	}, func() string { return "no setup page announced: " + stdout.String() + stderr.String() })
+
+	status, body := get(t, page+"/")
+	form := regexp.MustCompile(`<form action="([^"]+)" method="post">\s*<input type="hidden" name="manifest" value="([^"]+)">`).FindStringSubmatch(body)
+	if status != http.StatusOK || form == nil {
+		t.Fatalf("setup page: %d\n%s", status, body)
+	}
+	action, err := url.Parse(html.UnescapeString(form[1]))
+	if err != nil || action.Host != "github.example" || action.Path != "/organizations/octo/settings/apps/new" || action.Query().Get("state") == "" {
+		t.Errorf("the form posts to %q", form[1])
+	}
+	manifest := html.UnescapeString(form[2])
+	var m struct {
+		Name        string            `json:"name"`
+		Hook        map[string]any    `json:"hook_attributes"`
+		Redirect    string            `json:"redirect_url"`
+		Permissions map[string]string `json:"default_permissions"`
+		Events      []string          `json:"default_events"`
+	}
+	if err := json.Unmarshal([]byte(manifest), &m); err != nil {
+		t.Fatalf("manifest %q: %v", manifest, err)
+	}
+	if !maps.Equal(m.Permissions, app.AppPermissions) || !slices.Equal(m.Events, app.AppEvents) {
+		t.Errorf("manifest permissions %v events %v, want exactly %v %v", m.Permissions, m.Events, app.AppPermissions, app.AppEvents)
+	}
+	if m.Hook["url"] != "https://basinix.example.org/api/github/hook" || m.Redirect != page+"/callback" {
+		t.Errorf("manifest hook %v redirect %q", m.Hook, m.Redirect)
+	}
+
+	// GitHub creates the App and sends the browser back with the code; a
+	// callback with another state is not basinix's.
+	ghCode, err := gh.SubmitManifest(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := get(t, m.Redirect+"?code="+ghCode+"&state=forged"); status != http.StatusBadRequest {
+		t.Errorf("a callback with another state: %d, want 400", status)
+	}
+	status, body = get(t, m.Redirect+"?code="+ghCode+"&state="+action.Query().Get("state"))
+	if status != http.StatusOK || !strings.Contains(body, "https://github.example/apps/basinix/installations/new") {
+		t.Errorf("callback: %d %s", status, body)
+	}
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("setup exited %d:\n%s\n%s", c, stdout.String(), stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("setup did not finish after the callback")
+	}
+	if !strings.Contains(stdout.String(), "install it: https://github.example/apps/basinix/installations/new") {
+		t.Errorf("stdout lacks the install link:\n%s", stdout.String())
+	}
+
+	dir := filepath.Join(data, "github-app")
+	for name, want := range map[string]string{"private-key.pem": gh.PrivateKeyPEM, "webhook-secret": gh.WebhookSecret, "client-secret": "fake-client-secret"} {
+		p := filepath.Join(dir, name)
+		info, err := os.Stat(p)
+		b, _ := os.ReadFile(p)
+		if err != nil || info.Mode().Perm() != 0o600 || string(b) != want {
+			t.Errorf("%s: %v mode %v, content as GitHub gave: %v", name, err, info.Mode().Perm(), string(b) == want)
+		}
+	}
+	// The configuration written is one the server takes, with the App's
+	// credentials (the fake's own App, so they work against it).
+	c, err := app.LoadConfig(filepath.Join(dir, "config.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.LoadSecrets(func(string) (string, bool) { return "", false }); err != nil {
+		t.Fatal(err)
+	}
+	if c.GitHub.App.IntegrationID != gh.AppID || c.GitHub.App.WebhookSecret != gh.WebhookSecret || !strings.Contains(c.GitHub.App.PrivateKey, "PRIVATE KEY") {
+		t.Errorf("config.yml gives App %d", c.GitHub.App.IntegrationID)
+	}
+	if v := gh.Violations(); len(v) > 0 {
+		t.Errorf("requests GitHub would refuse:\n%s", strings.Join(v, "\n"))
+	}
+
+	// A second setup would lose the App's key: refused.
+	if c, _, stderr := basinix(t, "setup", "--user", "--config", cfg, "--data-dir", data); c != 2 || !strings.Contains(stderr, "already holds an App's key") {
+		t.Errorf("second setup: exit %d %s", c, stderr)
+	}
+	if c, _, stderr := basinix(t, "setup", "--data-dir", data); c != 2 || !strings.Contains(stderr, "--org ORG or --user") {
+		t.Errorf("setup without --org or --user: exit %d %s", c, stderr)
+	}
+}
