@@ -86,6 +86,9 @@ type ServerConfig struct {
 	// RebuildLabels maps a system to the prefix of its rebuild label
 	// ("10.rebuild-linux" gives "10.rebuild-linux: 11-100").
 	RebuildLabels map[string]string `yaml:"rebuild_labels"`
+	// Maintainers: review requests and labels from the maintainers of what
+	// a PR changes.
+	Maintainers MaintainersConfig `yaml:"maintainers"`
 	// ReadTimeout bounds the time a client has to send a whole request,
 	// body included; MaxConnections the connections open at once;
 	// WebhookMemoryMiB the webhook bodies held at once.
@@ -108,7 +111,8 @@ func DefaultConfig() Config {
 		Config: review.DefaultConfig(),
 		Server: ServerConfig{Address: "127.0.0.1", Port: 8080, PublicURL: "http://127.0.0.1:8080", Concurrent: 4, ReconcileEvery: 10 * time.Minute, PushChecks: "flakes", BranchPriority: review.DefaultBranchPriority, GitHubRetryFor: 5 * time.Minute,
 			ReadTimeout: 30 * time.Second, MaxConnections: 1024, WebhookMemoryMiB: 128, MachineRetry: time.Minute,
-			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"}},
+			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"},
+			Maintainers:   DefaultMaintainers},
 		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge", MergeChecks: []string{"eval", "build"}},
 	}
 }
@@ -160,6 +164,9 @@ func (c Config) Validate() error {
 	}
 	if sv := c.Server; sv.ReadTimeout <= 0 || sv.MaxConnections <= 0 || sv.MachineRetry <= 0 || sv.WebhookMemoryMiB < maxPayload>>20 {
 		return fmt.Errorf("config: server.read_timeout, max_connections and machine_retry must be positive, server.webhook_memory_mib at least %d (the largest webhook GitHub sends)", maxPayload>>20)
+	}
+	if c.Server.Maintainers.MaxReviewers < 0 {
+		return fmt.Errorf("config: server.maintainers.max_reviewers must not be negative")
 	}
 	switch c.Server.PushChecks {
 	case "flakes", "all", "none":

@@ -12,20 +12,28 @@ import (
 	"github.com/basinix/basinix/report"
 )
 
-// rebuildLabels sets the PR's rebuild labels ("10.rebuild-linux: 11-100")
-// for the systems the config names a label prefix for, and removes the
-// stale ones with the same prefix.
-func rebuildLabels(ctx context.Context, gh *github.Client, repoFull string, pr int, prefixes map[string]string, rep *report.Report) error {
-	owner, repo, _ := strings.Cut(repoFull, "/")
-	want := map[string]string{} // prefix → label
+// rebuildLabels are the PR's rebuild labels ("10.rebuild-linux: 11-100")
+// for the systems the config names a label prefix for: the labels wanted,
+// and the prefixes whose other labels are stale.
+func rebuildLabels(prefixes map[string]string, rep *report.Report) (want map[string]bool, managed map[string]bool) {
+	want, managed = map[string]bool{}, map[string]bool{}
 	for system, prefix := range prefixes {
 		if s := rep.Systems[system]; s != nil && s.SetError == nil {
-			want[prefix] = prefix + ": " + s.RebuildLabel
+			want[prefix+": "+s.RebuildLabel] = true
+			managed[prefix] = true
 		}
 	}
+	return want, managed
+}
+
+// syncLabels adds the labels want says true the PR lacks, and removes the
+// ones it says false and those under a managed prefix ("PREFIX: …") that
+// are not wanted. One request lists the labels, one adds, one per removal.
+func syncLabels(ctx context.Context, gh *github.Client, repoFull string, pr int, want, managed map[string]bool) error {
 	if len(want) == 0 {
 		return nil
 	}
+	owner, repo, _ := strings.Cut(repoFull, "/")
 	have, _, err := gh.Issues.ListLabelsByIssue(ctx, owner, repo, pr, &github.ListOptions{PerPage: 100})
 	if err != nil {
 		return fmt.Errorf("labels of %s#%d: %w", repoFull, pr, err)
@@ -35,15 +43,16 @@ func rebuildLabels(ctx context.Context, gh *github.Client, repoFull string, pr i
 		name := l.GetName()
 		present[name] = true
 		prefix, _, ok := strings.Cut(name, ": ")
-		if w, tracked := want[prefix]; ok && tracked && name != w {
+		wanted, known := want[name]
+		if known && !wanted || !known && ok && managed[prefix] {
 			if _, err := gh.Issues.RemoveLabelForIssue(ctx, owner, repo, pr, url.PathEscape(name)); err != nil {
 				return fmt.Errorf("remove label %q of %s#%d: %w", name, repoFull, pr, err)
 			}
 		}
 	}
 	var add []string
-	for _, l := range want {
-		if !present[l] {
+	for l, wanted := range want {
+		if wanted && !present[l] {
 			add = append(add, l)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"path/filepath"
 	"reflect"
@@ -110,6 +111,7 @@ func (p *pipeline) Review(ctx context.Context, pr handlers.PullRequest) error {
 func (p *pipeline) queue(ctx context.Context, pr handlers.PullRequest) (bool, error) {
 	return p.queueRevision(ctx, store.Revision{
 		Repo: pr.Repo, InstallationID: pr.InstallationID, CloneURL: pr.CloneURL, PR: pr.Number, HeadSHA: pr.HeadSHA, BaseRef: pr.BaseRef,
+		Author: pr.Author,
 	})
 }
 
@@ -425,8 +427,12 @@ func (p *pipeline) publishFinal(ctx context.Context, c *checks, rep *report.Repo
 		}
 		return p.st.FinishRevision(ctx, c.rev.ID, store.Done, nil, "")
 	}
+	var plan maintainerPlan
 	if !c.rev.Push() {
-		if err := rebuildLabels(ctx, c.gh, c.rev.Repo, c.rev.PR, p.cfg.Server.RebuildLabels, rep); err != nil {
+		want, managed := rebuildLabels(p.cfg.Server.RebuildLabels, rep)
+		plan = planMaintainers(rep, c.rev.Author, p.headFiles(ctx, c.rev), p.cfg.Server.Maintainers)
+		maps.Copy(want, plan.Labels)
+		if err := syncLabels(ctx, c.gh, c.rev.Repo, c.rev.PR, want, managed); err != nil {
 			return err
 		}
 	}
@@ -434,6 +440,13 @@ func (p *pipeline) publishFinal(ctx context.Context, c *checks, rep *report.Repo
 	for _, s := range p.cfg.Systems {
 		if err := c.final(ctx, buildCheck(s), report.BuildCheckRun(rep, s, opt, c.details), rebuildAction); err != nil {
 			return err
+		}
+	}
+	if !c.rev.Push() && p.cfg.Server.Maintainers.RequestReviews {
+		// A courtesy, not a verdict: a failure is logged, never retried.
+		log := p.log.With().Str("repo", c.rev.Repo).Int("pr", c.rev.PR).Int64("revision", c.rev.ID).Logger()
+		if err := requestReviews(ctx, c.gh, c.rev, plan, log); err != nil {
+			log.Warn().Err(err).Msg("asking the maintainers for reviews")
 		}
 	}
 	return p.st.FinishRevision(ctx, c.rev.ID, store.Done, nil, "")
@@ -623,6 +636,20 @@ func logLink(publicURL string) func(string) string {
 
 // maxListedFiles is how many changed files GitHub lists at most.
 const maxListedFiles = 3000
+
+// headFiles are the files the revision's PR changes, as recorded for its
+// head; nil when they are not known.
+func (p *pipeline) headFiles(ctx context.Context, rev *store.Revision) []string {
+	files, head, err := p.st.PRFiles(ctx, rev.Repo, rev.PR)
+	if err != nil || head != rev.HeadSHA {
+		return nil
+	}
+	out := make([]string, 0, len(files))
+	for _, f := range files {
+		out = append(out, f.Name)
+	}
+	return out
+}
 
 // recordFiles records the files the revision's PR changes, once per head,
 // for the PR page: a page view reads them from the store and never calls

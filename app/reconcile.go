@@ -99,7 +99,7 @@ func (p *pipeline) reconcileRepo(ctx context.Context, gh *github.Client, inst in
 				continue
 			}
 			fresh, err := p.queue(ctx, handlers.PullRequest{InstallationID: inst, Repo: full, CloneURL: pr.GetBase().GetRepo().GetCloneURL(),
-				Number: pr.GetNumber(), HeadSHA: pr.GetHead().GetSHA(), BaseRef: pr.GetBase().GetRef()})
+				Number: pr.GetNumber(), HeadSHA: pr.GetHead().GetSHA(), BaseRef: pr.GetBase().GetRef(), Author: pr.GetUser().GetLogin()})
 			if err != nil {
 				return queued, err
 			}

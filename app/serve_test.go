@@ -216,8 +216,8 @@ func TestServePullRequestOpened(t *testing.T) {
 	if len(b.Actions) != 1 || b.Actions[0]["identifier"] != "rebuild-failed" {
 		t.Errorf("actions: %v", b.Actions)
 	}
-	if got := strings.Join(f.gh.Labels("octo/pkgs", 1), ", "); got != "6.topic: python, 10.rebuild-linux: 11-100" {
-		t.Errorf("labels: %s (want the stale rebuild label replaced, the others kept)", got)
+	if got := strings.Join(f.gh.Labels("octo/pkgs", 1), ", "); got != "6.topic: python, 10.rebuild-linux: 11-100, 8.has: clean-up, 8.has: package (new)" {
+		t.Errorf("labels: %s (want the stale rebuild label replaced, the others kept, the PR's new and removed packages told)", got)
 	}
 }
 

@@ -482,6 +482,9 @@ func (c *detailsCollector) details(p Path, raw *rawDetails) {
 	if len(raw.Feat) > 0 {
 		d.Features = raw.Feat
 	}
+	if len(raw.Maint) > 0 {
+		d.Maintainers = raw.Maint
+	}
 	for k, v := range raw.Out {
 		if v != nil {
 			if d.Outputs == nil {

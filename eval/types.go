@@ -49,7 +49,9 @@ type Details struct {
 	Broken    bool              `json:"broken,omitempty"`
 	Supported bool              `json:"supported"` // meta.platforms / badPlatforms allow the system
 	Features  []string          `json:"features,omitempty"`
-	Tests     map[string]Test   `json:"tests,omitempty"` // passthru.tests
+	// Maintainers are the GitHub handles of meta.maintainers.
+	Maintainers []string        `json:"maintainers,omitempty"`
+	Tests       map[string]Test `json:"tests,omitempty"` // passthru.tests
 	// Error is set when the details could not be evaluated; the rest is empty.
 	Error *Error `json:"error,omitempty"`
 }

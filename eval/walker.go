@@ -55,6 +55,7 @@ type rawDetails struct {
 	Broken bool               `json:"broken"`
 	Sup    bool               `json:"sup"`
 	Feat   []string           `json:"feat"`
+	Maint  []string           `json:"maint"`
 	Tests  map[string]*string `json:"tests"`
 }
 

@@ -17,6 +17,8 @@ type PullRequest struct {
 	Number         int
 	HeadSHA        string
 	BaseRef        string
+	// Author is the PR's author's login.
+	Author string
 }
 
 // Reviews is what the pull_request handler asks of the pipeline.
@@ -67,6 +69,7 @@ func (h *PullRequestHandler) Handle(ctx context.Context, eventType, deliveryID s
 			Number:         pr.GetNumber(),
 			HeadSHA:        pr.GetHead().GetSHA(),
 			BaseRef:        pr.GetBase().GetRef(),
+			Author:         pr.GetUser().GetLogin(),
 		}
 		if req.HeadSHA == "" || req.BaseRef == "" || req.CloneURL == "" {
 			return fmt.Errorf("%w: %s %s: no head, base or clone URL", ErrBadPayload, eventType, deliveryID)

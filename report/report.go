@@ -132,8 +132,10 @@ type AttrEntry struct {
 	// FailingSince names, in a PR's review, the push that introduced a
 	// failure ("push 2 (abc123def456) of this PR") or the branch commit
 	// since which it fails: plain text, which renderers quote.
-	FailingSince string                `json:"failingSince,omitempty"`
-	Tests        map[string]*TestEntry `json:"tests,omitempty"`
+	FailingSince string `json:"failingSince,omitempty"`
+	// Maintainers are the GitHub handles of the head's meta.maintainers.
+	Maintainers []string              `json:"maintainers,omitempty"`
+	Tests       map[string]*TestEntry `json:"tests,omitempty"`
 }
 
 // TestEntry is one passthru.tests entry of an attribute.
@@ -181,6 +183,7 @@ func FromDiff(d *eval.Diff, details map[string]*eval.Details) *System {
 			e.Head, e.Verdict = build.Pending, Pending
 			if det := details[a.Attr]; det != nil {
 				e.Position = det.Position
+				e.Maintainers = det.Maintainers
 				switch {
 				case det.Broken:
 					e.Head, e.Verdict = build.SkippedBroken, SkippedBroken

@@ -143,12 +143,14 @@ func prPushes(opt Options) []push {
 	tl := topLevel(opt)
 	// Push 1: libmid changes (rebuilding its dependents), newpkg is added,
 	// willfail starts failing, willsucceed is fixed, failing keeps failing.
+	// The packages whose files it touches have maintainers (GitHub
+	// handles; Codertocat is the real payloads' PR author): Maintainers.
 	entries := []string{opt.entry("newpkg")}
 	files := map[string]string{
 		opt.PackageFile("libmid"):      pkg("libmid", "1.1", "libbase", "", ""),
-		opt.PackageFile("newpkg"):      pkg("newpkg", "0.1", "hello", "", ""),
-		opt.PackageFile("willfail"):    pkg("willfail", "2.0", "", `echo "willfail: test suite failed" >&2; exit 1`, ""),
-		opt.PackageFile("willsucceed"): pkg("willsucceed", "2.0", "", "", ""),
+		opt.PackageFile("newpkg"):      pkg("newpkg", "0.1", "hello", "", maintainedBy("carol")),
+		opt.PackageFile("willfail"):    pkg("willfail", "2.0", "", `echo "willfail: test suite failed" >&2; exit 1`, maintainedBy("alice", "bob")),
+		opt.PackageFile("willsucceed"): pkg("willsucceed", "2.0", "", "", maintainedBy("Codertocat", "alice")),
 		opt.PackageFile("failing"):     pkg("failing", "2.0", "", `echo "failing: still broken" >&2; exit 1`, ""),
 	}
 	for _, n := range sortedNames(opt.PRExtra) {
@@ -388,6 +390,22 @@ func pkg(name, version, dep, script, extra string) string {
 		body = "  script = ''\n    " + script + "\n  '';\n"
 	}
 	return fmt.Sprintf("{ %s }:\n\nstdenv.mkDerivation {\n  pname = %q;\n  version = %q;\n%s%s%s}\n", args, name, version, deps, body, extra)
+}
+
+// Maintainers are the GitHub handles of the maintainers of the packages
+// the sample PR's first push touches.
+var Maintainers = map[string][]string{"newpkg": {"carol"}, "willfail": {"alice", "bob"}, "willsucceed": {"Codertocat", "alice"}}
+
+// maintainedBy is a package's meta.maintainers, as lib.maintainers
+// entries are (github, name).
+func maintainedBy(handles ...string) string {
+	var b strings.Builder
+	b.WriteString("  meta.maintainers = [")
+	for _, h := range handles {
+		fmt.Fprintf(&b, " { github = %q; name = %q; }", h, h)
+	}
+	b.WriteString(" ];\n")
+	return b.String()
 }
 
 func withTests(version string) string {

@@ -47,6 +47,8 @@ type Revision struct {
 	// Branch, for a push revision (PR 0), is the tracked branch whose new
 	// tip HeadSHA is; BaseRef is then the branch's previous tip.
 	Branch string
+	// Author is the PR's author's GitHub login ("" unknown, and for a push).
+	Author string
 }
 
 // Push says whether the revision is a branch push's, not a PR's.
@@ -97,9 +99,9 @@ func (s *Store) AddRevision(ctx context.Context, rev Revision) (int64, bool, []i
 	defer tx.Rollback()
 	now := time.Now().UnixMilli()
 	res, err := tx.ExecContext(ctx, `
-		INSERT OR IGNORE INTO revisions (repo, installation_id, clone_url, pr, head_sha, base_ref, branch, state, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		rev.Repo, rev.InstallationID, rev.CloneURL, rev.PR, rev.HeadSHA, rev.BaseRef, rev.Branch, Queued, now, now)
+		INSERT OR IGNORE INTO revisions (repo, installation_id, clone_url, pr, head_sha, base_ref, branch, author, state, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		rev.Repo, rev.InstallationID, rev.CloneURL, rev.PR, rev.HeadSHA, rev.BaseRef, rev.Branch, rev.Author, Queued, now, now)
 	if err != nil {
 		return 0, false, nil, fmt.Errorf("add revision %s#%d: %w", rev.Repo, rev.PR, err)
 	}
@@ -317,12 +319,12 @@ func (s *Store) queryRevisions(ctx context.Context, tail string, args ...any) ([
 	return out, rows.Err()
 }
 
-const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt, rebuild_failed, fresh_eval, machine_failures, branch FROM revisions`
+const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt, rebuild_failed, fresh_eval, machine_failures, branch, author FROM revisions`
 
 func scanRevision(row interface{ Scan(...any) error }) (*Revision, error) {
 	var r Revision
 	var created int64
-	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt, &r.RebuildFailed, &r.FreshEval, &r.MachineFailures, &r.Branch)
+	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt, &r.RebuildFailed, &r.FreshEval, &r.MachineFailures, &r.Branch, &r.Author)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -248,6 +249,31 @@ var handlers = map[string]handler{
 			"permissions": m["default_permissions"], "events": m["default_events"], "owner": map[string]any{"login": "octo"},
 		}
 	},
+	"pulls/request-reviewers": func(s *Server, p map[string]string, b map[string]any, _ *http.Request) (int, any) {
+		pr := s.pulls[pullKey(p)]
+		if pr == nil {
+			return http.StatusNotFound, map[string]any{"message": "Not Found"}
+		}
+		reviewers, _ := b["reviewers"].([]any)
+		author, _ := pr["user"].(map[string]any)
+		for _, r := range reviewers {
+			// GitHub's answers: the whole request is refused.
+			if strings.EqualFold(str(r), str(author["login"])) {
+				return http.StatusUnprocessableEntity, map[string]any{"message": "Review cannot be requested from pull request author."}
+			}
+			if _, collaborator := s.permissions[str(r)]; !collaborator {
+				return http.StatusUnprocessableEntity, map[string]any{"message": "Reviews may only be requested from collaborators. One or more of the users or teams you specified is not a collaborator of the " + p["owner"] + "/" + p["repo"] + " repository."}
+			}
+		}
+		requested, _ := pr["requested"].([]string)
+		for _, r := range reviewers {
+			if !slices.Contains(requested, str(r)) {
+				requested = append(requested, str(r))
+			}
+		}
+		pr["requested"] = requested
+		return http.StatusCreated, pullJSON(pr)
+	},
 	"issues/create-comment": func(s *Server, p map[string]string, b map[string]any, r *http.Request) (int, any) {
 		k := issueKey(p)
 		s.nextID++
@@ -342,10 +368,16 @@ func (c *CheckRun) json() map[string]any {
 func pullJSON(pr map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range pr {
-		if k != "repo" && k != "files" {
+		if k != "repo" && k != "files" && k != "requested" {
 			out[k] = v
 		}
 	}
+	reviewers := []any{}
+	requested, _ := pr["requested"].([]string)
+	for _, r := range requested {
+		reviewers = append(reviewers, map[string]any{"login": r, "type": "User"})
+	}
+	out["requested_reviewers"] = reviewers
 	return out
 }
 

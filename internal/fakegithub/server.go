@@ -328,6 +328,9 @@ type Pull struct {
 	Mergeable *bool
 	// Files are the paths the PR changes.
 	Files []string
+	// Author is the login of who opened it (default "Codertocat", the
+	// real payloads' author).
+	Author string
 }
 
 // SetPull records an open pull request (or replaces it).
@@ -338,12 +341,31 @@ func (s *Server) SetPull(p Pull) {
 	if p.Mergeable != nil {
 		mergeable = *p.Mergeable
 	}
+	author := p.Author
+	if author == "" {
+		author = "Codertocat"
+	}
+	var requested []string
+	if old := s.pulls[fmt.Sprintf("%s#%d", p.Repo, p.Number)]; old != nil {
+		requested, _ = old["requested"].([]string) // a new push keeps them
+	}
 	s.pulls[fmt.Sprintf("%s#%d", p.Repo, p.Number)] = map[string]any{
 		"number": p.Number, "state": "open", "draft": p.Draft, "mergeable": mergeable, "merged": false, "files": p.Files,
 		"head": map[string]any{"sha": p.HeadSHA, "ref": "pr"},
 		"base": map[string]any{"ref": p.BaseRef, "repo": map[string]any{"full_name": p.Repo, "clone_url": p.CloneURL}},
-		"repo": p.Repo,
+		"repo": p.Repo, "user": map[string]any{"login": author, "type": "User"}, "requested": requested,
 	}
+}
+
+// RequestedReviewers returns the logins asked to review PR n of repo.
+func (s *Server) RequestedReviewers(repo string, n int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pr := s.pulls[fmt.Sprintf("%s#%d", repo, n)]; pr != nil {
+		out, _ := pr["requested"].([]string)
+		return append([]string(nil), out...)
+	}
+	return nil
 }
 
 // CommentsBy returns the bodies of the comments login wrote on issue or

@@ -179,6 +179,10 @@ let
         broken = tryOr false (meta.broken or false) == true;
         sup = tryOr true (supported meta);
         feat = if isList features then filter isString features else [ ];
+        # The maintainers' GitHub handles (lib.maintainers entries have
+        # github), for review requests.
+        maint = let ms = tryOr [ ] (meta.maintainers or [ ]); in
+          if isList ms then filter isString (map (m: tryOr null (if isAttrs m then m.github or null else null)) ms) else [ ];
         tests = listToAttrs (map (n: { name = n; value = tryOr null tests.${n}.drvPath; }) testNames);
       } ];
     in deepSeq record record);
