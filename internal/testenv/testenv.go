@@ -96,6 +96,10 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, failure f
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
+// Update says whether the test run was asked to rewrite what it compares
+// with (-update).
+func Update() bool { return *update }
+
 // Golden compares got with testdata/name, or rewrites the file with
 // -update (read the diff before committing it).
 func Golden(t testing.TB, name string, got []byte) {

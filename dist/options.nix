@@ -1,0 +1,294 @@
+# Generated from config.example.yml by internal/nixos (go test ./internal/nixos -update):
+# the typed options of services.basinix.settings, defaults and descriptions as there.
+{ lib }:
+
+{
+  systems = lib.mkOption {
+    type = lib.types.listOf lib.types.str;
+    default = [ "x86_64-linux" ];
+    description = "The systems each package set is evaluated for; each is its own evaluation.";
+  };
+  nix = {
+    bin_dir = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+      description = "Directory holding nix-instantiate, nix-store, ...; empty: look in PATH.";
+    };
+    options = lib.mkOption {
+      type = lib.types.attrsOf lib.types.str;
+      default = { };
+      description = "Extra Nix settings passed as --option NAME VALUE to every Nix command.";
+    };
+  };
+  eval = {
+    workers = lib.mkOption {
+      type = lib.types.int;
+      default = 0;
+      description = "Evaluation processes at once, shared by all evaluations; 0: the core count.";
+    };
+    config = lib.mkOption {
+      type = lib.types.str;
+      default = "{ allowAliases = false; allowBroken = true; allowUnfree = true; allowUnsupportedSystem = true; allowInsecurePredicate = _: true; }";
+      description = "The `config` argument of the package set. Aliases are off as in nixpkgs\nCI (attributes that only work with aliases are reported as alias\nerrors); the rest is allowed so that meta.broken and meta.platforms\ndecide what is skipped, not evaluation errors.";
+    };
+    attr_timeout = lib.mkOption {
+      type = lib.types.str;
+      default = "2m";
+      description = "An evaluation process that makes no progress for this long is killed\nand the attribute it was on gets a time-limit error.";
+    };
+    timeout = lib.mkOption {
+      type = lib.types.str;
+      default = "1h";
+      description = "Bound on one evaluation as a whole (base or head, one system), every\nprocess it starts: past it the review fails with a time-limit error and\nnothing of the evaluation is kept (a push or `@basinix eval` tries again).";
+    };
+    max_memory_mib = lib.mkOption {
+      type = lib.types.int;
+      default = 8192;
+      description = "Resident memory bound of each evaluation process, in MiB. A walker's\nmemory grows with what it evaluated: past three quarters of the bound it\nhands the rest of its list to a new process at its next group (as\nnix-eval-jobs' workers restart past max-memory-size), losing nothing;\npast the bound itself the process is killed and the attribute it was on,\ntried alone, gets a memory-limit error.";
+    };
+    max_attrs = lib.mkOption {
+      type = lib.types.int;
+      default = 1000000;
+      description = "Bound on the attributes of one evaluation: a set that recurses without\nend fails with a clear error instead of growing basinix's memory.\n(A set already on its own path is not walked again, as nix-env does,\nand sets nested more than 16 levels deep fail.)";
+    };
+    max_deaths = lib.mkOption {
+      type = lib.types.int;
+      default = 200;
+      description = "Processes one evaluation may lose to errors tryEval cannot catch (abort,\nundefined variable, ...: each costs a new import of the set); past it,\nthe attributes not evaluated yet get an error that says so.";
+    };
+    max_explained = lib.mkOption {
+      type = lib.types.int;
+      default = 200;
+      description = "How many attributes that throw get their message fetched (one Nix\nprocess each); the others say \"evaluation failed (throw or assert)\".";
+    };
+    flakes = lib.mkOption {
+      type = lib.types.str;
+      default = "auto";
+      description = "When a checkout is evaluated as a flake (its jobs reviewed as a CI):\nauto (a flake.nix and no default.nix, or a [flake] table in the\nrepository's .basinix.toml, which may name the flake's directory and\nits jobs' outputs: see README \"Flakes\"), always or never.";
+    };
+    flake_jobs = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ "basinixJobs" "hydraJobs" "checks" "packages" ];
+      description = "The outputs a flake's jobs are looked for in; the first found is used\n(a repository's .basinix.toml may name its own).";
+    };
+    flake_local_inputs = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      description = "Directories path: and git+file: inputs of a flake may be fetched from\n(none by default: a lock could name any file of this machine).";
+    };
+  };
+  build = {
+    cores = lib.mkOption {
+      type = lib.types.int;
+      default = 0;
+      description = "Derivations built at once on this machine (nix-store -j); 0 builds only\non the remote machines. Default: the core count.\nmax_jobs: 4\nCores each local build may use (--cores); 0 leaves Nix's default.";
+    };
+    build_timeout = lib.mkOption {
+      type = lib.types.str;
+      default = "3h";
+      description = "A build running longer than this, or printing nothing for\nmax_silent_time, ends with the result \"timeout\".";
+    };
+    max_silent_time = lib.mkOption {
+      type = lib.types.str;
+      default = "1h";
+    };
+    batch_size = lib.mkOption {
+      type = lib.types.int;
+      default = 256;
+      description = "The most derivations one nix-store process is given; what is queued\nbeyond waits for the next batch, highest priority first.";
+    };
+    log_max_kib = lib.mkOption {
+      type = lib.types.int;
+      default = 4096;
+      description = "Each build log is kept up to this size (its end: where failures are).";
+    };
+    machines = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      description = "What the local machine builds. Unset: what Nix says (its system and\nextra-platforms, its system-features).\nlocal_systems: [x86_64-linux]\nlocal_features: [big-parallel, kvm]\nRemote builders, one /etc/nix/machines line each: URI, systems, SSH key,\nmax jobs, speed factor, supported features, mandatory features, base64\nhost key (\"-\" for a default). Each derivation goes to a free, fast\nmachine whose systems and features fit; a machine that cannot be\nreached is left alone for a while (30 s, doubling up to 10 min).";
+    };
+    machines_file = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+      description = "- \"ssh-ng://builder@arm1 aarch64-linux /etc/basinix/id_ed25519 4 2 big-parallel - c3NoLWVkMjU1MTkg...\"\nA file in the same format, read as well.";
+    };
+    ssh_options = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+      description = "Options for ssh (NIX_SSHOPTS), e.g. \"-p 2222 -o ConnectTimeout=10\".\nA port must go here or in an ssh config, never in the URI.";
+    };
+  };
+  git = {
+    checkouts = lib.mkOption {
+      type = lib.types.int;
+      default = 4;
+      description = "Checkouts each repository keeps on disk, across runs, to be moved to\nthe next commit asked for (writing only the files that differ: a whole\nnixpkgs tree costs seconds of system time). More are made while more\nare in use at once, and removed when given back.";
+    };
+  };
+  # basinix serve: the GitHub App (go-githubapp's section). Secrets may also
+  # come from the environment: BASINIX_GITHUB_APP_INTEGRATION_ID,
+  # BASINIX_GITHUB_APP_WEBHOOK_SECRET, BASINIX_GITHUB_APP_PRIVATE_KEY (and
+  # BASINIX_GITHUB_V3_API_URL, ...), which win over this file, or from the
+  # files server.private_key_file and server.webhook_secret_file name.
+  github = {
+    web_url = lib.mkOption {
+      type = lib.types.str;
+      default = "https://github.com/";
+    };
+    v3_api_url = lib.mkOption {
+      type = lib.types.str;
+      default = "https://api.github.com/";
+    };
+    v4_api_url = lib.mkOption {
+      type = lib.types.str;
+      default = "https://api.github.com/graphql";
+    };
+    app = {
+      integration_id = lib.mkOption {
+        type = lib.types.int;
+        default = 0;
+      };
+      webhook_secret = lib.mkOption {
+        type = lib.types.str;
+        default = "";
+      };
+      private_key = lib.mkOption {
+        type = lib.types.str;
+        default = "";
+      };
+    };
+  };
+  server = {
+    address = lib.mkOption {
+      type = lib.types.str;
+      default = "127.0.0.1";
+      description = "Where the webhook endpoint (/api/github/hook), the log pages (/log/...)\nand /healthz listen.";
+    };
+    port = lib.mkOption {
+      type = lib.types.int;
+      default = 8080;
+    };
+    public_url = lib.mkOption {
+      type = lib.types.str;
+      default = "http://127.0.0.1:8080";
+      description = "How users reach this server; check runs link to it.";
+    };
+    read_timeout = lib.mkOption {
+      type = lib.types.str;
+      default = "30s";
+      description = "A client must send a whole request, body included, within read_timeout;\nat most max_connections are open at once (more are closed at once), and\nat most webhook_memory_mib of webhook bodies are held at once (a webhook\npast it is answered 503, and GitHub delivers it again). A webhook\nwithout a signature is refused before its body is read.";
+    };
+    max_connections = lib.mkOption {
+      type = lib.types.int;
+      default = 1024;
+    };
+    webhook_memory_mib = lib.mkOption {
+      type = lib.types.int;
+      default = 128;
+    };
+    drafts = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Review draft pull requests too.";
+    };
+    concurrent = lib.mkOption {
+      type = lib.types.int;
+      default = 4;
+      description = "PR revisions worked on at once (their builds share the one pool, PRs\nwith fewer rebuilds first).";
+    };
+    tracked_branches = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      description = "Branches evaluated on every push (so PRs against them find the base\ncached); empty: each repository's default branch.";
+    };
+    push_checks = lib.mkOption {
+      type = lib.types.str;
+      default = "flakes";
+      description = "Which pushes to tracked branches get check runs on their commits (the\nnew tip reviewed against the previous one, as a PR against its base):\nflakes (a flake's job check runs: push CI), all (package sets' eval and\nbuild check runs too), none.";
+    };
+    branch_priority = lib.mkOption {
+      type = lib.types.int;
+      default = -1000000;
+      description = "Build priority of what changes on tracked branches (their history).\nPRs build at about 10 minus their rebuild count: the default puts branch\nbuilds after every PR's, on otherwise idle machines.";
+    };
+    github_retry_for = lib.mkOption {
+      type = lib.types.str;
+      default = "5m";
+      description = "A GitHub API call answered 5xx or a secondary rate limit is retried\nthis long (honouring Retry-After). Final results that could not be sent\nare kept and sent again every 30 s and at start.";
+    };
+    machine_retry = lib.mkOption {
+      type = lib.types.str;
+      default = "1m";
+      description = "A review that failed for the machine's fault (the Nix store busy or\nread-only, no space left, a process killed by the OOM killer) is tried\nagain this long after, the wait doubling up to 30 minutes, five times at\nmost; its check runs say so meanwhile. (Within one review such faults are\nfirst retried after 1 and 3 seconds.)";
+    };
+    reconcile_every = lib.mkOption {
+      type = lib.types.str;
+      default = "10m";
+      description = "Open PRs are listed at start and this often, and a PR head without a\nrevision gets one: webhooks missed while down are not lost.";
+    };
+    rebuild_labels = lib.mkOption {
+      type = lib.types.attrsOf lib.types.str;
+      default = { x86_64-linux = "10.rebuild-linux"; x86_64-darwin = "10.rebuild-darwin"; };
+      description = "The rebuild label per system: the prefix, to which \": 11-100\" (ofborg's\nbuckets) is added. A stale label with the same prefix is removed.";
+    };
+    # The maintainers (meta.maintainers with a github handle) of the packages
+    # whose files a PR touches, as nixpkgs' CI uses them: asked for a review
+    # (not the author, not who reviewed already; none when there are more
+    # than max_reviewers: a mass change; GitHub asks only collaborators), and
+    # labels set and removed as the head says ("" leaves a label out): the
+    # author maintains every touched package, the PR adds a package, it
+    # removes one.
+    maintainers = {
+      request_reviews = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+      };
+      max_reviewers = lib.mkOption {
+        type = lib.types.int;
+        default = 15;
+      };
+      by_maintainer_label = lib.mkOption {
+        type = lib.types.str;
+        default = "11.by: package-maintainer";
+      };
+      new_package_label = lib.mkOption {
+        type = lib.types.str;
+        default = "8.has: package (new)";
+      };
+      clean_up_label = lib.mkOption {
+        type = lib.types.str;
+        default = "8.has: clean-up";
+      };
+    };
+    private_key_file = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+    };
+    webhook_secret_file = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+    };
+  };
+  # Comment commands on pull requests: a line "@NAME rebuild", "@NAME build
+  # ATTR...", ... Only users with one of these permissions on the repository
+  # may run them; others get a short reply.
+  commands = {
+    name = lib.mkOption {
+      type = lib.types.str;
+      default = "basinix";
+    };
+    permissions = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ "write" "maintain" "admin" ];
+    };
+    merge_method = lib.mkOption {
+      type = lib.types.str;
+      default = "merge";
+      description = "`@basinix merge` merges this way when GitHub says the PR is mergeable,\nits latest review is of its current head, and the checks listed in\nmerge_checks passed: eval (no evaluation error), build (nothing newly\nfailing or new and failing on any system).";
+    };
+    merge_checks = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ "eval" "build" ];
+    };
+  };
+}
