@@ -76,62 +76,91 @@ func setupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("setup: listen: %w", err)}
 	}
-	page := "http://" + ln.Addr().String()
-	state := randomState()
-	manifest, err := json.Marshal(appManifest(*name, cfg.Server.PublicURL, page+"/callback"))
-	if err != nil {
-		return err
-	}
-	action := web.JoinPath("settings/apps/new")
-	if *org != "" {
-		action = web.JoinPath("organizations", *org, "settings/apps/new")
-	}
-	action.RawQuery = url.Values{"state": {state}}.Encode()
-
-	done := make(chan error, 1)
+	flow := newManifestFlow(web, gh, dir, *name, cfg.Server.PublicURL, "http://"+ln.Addr().String(), stdout)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action "+web.Scheme+"://"+web.Host)
-		_ = setupPage.Execute(w, map[string]string{"Action": action.String(), "Manifest": string(manifest), "Name": *name})
-	})
-	mux.HandleFunc("GET /callback", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("state") != state {
-			http.Error(w, "this is not the setup basinix started (state differs)", http.StatusBadRequest)
-			return
-		}
-		code := r.URL.Query().Get("code")
-		conv, _, err := gh.Apps.CompleteAppManifest(r.Context(), code)
-		if err == nil {
-			err = writeAppFiles(dir, conv)
-		}
-		if err != nil {
-			http.Error(w, "basinix could not finish the setup: "+err.Error(), http.StatusBadGateway)
-			select {
-			case done <- fmt.Errorf("setup: convert the manifest's code: %w", githubError(err)):
-			default:
-			}
-			return
-		}
-		install := web.JoinPath("apps", conv.GetSlug(), "installations/new").String()
-		fmt.Fprintf(w, "The GitHub App %s is created; basinix wrote its credentials into %s.\nInstall it: %s\n", conv.GetName(), dir, install)
-		fmt.Fprintf(stdout, "basinix: the GitHub App %s (id %d) is created\n  credentials: %s (mode 0600)\n  configuration: %s\n  install it: %s\n",
-			conv.GetName(), conv.GetID(), dir, filepath.Join(dir, "config.yml"), install)
-		select {
-		case done <- nil:
-		default:
-		}
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { flow.page(w, *org) })
+	mux.HandleFunc("GET /callback", flow.callback)
+	fmt.Fprintf(stdout, "basinix: open %s/ in a browser logged in to GitHub, and create the App there\n", flow.base)
+	return flow.serve(ctx, ln, mux)
+}
+
+// manifestFlow is GitHub's App manifest flow, served by basinix setup on
+// this machine or by basinix serve while no App is configured.
+type manifestFlow struct {
+	web       *url.URL
+	gh        *github.Client
+	dir, name string
+	// publicURL is where GitHub sends webhooks; base where this flow's
+	// pages are (the callback is base/callback).
+	publicURL, base string
+	state           string
+	stdout          io.Writer
+	done            chan error
+}
+
+func newManifestFlow(web *url.URL, gh *github.Client, dir, name, publicURL, base string, stdout io.Writer) *manifestFlow {
+	return &manifestFlow{web: web, gh: gh, dir: dir, name: name, publicURL: publicURL, base: base, state: randomState(), stdout: stdout, done: make(chan error, 1)}
+}
+
+// page is the form that posts the manifest to GitHub's "new App" page of
+// org ("" for the user's own account).
+func (f *manifestFlow) page(w http.ResponseWriter, org string) {
+	manifest, err := json.Marshal(appManifest(f.name, f.publicURL, f.base+"/callback"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	action := f.web.JoinPath("settings/apps/new")
+	if org != "" {
+		action = f.web.JoinPath("organizations", org, "settings/apps/new")
+	}
+	action.RawQuery = url.Values{"state": {f.state}}.Encode()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action "+f.web.Scheme+"://"+f.web.Host)
+	_ = setupPage.Execute(w, map[string]string{"Action": action.String(), "Manifest": string(manifest), "Name": f.name})
+}
+
+// callback converts the code GitHub sends the browser back with into the
+// App's credentials, written into f.dir.
+func (f *manifestFlow) callback(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("state") != f.state {
+		http.Error(w, "this is not the setup basinix started (state differs)", http.StatusBadRequest)
+		return
+	}
+	conv, _, err := f.gh.Apps.CompleteAppManifest(r.Context(), r.URL.Query().Get("code"))
+	if err == nil {
+		err = writeAppFiles(f.dir, conv)
+	}
+	if err != nil {
+		http.Error(w, "basinix could not finish the setup: "+err.Error(), http.StatusBadGateway)
+		f.finish(fmt.Errorf("setup: convert the manifest's code: %w", githubError(err)))
+		return
+	}
+	install := f.web.JoinPath("apps", conv.GetSlug(), "installations/new").String()
+	fmt.Fprintf(w, "The GitHub App %s is created; basinix wrote its credentials into %s.\nInstall it: %s\n", conv.GetName(), f.dir, install)
+	fmt.Fprintf(f.stdout, "basinix: the GitHub App %s (id %d) is created\n  credentials: %s (mode 0600)\n  configuration: %s\n  install it: %s\n",
+		conv.GetName(), conv.GetID(), f.dir, filepath.Join(f.dir, "config.yml"), install)
+	f.finish(nil)
+}
+
+func (f *manifestFlow) finish(err error) {
+	select {
+	case f.done <- err:
+	default:
+	}
+}
+
+// serve serves handler on ln until the flow ends or ctx does.
+func (f *manifestFlow) serve(ctx context.Context, ln net.Listener, handler http.Handler) error {
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	fmt.Fprintf(stdout, "basinix: open %s/ in a browser logged in to GitHub, and create the App there\n", page)
 	select {
-	case err := <-done:
+	case err := <-f.done:
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}

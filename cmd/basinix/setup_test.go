@@ -7,6 +7,7 @@ import (
 	"html"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -75,14 +76,35 @@ func TestSetup(t *testing.T) {
 		return m != nil
 	}, func() string { return "no setup page announced: " + stdout.String() + stderr.String() })
 
-	status, body := get(t, page+"/")
+	createApp(t, gh, page+"/", page+"/callback", "/organizations/octo/settings/apps/new", code, &stdout, &stderr)
+
+	checkAppFiles(t, gh, data)
+
+	// A second setup would lose the App's key: refused.
+	if c, _, stderr := basinix(t, "setup", "--user", "--config", cfg, "--data-dir", data); c != 2 || !strings.Contains(stderr, "already holds an App's key") {
+		t.Errorf("second setup: exit %d %s", c, stderr)
+	}
+	if c, _, stderr := basinix(t, "setup", "--data-dir", data); c != 2 || !strings.Contains(stderr, "--org ORG or --user") {
+		t.Errorf("setup without --org or --user: exit %d %s", c, stderr)
+	}
+}
+
+// createApp does what the browser and GitHub do in the manifest flow: it
+// opens the setup page at pageURL, checks the manifest (exactly basinix's
+// permissions and events, its webhook, the redirect to callback) and the
+// "new App" page it posts to (newAppPath), has the fake GitHub create the
+// App, follows GitHub's redirect back (a forged state first), and waits
+// for the command to exit 0.
+func createApp(t *testing.T, gh *fakegithub.Server, pageURL, callback, newAppPath string, code <-chan int, stdout, stderr *lockedBuffer) {
+	t.Helper()
+	status, body := get(t, pageURL)
 	form := regexp.MustCompile(`<form action="([^"]+)" method="post">\s*<input type="hidden" name="manifest" value="([^"]+)">`).FindStringSubmatch(body)
 	if status != http.StatusOK || form == nil {
 		t.Fatalf("setup page: %d\n%s", status, body)
 	}
 	action, err := url.Parse(html.UnescapeString(form[1]))
-	if err != nil || action.Host != "github.example" || action.Path != "/organizations/octo/settings/apps/new" || action.Query().Get("state") == "" {
-		t.Errorf("the form posts to %q", form[1])
+	if err != nil || action.Host != "github.example" || action.Path != newAppPath || action.Query().Get("state") == "" {
+		t.Errorf("the form posts to %q, want %s", form[1], newAppPath)
 	}
 	manifest := html.UnescapeString(form[2])
 	var m struct {
@@ -98,20 +120,25 @@ func TestSetup(t *testing.T) {
 	if !maps.Equal(m.Permissions, app.AppPermissions) || !slices.Equal(m.Events, app.AppEvents) {
 		t.Errorf("manifest permissions %v events %v, want exactly %v %v", m.Permissions, m.Events, app.AppPermissions, app.AppEvents)
 	}
-	if m.Hook["url"] != "https://basinix.example.org/api/github/hook" || m.Redirect != page+"/callback" {
-		t.Errorf("manifest hook %v redirect %q", m.Hook, m.Redirect)
+	if m.Hook["url"] != "https://basinix.example.org/api/github/hook" || m.Redirect != callback {
+		t.Errorf("manifest hook %v redirect %q, want the public URL's hook and %s", m.Hook, m.Redirect, callback)
 	}
-
 	// GitHub creates the App and sends the browser back with the code; a
-	// callback with another state is not basinix's.
+	// callback with another state is not basinix's. (The test reaches the
+	// callback on the listening address, GitHub's redirect names it.)
 	ghCode, err := gh.SubmitManifest(manifest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status, _ := get(t, m.Redirect+"?code="+ghCode+"&state=forged"); status != http.StatusBadRequest {
+	pu, err := url.Parse(pageURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := pu.Scheme + "://" + pu.Host + strings.TrimSuffix(pu.Path, "/") + "/callback"
+	if status, _ := get(t, local+"?code="+ghCode+"&state=forged"); status != http.StatusBadRequest {
 		t.Errorf("a callback with another state: %d, want 400", status)
 	}
-	status, body = get(t, m.Redirect+"?code="+ghCode+"&state="+action.Query().Get("state"))
+	status, body = get(t, local+"?code="+ghCode+"&state="+action.Query().Get("state"))
 	if status != http.StatusOK || !strings.Contains(body, "https://github.example/apps/basinix/installations/new") {
 		t.Errorf("callback: %d %s", status, body)
 	}
@@ -123,21 +150,24 @@ func TestSetup(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("setup did not finish after the callback")
 	}
-	if !strings.Contains(stdout.String(), "install it: https://github.example/apps/basinix/installations/new") {
-		t.Errorf("stdout lacks the install link:\n%s", stdout.String())
+	if out := stdout.String() + stderr.String(); !strings.Contains(out, "install it: https://github.example/apps/basinix/installations/new") {
+		t.Errorf("the output lacks the install link:\n%s", out)
 	}
+}
 
+// checkAppFiles checks the credentials basinix wrote into data: mode
+// 0600, as GitHub gave them, and a configuration a server takes.
+func checkAppFiles(t *testing.T, gh *fakegithub.Server, data string) {
+	t.Helper()
 	dir := filepath.Join(data, "github-app")
 	for name, want := range map[string]string{"private-key.pem": gh.PrivateKeyPEM, "webhook-secret": gh.WebhookSecret, "client-secret": "fake-client-secret"} {
 		p := filepath.Join(dir, name)
 		info, err := os.Stat(p)
 		b, _ := os.ReadFile(p)
 		if err != nil || info.Mode().Perm() != 0o600 || string(b) != want {
-			t.Errorf("%s: %v mode %v, content as GitHub gave: %v", name, err, info.Mode().Perm(), string(b) == want)
+			t.Errorf("%s: %v, content as GitHub gave: %v", name, err, string(b) == want)
 		}
 	}
-	// The configuration written is one the server takes, with the App's
-	// credentials (the fake's own App, so they work against it).
 	c, err := app.LoadConfig(filepath.Join(dir, "config.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -151,12 +181,35 @@ func TestSetup(t *testing.T) {
 	if v := gh.Violations(); len(v) > 0 {
 		t.Errorf("requests GitHub would refuse:\n%s", strings.Join(v, "\n"))
 	}
+}
 
-	// A second setup would lose the App's key: refused.
-	if c, _, stderr := basinix(t, "setup", "--user", "--config", cfg, "--data-dir", data); c != 2 || !strings.Contains(stderr, "already holds an App's key") {
-		t.Errorf("second setup: exit %d %s", c, stderr)
+// basinix serve without any App configured serves the setup page at its
+// public URL's /setup, the owner chosen on the page, and exits once the
+// App is created.
+func TestServeSetupPage(t *testing.T) {
+	gh := fakegithub.New(t)
+	data := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if c, _, stderr := basinix(t, "setup", "--data-dir", data); c != 2 || !strings.Contains(stderr, "--org ORG or --user") {
-		t.Errorf("setup without --org or --user: exit %d %s", c, stderr)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cfg := writeConfig(t, fmt.Sprintf("data_dir: %s\ngithub:\n  web_url: https://github.example/\n  v3_api_url: %s\nserver:\n  port: %d\n  public_url: https://basinix.example.org\n", data, gh.URL, port))
+	var stdout, stderr lockedBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(context.Background(), []string{"serve", "--config", cfg}, &stdout, &stderr, func(string) (string, bool) { return "", false })
+	}()
+	base := fmt.Sprintf("http://127.0.0.1:%d/setup", port)
+	testenv.Eventually(t, 30*time.Second, func() bool { return strings.Contains(stderr.String(), "open https://basinix.example.org/setup") },
+		func() string { return "no setup page announced: " + stderr.String() })
+	if status, body := get(t, base); status != http.StatusOK || !strings.Contains(body, `name="owner" value="org"`) {
+		t.Fatalf("the owner's choice: %d %s", status, body)
 	}
+	if status, _ := get(t, base+"?owner=org&org=octo%3Brm"); status != http.StatusBadRequest {
+		t.Errorf("a bad organization name: %d, want 400", status)
+	}
+	createApp(t, gh, base+"?owner=org&org=octo", "https://basinix.example.org/setup/callback", "/organizations/octo/settings/apps/new", code, &stdout, &stderr)
+	checkAppFiles(t, gh, data)
 }
