@@ -2,9 +2,7 @@ package main
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -59,14 +57,7 @@ func reviewFlake(t *testing.T, dir string) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (the PR breaks jobs):\n%s\n%s", code, stdout, stderr)
 	}
-	b, err := os.ReadFile(js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep report.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, js)
 	s := rep.Systems["x86_64-linux"]
 	want := map[string]report.Verdict{
 		"changes":  report.NewlyFailing,

@@ -23,6 +23,20 @@ func basinix(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
+// readReport reads the JSON report basinix wrote into path.
+func readReport(t *testing.T, path string) report.Report {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
 // Missing repositories, refs and default.nix are a one-line error and exit 2.
 func TestReviewUsageErrors(t *testing.T) {
 	testenv.RequireNix(t)

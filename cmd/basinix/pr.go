@@ -169,10 +169,7 @@ func prCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env fun
 		}
 		f.seed(ctx, rv.Workspace(), cloneURL)
 		req := review.Request{Repo: cloneURL, Base: base, Head: head, Systems: systems, Build: !*f.noBuild, Select: sel, Selection: selection}
-		prog := newProgress(stderr, logs)
-		req.Progress = prog.update
-		rep, err := rv.Review(ctx, req)
-		prog.finish()
+		rep, err := reviewShowingProgress(ctx, rv, req, stderr, logs)
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("pr: #%d: %w", n, err)}
 		}

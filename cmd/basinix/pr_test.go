@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"maps"
 	"os"
 	"path/filepath"
@@ -51,14 +50,7 @@ func TestPR(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s\n%s", code, stdout, stderr)
 	}
-	b, err := os.ReadFile(js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep report.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, js)
 	got := map[string]report.Verdict{}
 	for a, e := range rep.Systems["x86_64-linux"].Attrs {
 		got[a] = e.Verdict

@@ -90,10 +90,7 @@ func reviewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer stop()
 
 	req := review.Request{Repo: *repo, Base: *base, Head: *head, Systems: cfg.Systems, Build: !*noBuild, RebuildFailed: *rebuild}
-	prog := newProgress(stderr, logs)
-	req.Progress = prog.update
-	rep, err := rv.Review(ctx, req)
-	prog.finish()
+	rep, err := reviewShowingProgress(ctx, rv, req, stderr, logs)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -113,6 +110,15 @@ func reviewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+// reviewShowingProgress runs the review with the builds' progress bar on
+// stderr (on a terminal), the log written above it.
+func reviewShowingProgress(ctx context.Context, rv *review.Reviewer, req review.Request, stderr io.Writer, logs *logWriter) (*report.Report, error) {
+	prog := newProgress(stderr, logs)
+	req.Progress = prog.update
+	defer prog.finish()
+	return rv.Review(ctx, req)
 }
 
 // writeReport writes the Markdown report (to file, or stdout), or with
