@@ -1,6 +1,7 @@
 package review
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -12,6 +13,41 @@ import (
 	"github.com/basinix/basinix/report"
 	"github.com/basinix/basinix/store"
 )
+
+// typicalBuild is what a derivation never built before is estimated to
+// take.
+const typicalBuild = 5 * time.Minute
+
+// estimatedMinutes is what the review's pending head derivations (its
+// attributes and their tests) are estimated to take to build, in minutes:
+// the last successful build of the same package (store.DrvName) for each,
+// typicalBuild for one never built. The policy puts the PRs whose
+// verdicts cost least first (see TestSchedulingSimulation).
+func (r *Reviewer) estimatedMinutes(ctx context.Context, rep *report.Report) (int, error) {
+	var names []string
+	for _, s := range rep.Systems {
+		for _, e := range s.Attrs {
+			if e.Verdict != report.Pending {
+				continue
+			}
+			names = append(names, store.DrvName(e.DrvPath))
+			for _, t := range e.Tests {
+				if t.DrvPath != "" {
+					names = append(names, store.DrvName(t.DrvPath))
+				}
+			}
+		}
+	}
+	times, err := r.store.BuildTimes(ctx, names)
+	if err != nil {
+		return 0, err
+	}
+	nodes := make([]Node, len(names))
+	for i, n := range names {
+		nodes[i] = Node{Est: cmp.Or(times[n], typicalBuild)}
+	}
+	return costUnits(GraphCost(nodes, func(int) bool { return false })), nil
+}
 
 // need is one attribute whose derivation must be in the store to be built:
 // its evaluation (commit, system, aliases) and what it should give.
@@ -34,8 +70,8 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 	}
 	rebuilds := 0
 	if req.FewerRebuildsFirst {
-		for _, s := range rep.Systems {
-			rebuilds += s.RebuildCount
+		if rebuilds, err = r.estimatedMinutes(ctx, rep); err != nil {
+			return 0, 0, err
 		}
 	}
 	wants := map[string]build.Want{}

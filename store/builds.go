@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -76,9 +78,9 @@ func (s *Store) PutBuilds(ctx context.Context, recs []*BuildRecord) error {
 			started = r.Started.UnixMilli()
 		}
 		if _, err := tx.ExecContext(ctx, `
-			INSERT OR REPLACE INTO builds (drv_path, result, failed_dep, message, machine, started_at, duration_ms, log_path, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.DrvPath, r.Result, r.FailedDep, r.Message, r.Machine, started, r.Duration.Milliseconds(), r.LogPath, now); err != nil {
+			INSERT OR REPLACE INTO builds (drv_path, name, result, failed_dep, message, machine, started_at, duration_ms, log_path, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.DrvPath, DrvName(r.DrvPath), r.Result, r.FailedDep, r.Message, r.Machine, started, r.Duration.Milliseconds(), r.LogPath, now); err != nil {
 			return fmt.Errorf("put build result of %s: %w", r.DrvPath, err)
 		}
 	}
@@ -86,4 +88,43 @@ func (s *Store) PutBuilds(ctx context.Context, recs []*BuildRecord) error {
 		return fmt.Errorf("put build results: %w", err)
 	}
 	return nil
+}
+
+// DrvName is a derivation's name without its store hash and version, as
+// builtins.parseDrvName splits names: the version starts at the first
+// dash followed by something other than a letter
+// ("/nix/store/…-python3.10-requests-2.31.0.drv" gives
+// "python3.10-requests").
+func DrvName(drvPath string) string {
+	base := strings.TrimSuffix(drvPath[strings.LastIndex(drvPath, "/")+1:], ".drv")
+	if _, rest, ok := strings.Cut(base, "-"); ok {
+		base = rest
+	}
+	for i := 0; i+1 < len(base); i++ {
+		if c := base[i+1]; base[i] == '-' && !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return base[:i]
+		}
+	}
+	return base
+}
+
+// BuildTimes returns, for each name (DrvName), how long its last
+// successful build took; names never built are absent.
+func (s *Store) BuildTimes(ctx context.Context, names []string) (map[string]time.Duration, error) {
+	out := make(map[string]time.Duration, len(names))
+	for _, name := range names {
+		if _, seen := out[name]; seen || name == "" {
+			continue
+		}
+		var ms int64
+		err := s.db.QueryRowContext(ctx, `SELECT duration_ms FROM builds WHERE name = ? AND result = 'success' AND duration_ms > 0 ORDER BY updated_at DESC LIMIT 1`, name).Scan(&ms)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("build times of %s: %w", name, err)
+		}
+		out[name] = time.Duration(ms) * time.Millisecond
+	}
+	return out, nil
 }

@@ -189,3 +189,36 @@ func TestRerunPending(t *testing.T) {
 		t.Error("a cancelled revision was run again")
 	}
 }
+
+// The scheduler's estimates: a derivation's name without hash and version,
+// and the last successful build time of a name (a failure does not count).
+func TestBuildTimes(t *testing.T) {
+	for path, want := range map[string]string{
+		"/nix/store/00000000000000000000000000000000-hello-2.12.drv":                 "hello",
+		"/nix/store/00000000000000000000000000000000-python3.10-requests-2.31.0.drv": "python3.10-requests",
+		"/nix/store/00000000000000000000000000000000-libmid.drv":                     "libmid",
+		"/nix/store/00000000000000000000000000000000-foo-bar-unstable-2024.drv":      "foo-bar-unstable",
+	} {
+		if got := DrvName(path); got != want {
+			t.Errorf("DrvName(%s) = %q, want %q", path, got, want)
+		}
+	}
+	st := open(t, filepath.Join(t.TempDir(), "basinix.db"))
+	ctx := context.Background()
+	old := time.Now().Add(-time.Hour)
+	recs := []*BuildRecord{
+		{DrvPath: "/nix/store/00000000000000000000000000000001-hello-2.12.drv", Result: "success", Duration: 3 * time.Minute, Started: old},
+		{DrvPath: "/nix/store/00000000000000000000000000000002-hello-2.13.drv", Result: "failure", Duration: time.Second, Started: old},
+		{DrvPath: "/nix/store/00000000000000000000000000000003-big-1.0.drv", Result: "success", Duration: 2 * time.Hour, Started: old},
+	}
+	if err := st.PutBuilds(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.BuildTimes(ctx, []string{"hello", "big", "never"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["hello"] != 3*time.Minute || got["big"] != 2*time.Hour || len(got) != 2 {
+		t.Errorf("build times %v", got)
+	}
+}
