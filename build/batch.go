@@ -2,8 +2,13 @@ package build
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
 
 	"github.com/basinix/basinix/nix"
 )
@@ -12,6 +17,9 @@ import (
 type batch struct {
 	m    *machine
 	jobs []*job
+	// oomLimitMiB is set when the kernel killed a build of the batch for
+	// its cgroup's memory limit (that many MiB).
+	oomLimitMiB int
 
 	cancelOnce sync.Once
 	cancelFn   context.CancelFunc // set before the batch starts
@@ -59,10 +67,22 @@ func (p *Pool) runBatch(ctx context.Context, b *batch) {
 	}
 	cmd.OnLog, cmd.OnStart, cmd.OnEnd = p.live.line, p.buildStarted, p.buildEnded
 	log := p.log.With().Str("machine", b.m.Name()).Int("drvs", len(drvs)).Logger()
+	group := p.cgroup(b, len(drvs), log)
+	if group != nil {
+		cmd.Cgroup = group.Procs
+	}
 	log.Info().Msg("build batch started")
 	start := p.opt.Now()
 	r, err := p.nix.Realise(bctx, cmd)
 	realised := p.opt.Now()
+	if group != nil {
+		if group.OOMKills() > 0 && group.MemoryMiB > 0 {
+			b.oomLimitMiB = group.MemoryMiB
+		}
+		if err := group.Remove(); err != nil {
+			log.Debug().Err(err).Msg("removing the batch's cgroup")
+		}
+	}
 	if r == nil { // Nix did not start
 		r = &nix.Realised{Builds: map[string]*nix.Build{}, Failures: map[string]*nix.Failure{}}
 	}
@@ -119,6 +139,28 @@ func (p *Pool) runBatch(ctx context.Context, b *batch) {
 	p.mu.Unlock()
 	log.Info().Dur("took", p.opt.Now().Sub(start)).Dur("nix", realised.Sub(start)).Int("built", len(r.Builds)).Int("failed", len(r.Failures)).Msg("build batch done")
 	p.poke()
+}
+
+// batchGroups numbers the batches' cgroups (with the process id: several
+// basinix may share the hierarchy).
+var batchGroups atomic.Uint64
+
+// cgroup makes the group a local batch of n derivations runs in, limited
+// for as many builds as it runs at once; nil for a remote batch, without
+// limits, or when the group cannot be made (logged: the batch runs
+// without).
+func (p *Pool) cgroup(b *batch, n int, log zerolog.Logger) *nix.Cgroup {
+	if b.m.URI != "" || p.opt.Cgroups == nil || p.opt.JobMemoryMiB <= 0 && p.opt.JobCPUs <= 0 {
+		return nil
+	}
+	at := max(1, min(n, b.m.MaxJobs))
+	name := fmt.Sprintf("batch-%d-%d", os.Getpid(), batchGroups.Add(1))
+	g, err := p.opt.Cgroups.Group(name, p.opt.JobMemoryMiB*at, p.opt.JobCPUs*float64(at))
+	if err != nil {
+		log.Warn().Err(err).Msg("no cgroup for the batch: it builds without limits")
+		return nil
+	}
+	return g
 }
 
 // buildStarted and buildEnded note that Nix started building drv, or said
@@ -231,6 +273,14 @@ func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runE
 		switch {
 		case valid:
 			o.Result = Success
+		case f != nil && b.oomLimitMiB > 0 && (f.Kind == nix.FailBuilder || f.Kind == nix.FailMachine):
+			// The kernel killed a process of the batch for its cgroup's
+			// memory limit, and this build failed: a killed compiler fails
+			// its build with an exit code, not a signal, so every failure
+			// of the batch is taken for it. The package's need, not the
+			// machine's fault; remembered only when asked (more memory,
+			// or building alone, may build it).
+			o.Result, o.Message, o.transient = Failure, fmt.Sprintf("out of memory (limit %d MiB)", b.oomLimitMiB), !p.opt.RememberOOM
 		case f != nil && f.Kind == nix.FailTimeout:
 			o.Result, o.Message = Timeout, f.Message
 		case f != nil && f.Kind == nix.FailBuilder:
@@ -263,6 +313,14 @@ func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runE
 	for drv, log := range p.keepLogs(ctx, r.Builds) {
 		o := outs[drv]
 		o.Log = log
+		if strings.HasPrefix(o.Message, "out of memory (limit ") {
+			// Said where the build's own output ends.
+			if f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+				fmt.Fprintf(f, "\nbasinix: the build was killed: %s\n", o.Message)
+				f.Close()
+			}
+			continue
+		}
 		if o.Result == Failure && !o.transient {
 			if why := nix.LogMachineFault(LogEnd(log, 16<<10)); why != "" {
 				// Not the package's doing: tried again next time.

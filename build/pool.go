@@ -46,6 +46,15 @@ type Options struct {
 	LogMaxBytes int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Cgroups, when set, limits local builds: each local Nix process runs
+	// in a group of its own with JobMemoryMiB and JobCPUs for each build
+	// it runs at once (0: no limit of that kind). A build the kernel kills
+	// for the group's memory is a failure "out of memory (limit N MiB)",
+	// remembered only with RememberOOM (more memory may build it).
+	Cgroups      *nix.Cgroups
+	JobMemoryMiB int
+	JobCPUs      float64
+	RememberOOM  bool
 }
 
 // Want asks for one derivation.

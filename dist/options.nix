@@ -117,6 +117,32 @@
       default = "";
       description = "Options for ssh (NIX_SSHOPTS), e.g. \"-p 2222 -o ConnectTimeout=10\".\nA port must go here or in an ssh config, never in the URI.";
     };
+    # Local builds in cgroups (v2 with memory and cpu delegated, or v1;
+    # detected at start, one log line when none is usable): each local Nix
+    # process runs in a group of its own with memory_mib and cpus for each
+    # build it runs at once (0: no limit of that kind). A build killed for
+    # the memory limit fails "out of memory (limit N MiB)", remembered only
+    # with remember_oom (more memory may build it). The builds must run in
+    # the Nix process basinix starts (a single-user store, as root): the
+    # daemon's builds are the daemon's children, outside the groups.
+    cgroups = {
+      memory_mib = lib.mkOption {
+        type = lib.types.int;
+        default = 0;
+      };
+      cpus = lib.mkOption {
+        type = lib.types.number;
+        default = 0.0;
+      };
+      remember_oom = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+      };
+      root = lib.mkOption {
+        type = lib.types.str;
+        default = "/sys/fs/cgroup";
+      };
+    };
   };
   git = {
     checkouts = lib.mkOption {

@@ -26,6 +26,9 @@ type RealiseCmd struct {
 	SSHOptions string
 	// OnLog, when set, sees each line a build prints, as it prints it.
 	OnLog func(drv string, line string)
+	// Cgroup, when set, are the groups the local builds run in (see
+	// Cmd.Cgroup).
+	Cgroup []string
 	// OnStart, when set, is told when Nix starts building a derivation;
 	// OnEnd when it says the build ended: its failure, or its stop (Nix
 	// 2.8 with --keep-going says both only when the whole run ends).
@@ -97,6 +100,7 @@ func (r *Runner) Realise(ctx context.Context, cmd RealiseCmd) (*Realised, error)
 		Env:          env,
 		Limits:       Limits{MaxStdout: 16 << 20},
 		OnStderrLine: p.line,
+		Cgroup:       cmd.Cgroup,
 	})
 	p.out.Result = res
 	return p.out, err

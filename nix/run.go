@@ -68,6 +68,10 @@ type Cmd struct {
 	// OnMemory, when set, sees the process's resident memory each time it
 	// is measured (ten times a second), before Limits.MaxMemory is applied.
 	OnMemory func(rss int64)
+	// Cgroup, when set, are the cgroup.procs files (Cgroup.Procs) the
+	// process joins before it runs the program: everything it starts is
+	// in the groups and under their limits.
+	Cgroup []string
 }
 
 // Kill says why basinix ended a process.
@@ -170,6 +174,14 @@ func (r *Runner) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		lim.MaxLine = 1 << 20
 	}
 	args := append(append([]string{}, r.options...), cmd.Args...)
+	if len(cmd.Cgroup) > 0 {
+		// A shell writes its own pid into each group, then becomes the
+		// program: no child of it starts outside. Every value is an
+		// argument, never shell text.
+		join := `n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; n=$((n-1)); shift; done; exec "$@"`
+		args = append(append(append([]string{"-c", join, "sh", strconv.Itoa(len(cmd.Cgroup))}, cmd.Cgroup...), path), args...)
+		path = "/bin/sh"
+	}
 	c := exec.Command(path, args...)
 	c.Dir = cmd.Dir
 	c.Env = childenv.Environ(cmd.Env...)

@@ -84,6 +84,19 @@ type BuildConfig struct {
 	Machines     []string `yaml:"machines"`
 	MachinesFile string   `yaml:"machines_file"`
 	SSHOptions   string   `yaml:"ssh_options"`
+	// Cgroups limits the local builds' memory and CPU.
+	Cgroups CgroupsConfig `yaml:"cgroups"`
+}
+
+// CgroupsConfig: each local Nix process runs in a cgroup of its own,
+// with MemoryMiB and CPUs for every build it runs at once (0: no limit
+// of that kind; both 0: no cgroups). Root is where the cgroup
+// hierarchies are mounted.
+type CgroupsConfig struct {
+	MemoryMiB   int     `yaml:"memory_mib"`
+	CPUs        float64 `yaml:"cpus"`
+	RememberOOM bool    `yaml:"remember_oom"`
+	Root        string  `yaml:"root"`
 }
 
 // DefaultBranchPriority puts branch builds after every PR's: PRs are
@@ -114,6 +127,7 @@ func DefaultConfig() Config {
 			MaxSilentTime: time.Hour,
 			BatchSize:     256,
 			LogMaxKiB:     4096,
+			Cgroups:       CgroupsConfig{Root: "/sys/fs/cgroup"},
 		},
 		BranchPriority: DefaultBranchPriority,
 	}
@@ -164,7 +178,8 @@ func (c Config) Validate() error {
 		}
 	}
 	b := c.Build
-	if b.MaxJobs < 0 || b.Cores < 0 || b.BuildTimeout < 0 || b.MaxSilentTime < 0 || b.BatchSize < 0 || b.LogMaxKiB < 0 {
+	if b.MaxJobs < 0 || b.Cores < 0 || b.BuildTimeout < 0 || b.MaxSilentTime < 0 || b.BatchSize < 0 || b.LogMaxKiB < 0 ||
+		b.Cgroups.MemoryMiB < 0 || b.Cgroups.CPUs < 0 {
 		return fmt.Errorf("config: build limits must not be negative")
 	}
 	for _, s := range b.LocalSystems {

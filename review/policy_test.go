@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 // What the pool builds first, as a reviewer expects it: every PR before
@@ -37,5 +39,24 @@ func TestSchedulingPolicy(t *testing.T) {
 	}
 	if p := priority(prHead, 5_000_000, branch); p <= branch {
 		t.Errorf("a huge PR's priority %d is not above branch builds' %d", p, branch)
+	}
+}
+
+// Without usable cgroups (here: a root with no hierarchy), limits asked
+// for are not applied, and one log line says so; without limits asked,
+// nothing is looked for.
+func TestCgroupsUnavailable(t *testing.T) {
+	var buf strings.Builder
+	log := zerolog.New(&buf)
+	if cg := cgroups(CgroupsConfig{MemoryMiB: 64, CPUs: 1, Root: t.TempDir()}, log); cg != nil {
+		t.Fatalf("cgroups found in an empty directory: %+v", cg)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "no usable cgroups: local builds run without") {
+		t.Errorf("log: %q, want one line saying builds run without limits", buf.String())
+	}
+	buf.Reset()
+	if cg := cgroups(CgroupsConfig{}, log); cg != nil || buf.Len() > 0 {
+		t.Errorf("no limits asked: %+v, log %q", cg, buf.String())
 	}
 }

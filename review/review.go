@@ -1,6 +1,7 @@
 package review
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -184,6 +185,10 @@ func newPool(ctx context.Context, cfg Config, runner *nix.Runner, st *store.Stor
 		BatchSize:     cfg.Build.BatchSize,
 		LogDir:        filepath.Join(cfg.DataDir, "logs"),
 		LogMaxBytes:   cfg.Build.LogMaxKiB << 10,
+		Cgroups:       cgroups(cfg.Build.Cgroups, log),
+		JobMemoryMiB:  cfg.Build.Cgroups.MemoryMiB,
+		JobCPUs:       cfg.Build.Cgroups.CPUs,
+		RememberOOM:   cfg.Build.Cgroups.RememberOOM,
 	}, runner, buildResults{st}, log)
 	return pool, host, err
 }
@@ -861,4 +866,19 @@ func (r *Reviewer) Cached(ctx context.Context, repo, commit, system string) (*ev
 
 func (r *Reviewer) key(repo, commit, system string) store.EvalKey {
 	return store.EvalKey{Repo: repo, Commit: commit, System: system, ConfigHash: r.cfgHash, Evaluator: r.evaluator}
+}
+
+// cgroups finds the cgroups local builds run in when the config limits
+// them, saying in one line what the builds get.
+func cgroups(c CgroupsConfig, log zerolog.Logger) *nix.Cgroups {
+	if c.MemoryMiB <= 0 && c.CPUs <= 0 {
+		return nil
+	}
+	cg, why := nix.DetectCgroups(cmp.Or(c.Root, "/sys/fs/cgroup"), "basinix")
+	if cg == nil {
+		log.Warn().Str("why", why).Msg("no usable cgroups: local builds run without build.cgroups' memory and CPU limits")
+		return nil
+	}
+	log.Info().Int("cgroup_version", cg.Version).Int("memory_mib", c.MemoryMiB).Float64("cpus", c.CPUs).Msg("local builds run in cgroups: these limits for each build at once")
+	return cg
 }

@@ -27,6 +27,12 @@ in rec {
   # that fails for want of disk space.
   longline = mk "longline" "head -c 540000000 /dev/zero | tr '\\0' x; echo; echo after the long line; echo ok > $out" { PATH = "/usr/bin:/bin"; };
   killed = mk "killed" "echo about to be killed; kill -9 $$" { };
+  # 400 MB in one line: tail keeps it whole (cgroup memory limits); the
+  # build fails as make does when the kernel kills a compiler.
+  hungry = mk "hungry" "echo allocating; head -c 400000000 /dev/zero | tail > /dev/null || exit 2; echo ok > $out" { PATH = "/usr/bin:/bin"; };
+  # Spins for two seconds of wall time, then writes its CPU times (cgroup
+  # CPU quotas).
+  spin = mk "spin" "end=$(( $(date +%s) + 2 )); while [ $(date +%s) -lt $end ]; do i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done; times > $out" { PATH = "/usr/bin:/bin"; };
   fodmismatch = mk "fodmismatch" "echo hello > $out" { outputHashMode = "flat"; outputHashAlgo = "sha256"; outputHash = "0000000000000000000000000000000000000000000000000000"; };
   diskfull = mk "diskfull" "echo 'cp: error writing /build/big: No space left on device' >&2; exit 1" { };
 }

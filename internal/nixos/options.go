@@ -90,6 +90,16 @@ func nixValue(key string, v *yaml.Node) (typ, def string, err error) {
 			return "lib.types.int", strconv.FormatInt(n, 10), nil
 		case "!!str":
 			return "lib.types.str", nixString(v.Value), nil
+		case "!!float":
+			f, err := strconv.ParseFloat(v.Value, 64)
+			if err != nil {
+				return "", "", fmt.Errorf("config example: %s: %w", key, err)
+			}
+			s := strconv.FormatFloat(f, 'f', -1, 64)
+			if !strings.Contains(s, ".") {
+				s += ".0"
+			}
+			return "lib.types.number", s, nil
 		}
 	case yaml.SequenceNode:
 		var items []string

@@ -16,6 +16,7 @@ let
   types = {
     bool = type "bool" isBool;
     int = type "int" isInt;
+    number = type "number" (x: isInt x || builtins.isFloat x);
     str = type "str" isString;
     path = type "path" (x: isString x || isPath x);
     package = type "package" (x: isString x || isAttrs x);

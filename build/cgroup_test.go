@@ -1,0 +1,85 @@
+package build
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/basinix/basinix/nix"
+)
+
+// Local builds in cgroups (real ones: this machine's v1 or v2): a build
+// that allocates past its memory limit fails "out of memory (limit N
+// MiB)", in its log too, and is not remembered (more memory may build
+// it); one that spins gets its CPU quota, not the machine; others build.
+// Where no cgroup is usable the test says so and checks the builds go on.
+func TestCgroupLimits(t *testing.T) {
+	cg, why := nix.DetectCgroups("/sys/fs/cgroup", "basinix-test")
+	if cg == nil {
+		t.Logf("no usable cgroups here (%s): builds run without limits", why)
+		f := newFixture(t, Options{})
+		if got := f.build(false, "good"); got["good"].Result != Success {
+			t.Errorf("good: %+v", got["good"])
+		}
+		return
+	}
+	t.Logf("cgroup v%d", cg.Version)
+	f := newFixture(t, Options{Cgroups: cg, JobMemoryMiB: 64, JobCPUs: 0.25})
+
+	got := f.build(false, "hungry")
+	h := got["hungry"]
+	if h.Result != Failure || h.Message != "out of memory (limit 64 MiB)" || h.MachineFault != "" {
+		t.Errorf("hungry: %+v, want a failure out of memory (limit 64 MiB)", h)
+	}
+	if log, err := os.ReadFile(h.Log); err != nil || !strings.Contains(string(log), "basinix: the build was killed: out of memory (limit 64 MiB)") {
+		t.Errorf("hungry's log does not say it ran out of memory (%v):\n%s", err, log)
+	}
+	if kept, _ := f.results.Results(context.Background(), []string{f.drvs["hungry"]}); len(kept) > 0 {
+		t.Errorf("hungry's out of memory is remembered: %+v", kept)
+	}
+
+	start := time.Now()
+	got = f.build(false, "spin", "good")
+	wall := time.Since(start)
+	if got["spin"].Result != Success || got["good"].Result != Success {
+		t.Fatalf("spin %+v, good %+v", got["spin"], got["good"])
+	}
+	out, err := os.ReadFile(outPath(t, f, "spin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := shellTimes(t, string(out))
+	// Two builds at once: the group has 0.5 CPUs for them; spin alone
+	// would use a whole one without the quota.
+	if cpu > 1400*time.Millisecond || cpu < 100*time.Millisecond {
+		t.Errorf("spin used %s of CPU in 2 s of wall time (batch %s): want about half a CPU's worth at most", cpu, wall.Round(time.Millisecond))
+	}
+	t.Logf("spin: %s of CPU in 2 s", cpu)
+}
+
+// outPath is the output of the fixture's attribute name.
+func outPath(t *testing.T, f *fixture, name string) string {
+	t.Helper()
+	res, err := f.runner.Run(context.Background(), nix.Cmd{Program: "nix-store", Args: []string{"--query", "--outputs", f.drvs[name]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(res.Stdout))
+}
+
+// shellTimes adds up the user and system times `times` printed (the
+// shell's line and its children's).
+func shellTimes(t *testing.T, out string) time.Duration {
+	t.Helper()
+	var total time.Duration
+	for _, f := range strings.Fields(out) {
+		d, err := time.ParseDuration(f)
+		if err != nil {
+			t.Fatalf("times printed %q", out)
+		}
+		total += d
+	}
+	return total
+}
