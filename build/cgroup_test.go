@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,4 +83,47 @@ func shellTimes(t *testing.T, out string) time.Duration {
 		total += d
 	}
 	return total
+}
+
+// While the machine is short (of memory or disk), no local build starts;
+// once it is not, the waiting build starts (within the pool's 5 s check).
+func TestShortMachineWaits(t *testing.T) {
+	var short atomic.Bool
+	short.Store(true)
+	f := newFixture(t, Options{Short: func() string {
+		if short.Load() {
+			return "free memory 1 MiB is below build.min_free_memory_mib 2048"
+		}
+		return ""
+	}})
+	tk, err := f.pool.Submit(context.Background(), f.wants(false, "good"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if b := f.builds(); len(b) > 0 {
+		t.Fatalf("built while short: %v", b)
+	}
+	short.Store(false)
+	start := time.Now()
+	if got := f.wait(tk); got["good"].Result != Success {
+		t.Errorf("good after the machine recovered: %+v", got["good"])
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("the build started %s after the machine recovered", d)
+	}
+}
+
+// The real measurement: thresholds no machine meets are short, naming
+// what; none set is never short.
+func TestPressure(t *testing.T) {
+	if s := (Pressure{MinMemoryMiB: 1 << 30}).Short(); !strings.Contains(s, "free memory") {
+		t.Errorf("memory: %q", s)
+	}
+	if s := (Pressure{MinDiskMiB: 1 << 40, StoreDir: t.TempDir()}).Short(); !strings.Contains(s, "free disk") {
+		t.Errorf("disk: %q", s)
+	}
+	if s := (Pressure{StoreDir: t.TempDir()}).Short(); s != "" {
+		t.Errorf("no thresholds: %q", s)
+	}
 }

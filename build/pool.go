@@ -51,6 +51,10 @@ type Options struct {
 	// it runs at once (0: no limit of that kind). A build the kernel kills
 	// for the group's memory is a failure "out of memory (limit N MiB)",
 	// remembered only with RememberOOM (more memory may build it).
+	// Short, when set, says what this machine is short of (Pressure.Short):
+	// while it says something, no local build starts (remote machines
+	// still build), checked again every few seconds.
+	Short        func() string
 	Cgroups      *nix.Cgroups
 	JobMemoryMiB int
 	JobCPUs      float64
@@ -84,6 +88,7 @@ type Pool struct {
 	mu      sync.Mutex
 	jobs    map[string]*job // queued and running, by drv; guarded by mu
 	seq     uint64          // guarded by mu
+	short   string          // what the machine was short of at the last schedule; guarded by mu
 	stopped bool            // guarded by mu
 }
 
@@ -358,10 +363,22 @@ func nearestFailed(closure []string, results map[string]*Outcome) string {
 // that can build them, and returns the batches to start. A machine with
 // fewer jobs per slot and more speed is preferred.
 func (p *Pool) schedule() []*batch {
+	short := ""
+	if p.opt.Short != nil {
+		short = p.opt.Short()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
 		return nil
+	}
+	if short != p.short {
+		if short != "" {
+			p.log.Warn().Str("short", short).Msg("the machine is short: local builds wait")
+		} else {
+			p.log.Info().Msg("the machine is not short any more: local builds start again")
+		}
+		p.short = short
 	}
 	now := p.opt.Now()
 	var queued []*job
@@ -388,7 +405,7 @@ func (p *Pool) schedule() []*batch {
 			}
 			possible = true
 			b := batches[m]
-			if !m.upLocked(now) || m.busy && b == nil || b != nil && len(b.jobs) >= p.opt.BatchSize {
+			if !m.upLocked(now) || m.busy && b == nil || b != nil && len(b.jobs) >= p.opt.BatchSize || m.URI == "" && short != "" {
 				continue
 			}
 			load := 0.0

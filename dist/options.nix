@@ -143,6 +143,15 @@
         default = "/sys/fs/cgroup";
       };
     };
+    min_free_memory_mib = lib.mkOption {
+      type = lib.types.int;
+      default = 0;
+      description = "Below this much free memory (MemAvailable) or free disk where the store\nis, no local build starts (remote machines go on) until there is again,\nchecked every 5 s; the log says when it stops and starts. 0: not checked.";
+    };
+    min_free_disk_mib = lib.mkOption {
+      type = lib.types.int;
+      default = 0;
+    };
   };
   git = {
     checkouts = lib.mkOption {

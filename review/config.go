@@ -86,6 +86,11 @@ type BuildConfig struct {
 	SSHOptions   string   `yaml:"ssh_options"`
 	// Cgroups limits the local builds' memory and CPU.
 	Cgroups CgroupsConfig `yaml:"cgroups"`
+	// MinFreeMemoryMiB and MinFreeDiskMiB: below that much free memory
+	// (MemAvailable) or free disk where the store is, no local build
+	// starts until there is again (0: not checked).
+	MinFreeMemoryMiB int `yaml:"min_free_memory_mib"`
+	MinFreeDiskMiB   int `yaml:"min_free_disk_mib"`
 }
 
 // CgroupsConfig: each local Nix process runs in a cgroup of its own,
@@ -179,7 +184,7 @@ func (c Config) Validate() error {
 	}
 	b := c.Build
 	if b.MaxJobs < 0 || b.Cores < 0 || b.BuildTimeout < 0 || b.MaxSilentTime < 0 || b.BatchSize < 0 || b.LogMaxKiB < 0 ||
-		b.Cgroups.MemoryMiB < 0 || b.Cgroups.CPUs < 0 {
+		b.Cgroups.MemoryMiB < 0 || b.Cgroups.CPUs < 0 || b.MinFreeMemoryMiB < 0 || b.MinFreeDiskMiB < 0 {
 		return fmt.Errorf("config: build limits must not be negative")
 	}
 	for _, s := range b.LocalSystems {

@@ -186,6 +186,7 @@ func newPool(ctx context.Context, cfg Config, runner *nix.Runner, st *store.Stor
 		LogDir:        filepath.Join(cfg.DataDir, "logs"),
 		LogMaxBytes:   cfg.Build.LogMaxKiB << 10,
 		Cgroups:       cgroups(cfg.Build.Cgroups, log),
+		Short:         shortOf(cfg.Build),
 		JobMemoryMiB:  cfg.Build.Cgroups.MemoryMiB,
 		JobCPUs:       cfg.Build.Cgroups.CPUs,
 		RememberOOM:   cfg.Build.Cgroups.RememberOOM,
@@ -881,4 +882,13 @@ func cgroups(c CgroupsConfig, log zerolog.Logger) *nix.Cgroups {
 	}
 	log.Info().Int("cgroup_version", cg.Version).Int("memory_mib", c.MemoryMiB).Float64("cpus", c.CPUs).Msg("local builds run in cgroups: these limits for each build at once")
 	return cg
+}
+
+// shortOf is the pool's check of the machine's free memory and disk, nil
+// when none is configured.
+func shortOf(b BuildConfig) func() string {
+	if b.MinFreeMemoryMiB <= 0 && b.MinFreeDiskMiB <= 0 {
+		return nil
+	}
+	return build.Pressure{MinMemoryMiB: b.MinFreeMemoryMiB, MinDiskMiB: b.MinFreeDiskMiB, StoreDir: cmp.Or(os.Getenv("NIX_STORE_DIR"), "/nix/store")}.Short
 }

@@ -1,0 +1,57 @@
+package build
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Pressure is how short this machine may run before local builds wait:
+// free memory (MemAvailable) and free disk where the store is. A limit of
+// 0 is not checked.
+type Pressure struct {
+	MinMemoryMiB, MinDiskMiB int
+	// StoreDir is where the store's disk is measured (/nix/store).
+	StoreDir string
+}
+
+// Short says what is short now ("" when nothing is): the pool starts no
+// local build then, and starts again once it is not.
+func (p Pressure) Short() string {
+	if p.MinMemoryMiB > 0 {
+		if free, err := memAvailableMiB(); err == nil && free < p.MinMemoryMiB {
+			return fmt.Sprintf("free memory %d MiB is below build.min_free_memory_mib %d", free, p.MinMemoryMiB)
+		}
+	}
+	if p.MinDiskMiB > 0 {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(p.StoreDir, &st); err == nil {
+			if free := int(st.Bavail * uint64(st.Bsize) >> 20); free < p.MinDiskMiB {
+				return fmt.Sprintf("free disk %d MiB at %s is below build.min_free_disk_mib %d", free, p.StoreDir, p.MinDiskMiB)
+			}
+		}
+	}
+	return ""
+}
+
+func memAvailableMiB() (int, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "MemAvailable:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			if err != nil {
+				return 0, err
+			}
+			return kb >> 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no MemAvailable in /proc/meminfo")
+}
