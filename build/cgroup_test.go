@@ -127,3 +127,41 @@ func TestPressure(t *testing.T) {
 		t.Errorf("no thresholds: %q", s)
 	}
 }
+
+// A ticket's progress estimates the building left from its wants'
+// estimates: the longest build left, or all of them over the pool's
+// slots (2 here), whichever is longer; nothing once all are done.
+func TestProgressLeft(t *testing.T) {
+	f := newFixture(t, Options{})
+	for _, tc := range []struct {
+		ests []time.Duration
+		want time.Duration
+	}{
+		{[]time.Duration{40 * time.Minute, 6 * time.Minute, 6 * time.Minute}, 40 * time.Minute},   // the longest
+		{[]time.Duration{20 * time.Minute, 20 * time.Minute, 20 * time.Minute}, 30 * time.Minute}, // spread over 2 slots
+	} {
+		ws := f.wants(false, "silent", "chatty", "usesbad")
+		for i := range ws {
+			ws[i].Est = tc.ests[i]
+		}
+		tk, err := f.pool.Submit(context.Background(), ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := tk.Progress(); p.Left != tc.want {
+			t.Errorf("estimates %v: left %s, want %s", tc.ests, p.Left, tc.want)
+		}
+		tk.Cancel()
+		f.wait(tk)
+	}
+	ws := f.wants(false, "good")
+	ws[0].Est = time.Hour
+	tk, err := f.pool.Submit(context.Background(), ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.wait(tk)
+	if p := tk.Progress(); p.Left != 0 {
+		t.Errorf("left once built: %s", p.Left)
+	}
+}

@@ -69,6 +69,9 @@ type Want struct {
 	// Force builds it again when its failure (or a failure in its closure)
 	// is remembered; a remembered success still holds.
 	Force bool
+	// Est is how long it is expected to build (from recorded builds of
+	// the same package); 0: not known. Progress.Left adds them up.
+	Est time.Duration
 }
 
 // Pool builds derivations. Every derivation is built at most once at a
@@ -484,4 +487,13 @@ func dedupe(l []string) []string {
 		}
 	}
 	return out
+}
+
+// slots is how many builds the pool's machines run at once.
+func (p *Pool) slots() int {
+	n := 0
+	for _, m := range p.machines {
+		n += max(m.MaxJobs, 0)
+	}
+	return n
 }

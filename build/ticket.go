@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Ticket gathers the outcomes of one Submit. Its methods are safe for
@@ -80,6 +81,11 @@ type Progress struct {
 	// to Nix whole; it starts each when its inputs are there), sorted:
 	// their output can be followed live.
 	Running []string
+	// Left estimates the building left before every derivation has its
+	// outcome, if the pool's slots were the ticket's: the longest build
+	// left, or all of them spread over the slots, whichever is longer
+	// (from the wants' estimates; 0 when none has one).
+	Left time.Duration
 }
 
 // Progress returns the ticket's counts now.
@@ -100,6 +106,16 @@ func (t *Ticket) Progress() Progress {
 		if o.Cached {
 			p.Cached++
 		}
+	}
+	var work, longest time.Duration
+	for drv, w := range t.wants {
+		if _, done := t.outcomes[drv]; !done {
+			work += w.Est
+			longest = max(longest, w.Est)
+		}
+	}
+	if slots := t.pool.slots(); slots > 0 {
+		p.Left = max(longest, work/time.Duration(slots))
 	}
 	return p
 }

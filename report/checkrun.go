@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/basinix/basinix/build"
@@ -157,6 +158,9 @@ func BuildProgressCheckRun(p build.Progress, liveLog func(drv string) string) Ch
 	var b strings.Builder
 	fmt.Fprintf(&b, "| built | failed | building | queued |\n| --- | --- | --- | --- |\n| %d | %d | %d | %d |\n",
 		p.Done-p.Failed, p.Failed, p.Building, p.Total-p.Done-p.Building)
+	if p.Left > 0 {
+		fmt.Fprintf(&b, "\nAbout %s of building left before the verdict (from the last builds of the same packages, on every build slot; other PRs ahead in the queue come first).\n", roughly(p.Left))
+	}
 	if len(p.Running) > 0 {
 		b.WriteString("\nBuilding now:\n\n")
 		for i, drv := range p.Running {
@@ -325,4 +329,21 @@ func RequestedCheckRun(attrs []BuiltAttr, opt MarkdownOptions) CheckRun {
 		cr.Title, cr.Conclusion = "no tests", "neutral"
 	}
 	return cr
+}
+
+// roughly says a duration as people estimate one: "under a minute",
+// "12 minutes", "2 hours 10 minutes".
+func roughly(d time.Duration) string {
+	switch m := int(d.Round(time.Minute) / time.Minute); {
+	case m < 1:
+		return "under a minute"
+	case m == 1:
+		return "1 minute"
+	case m < 60:
+		return fmt.Sprintf("%d minutes", m)
+	case m%60 == 0:
+		return fmt.Sprintf("%d hours", m/60)
+	default:
+		return fmt.Sprintf("%d h %d min", m/60, m%60)
+	}
 }

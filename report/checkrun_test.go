@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/basinix/basinix/build"
@@ -102,5 +103,21 @@ func TestRequestedCheckRunWithoutTests(t *testing.T) {
 	}
 	if cr := RequestedCheckRun([]BuiltAttr{{Attr: "hello.passthru.tests", NoTests: true}}, MarkdownOptions{}); !strings.Contains(cr.Summary, "| `hello.passthru.tests` | no tests |") {
 		t.Errorf("summary:\n%s", cr.Summary)
+	}
+}
+
+// A running build check run says how much building is left, roughly.
+func TestBuildProgressSaysWhatIsLeft(t *testing.T) {
+	live := func(string) string { return "/live" }
+	run := BuildProgressCheckRun(build.Progress{Total: 5, Done: 1, Left: 12*time.Minute + 20*time.Second}, live)
+	if !strings.Contains(run.Summary, "About 12 minutes of building left") {
+		t.Errorf("summary: %s", run.Summary)
+	}
+	run = BuildProgressCheckRun(build.Progress{Total: 5, Done: 1, Left: 130 * time.Minute}, live)
+	if !strings.Contains(run.Summary, "About 2 h 10 min of building left") {
+		t.Errorf("summary: %s", run.Summary)
+	}
+	if run = BuildProgressCheckRun(build.Progress{Total: 5}, live); strings.Contains(run.Summary, "left") {
+		t.Errorf("no estimates, yet: %s", run.Summary)
 	}
 }

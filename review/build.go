@@ -18,35 +18,51 @@ import (
 // take.
 const typicalBuild = 5 * time.Minute
 
-// estimatedMinutes is what the review's pending head derivations (its
-// attributes and their tests) are estimated to take to build, in minutes:
-// the last successful build of the same package (store.DrvName) for each,
-// typicalBuild for one never built. The policy puts the PRs whose
-// verdicts cost least first (see TestSchedulingSimulation).
-func (r *Reviewer) estimatedMinutes(ctx context.Context, rep *report.Report) (int, error) {
-	var names []string
+// estimates are how long the review's pending derivations (the head's
+// attributes and their tests, and the base side of changed ones) are
+// expected to build: the last successful build of the same package
+// (store.DrvName), absent for one never built; and the head's work, with
+// typicalBuild for those. The policy puts the PRs whose verdicts cost
+// least first (see TestSchedulingSimulation); the running check runs say
+// how much building is left.
+func (r *Reviewer) estimates(ctx context.Context, rep *report.Report) (map[string]time.Duration, time.Duration, error) {
+	var head, all []string
 	for _, s := range rep.Systems {
 		for _, e := range s.Attrs {
 			if e.Verdict != report.Pending {
 				continue
 			}
-			names = append(names, store.DrvName(e.DrvPath))
+			head = append(head, e.DrvPath)
 			for _, t := range e.Tests {
 				if t.DrvPath != "" {
-					names = append(names, store.DrvName(t.DrvPath))
+					head = append(head, t.DrvPath)
 				}
+			}
+			if e.BaseDrvPath != "" {
+				all = append(all, e.BaseDrvPath)
 			}
 		}
 	}
+	all = append(all, head...)
+	names := make([]string, len(all))
+	for i, d := range all {
+		names[i] = store.DrvName(d)
+	}
 	times, err := r.store.BuildTimes(ctx, names)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	nodes := make([]Node, len(names))
-	for i, n := range names {
-		nodes[i] = Node{Est: cmp.Or(times[n], typicalBuild)}
+	est := make(map[string]time.Duration, len(all))
+	for i, d := range all {
+		if t := times[names[i]]; t > 0 {
+			est[d] = t
+		}
 	}
-	return costUnits(GraphCost(nodes, func(int) bool { return false })), nil
+	nodes := make([]Node, len(head))
+	for i, d := range head {
+		nodes[i] = Node{Est: cmp.Or(est[d], typicalBuild)}
+	}
+	return est, GraphCost(nodes, func(int) bool { return false }).Work, nil
 }
 
 // need is one attribute whose derivation must be in the store to be built:
@@ -68,19 +84,21 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 			r.log.Warn().Msg("the Nix sandbox is off: builds can see the network and the host's files (production should turn it on)")
 		})
 	}
-	rebuilds := 0
+	est, headWork, err := r.estimates(ctx, rep)
+	if err != nil {
+		return 0, 0, err
+	}
+	cost := 0
 	if req.FewerRebuildsFirst {
-		if rebuilds, err = r.estimatedMinutes(ctx, rep); err != nil {
-			return 0, 0, err
-		}
+		cost = costUnits(Cost{Work: headWork})
 	}
 	wants := map[string]build.Want{}
 	want := func(drv string, w work, force bool) {
-		prio := priority(w, rebuilds, r.cfg.BranchPriority) + req.Priority
+		prio := priority(w, cost, r.cfg.BranchPriority) + req.Priority
 		if w, ok := wants[drv]; ok {
 			prio, force = max(w.Priority, prio), w.Force || force
 		}
-		wants[drv] = build.Want{Drv: drv, Priority: prio, Force: force}
+		wants[drv] = build.Want{Drv: drv, Priority: prio, Force: force, Est: cmp.Or(est[drv], typicalBuild)}
 	}
 	var needs []need
 	var baseDrvs []string
