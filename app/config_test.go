@@ -29,6 +29,8 @@ func TestConfigExampleLoads(t *testing.T) {
 func TestConfigIsStrict(t *testing.T) {
 	for _, tc := range []struct{ body, wantErr string }{
 		{"eval:\n  workerz: 3\n", "field workerz not found"},
+		{"build:\n  machine_sizes:\n    \"ssh://nobody\": {cores: 1}\n", "is none of build.machines' URIs"},
+		{"build:\n  cgroups:\n    memory_mib: -1\n", "must not be negative"},
 		{"eval:\n  flakes: maybe\n", "eval.flakes is \"maybe\""},
 		{"eval:\n  flake_jobs: [\"checks; rm -rf /\"]\n", "is not an output name"},
 		{"eval:\n  flake_local_inputs: [relative/dir]\n", "is not an absolute path"},

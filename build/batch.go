@@ -155,7 +155,17 @@ func (p *Pool) cgroup(b *batch, n int, log zerolog.Logger) *nix.Cgroup {
 	}
 	at := max(1, min(n, b.m.MaxJobs))
 	name := fmt.Sprintf("batch-%d-%d", os.Getpid(), batchGroups.Add(1))
-	g, err := p.opt.Cgroups.Group(name, p.opt.JobMemoryMiB*at, p.opt.JobCPUs*float64(at))
+	mem := p.opt.JobMemoryMiB * at
+	if mem > 0 {
+		// A build known to need more gets it (the machine's, at most).
+		for _, j := range b.jobs {
+			mem = max(mem, j.needMiB)
+		}
+		if b.m.MemoryMiB > 0 {
+			mem = min(mem, b.m.MemoryMiB)
+		}
+	}
+	g, err := p.opt.Cgroups.Group(name, mem, p.opt.JobCPUs*float64(at))
 	if err != nil {
 		log.Warn().Err(err).Msg("no cgroup for the batch: it builds without limits")
 		return nil
@@ -281,6 +291,7 @@ func (p *Pool) decide(ctx, bctx context.Context, b *batch, r *nix.Realised, runE
 			// machine's fault; remembered only when asked (more memory,
 			// or building alone, may build it).
 			o.Result, o.Message, o.transient = Failure, fmt.Sprintf("out of memory (limit %d MiB)", b.oomLimitMiB), !p.opt.RememberOOM
+			o.MemoryLimitMiB = b.oomLimitMiB
 		case f != nil && f.Kind == nix.FailTimeout:
 			o.Result, o.Message = Timeout, f.Message
 		case f != nil && f.Kind == nix.FailBuilder:

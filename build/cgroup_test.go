@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/basinix/basinix/internal/testenv"
 	"github.com/basinix/basinix/nix"
 )
 
@@ -39,6 +40,17 @@ func TestCgroupLimits(t *testing.T) {
 	}
 	if kept, _ := f.results.Results(context.Background(), []string{f.drvs["hungry"]}); len(kept) > 0 {
 		t.Errorf("hungry's out of memory is remembered: %+v", kept)
+	}
+	if h.MemoryLimitMiB != 64 {
+		t.Errorf("hungry: memory limit %d, want 64 (it needs more)", h.MemoryLimitMiB)
+	}
+	// Known to need more, it gets it: the group's limit is its need.
+	tk, err := f.pool.Submit(context.Background(), []Want{{Drv: f.drvs["hungry"], MemoryMiB: 1024}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := f.wait(tk)["hungry"]; o.Result != Success {
+		t.Errorf("hungry with 1024 MiB: %+v", o)
 	}
 
 	start := time.Now()
@@ -163,5 +175,53 @@ func TestProgressLeft(t *testing.T) {
 	f.wait(tk)
 	if p := tk.Progress(); p.Left != 0 {
 		t.Errorf("left once built: %s", p.Left)
+	}
+}
+
+// Machines of different sizes: a big-parallel build goes to the machine
+// with the most cores, one known to need more memory than a machine has
+// does not go there (the biggest gets it when none has enough), and the
+// rest go where the load is least.
+func TestRoutingBySize(t *testing.T) {
+	f := newFixture(t, Options{})
+	small := Machine{Systems: []string{"x86_64-linux"}, SupportedFeatures: []string{"big-parallel"}, MaxJobs: 2, SpeedFactor: 1, Cores: 4, MemoryMiB: 1024}
+	big := &Machine{URI: "ssh-ng://builder@big", Systems: []string{"x86_64-linux"}, SupportedFeatures: []string{"big-parallel"}, MaxJobs: 2, SpeedFactor: 1, Cores: 64, MemoryMiB: 65536}
+	p, err := New(Options{Local: small, Machines: []*Machine{big}, LogDir: t.TempDir()}, f.runner, &memResults{m: map[string]*Outcome{}}, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := func(w Want) string {
+		t.Helper()
+		tk, err := p.Submit(context.Background(), []Want{w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tk.Cancel()
+		for _, b := range p.schedule() {
+			p.mu.Lock()
+			b.m.busy = false
+			for _, j := range b.jobs {
+				j.batch = nil
+			}
+			p.mu.Unlock()
+			for _, j := range b.jobs {
+				if j.drv.Path == w.Drv {
+					return b.m.Name()
+				}
+			}
+		}
+		return "nowhere"
+	}
+	if got := route(Want{Drv: f.drvs["big"]}); got != "ssh-ng://builder@big" {
+		t.Errorf("big-parallel went to %s, want the 64-core machine", got)
+	}
+	if got := route(Want{Drv: f.drvs["good"], MemoryMiB: 4096}); got != "ssh-ng://builder@big" {
+		t.Errorf("a build needing 4 GiB went to %s, want the machine that has it", got)
+	}
+	if got := route(Want{Drv: f.drvs["base"]}); got != "localhost" {
+		t.Errorf("a plain build went to %s, want the local machine (first at equal load)", got)
+	}
+	if got := route(Want{Drv: f.drvs["shared1"], MemoryMiB: 1 << 20}); got != "ssh-ng://builder@big" {
+		t.Errorf("a build needing 1 TiB (more than any machine) went to %s, want the biggest", got)
 	}
 }

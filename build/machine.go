@@ -22,6 +22,9 @@ type Machine struct {
 	SupportedFeatures []string
 	MandatoryFeatures []string
 	HostKey           string // base64 public host key
+	// Cores and MemoryMiB are the machine's size (0: not known): builds
+	// that need much go to machines that have it.
+	Cores, MemoryMiB int
 }
 
 // Name is how logs and results name the machine.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -72,6 +73,10 @@ type Want struct {
 	// Est is how long it is expected to build (from recorded builds of
 	// the same package); 0: not known. Progress.Left adds them up.
 	Est time.Duration
+	// MemoryMiB is what it is known to need (an earlier build ran out of
+	// memory); 0: not known. It goes to a machine with at least that much
+	// (when machines' sizes are known), in a cgroup that gives it.
+	MemoryMiB int
 }
 
 // Pool builds derivations. Every derivation is built at most once at a
@@ -101,6 +106,7 @@ type job struct {
 	prio    int
 	seq     uint64 // submission order, among equal priorities
 	force   bool
+	needMiB int // what its build needs in memory (Want.MemoryMiB)
 	tickets map[*Ticket]struct{}
 	batch   *batch // nil while queued
 }
@@ -242,6 +248,7 @@ func (p *Pool) Submit(ctx context.Context, wants []Want) (*Ticket, error) {
 		}
 		j.prio = max(j.prio, w.Priority)
 		j.force = j.force || w.Force
+		j.needMiB = max(j.needMiB, w.MemoryMiB)
 		j.tickets[t] = struct{}{}
 		if j.batch != nil {
 			t.setBuilding(drv, true)
@@ -402,13 +409,18 @@ func (p *Pool) schedule() []*batch {
 		var best *machine
 		var bestLoad float64
 		possible := false
+		// A build known to need more memory than a machine has does not go
+		// there, unless no machine has enough: then the biggest gets it.
+		fits := func(m *machine) bool { return j.needMiB == 0 || m.MemoryMiB == 0 || m.MemoryMiB >= j.needMiB }
+		someFit := slices.ContainsFunc(p.machines, func(m *machine) bool { return m.CanBuild(j.drv.System, j.drv.Features) && fits(m) })
 		for _, m := range p.machines {
 			if !m.CanBuild(j.drv.System, j.drv.Features) {
 				continue
 			}
 			possible = true
 			b := batches[m]
-			if !m.upLocked(now) || m.busy && b == nil || b != nil && len(b.jobs) >= p.opt.BatchSize || m.URI == "" && short != "" {
+			if !m.upLocked(now) || m.busy && b == nil || b != nil && len(b.jobs) >= p.opt.BatchSize || m.URI == "" && short != "" ||
+				someFit && !fits(m) {
 				continue
 			}
 			load := 0.0
@@ -416,7 +428,7 @@ func (p *Pool) schedule() []*batch {
 				load = float64(len(b.jobs)) / float64(m.MaxJobs)
 			}
 			load /= m.SpeedFactor
-			if best == nil || load < bestLoad || load == bestLoad && m.SpeedFactor > best.SpeedFactor {
+			if best == nil || bigger(j, m, best) || !bigger(j, best, m) && (load < bestLoad || load == bestLoad && m.SpeedFactor > best.SpeedFactor) {
 				best, bestLoad = m, load
 			}
 		}
@@ -496,4 +508,17 @@ func (p *Pool) slots() int {
 		n += max(m.MaxJobs, 0)
 	}
 	return n
+}
+
+// bigger says whether machine a suits job j better than b by its size: a
+// build known to need much memory goes where there is more, a
+// big-parallel one where there are more cores. Otherwise load decides.
+func bigger(j *job, a, b *machine) bool {
+	if j.needMiB > 0 && a.MemoryMiB != b.MemoryMiB {
+		return a.MemoryMiB > b.MemoryMiB
+	}
+	if slices.Contains(j.drv.Features, "big-parallel") && a.Cores != b.Cores {
+		return a.Cores > b.Cores
+	}
+	return false
 }

@@ -37,7 +37,17 @@ func (p Pressure) Short() string {
 	return ""
 }
 
-func memAvailableMiB() (int, error) {
+// MemTotalMiB is this machine's memory (0 when /proc/meminfo does not
+// say).
+func MemTotalMiB() int {
+	n, _ := meminfo("MemTotal:")
+	return n
+}
+
+func memAvailableMiB() (int, error) { return meminfo("MemAvailable:") }
+
+// meminfo reads one field of /proc/meminfo, in MiB.
+func meminfo(field string) (int, error) {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0, err
@@ -45,7 +55,7 @@ func memAvailableMiB() (int, error) {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "MemAvailable:"); ok {
+		if rest, ok := strings.CutPrefix(s.Text(), field); ok {
 			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 			if err != nil {
 				return 0, err
@@ -53,5 +63,5 @@ func memAvailableMiB() (int, error) {
 			return kb >> 10, nil
 		}
 	}
-	return 0, fmt.Errorf("no MemAvailable in /proc/meminfo")
+	return 0, fmt.Errorf("no %s in /proc/meminfo", field)
 }

@@ -46,6 +46,9 @@ type Outcome struct {
 	// not the derivation's (a builder killed by the OOM killer, no space
 	// left, Nix stopping early): building again may give the real result.
 	MachineFault string
+	// MemoryLimitMiB, for a build killed for its cgroup's memory, is the
+	// limit it had: it needs more.
+	MemoryLimitMiB int
 	// transient outcomes (cancelled, infrastructure trouble) are not remembered.
 	transient bool
 }

@@ -152,6 +152,21 @@
       type = lib.types.int;
       default = 0;
     };
+    machine_sizes = lib.mkOption {
+      type = lib.types.attrsOf lib.types.anything;
+      default = { };
+      description = "Machines' sizes, by URI as in machines (the local machine's default to\nwhat it has): a big-parallel build goes to the machine with the most\ncores, one that ran out of memory before (it then needs twice its\nlimit) to a machine with that much, in a cgroup that gives it. E.g.\n\"ssh-ng://builder@arm1\": { cores: 64, memory_mib: 262144 }";
+    };
+    local_size = {
+      cores = lib.mkOption {
+        type = lib.types.int;
+        default = 0;
+      };
+      memory_mib = lib.mkOption {
+        type = lib.types.int;
+        default = 0;
+      };
+    };
   };
   git = {
     checkouts = lib.mkOption {

@@ -21,11 +21,12 @@ const typicalBuild = 5 * time.Minute
 // estimates are how long the review's pending derivations (the head's
 // attributes and their tests, and the base side of changed ones) are
 // expected to build: the last successful build of the same package
-// (store.DrvName), absent for one never built; and the head's work, with
-// typicalBuild for those. The policy puts the PRs whose verdicts cost
+// (store.DrvName), absent for one never built; what they are known to
+// need in memory; and the head's work, with typicalBuild for those never
+// built. The policy puts the PRs whose verdicts cost
 // least first (see TestSchedulingSimulation); the running check runs say
 // how much building is left.
-func (r *Reviewer) estimates(ctx context.Context, rep *report.Report) (map[string]time.Duration, time.Duration, error) {
+func (r *Reviewer) estimates(ctx context.Context, rep *report.Report) (est map[string]time.Duration, needs map[string]int, work time.Duration, err error) {
 	var head, all []string
 	for _, s := range rep.Systems {
 		for _, e := range s.Attrs {
@@ -50,19 +51,26 @@ func (r *Reviewer) estimates(ctx context.Context, rep *report.Report) (map[strin
 	}
 	times, err := r.store.BuildTimes(ctx, names)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
-	est := make(map[string]time.Duration, len(all))
+	mem, err := r.store.MemoryNeeds(ctx, names)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	est, needs = make(map[string]time.Duration, len(all)), map[string]int{}
 	for i, d := range all {
 		if t := times[names[i]]; t > 0 {
 			est[d] = t
+		}
+		if m := mem[names[i]]; m > 0 {
+			needs[d] = m
 		}
 	}
 	nodes := make([]Node, len(head))
 	for i, d := range head {
 		nodes[i] = Node{Est: cmp.Or(est[d], typicalBuild)}
 	}
-	return est, GraphCost(nodes, func(int) bool { return false }).Work, nil
+	return est, needs, GraphCost(nodes, func(int) bool { return false }).Work, nil
 }
 
 // need is one attribute whose derivation must be in the store to be built:
@@ -84,7 +92,7 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 			r.log.Warn().Msg("the Nix sandbox is off: builds can see the network and the host's files (production should turn it on)")
 		})
 	}
-	est, headWork, err := r.estimates(ctx, rep)
+	est, memory, headWork, err := r.estimates(ctx, rep)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -98,7 +106,7 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 		if w, ok := wants[drv]; ok {
 			prio, force = max(w.Priority, prio), w.Force || force
 		}
-		wants[drv] = build.Want{Drv: drv, Priority: prio, Force: force, Est: cmp.Or(est[drv], typicalBuild)}
+		wants[drv] = build.Want{Drv: drv, Priority: prio, Force: force, Est: cmp.Or(est[drv], typicalBuild), MemoryMiB: memory[drv]}
 	}
 	var needs []need
 	var baseDrvs []string
@@ -242,7 +250,16 @@ func (r *Reviewer) buildOnce(ctx context.Context, wants []build.Want, progress f
 			progress(t.Progress())
 		}
 	}
-	return t.Outcomes(), nil
+	outs := t.Outcomes()
+	for drv, o := range outs {
+		// Killed for its memory: next time it gets twice as much.
+		if o.MemoryLimitMiB > 0 {
+			if err := r.store.PutMemoryNeed(context.WithoutCancel(ctx), store.DrvName(drv), 2*o.MemoryLimitMiB); err != nil {
+				r.log.Warn().Err(err).Str("drv", drv).Msg("remembering what a build needs in memory")
+			}
+		}
+	}
+	return outs, nil
 }
 
 // instantiate makes sure the .drv files of needs are in the store, writing

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,6 +92,16 @@ type BuildConfig struct {
 	// starts until there is again (0: not checked).
 	MinFreeMemoryMiB int `yaml:"min_free_memory_mib"`
 	MinFreeDiskMiB   int `yaml:"min_free_disk_mib"`
+	// MachineSizes are the remote machines' cores and memory, by URI as
+	// in machines; LocalSize the local machine's (default: what it has).
+	MachineSizes map[string]MachineSize `yaml:"machine_sizes"`
+	LocalSize    MachineSize            `yaml:"local_size"`
+}
+
+// MachineSize is a machine's cores and memory (0: not known).
+type MachineSize struct {
+	Cores     int `yaml:"cores"`
+	MemoryMiB int `yaml:"memory_mib"`
 }
 
 // CgroupsConfig: each local Nix process runs in a cgroup of its own,
@@ -243,6 +254,16 @@ func (c Config) Machines() ([]*build.Machine, error) {
 	ms, err := build.ParseMachines(text)
 	if err != nil {
 		return nil, fmt.Errorf("config: build.machines: %w", err)
+	}
+	for uri, size := range c.Build.MachineSizes {
+		i := slices.IndexFunc(ms, func(m *build.Machine) bool { return m.URI == uri })
+		if i < 0 {
+			return nil, fmt.Errorf("config: build.machine_sizes: %q is none of build.machines' URIs", uri)
+		}
+		if size.Cores < 0 || size.MemoryMiB < 0 {
+			return nil, fmt.Errorf("config: build.machine_sizes: %q: sizes must not be negative", uri)
+		}
+		ms[i].Cores, ms[i].MemoryMiB = size.Cores, size.MemoryMiB
 	}
 	return ms, nil
 }

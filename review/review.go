@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -164,7 +165,8 @@ func newPool(ctx context.Context, cfg Config, runner *nix.Runner, st *store.Stor
 	if err != nil {
 		return nil, nil, err
 	}
-	local := build.Machine{Systems: host.Systems, SupportedFeatures: host.Features, MaxJobs: cfg.Build.MaxJobs, SpeedFactor: 1}
+	local := build.Machine{Systems: host.Systems, SupportedFeatures: host.Features, MaxJobs: cfg.Build.MaxJobs, SpeedFactor: 1,
+		Cores: cmp.Or(cfg.Build.LocalSize.Cores, runtime.NumCPU()), MemoryMiB: cmp.Or(cfg.Build.LocalSize.MemoryMiB, build.MemTotalMiB())}
 	if len(cfg.Build.LocalSystems) > 0 {
 		local.Systems = cfg.Build.LocalSystems
 	}

@@ -128,3 +128,35 @@ func (s *Store) BuildTimes(ctx context.Context, names []string) (map[string]time
 	}
 	return out, nil
 }
+
+// PutMemoryNeed records that the package name needs at least mib MiB to
+// build (never lowering what is known).
+func (s *Store) PutMemoryNeed(ctx context.Context, name string, mib int) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO memory_needs (name, mib, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET mib = max(mib, excluded.mib), updated_at = excluded.updated_at`, name, mib, time.Now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("memory need of %s: %w", name, err)
+	}
+	return nil
+}
+
+// MemoryNeeds returns what the packages named are known to need (MiB);
+// names without a known need are absent.
+func (s *Store) MemoryNeeds(ctx context.Context, names []string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, name := range names {
+		if _, seen := out[name]; seen || name == "" {
+			continue
+		}
+		var mib int
+		err := s.db.QueryRowContext(ctx, `SELECT mib FROM memory_needs WHERE name = ?`, name).Scan(&mib)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("memory need of %s: %w", name, err)
+		}
+		out[name] = mib
+	}
+	return out, nil
+}

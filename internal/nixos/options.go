@@ -118,6 +118,9 @@ func nixValue(key string, v *yaml.Node) (typ, def string, err error) {
 		for i := 0; i+1 < len(v.Content); i += 2 {
 			kv = append(kv, fmt.Sprintf("%s = %s;", nixName(v.Content[i].Value), nixString(v.Content[i+1].Value)))
 		}
+		if len(kv) == 0 && !isStringMap(key) {
+			return "lib.types.attrsOf lib.types.anything", "{ }", nil
+		}
 		if len(kv) == 0 {
 			return "lib.types.attrsOf lib.types.str", "{ }", nil
 		}
