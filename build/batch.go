@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,7 +156,26 @@ func (p *Pool) cgroup(b *batch, n int, log zerolog.Logger) *nix.Cgroup {
 	}
 	at := max(1, min(n, b.m.MaxJobs))
 	name := fmt.Sprintf("batch-%d-%d", os.Getpid(), batchGroups.Add(1))
-	mem := p.opt.JobMemoryMiB * at
+	// Each build's share: its feature class's (big-parallel gets more),
+	// or the default; the group has the largest at of them, as many as
+	// run at once.
+	var mems []int
+	var cpus []float64
+	for _, j := range b.jobs {
+		m, c := p.opt.JobMemoryMiB, p.opt.JobCPUs
+		for _, f := range j.drv.Features {
+			if l, ok := p.opt.FeatureLimits[f]; ok {
+				m, c = max(m, l.MemoryMiB), max(c, l.CPUs)
+			}
+		}
+		mems, cpus = append(mems, m), append(cpus, c)
+	}
+	slices.Sort(mems)
+	slices.Sort(cpus)
+	mem, cpu := 0, 0.0
+	for i := 0; i < at && i < len(mems); i++ {
+		mem, cpu = mem+mems[len(mems)-1-i], cpu+cpus[len(cpus)-1-i]
+	}
 	if mem > 0 {
 		// A build known to need more gets it (the machine's, at most).
 		for _, j := range b.jobs {
@@ -165,7 +185,7 @@ func (p *Pool) cgroup(b *batch, n int, log zerolog.Logger) *nix.Cgroup {
 			mem = min(mem, b.m.MemoryMiB)
 		}
 	}
-	g, err := p.opt.Cgroups.Group(name, mem, p.opt.JobCPUs*float64(at))
+	g, err := p.opt.Cgroups.Group(name, mem, cpu)
 	if err != nil {
 		log.Warn().Err(err).Msg("no cgroup for the batch: it builds without limits")
 		return nil

@@ -15,7 +15,9 @@ import (
 // Local builds in cgroups (real ones: this machine's v1 or v2): a build
 // that allocates past its memory limit fails "out of memory (limit N
 // MiB)", in its log too, and is not remembered (more memory may build
-// it); one that spins gets its CPU quota, not the machine; others build.
+// it); the same build as big-parallel gets that feature class's larger
+// share, and so does one known to need more; one that spins gets its CPU
+// quota, not the machine; others build.
 // Where no cgroup is usable the test says so and checks the builds go on.
 func TestCgroupLimits(t *testing.T) {
 	cg, why := nix.DetectCgroups("/sys/fs/cgroup", "basinix-test")
@@ -28,7 +30,8 @@ func TestCgroupLimits(t *testing.T) {
 		return
 	}
 	t.Logf("cgroup v%d", cg.Version)
-	f := newFixture(t, Options{Cgroups: cg, JobMemoryMiB: 64, JobCPUs: 0.25})
+	f := newFixture(t, Options{Cgroups: cg, JobMemoryMiB: 64, JobCPUs: 0.25, FeatureLimits: map[string]JobLimits{"big-parallel": {MemoryMiB: 1024}},
+		Local: Machine{Systems: []string{"x86_64-linux"}, SupportedFeatures: []string{"big-parallel"}, MaxJobs: 2}})
 
 	got := f.build(false, "hungry")
 	h := got["hungry"]
@@ -40,6 +43,10 @@ func TestCgroupLimits(t *testing.T) {
 	}
 	if kept, _ := f.results.Results(context.Background(), []string{f.drvs["hungry"]}); len(kept) > 0 {
 		t.Errorf("hungry's out of memory is remembered: %+v", kept)
+	}
+	// The same build as big-parallel gets that class's share, and builds.
+	if o := f.build(false, "hungrybig")["hungrybig"]; o.Result != Success {
+		t.Errorf("hungrybig with big-parallel's 1024 MiB: %+v", o)
 	}
 	if h.MemoryLimitMiB != 64 {
 		t.Errorf("hungry: memory limit %d, want 64 (it needs more)", h.MemoryLimitMiB)

@@ -59,7 +59,10 @@ type Options struct {
 	Cgroups      *nix.Cgroups
 	JobMemoryMiB int
 	JobCPUs      float64
-	RememberOOM  bool
+	// FeatureLimits are the per-build limits of builds that require a
+	// system feature (big-parallel: more), over the defaults.
+	FeatureLimits map[string]JobLimits
+	RememberOOM   bool
 }
 
 // Want asks for one derivation.
@@ -521,4 +524,10 @@ func bigger(j *job, a, b *machine) bool {
 		return a.Cores > b.Cores
 	}
 	return false
+}
+
+// JobLimits are one build's share of a cgroup (0: the default's).
+type JobLimits struct {
+	MemoryMiB int
+	CPUs      float64
 }

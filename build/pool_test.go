@@ -87,7 +87,7 @@ func newFixture(t *testing.T, opt Options) *fixture {
 	return f
 }
 
-var attrs = []string{"base", "good", "bad", "usesbad", "usesusesbad", "silent", "chatty", "arm", "big", "shared1", "shared2", "longline", "killed", "diskfull", "fodmismatch", "hungry", "spin"}
+var attrs = []string{"base", "good", "bad", "usesbad", "usesusesbad", "silent", "chatty", "arm", "big", "shared1", "shared2", "longline", "killed", "diskfull", "fodmismatch", "hungry", "hungrybig", "spin"}
 
 // instantiate writes the fixture's derivations with a new nonce.
 func (f *fixture) instantiate(system string) {

@@ -142,6 +142,11 @@
         type = lib.types.str;
         default = "/sys/fs/cgroup";
       };
+      features = lib.mkOption {
+        type = lib.types.attrsOf lib.types.anything;
+        default = { };
+        description = "Builds that require a system feature get that class's share instead,\ne.g. big-parallel: { memory_mib: 16384, cpus: 16 }";
+      };
     };
     min_free_memory_mib = lib.mkOption {
       type = lib.types.int;

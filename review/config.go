@@ -113,6 +113,15 @@ type CgroupsConfig struct {
 	CPUs        float64 `yaml:"cpus"`
 	RememberOOM bool    `yaml:"remember_oom"`
 	Root        string  `yaml:"root"`
+	// Features give the builds that require a system feature more
+	// (big-parallel: {memory_mib: 16384, cpus: 16}).
+	Features map[string]JobLimitsConfig `yaml:"features"`
+}
+
+// JobLimitsConfig is one build's share of a cgroup.
+type JobLimitsConfig struct {
+	MemoryMiB int     `yaml:"memory_mib"`
+	CPUs      float64 `yaml:"cpus"`
 }
 
 // DefaultBranchPriority puts branch builds after every PR's: PRs are

@@ -191,6 +191,7 @@ func newPool(ctx context.Context, cfg Config, runner *nix.Runner, st *store.Stor
 		Short:         shortOf(cfg.Build),
 		JobMemoryMiB:  cfg.Build.Cgroups.MemoryMiB,
 		JobCPUs:       cfg.Build.Cgroups.CPUs,
+		FeatureLimits: featureLimits(cfg.Build.Cgroups.Features),
 		RememberOOM:   cfg.Build.Cgroups.RememberOOM,
 	}, runner, buildResults{st}, log)
 	return pool, host, err
@@ -893,4 +894,12 @@ func shortOf(b BuildConfig) func() string {
 		return nil
 	}
 	return build.Pressure{MinMemoryMiB: b.MinFreeMemoryMiB, MinDiskMiB: b.MinFreeDiskMiB, StoreDir: cmp.Or(os.Getenv("NIX_STORE_DIR"), "/nix/store")}.Short
+}
+
+func featureLimits(fs map[string]JobLimitsConfig) map[string]build.JobLimits {
+	out := make(map[string]build.JobLimits, len(fs))
+	for f, l := range fs {
+		out[f] = build.JobLimits{MemoryMiB: l.MemoryMiB, CPUs: l.CPUs}
+	}
+	return out
 }

@@ -27,9 +27,10 @@ in rec {
   # that fails for want of disk space.
   longline = mk "longline" "head -c 540000000 /dev/zero | tr '\\0' x; echo; echo after the long line; echo ok > $out" { PATH = "/usr/bin:/bin"; };
   killed = mk "killed" "echo about to be killed; kill -9 $$" { };
-  # 400 MB in one line: tail keeps it whole (cgroup memory limits); the
+  # 200 MB in one line: tail keeps it whole (cgroup memory limits); the
   # build fails as make does when the kernel kills a compiler.
-  hungry = mk "hungry" "echo allocating; head -c 400000000 /dev/zero | tail > /dev/null || exit 2; echo ok > $out" { PATH = "/usr/bin:/bin"; };
+  hungry = mk "hungry" "echo allocating; head -c 200000000 /dev/zero | tail > /dev/null || exit 2; echo ok > $out" { PATH = "/usr/bin:/bin"; };
+  hungrybig = mk "hungrybig" "echo allocating; head -c 200000000 /dev/zero | tail > /dev/null || exit 2; echo ok > $out" { PATH = "/usr/bin:/bin"; requiredSystemFeatures = [ "big-parallel" ]; };
   # Spins for two seconds of wall time, then writes its CPU times (cgroup
   # CPU quotas).
   spin = mk "spin" "end=$(( $(date +%s) + 2 )); while [ $(date +%s) -lt $end ]; do i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done; times > $out" { PATH = "/usr/bin:/bin"; };
