@@ -46,6 +46,11 @@
       default = 8192;
       description = "Resident memory bound of each evaluation process, in MiB. A walker's\nmemory grows with what it evaluated: past three quarters of the bound it\nhands the rest of its list to a new process at its next group (as\nnix-eval-jobs' workers restart past max-memory-size), losing nothing;\npast the bound itself the process is killed and the attribute it was on,\ntried alone, gets a memory-limit error.";
     };
+    memory_budget_mib = lib.mkOption {
+      type = lib.types.int;
+      default = 0;
+      description = "Bound on the walkers' resident memory together, in MiB (0: workers ×\nmax_memory_mib, as nix-eval-jobs budgets its workers): past it, the\nlargest walker hands the rest of its list over at its next group.";
+    };
     max_attrs = lib.mkOption {
       type = lib.types.int;
       default = 1000000;

@@ -32,6 +32,13 @@ type Evaluator struct {
 	env     []string
 	slots   chan struct{}
 
+	// mem is what each walker's resident memory was last measured at,
+	// for Options.MemoryBudget.
+	mem struct {
+		sync.Mutex
+		rss map[*proc]memSample
+	}
+
 	// closed ends every process left when the Evaluator is closed; bg
 	// counts the processes running.
 	closed context.Context

@@ -83,3 +83,34 @@ func TestSoftMemoryBoundHandsOver(t *testing.T) {
 		}
 	}
 }
+
+// The walkers' memory together is budgeted: past the budget, the largest
+// walker hands its list over (here with a budget any walker passes): the
+// evaluation gives the unbudgeted one's result, with walkers retired.
+func TestMemoryBudgetSharedByWalkers(t *testing.T) {
+	src := growingSet(t, 3000)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	free := newEvaluator(t, eval.Options{Workers: 3})
+	want, err := free.Evaluate(ctx, src, "x86_64-linux", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	budgeted := newEvaluator(t, eval.Options{Workers: 3, MemoryBudget: 1 << 20})
+	got, err := budgeted.Evaluate(ctx, src, "x86_64-linux", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("unbudgeted: %d processes; budgeted: %d processes, %d retired", want.Processes, got.Processes, got.Retired)
+	if got.Retired == 0 {
+		t.Errorf("no walker handed over past the budget")
+	}
+	if len(got.Attrs) != len(want.Attrs) {
+		t.Fatalf("%d attributes budgeted, %d not", len(got.Attrs), len(want.Attrs))
+	}
+	for name, a := range want.Attrs {
+		if b := got.Attrs[name]; b == nil || b.DrvPath != a.DrvPath {
+			t.Errorf("%s: %+v budgeted, %+v not", name, b, a)
+		}
+	}
+}

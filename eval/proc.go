@@ -584,12 +584,50 @@ func softMemory(base, max int64) int64 {
 	return base + (max-base)/4*3
 }
 
-// onMemory retires the process when its memory passes the soft bound.
+// memSample is a walker's resident memory and when it was measured.
+type memSample struct {
+	rss int64
+	at  time.Time
+}
+
+// overBudget records p's memory and says whether the walkers together
+// are past the evaluator's memory budget with p the largest of them (the
+// one to hand over). Walkers not measured for a second are gone.
+func (e *Evaluator) overBudget(p *proc, rss int64) bool {
+	budget := e.opt.MemoryBudget
+	if budget <= 0 {
+		budget = int64(e.opt.Workers) * e.opt.MaxMemory
+	}
+	if budget <= 0 {
+		return false
+	}
+	now := time.Now()
+	e.mem.Lock()
+	defer e.mem.Unlock()
+	if e.mem.rss == nil {
+		e.mem.rss = map[*proc]memSample{}
+	}
+	e.mem.rss[p] = memSample{rss, now}
+	var total, largest int64
+	for q, s := range e.mem.rss {
+		if now.Sub(s.at) > time.Second {
+			delete(e.mem.rss, q)
+			continue
+		}
+		total += s.rss
+		largest = max(largest, s.rss)
+	}
+	return total > budget && rss == largest
+}
+
+// onMemory retires the process when its memory passes the soft bound, or
+// the walkers together pass the memory budget and it is the largest.
 func (p *proc) onMemory(rss int64) {
 	max := p.e.opt.MaxMemory
-	if max <= 0 || p.limits == "" || p.retiring.Load() {
+	if p.limits == "" || p.retiring.Load() {
 		return
 	}
+	over := p.e.overBudget(p, rss)
 	base := p.base.Load()
 	if base == 0 {
 		if p.walkedGroup() {
@@ -597,7 +635,7 @@ func (p *proc) onMemory(rss int64) {
 		}
 		return
 	}
-	if rss <= softMemory(base, max) {
+	if !over && (max <= 0 || rss <= softMemory(base, max)) {
 		return
 	}
 	if rest := p.retire(); rest != nil {
@@ -605,7 +643,7 @@ func (p *proc) onMemory(rss int64) {
 		p.mu.Lock()
 		p.retired = rest
 		p.mu.Unlock()
-		p.e.log.Debug().Str("system", p.spec.system).Int64("rss_mib", rss>>20).Int64("base_mib", base>>20).Int("paths", len(rest)).Msg("a walker past the soft memory bound hands its list over")
+		p.e.log.Debug().Str("system", p.spec.system).Int64("rss_mib", rss>>20).Int64("base_mib", base>>20).Int("paths", len(rest)).Bool("budget", over).Msg("a walker past the soft memory bound (or the largest past the walkers' budget) hands its list over")
 	}
 }
 

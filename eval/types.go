@@ -110,6 +110,11 @@ type Options struct {
 	AttrTimeout time.Duration
 	// MaxMemory bounds each evaluation process's resident memory, in bytes.
 	MaxMemory int64
+	// MemoryBudget bounds the walkers' resident memory together, in
+	// bytes (default Workers × MaxMemory): past it, the largest walker
+	// hands its list over at its next group (as past its own soft bound),
+	// so that many walkers at once do not take the machine's memory.
+	MemoryBudget int64
 	// MaxExplained bounds how many throwing attributes get their message
 	// fetched by one Explain (one Nix process each); the rest say so.
 	MaxExplained int

@@ -56,9 +56,12 @@ type EvalConfig struct {
 	AttrTimeout  time.Duration `yaml:"attr_timeout"`
 	Timeout      time.Duration `yaml:"timeout"`
 	MaxMemoryMiB int64         `yaml:"max_memory_mib"`
-	MaxExplained int           `yaml:"max_explained"`
-	MaxAttrs     int           `yaml:"max_attrs"`
-	MaxDeaths    int           `yaml:"max_deaths"`
+	// MemoryBudgetMiB bounds the walkers' memory together (0: workers ×
+	// max_memory_mib).
+	MemoryBudgetMiB int64 `yaml:"memory_budget_mib"`
+	MaxExplained    int   `yaml:"max_explained"`
+	MaxAttrs        int   `yaml:"max_attrs"`
+	MaxDeaths       int   `yaml:"max_deaths"`
 	// Flakes: when a checkout is evaluated as a flake: auto (a flake.nix
 	// and no default.nix), always or never.
 	Flakes string `yaml:"flakes"`
@@ -184,7 +187,7 @@ func (c Config) Validate() error {
 	if c.Git.Checkouts < 1 {
 		return fmt.Errorf("config: git.checkouts must be at least 1")
 	}
-	if e := c.Eval; e.Workers < 0 || e.AttrTimeout < 0 || e.Timeout < 0 || e.MaxMemoryMiB < 0 || e.MaxAttrs < 0 || e.MaxDeaths < 0 {
+	if e := c.Eval; e.Workers < 0 || e.AttrTimeout < 0 || e.Timeout < 0 || e.MaxMemoryMiB < 0 || e.MemoryBudgetMiB < 0 || e.MaxAttrs < 0 || e.MaxDeaths < 0 {
 		return fmt.Errorf("config: eval limits must not be negative")
 	}
 	switch c.Eval.Flakes {

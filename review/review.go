@@ -113,6 +113,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer, error)
 		Config:       cfg.Eval.Config,
 		AttrTimeout:  cfg.Eval.AttrTimeout,
 		MaxMemory:    cfg.Eval.MaxMemoryMiB << 20,
+		MemoryBudget: cfg.Eval.MemoryBudgetMiB << 20,
 		MaxExplained: cfg.Eval.MaxExplained,
 		TempDir:      tmp,
 		Timeout:      cfg.Eval.Timeout,
