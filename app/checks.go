@@ -17,11 +17,6 @@ import (
 	"github.com/basinix/basinix/store"
 )
 
-// Check run names, as DESIGN.md gives them.
-const evalCheck = "basinix / eval"
-
-func buildCheck(system string) string { return "basinix / build (" + system + ")" }
-
 // rebuildAction is the check run button that rebuilds the failed builds.
 var rebuildAction = &github.CheckRunAction{Label: "Rebuild failed", Description: "Build the failed derivations again", Identifier: "rebuild-failed"}
 

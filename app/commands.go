@@ -246,7 +246,7 @@ func (p *pipeline) runRequested(ctx context.Context, j *store.Job) error {
 	ids := map[string]int64{}
 	for _, s := range p.cfg.Systems {
 		id, err := ensureCheckRun(ctx, gh, rb.Repo, rb.Head, checkRunSpec{
-			Name: fmt.Sprintf("basinix / %s (%s)", kind, s), ExternalID: fmt.Sprintf("job-%d", j.ID), Details: details, Status: "in_progress",
+			Name: report.RequestCheckName(kind, s), ExternalID: fmt.Sprintf("job-%d", j.ID), Details: details, Status: "in_progress",
 			Title: strings.Join(rb.Attrs, " "), Summary: "Asked by @" + rb.User + ".",
 		})
 		if err != nil {
@@ -267,7 +267,7 @@ func (p *pipeline) runRequested(ctx context.Context, j *store.Job) error {
 			cr = report.RequestedCheckRun(results[s], report.MarkdownOptions{Link: p.logURL})
 		}
 		if _, _, uerr := gh.Checks.UpdateCheckRun(ctx, owner, repo, ids[s], github.UpdateCheckRunOptions{
-			Name: fmt.Sprintf("basinix / %s (%s)", kind, s), Conclusion: github.String(cr.Conclusion),
+			Name: report.RequestCheckName(kind, s), Conclusion: github.String(cr.Conclusion),
 			Output: &github.CheckRunOutput{Title: github.String(cr.Title), Summary: github.String(cr.Summary)},
 		}); uerr != nil {
 			return fmt.Errorf("publish requested builds on %s#%d: %w", rb.Repo, rb.PR, uerr)
@@ -335,12 +335,12 @@ func (p *pipeline) merge(ctx context.Context, gh *github.Client, req handlers.Co
 	}
 	checks := p.cfg.Commands.MergeChecks
 	if slices.Contains(checks, "eval") && rep.EvalBroken() {
-		return fmt.Sprintf("Not merged: `%s` is failure (the change breaks evaluation).", evalCheck), nil
+		return fmt.Sprintf("Not merged: `%s` is failure (the change breaks evaluation).", report.EvalCheckName), nil
 	}
 	for _, s := range p.cfg.Systems {
 		if sys := rep.Systems[s]; sys != nil && slices.Contains(checks, "build") {
 			if title, conclusion := sys.BuildStatus(); conclusion == "failure" {
-				return fmt.Sprintf("Not merged: `%s` is failure (%s).", buildCheck(s), title), nil
+				return fmt.Sprintf("Not merged: `%s` is failure (%s).", report.BuildCheckName(s), title), nil
 			}
 		}
 	}

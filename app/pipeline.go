@@ -161,7 +161,7 @@ func (p *pipeline) runAnnounce(ctx context.Context, j *store.Job) error {
 	if err != nil {
 		return fmt.Errorf("announce revision %d: %w", rev.ID, err)
 	}
-	_, err = p.checksFor(gh, rev).id(ctx, evalCheck, "queued")
+	_, err = p.checksFor(gh, rev).id(ctx, report.EvalCheckName, "queued")
 	return err
 }
 
@@ -274,7 +274,7 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		return
 	}
 	c := p.checksFor(gh, rev)
-	if err := c.publish(ctx, evalCheck, report.CheckRun{Title: "evaluating", Summary: "Evaluating the base and the merged head."}); err != nil {
+	if err := c.publish(ctx, report.EvalCheckName, report.CheckRun{Title: "evaluating", Summary: "Evaluating the base and the merged head."}); err != nil {
 		p.fail(bg, rev, c, err, log)
 		return
 	}
@@ -305,7 +305,7 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 // and opens its build check runs. Failures here are retried with the
 // final results.
 func (p *pipeline) evaluated(ctx context.Context, rev *store.Revision, c *checks, rep *report.Report, log zerolog.Logger) {
-	if err := c.final(ctx, evalCheck, report.EvalCheckRun(rep, c.details)); err != nil {
+	if err := c.final(ctx, report.EvalCheckName, report.EvalCheckRun(rep, c.details)); err != nil {
 		log.Warn().Err(err).Msg("publishing the evaluation")
 	}
 	if rep.Jobs {
@@ -314,7 +314,7 @@ func (p *pipeline) evaluated(ctx context.Context, rev *store.Revision, c *checks
 		}
 	} else {
 		for _, s := range p.cfg.Systems {
-			if _, err := c.id(ctx, buildCheck(s), "in_progress"); err != nil {
+			if _, err := c.id(ctx, report.BuildCheckName(s), "in_progress"); err != nil {
 				log.Warn().Err(err).Msg("creating the build check runs")
 			}
 		}
@@ -356,7 +356,7 @@ func (p *pipeline) followBuilds(ctx context.Context, rev *store.Revision, c *che
 				continue
 			}
 			for _, s := range p.cfg.Systems {
-				if err := c.publish(ctx, buildCheck(s), report.BuildProgressCheckRun(pr, p.liveURL)); err != nil {
+				if err := c.publish(ctx, report.BuildCheckName(s), report.BuildProgressCheckRun(pr, p.liveURL)); err != nil {
 					log.Warn().Err(err).Msg("progress update")
 				}
 			}
@@ -418,7 +418,7 @@ func (p *pipeline) branchFailingSince(ctx context.Context, rev *store.Revision, 
 // publishFinal sends a reviewed revision's final check runs (those not sent
 // before) and labels, then marks it done.
 func (p *pipeline) publishFinal(ctx context.Context, c *checks, rep *report.Report) error {
-	if err := c.final(ctx, evalCheck, report.EvalCheckRun(rep, c.details)); err != nil {
+	if err := c.final(ctx, report.EvalCheckName, report.EvalCheckRun(rep, c.details)); err != nil {
 		return err
 	}
 	if rep.Jobs {
@@ -438,7 +438,7 @@ func (p *pipeline) publishFinal(ctx context.Context, c *checks, rep *report.Repo
 	}
 	opt := p.markdown(c.rev)
 	for _, s := range p.cfg.Systems {
-		if err := c.final(ctx, buildCheck(s), report.BuildCheckRun(rep, s, opt, c.details), rebuildAction); err != nil {
+		if err := c.final(ctx, report.BuildCheckName(s), report.BuildCheckRun(rep, s, opt, c.details), rebuildAction); err != nil {
 			return err
 		}
 	}
@@ -579,11 +579,11 @@ func (p *pipeline) openChecks(ctx context.Context, revision int64, eval bool) []
 		p.log.Warn().Err(err).Msg("open check runs")
 	}
 	var out []string
-	if slices.Contains(names, evalCheck) || eval && !p.final(ctx, revision, evalCheck) {
-		out = append(out, evalCheck)
+	if slices.Contains(names, report.EvalCheckName) || eval && !p.final(ctx, revision, report.EvalCheckName) {
+		out = append(out, report.EvalCheckName)
 	}
 	for _, n := range names {
-		if n != evalCheck {
+		if n != report.EvalCheckName {
 			out = append(out, n)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/basinix/basinix/internal/testenv"
 	"github.com/basinix/basinix/nix"
+	"github.com/basinix/basinix/report"
 )
 
 // BenchmarkWebhookToCheckRun delivers pull_request opened webhooks at 20
@@ -75,7 +76,7 @@ func BenchmarkWebhookToCheckRun(b *testing.B) {
 	created := map[string]time.Time{}
 	testenv.Eventually(b, 2*time.Minute, func() bool {
 		for _, c := range f.gh.CheckRuns("octo/pkgs") {
-			if c.Name == evalCheck {
+			if c.Name == report.EvalCheckName {
 				created[c.HeadSHA] = c.Created
 			}
 		}

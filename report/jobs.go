@@ -1,11 +1,8 @@
 package report
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/eval"
@@ -13,32 +10,6 @@ import (
 
 // A flake's jobs each get a check run, as a CI's do, so that branch
 // protection can require them by name; a summary check run lists them all.
-
-// JobsCheckName is the name of the check run that lists every job.
-const JobsCheckName = "basinix / jobs"
-
-// maxJobName bounds the characters of a job's name in its check run's name.
-const maxJobName = 200
-
-// JobCheckName is the check run name of a job: "basinix / JOB", with the
-// system when the repository is reviewed on more than one. A job whose
-// name would be one of basinix's own check runs gets "job " before it.
-func JobCheckName(job, system string, systems int) string {
-	name := job
-	if utf8.RuneCountInString(name) > maxJobName {
-		// A long attribute name must not make GitHub refuse the check run
-		// (and every job after it): cut, with a hash that keeps it unique.
-		sum := sha256.Sum256([]byte(job))
-		name = cutRunes(job, maxJobName-9) + hex.EncodeToString(sum[:4])
-	}
-	if systems > 1 {
-		name += " (" + system + ")"
-	}
-	if name == "eval" || name == "jobs" || strings.HasPrefix(name, "build (") {
-		name = "job " + name
-	}
-	return "basinix / " + name
-}
 
 // JobConclusion is the conclusion a job's verdict gives its check run:
 // failure for what the change breaks, neutral for what was failing

@@ -18,6 +18,9 @@ func TestJobCheckNames(t *testing.T) {
 		{"hello", "aarch64-linux", 2, "basinix / hello (aarch64-linux)"},
 		{"eval", "x86_64-linux", 1, "basinix / job eval"},
 		{"jobs", "x86_64-linux", 1, "basinix / job jobs"},
+		// Not `@basinix build`'s or `test`'s check runs either.
+		{"build", "x86_64-linux", 2, "basinix / job build (x86_64-linux)"},
+		{"test", "x86_64-linux", 2, "basinix / job test (x86_64-linux)"},
 	} {
 		if got := JobCheckName(tc.job, tc.system, tc.systems); got != tc.want {
 			t.Errorf("JobCheckName(%q, %q, %d) = %q, want %q", tc.job, tc.system, tc.systems, got, tc.want)
