@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -109,24 +107,56 @@ func DrvName(drvPath string) string {
 }
 
 // BuildTimes returns, for each name (DrvName), how long its last
-// successful build took; names never built are absent.
+// successful build took; names never built are absent. Names are asked
+// 500 at a time (a mass rebuild asks tens of thousands).
 func (s *Store) BuildTimes(ctx context.Context, names []string) (map[string]time.Duration, error) {
-	out := make(map[string]time.Duration, len(names))
-	for _, name := range names {
-		if _, seen := out[name]; seen || name == "" {
-			continue
-		}
-		var ms int64
-		err := s.db.QueryRowContext(ctx, `SELECT duration_ms FROM builds WHERE name = ? AND result = 'success' AND duration_ms > 0 ORDER BY updated_at DESC LIMIT 1`, name).Scan(&ms)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+	out := map[string]time.Duration{}
+	latest := map[string]int64{}
+	err := byNames(names, func(chunk []any) error {
+		rows, err := s.db.QueryContext(ctx, `SELECT name, duration_ms, updated_at FROM builds
+			WHERE result = 'success' AND duration_ms > 0 AND name IN (?`+strings.Repeat(",?", len(chunk)-1)+`)`, chunk...)
 		if err != nil {
-			return nil, fmt.Errorf("build times of %s: %w", name, err)
+			return err
 		}
-		out[name] = time.Duration(ms) * time.Millisecond
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			var ms, at int64
+			if err := rows.Scan(&name, &ms, &at); err != nil {
+				return err
+			}
+			if prev, ok := latest[name]; !ok || at > prev {
+				latest[name], out[name] = at, time.Duration(ms)*time.Millisecond
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build times: %w", err)
 	}
 	return out, nil
+}
+
+// byNames calls f with the distinct non-empty names, 500 at a time.
+func byNames(names []string, f func(chunk []any) error) error {
+	seen := map[string]bool{}
+	var chunk []any
+	for _, n := range names {
+		if n == "" || seen[n] {
+			continue
+		}
+		seen[n] = true
+		if chunk = append(chunk, n); len(chunk) == 500 {
+			if err := f(chunk); err != nil {
+				return err
+			}
+			chunk = nil
+		}
+	}
+	if len(chunk) > 0 {
+		return f(chunk)
+	}
+	return nil
 }
 
 // PutMemoryNeed records that the package name needs at least mib MiB to
@@ -144,19 +174,24 @@ func (s *Store) PutMemoryNeed(ctx context.Context, name string, mib int) error {
 // names without a known need are absent.
 func (s *Store) MemoryNeeds(ctx context.Context, names []string) (map[string]int, error) {
 	out := map[string]int{}
-	for _, name := range names {
-		if _, seen := out[name]; seen || name == "" {
-			continue
-		}
-		var mib int
-		err := s.db.QueryRowContext(ctx, `SELECT mib FROM memory_needs WHERE name = ?`, name).Scan(&mib)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+	err := byNames(names, func(chunk []any) error {
+		rows, err := s.db.QueryContext(ctx, `SELECT name, mib FROM memory_needs WHERE name IN (?`+strings.Repeat(",?", len(chunk)-1)+`)`, chunk...)
 		if err != nil {
-			return nil, fmt.Errorf("memory need of %s: %w", name, err)
+			return err
 		}
-		out[name] = mib
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			var mib int
+			if err := rows.Scan(&name, &mib); err != nil {
+				return err
+			}
+			out[name] = mib
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("memory needs: %w", err)
 	}
 	return out, nil
 }

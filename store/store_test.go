@@ -221,4 +221,17 @@ func TestBuildTimes(t *testing.T) {
 	if got["hello"] != 3*time.Minute || got["big"] != 2*time.Hour || len(got) != 2 {
 		t.Errorf("build times %v", got)
 	}
+	// What a package needs in memory only grows.
+	for _, mib := range []int{128, 64} {
+		if err := st.PutMemoryNeed(ctx, "hungry", mib); err != nil {
+			t.Fatal(err)
+		}
+	}
+	needs, err := st.MemoryNeeds(ctx, []string{"hungry", "hello", "hungry"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if needs["hungry"] != 128 || len(needs) != 1 {
+		t.Errorf("memory needs %v, want hungry: 128", needs)
+	}
 }
