@@ -47,9 +47,9 @@ type Options struct {
 	LogMaxBytes int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
-	// Cgroups, when set, limits local builds: each local Nix process runs
-	// in a group of its own with JobMemoryMiB and JobCPUs for each build
-	// it runs at once (0: no limit of that kind). A build the kernel kills
+	// Cgroups, when set, limits local builds: each local build slot (of
+	// Local.MaxJobs) is a Nix process of its own, in a group of its own
+	// with JobMemoryMiB and JobCPUs (0: no limit of that kind). A build the kernel kills
 	// for the group's memory is a failure "out of memory (limit N MiB)",
 	// remembered only with RememberOOM (more memory may build it).
 	// Short, when set, says what this machine is short of (Pressure.Short):
@@ -138,7 +138,18 @@ func New(opt Options, n Nix, results Results, log zerolog.Logger) (*Pool, error)
 	}
 	p := &Pool{opt: opt, nix: n, results: results, log: log, drvs: newDrvCache(),
 		wake: make(chan struct{}, 1), jobs: map[string]*job{}, live: &liveLogs{logs: map[string]*liveLog{}}}
-	p.machines = append(p.machines, &machine{Machine: &local})
+	if opt.Cgroups != nil && (opt.JobMemoryMiB > 0 || opt.JobCPUs > 0) && local.MaxJobs > 1 {
+		// With limits, each local build slot is a Nix process of its own
+		// (-j1) in a cgroup of its own: a build cannot take the memory of
+		// the one beside it, and an OOM kill names its slot's builds.
+		for range local.MaxJobs {
+			slot := local
+			slot.MaxJobs = 1
+			p.machines = append(p.machines, &machine{Machine: &slot})
+		}
+	} else {
+		p.machines = append(p.machines, &machine{Machine: &local})
+	}
 	for _, m := range opt.Machines {
 		p.machines = append(p.machines, &machine{Machine: m})
 	}
