@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -144,6 +145,21 @@ func TestPressure(t *testing.T) {
 	}
 	if s := (Pressure{StoreDir: t.TempDir()}).Short(); s != "" {
 		t.Errorf("no thresholds: %q", s)
+	}
+	// PSI: this machine's, which no task waits 100% of the time on, and
+	// a file as Linux writes it under pressure.
+	if _, err := os.Stat("/proc/pressure/memory"); err == nil {
+		if s := (Pressure{MaxMemoryPressure: 100}).Short(); s != "" {
+			t.Errorf("real PSI past 100%%: %q", s)
+		}
+	}
+	psi := filepath.Join(t.TempDir(), "memory")
+	os.WriteFile(psi, []byte("some avg10=42.50 avg60=30.00 avg300=10.00 total=123\nfull avg10=20.00 avg60=1.00 avg300=0.50 total=45\n"), 0o644)
+	if s := (Pressure{MaxMemoryPressure: 10, PSIFile: psi}).Short(); !strings.Contains(s, "memory pressure 42.5%") {
+		t.Errorf("PSI 42.5 past 10: %q", s)
+	}
+	if s := (Pressure{MaxMemoryPressure: 50, PSIFile: psi}).Short(); s != "" {
+		t.Errorf("PSI 42.5 under 50: %q", s)
 	}
 }
 

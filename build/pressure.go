@@ -2,6 +2,7 @@ package build
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"os"
 	"strconv"
@@ -16,6 +17,11 @@ type Pressure struct {
 	MinMemoryMiB, MinDiskMiB int
 	// StoreDir is where the store's disk is measured (/nix/store).
 	StoreDir string
+	// MaxMemoryPressure is the share of the last 10 s (percent) some task
+	// may have waited for memory (PSI, "some avg10"), read from PSIFile
+	// (default /proc/pressure/memory); 0 is not checked.
+	MaxMemoryPressure float64
+	PSIFile           string
 }
 
 // Short says what is short now ("" when nothing is): the pool starts no
@@ -24,6 +30,11 @@ func (p Pressure) Short() string {
 	if p.MinMemoryMiB > 0 {
 		if free, err := memAvailableMiB(); err == nil && free < p.MinMemoryMiB {
 			return fmt.Sprintf("free memory %d MiB is below build.min_free_memory_mib %d", free, p.MinMemoryMiB)
+		}
+	}
+	if p.MaxMemoryPressure > 0 {
+		if some, err := psiSome(cmp.Or(p.PSIFile, "/proc/pressure/memory")); err == nil && some > p.MaxMemoryPressure {
+			return fmt.Sprintf("memory pressure %.1f%% (tasks waiting for memory, last 10 s) is above build.max_memory_pressure %.1f", some, p.MaxMemoryPressure)
 		}
 	}
 	if p.MinDiskMiB > 0 {
@@ -64,4 +75,22 @@ func meminfo(field string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in /proc/meminfo", field)
+}
+
+// psiSome reads "some avg10" of a PSI file (Linux 4.20+).
+func psiSome(file string) (float64, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "some "); ok {
+			for _, f := range strings.Fields(rest) {
+				if v, ok := strings.CutPrefix(f, "avg10="); ok {
+					return strconv.ParseFloat(v, 64)
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("%s: no some avg10", file)
 }

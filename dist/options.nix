@@ -162,6 +162,11 @@
       type = lib.types.int;
       default = 0;
     };
+    max_memory_pressure = lib.mkOption {
+      type = lib.types.number;
+      default = 0.0;
+      description = "The same above this memory pressure: the share (percent) of the last\n10 s some task waited for memory (PSI \"some avg10\"). 0: not checked.";
+    };
     machine_sizes = lib.mkOption {
       type = lib.types.attrsOf lib.types.anything;
       default = { };

@@ -95,6 +95,9 @@ type BuildConfig struct {
 	// starts until there is again (0: not checked).
 	MinFreeMemoryMiB int `yaml:"min_free_memory_mib"`
 	MinFreeDiskMiB   int `yaml:"min_free_disk_mib"`
+	// MaxMemoryPressure: above this PSI "some avg10" (percent), no local
+	// build starts (0: not checked).
+	MaxMemoryPressure float64 `yaml:"max_memory_pressure"`
 	// MachineSizes are the remote machines' cores and memory, by URI as
 	// in machines; LocalSize the local machine's (default: what it has).
 	MachineSizes map[string]MachineSize `yaml:"machine_sizes"`
@@ -207,7 +210,7 @@ func (c Config) Validate() error {
 	}
 	b := c.Build
 	if b.MaxJobs < 0 || b.Cores < 0 || b.BuildTimeout < 0 || b.MaxSilentTime < 0 || b.BatchSize < 0 || b.LogMaxKiB < 0 ||
-		b.Cgroups.MemoryMiB < 0 || b.Cgroups.CPUs < 0 || b.MinFreeMemoryMiB < 0 || b.MinFreeDiskMiB < 0 {
+		b.Cgroups.MemoryMiB < 0 || b.Cgroups.CPUs < 0 || b.MinFreeMemoryMiB < 0 || b.MinFreeDiskMiB < 0 || b.MaxMemoryPressure < 0 {
 		return fmt.Errorf("config: build limits must not be negative")
 	}
 	for _, s := range b.LocalSystems {

@@ -891,10 +891,11 @@ func cgroups(c CgroupsConfig, log zerolog.Logger) *nix.Cgroups {
 // shortOf is the pool's check of the machine's free memory and disk, nil
 // when none is configured.
 func shortOf(b BuildConfig) func() string {
-	if b.MinFreeMemoryMiB <= 0 && b.MinFreeDiskMiB <= 0 {
+	if b.MinFreeMemoryMiB <= 0 && b.MinFreeDiskMiB <= 0 && b.MaxMemoryPressure <= 0 {
 		return nil
 	}
-	return build.Pressure{MinMemoryMiB: b.MinFreeMemoryMiB, MinDiskMiB: b.MinFreeDiskMiB, StoreDir: cmp.Or(os.Getenv("NIX_STORE_DIR"), "/nix/store")}.Short
+	return build.Pressure{MinMemoryMiB: b.MinFreeMemoryMiB, MinDiskMiB: b.MinFreeDiskMiB, MaxMemoryPressure: b.MaxMemoryPressure,
+		StoreDir: cmp.Or(os.Getenv("NIX_STORE_DIR"), "/nix/store")}.Short
 }
 
 func featureLimits(fs map[string]JobLimitsConfig) map[string]build.JobLimits {
