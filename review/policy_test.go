@@ -1,9 +1,11 @@
 package review
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -58,5 +60,37 @@ func TestCgroupsUnavailable(t *testing.T) {
 	buf.Reset()
 	if cg := cgroups(CgroupsConfig{}, log); cg != nil || buf.Len() > 0 {
 		t.Errorf("no limits asked: %+v, log %q", cg, buf.String())
+	}
+}
+
+// A PR's cost from its build graph: all its work, and its critical path
+// (the longest chain of derivations each needing the one before), what is
+// built already counting for nothing.
+func TestGraphCost(t *testing.T) {
+	m := time.Minute
+	// libbase ← libmid ← {hello, app}; docs alone.
+	nodes := []Node{{Est: 10 * m}, {Est: 20 * m, Deps: []int{0}}, {Est: 5 * m, Deps: []int{1}}, {Est: 30 * m, Deps: []int{1}}, {Est: 1 * m}}
+	for _, tc := range []struct {
+		name  string
+		built []int
+		want  Cost
+	}{
+		{"nothing built", nil, Cost{Work: 66 * m, Path: 60 * m}},
+		{"libbase built", []int{0}, Cost{Work: 56 * m, Path: 50 * m}},
+		{"all but docs", []int{0, 1, 2, 3}, Cost{Work: 1 * m, Path: 1 * m}},
+	} {
+		got := GraphCost(nodes, func(i int) bool { return slices.Contains(tc.built, i) })
+		if got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+	if got := (Cost{Work: 66 * m, Path: 60 * m}).TimeToVerdict(2); got != 60*m {
+		t.Errorf("time to verdict on 2 slots: %s, want the critical path 60m", got)
+	}
+	if got := (Cost{Work: 66 * m, Path: 60 * m}).TimeToVerdict(1); got != 66*m {
+		t.Errorf("time to verdict on 1 slot: %s, want all the work 66m", got)
+	}
+	if got := costUnits(Cost{Work: 61 * time.Second}); got != 2 {
+		t.Errorf("cost units of 61 s: %d, want 2 (minutes, rounded up)", got)
 	}
 }
