@@ -248,3 +248,24 @@ func TestRoutingBySize(t *testing.T) {
 		t.Errorf("a build needing 1 TiB (more than any machine) went to %s, want the biggest", got)
 	}
 }
+
+// The building left counts the critical path: usesusesbad needs usesbad,
+// which needs bad (all wanted), so their chain is what is left however
+// many slots there are.
+func TestProgressLeftCountsTheChain(t *testing.T) {
+	f := newFixture(t, Options{})
+	ws := f.wants(false, "bad", "usesbad", "usesusesbad", "chatty")
+	for i, est := range []time.Duration{10 * time.Minute, 10 * time.Minute, 10 * time.Minute, 2 * time.Minute} {
+		ws[i].Est = est
+	}
+	tk, err := f.pool.Submit(context.Background(), ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tk.Cancel()
+	// (Nix 2.8 tells a batch's outcomes when the batch ends, and chatty
+	// never does: nothing is done yet.)
+	if p := tk.Progress(); p.Done != 0 || p.Left != 30*time.Minute {
+		t.Errorf("done %d, left %s; want 0 and the chain's 30m (the work over 2 slots is 16m)", p.Done, p.Left)
+	}
+}

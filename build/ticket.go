@@ -82,9 +82,10 @@ type Progress struct {
 	// their output can be followed live.
 	Running []string
 	// Left estimates the building left before every derivation has its
-	// outcome, if the pool's slots were the ticket's: the longest build
-	// left, or all of them spread over the slots, whichever is longer
-	// (from the wants' estimates; 0 when none has one).
+	// outcome, if the pool's slots were the ticket's: the critical path of
+	// what is left (the longest chain of wanted derivations each needing
+	// the one before), or all of it spread over the slots, whichever is
+	// longer (from the wants' estimates; 0 when none has one).
 	Left time.Duration
 }
 
@@ -107,17 +108,55 @@ func (t *Ticket) Progress() Progress {
 			p.Cached++
 		}
 	}
-	var work, longest time.Duration
+	left := map[string]time.Duration{}
+	var work time.Duration
 	for drv, w := range t.wants {
-		if _, done := t.outcomes[drv]; !done {
+		if _, done := t.outcomes[drv]; !done && w.Est > 0 {
+			left[drv] = w.Est
 			work += w.Est
-			longest = max(longest, w.Est)
 		}
 	}
-	if slots := t.pool.slots(); slots > 0 {
-		p.Left = max(longest, work/time.Duration(slots))
+	if slots := t.pool.slots(); slots > 0 && len(left) > 0 {
+		p.Left = max(t.pool.criticalPath(left), work/time.Duration(slots))
 	}
 	return p
+}
+
+// maxPathWants bounds the wants whose closures criticalPath reads: past
+// it (a mass rebuild), the longest single build stands for the path.
+const maxPathWants = 500
+
+// criticalPath is the longest chain among the derivations left (their
+// estimates), each needing the one before in its closure: no amount of
+// slots builds them sooner.
+func (p *Pool) criticalPath(left map[string]time.Duration) time.Duration {
+	var longest time.Duration
+	if len(left) > maxPathWants {
+		for _, est := range left {
+			longest = max(longest, est)
+		}
+		return longest
+	}
+	memo := map[string]time.Duration{}
+	var path func(drv string) time.Duration
+	path = func(drv string) time.Duration {
+		if v, ok := memo[drv]; ok {
+			return v
+		}
+		memo[drv] = left[drv] // a cycle (none in Nix) ends here
+		var before time.Duration
+		for _, in := range p.drvs.closure(drv) {
+			if _, wanted := left[in]; wanted {
+				before = max(before, path(in))
+			}
+		}
+		memo[drv] = before + left[drv]
+		return memo[drv]
+	}
+	for drv := range left {
+		longest = max(longest, path(drv))
+	}
+	return longest
 }
 
 // Outcomes returns the outcomes so far, by derivation.
