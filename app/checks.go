@@ -20,11 +20,20 @@ import (
 // rebuildAction is the check run button that rebuilds the failed builds.
 var rebuildAction = &github.CheckRunAction{Label: "Rebuild failed", Description: "Build the failed derivations again", Identifier: "rebuild-failed"}
 
+// checkRunStore is what publishing check runs keeps: each one's GitHub id
+// and whether its final result was sent.
+type checkRunStore interface {
+	CheckRunID(ctx context.Context, revision int64, name string) (int64, error)
+	PutCheckRunID(ctx context.Context, revision int64, name string, id int64) error
+	CheckRunFinal(ctx context.Context, revision int64, name string) (bool, error)
+	SetCheckRunFinal(ctx context.Context, revision int64, name string) error
+}
+
 // checks publishes one revision's check runs. The GitHub id of each check
 // run is kept in the store, so a restarted server updates the check runs
 // it created before instead of creating them again.
 type checks struct {
-	st      *store.Store
+	st      checkRunStore
 	gh      *github.Client
 	log     zerolog.Logger
 	rev     *store.Revision

@@ -52,13 +52,23 @@ type jobKind struct {
 	limit int
 }
 
+// jobStore is the job table the runner works from.
+type jobStore interface {
+	AddJob(ctx context.Context, j store.NewJob, done ...store.StepDone) (int64, error)
+	TakeJob(ctx context.Context, busy []string) (*store.Job, error)
+	FinishJob(ctx context.Context, id int64, msg string) error
+	RetryJob(ctx context.Context, id int64, at time.Time, msg string) error
+	RequeueJobs(ctx context.Context) (int64, error)
+	NextJobAt(ctx context.Context) (time.Time, error)
+}
+
 // jobRunner takes jobs from the store and runs them, each kind within its
 // limit. A job's error decides its row: the machine's or GitHub's fault is
 // tried again later (a few times, waits doubling), any other fails it. A
 // job stopped by the server stopping stays running in the store and is
 // queued again at the next start.
 type jobRunner struct {
-	st    *store.Store
+	st    jobStore
 	log   zerolog.Logger
 	kinds map[string]jobKind
 	wake  chan struct{}
@@ -73,7 +83,7 @@ type jobRunner struct {
 // lasts fails it.
 const maxJobAttempts = 8
 
-func newJobRunner(st *store.Store, log zerolog.Logger) *jobRunner {
+func newJobRunner(st jobStore, log zerolog.Logger) *jobRunner {
 	return &jobRunner{st: st, log: log, kinds: map[string]jobKind{}, wake: make(chan struct{}, 1), retryBase: 2 * time.Second, running: map[string]int{}}
 }
 

@@ -22,7 +22,9 @@ type metrics struct {
 	buildSeconds prometheus.Histogram
 }
 
-func newMetrics(st *store.Store, pool *build.Pool) *metrics {
+func newMetrics(st interface {
+	CountRevisions(ctx context.Context, state string) (int, error)
+}, pool *build.Pool) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "basinix_webhooks_total",

@@ -19,7 +19,15 @@ import (
 
 // saveReview records a reviewed revision's report and verdicts, and moves
 // it to publishing.
-func saveReview(ctx context.Context, st *store.Store, rev int64, rep *report.Report) error {
+// verdictStore keeps reviews as verdict rows.
+type verdictStore interface {
+	PublishRevision(ctx context.Context, id int64, report []byte, verdicts []store.Verdict) error
+	Verdicts(ctx context.Context, revision int64) ([]store.Verdict, error)
+	PriorHeads(ctx context.Context, repo string, pr int, revision int64, system, attr string, limit int) ([]store.PriorHead, error)
+	PushNumber(ctx context.Context, revision int64) (int, error)
+}
+
+func saveReview(ctx context.Context, st verdictStore, rev int64, rep *report.Report) error {
 	rest := *rep
 	rest.Systems = map[string]*report.System{}
 	var rows []store.Verdict
@@ -50,7 +58,7 @@ func saveReview(ctx context.Context, st *store.Store, rev int64, rep *report.Rep
 
 // loadReview returns a reviewed revision's report, its verdicts read from
 // their rows; nil when the revision has no report.
-func loadReview(ctx context.Context, st *store.Store, rev *store.Revision) (*report.Report, error) {
+func loadReview(ctx context.Context, st verdictStore, rev *store.Revision) (*report.Report, error) {
 	if len(rev.Report) == 0 {
 		return nil, nil
 	}

@@ -309,7 +309,12 @@ func (r *Reviewer) instantiate(ctx context.Context, trees *worktrees, needs []ne
 }
 
 // buildResults keeps the pool's results in the store.
-type buildResults struct{ st *store.Store }
+type buildResults struct {
+	st interface {
+		Builds(ctx context.Context, drvs []string) (map[string]*store.BuildRecord, error)
+		PutBuilds(ctx context.Context, recs []*store.BuildRecord) error
+	}
+}
 
 func (b buildResults) Results(ctx context.Context, drvs []string) (map[string]*build.Outcome, error) {
 	recs, err := b.st.Builds(ctx, drvs)

@@ -46,7 +46,10 @@ func fromRecord(rec *store.EvalRecord) (*eval.Evaluation, error) {
 // extrasCache is where what is learnt about an evaluation's attributes is
 // kept: with the stored evaluation, once it is stored.
 type extrasCache struct {
-	st     *store.Store
+	st interface {
+		Extras(ctx context.Context, key store.EvalKey, kind string, attrs []string) (map[string][]byte, error)
+		PutExtras(ctx context.Context, key store.EvalKey, kind string, entries map[string][]byte) error
+	}
 	key    store.EvalKey
 	stored func() error // waits until the evaluation is stored
 	fresh  bool         // evaluated now: nothing is known of it yet
