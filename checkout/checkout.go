@@ -138,6 +138,21 @@ func (w *Workspace) Mirror(repo string) (*Mirror, error) {
 
 // Fetch brings the mirror up to date: branches, tags and GitHub's pull refs.
 func (m *Mirror) Fetch(ctx context.Context) error {
+	return m.FetchRefs(ctx, nil)
+}
+
+// FetchRefs fetches refspecs only ("+refs/pull/123/head:refs/pull/123/head",
+// ...), or, with none, what Fetch fetches: a nixpkgs mirror has hundreds
+// of thousands of pull refs, which a review of one PR need not negotiate.
+func (m *Mirror) FetchRefs(ctx context.Context, refspecs []string) error {
+	if len(refspecs) == 0 {
+		refspecs = []string{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/pull/*:refs/pull/*"}
+	}
+	for _, r := range refspecs {
+		if !refspecRe.MatchString(r) {
+			return fmt.Errorf("fetch %s: refspec %q", m.URL, r)
+		}
+	}
 	var cfg []string
 	var err error
 	switch {
@@ -159,8 +174,11 @@ func (m *Mirror) Fetch(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seed(ctx)
-	_, err = runGitEnv(ctx, m.Dir, env, "fetch", "--quiet", "--prune", "--no-tags", "--end-of-options", m.URL,
-		"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/pull/*:refs/pull/*")
+	args := []string{"fetch", "--quiet", "--no-tags"}
+	if len(refspecs) > 1 && refspecs[0] == "+refs/heads/*:refs/heads/*" {
+		args = append(args, "--prune") // only a whole fetch knows what is gone
+	}
+	_, err = runGitEnv(ctx, m.Dir, env, append(append(args, "--end-of-options", m.URL), refspecs...)...)
 	if err != nil {
 		if strings.Contains(err.Error(), "does not appear to be a git repository") ||
 			strings.Contains(err.Error(), "not found") {
@@ -173,6 +191,10 @@ func (m *Mirror) Fetch(ctx context.Context) error {
 }
 
 var shaRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// refspecRe is the refspecs FetchRefs takes: forced, from refs/ to refs/,
+// no option, no space.
+var refspecRe = regexp.MustCompile(`^\+refs/[A-Za-z0-9._/*-]+:refs/[A-Za-z0-9._/*-]+$`)
 
 // Resolve returns the commit a ref names: a full SHA, a branch, a tag or a
 // full ref such as refs/pull/1/head.

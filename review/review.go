@@ -253,6 +253,10 @@ type Request struct {
 	// says what was asked, for the report.
 	Select    func(attr string) bool
 	Selection string
+	// Refs, when set, are the only refspecs fetched from Repo (basinix pr:
+	// the PR's head and its base branch), instead of every branch, tag and
+	// pull ref.
+	Refs []string
 }
 
 // Review evaluates base and merged head for every system, diffs them,
@@ -290,7 +294,7 @@ type Pending struct {
 // holds has every build pending: publish it, then Build.
 func (r *Reviewer) Evaluate(ctx context.Context, req Request) (_ *Pending, err error) {
 	start := time.Now()
-	m, err := r.fetch(ctx, req.Repo)
+	m, err := r.fetch(ctx, req.Repo, req.Refs...)
 	if err != nil {
 		return nil, err
 	}
@@ -436,13 +440,13 @@ func (p *Pending) Close() {
 
 // fetch returns repo's mirror, fetched. A repository that is not one is
 // ErrInput.
-func (r *Reviewer) fetch(ctx context.Context, repo string) (*checkout.Mirror, error) {
+func (r *Reviewer) fetch(ctx context.Context, repo string, refs ...string) (*checkout.Mirror, error) {
 	m, err := r.ws.Mirror(repo)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
 	err = retryMachineFaults(ctx, r.log, "fetch "+repo, func() error {
-		err := m.Fetch(ctx)
+		err := m.FetchRefs(ctx, refs)
 		switch {
 		case err == nil || ctx.Err() != nil:
 			return err

@@ -168,7 +168,10 @@ func prCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env fun
 			log.Warn().Int("pr", n).Str("state", pr.GetState()).Msg("the pull request is not open: reviewing its last head anyway")
 		}
 		f.seed(ctx, rv.Workspace(), cloneURL)
-		req := review.Request{Repo: cloneURL, Base: base, Head: head, Systems: systems, Build: !*f.noBuild, Select: sel, Selection: selection}
+		// The PR's head and its base branch only, as nixpkgs-review fetches:
+		// not nixpkgs' hundreds of thousands of pull refs.
+		refs := []string{fmt.Sprintf("+refs/heads/%s:refs/heads/%s", base, base), fmt.Sprintf("+refs/pull/%d/head:refs/pull/%d/head", n, n)}
+		req := review.Request{Repo: cloneURL, Base: base, Head: head, Systems: systems, Build: !*f.noBuild, Select: sel, Selection: selection, Refs: refs}
 		rep, err := reviewShowingProgress(ctx, rv, req, stderr, logs)
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("pr: #%d: %w", n, err)}

@@ -23,6 +23,7 @@ func prFixture(t *testing.T) (gh *fakegithub.Server, clone string) {
 	repo := testenv.Sample(t, sampleset.Options{})
 	head := strings.TrimSpace(testenv.Git(t, repo.Dir, "rev-parse", repo.Head))
 	testenv.Git(t, repo.Dir, "update-ref", "refs/pull/1/head", head)
+	testenv.Git(t, repo.Dir, "update-ref", "refs/pull/2/head", "master") // another PR, not fetched
 	gh = fakegithub.New(t)
 	gh.SetBranch("octo/pkgs", "file://"+repo.Dir, "master", strings.TrimSpace(testenv.Git(t, repo.Dir, "rev-parse", "master")))
 	gh.SetPull(fakegithub.Pull{Repo: "octo/pkgs", Number: 1, HeadSHA: head, BaseRef: "master", CloneURL: "file://" + repo.Dir})
@@ -68,6 +69,15 @@ func TestPR(t *testing.T) {
 	}
 	if b, err := os.ReadFile(ran); err != nil || string(b) != "1: hello willsucceed\n" {
 		t.Errorf("--run: %q %v, want the PR and the packages that built\n%s", b, err, stderr)
+	}
+	// Only the PR's head and its base were fetched (nixpkgs has hundreds
+	// of thousands of pull refs).
+	mirrors, _ := filepath.Glob(filepath.Join(data, "mirrors", "*.git"))
+	if len(mirrors) != 1 {
+		t.Fatalf("mirrors: %v", mirrors)
+	}
+	if refs := testenv.Git(t, mirrors[0], "for-each-ref", "--format=%(refname)", "refs/pull/"); strings.TrimSpace(refs) != "refs/pull/1/head" {
+		t.Errorf("the mirror's pull refs: %q, want only refs/pull/1/head", refs)
 	}
 
 	// The whole PR, its report posted as a comment with a user's token;
