@@ -145,7 +145,9 @@ func (m *Mirror) Fetch(ctx context.Context) error {
 // ...), or, with none, what Fetch fetches: a nixpkgs mirror has hundreds
 // of thousands of pull refs, which a review of one PR need not negotiate.
 func (m *Mirror) FetchRefs(ctx context.Context, refspecs []string) error {
+	args := []string{"fetch", "--quiet", "--no-tags"}
 	if len(refspecs) == 0 {
+		args = append(args, "--prune") // only a whole fetch knows what is gone
 		refspecs = []string{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/pull/*:refs/pull/*"}
 	}
 	for _, r := range refspecs {
@@ -174,10 +176,6 @@ func (m *Mirror) FetchRefs(ctx context.Context, refspecs []string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seed(ctx)
-	args := []string{"fetch", "--quiet", "--no-tags"}
-	if len(refspecs) > 1 && refspecs[0] == "+refs/heads/*:refs/heads/*" {
-		args = append(args, "--prune") // only a whole fetch knows what is gone
-	}
 	_, err = runGitEnv(ctx, m.Dir, env, append(append(args, "--end-of-options", m.URL), refspecs...)...)
 	if err != nil {
 		if strings.Contains(err.Error(), "does not appear to be a git repository") ||
@@ -215,7 +213,6 @@ func (m *Mirror) Resolve(ctx context.Context, ref string) (string, error) {
 	return "", fmt.Errorf("resolve %q in %s: %w", ref, m.URL, ErrUnknownRef)
 }
 
-// HasFile reports whether path exists in commit.
 // Commit is a commit and its title.
 type Commit struct {
 	SHA, Title string
@@ -277,7 +274,8 @@ func (m *Mirror) HasFile(ctx context.Context, commit, path string) bool {
 
 // ReadFile returns the content of the regular file at path in commit, at
 // most max bytes of it: an error wrapping os.ErrNotExist when there is
-// none, ErrNotRegular for a link or a directory there.
+// none, ErrNotRegular for a link or a directory there, ErrTooLarge past
+// max.
 func (m *Mirror) ReadFile(ctx context.Context, commit, path string, max int64) ([]byte, error) {
 	out, err := runGit(ctx, m.Dir, "ls-tree", "-l", commit, "--", path)
 	if err != nil {
@@ -292,7 +290,7 @@ func (m *Mirror) ReadFile(ctx context.Context, commit, path string, max int64) (
 		return nil, fmt.Errorf("read %s at %s: %w", path, commit, ErrNotRegular)
 	}
 	if size, err := strconv.ParseInt(f[3], 10, 64); err != nil || size > max {
-		return nil, fmt.Errorf("read %s at %s: larger than %d bytes", path, commit, max)
+		return nil, fmt.Errorf("read %s at %s: %w (%d bytes at most)", path, commit, ErrTooLarge, max)
 	}
 	b, err := runGit(ctx, m.Dir, "cat-file", "blob", f[2])
 	if err != nil {
@@ -301,8 +299,12 @@ func (m *Mirror) ReadFile(ctx context.Context, commit, path string, max int64) (
 	return []byte(b), nil
 }
 
-// ErrNotRegular marks a path that is not a regular file.
-var ErrNotRegular = errors.New("not a regular file")
+// ErrNotRegular marks a path that is not a regular file; ErrTooLarge one
+// larger than ReadFile was asked to read.
+var (
+	ErrNotRegular = errors.New("not a regular file")
+	ErrTooLarge   = errors.New("too large")
+)
 
 // Merge is the commit a PR is evaluated at.
 type Merge struct {

@@ -292,11 +292,12 @@ func TestFlakeInDirectory(t *testing.T) {
 	}
 
 	for file, wantErr := range map[string]string{
-		"[flake]\ndir = \"ci\"\njobs = [\"ciJobs\"\n":  ".basinix.toml:3",
-		"[flake]\ndir = \"../elsewhere\"\n":            "not a directory inside the repository",
-		"[flake]\ndir = \"nowhere\"\n":                 "names the flake nowhere/flake.nix, which this commit does not have",
-		"[flake]\ndir = \"ci\"\nsystem = \"x86_64\"\n": "unknown keys flake.system",
-		"[flake]\ndir = \"ci\"\njobs = [\"a b\"]\n":    "\"a b\" is not an output name",
+		"[flake]\ndir = \"ci\"\njobs = [\"ciJobs\"\n":                   ".basinix.toml:3",
+		"[flake]\ndir = \"../elsewhere\"\n":                             "not a directory inside the repository",
+		"[flake]\ndir = \"nowhere\"\n":                                  "names the flake nowhere/flake.nix, which this commit does not have",
+		"[flake]\ndir = \"ci\"\nsystem = \"x86_64\"\n":                  "unknown keys flake.system",
+		"[flake]\ndir = \"ci\"\njobs = [\"a b\"]\n":                     "\"a b\" is not an output name",
+		"[flake]\ndir = \"ci\"\n" + strings.Repeat("# padding\n", 8000): ".basinix.toml is larger than 64 KiB",
 	} {
 		if err := os.WriteFile(filepath.Join(repo.Dir, ".basinix.toml"), []byte(file), 0o644); err != nil {
 			t.Fatal(err)

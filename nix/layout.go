@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -26,6 +25,10 @@ import (
 // A [flake] table makes the commit a flake even with a default.nix beside
 // it; eval.flakes: never still wins.
 const RepoConfigFile = ".basinix.toml"
+
+// MaxRepoConfig is the most of RepoConfigFile read: a larger one is the
+// repository's error, not memory the server spends.
+const MaxRepoConfig = 64 << 10
 
 // Layout is how a commit is evaluated.
 type Layout struct {
@@ -66,7 +69,8 @@ type Files interface {
 	// Has says whether the commit has a file (or a link) at name.
 	Has(name string) bool
 	// Read returns a regular file's content, an error wrapping
-	// os.ErrNotExist when there is none.
+	// os.ErrNotExist when there is none, and one wrapping ErrFlake for a
+	// link, a directory or a file larger than MaxRepoConfig there.
 	Read(name string) ([]byte, error)
 }
 
@@ -90,10 +94,13 @@ func Locate(mode string, files Files) (Layout, error) {
 		return Layout{}, nil
 	}
 	has := files.Has
+	// Without a [flake] table: a flake.nix and no default.nix (a
+	// repository with both, as nixpkgs, is a package set).
+	auto := Layout{Flake: mode == "always" || has("flake.nix") && !has("default.nix")}
 	b, err := files.Read(RepoConfigFile)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return Layout{Flake: mode == "always" || has("flake.nix") && !has("default.nix")}, nil
+		return auto, nil
 	case err != nil:
 		return Layout{Flake: true}, fmt.Errorf("read %s: %w", RepoConfigFile, err)
 	}
@@ -117,7 +124,7 @@ func Locate(mode string, files Files) (Layout, error) {
 		return Layout{Flake: true}, fmt.Errorf("%w: %s: unknown keys %s", ErrFlake, RepoConfigFile, strings.Join(keys, ", "))
 	}
 	if rc.Flake == nil {
-		return Layout{Flake: mode == "always" || has("flake.nix") && !has("default.nix")}, nil
+		return auto, nil
 	}
 	l := Layout{Flake: true, Jobs: rc.Flake.Jobs}
 	if d := rc.Flake.Dir; d != "" && d != "." {
@@ -148,22 +155,25 @@ func (d Dir) Has(name string) bool {
 	return err == nil
 }
 
-// Read implements Files. Only a regular file is read, and only its first
-// 64 KiB: a symbolic link committed as .basinix.toml must not show the
-// server's files in an error message.
+// Read implements Files. Only a regular file is read: a symbolic link
+// committed as .basinix.toml must not show the server's files in an
+// error message.
 func (d Dir) Read(name string) ([]byte, error) {
 	p := filepath.Join(string(d), filepath.FromSlash(name))
 	info, err := os.Lstat(p)
 	if err != nil {
 		return nil, err
 	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrFlake, name)
+	switch {
+	case !info.Mode().IsRegular():
+		return nil, NotRepoFile(name, "not a regular file")
+	case info.Size() > MaxRepoConfig:
+		return nil, NotRepoFile(name, "larger than 64 KiB")
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, 64<<10))
+	return os.ReadFile(p)
+}
+
+// NotRepoFile is Files.Read's error for a file it does not read.
+func NotRepoFile(name, why string) error {
+	return fmt.Errorf("%w: %s is %s", ErrFlake, name, why)
 }

@@ -49,9 +49,12 @@ type commitFiles struct {
 func (f commitFiles) Has(name string) bool { return f.m.HasFile(f.ctx, f.commit, name) }
 
 func (f commitFiles) Read(name string) ([]byte, error) {
-	b, err := f.m.ReadFile(f.ctx, f.commit, name, 64<<10)
-	if errors.Is(err, checkout.ErrNotRegular) {
-		return nil, fmt.Errorf("%w: %s is not a regular file", nix.ErrFlake, name)
+	b, err := f.m.ReadFile(f.ctx, f.commit, name, nix.MaxRepoConfig)
+	switch {
+	case errors.Is(err, checkout.ErrNotRegular):
+		return nil, nix.NotRepoFile(name, "not a regular file")
+	case errors.Is(err, checkout.ErrTooLarge):
+		return nil, nix.NotRepoFile(name, "larger than 64 KiB")
 	}
 	return b, err
 }
