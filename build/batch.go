@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,7 +67,7 @@ func (p *Pool) runBatch(ctx context.Context, b *batch) {
 	}
 	cmd.OnLog, cmd.OnStart, cmd.OnEnd = p.live.line, p.buildStarted, p.buildEnded
 	log := p.log.With().Str("machine", b.m.Name()).Int("drvs", len(drvs)).Logger()
-	group := p.cgroup(b, len(drvs), log)
+	group := p.cgroup(b, log)
 	if group != nil {
 		cmd.Cgroup = group.Procs
 	}
@@ -146,44 +145,30 @@ func (p *Pool) runBatch(ctx context.Context, b *batch) {
 // basinix may share the hierarchy).
 var batchGroups atomic.Uint64
 
-// cgroup makes the group a local batch of n derivations runs in, limited
-// for as many builds as it runs at once; nil for a remote batch, without
-// limits, or when the group cannot be made (logged: the batch runs
-// without).
-func (p *Pool) cgroup(b *batch, n int, log zerolog.Logger) *nix.Cgroup {
-	if b.m.URI != "" || p.opt.Cgroups == nil || p.opt.JobMemoryMiB <= 0 && p.opt.JobCPUs <= 0 {
+// cgroup makes the group a local slot's batch runs in; nil for a remote
+// batch, without limits, or when the group cannot be made (logged: the
+// batch runs without). A slot builds one derivation at a time (with
+// limits, the local machine is MaxJobs slots of one), so the group has
+// the largest share its builds need: a feature class's (big-parallel
+// gets more) or the default, and what a build is known to need.
+func (p *Pool) cgroup(b *batch, log zerolog.Logger) *nix.Cgroup {
+	if b.m.URI != "" || !p.opt.limited() {
 		return nil
 	}
-	at := max(1, min(n, b.m.MaxJobs))
 	name := fmt.Sprintf("batch-%d-%d", os.Getpid(), batchGroups.Add(1))
-	// Each build's share: its feature class's (big-parallel gets more),
-	// or the default; the group has the largest at of them, as many as
-	// run at once.
-	var mems []int
-	var cpus []float64
+	mem, cpu := p.opt.JobMemoryMiB, p.opt.JobCPUs
 	for _, j := range b.jobs {
-		m, c := p.opt.JobMemoryMiB, p.opt.JobCPUs
 		for _, f := range j.drv.Features {
 			if l, ok := p.opt.FeatureLimits[f]; ok {
-				m, c = max(m, l.MemoryMiB), max(c, l.CPUs)
+				mem, cpu = max(mem, l.MemoryMiB), max(cpu, l.CPUs)
 			}
 		}
-		mems, cpus = append(mems, m), append(cpus, c)
-	}
-	slices.Sort(mems)
-	slices.Sort(cpus)
-	mem, cpu := 0, 0.0
-	for i := 0; i < at && i < len(mems); i++ {
-		mem, cpu = mem+mems[len(mems)-1-i], cpu+cpus[len(cpus)-1-i]
-	}
-	if mem > 0 {
-		// A build known to need more gets it (the machine's, at most).
-		for _, j := range b.jobs {
+		if mem > 0 {
 			mem = max(mem, j.needMiB)
 		}
-		if b.m.MemoryMiB > 0 {
-			mem = min(mem, b.m.MemoryMiB)
-		}
+	}
+	if mem > 0 && b.m.MemoryMiB > 0 {
+		mem = min(mem, b.m.MemoryMiB) // the machine's, at most
 	}
 	g, err := p.opt.Cgroups.Group(name, mem, cpu)
 	if err != nil {

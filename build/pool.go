@@ -138,7 +138,7 @@ func New(opt Options, n Nix, results Results, log zerolog.Logger) (*Pool, error)
 	}
 	p := &Pool{opt: opt, nix: n, results: results, log: log, drvs: newDrvCache(),
 		wake: make(chan struct{}, 1), jobs: map[string]*job{}, live: &liveLogs{logs: map[string]*liveLog{}}}
-	if opt.Cgroups != nil && (opt.JobMemoryMiB > 0 || opt.JobCPUs > 0) && local.MaxJobs > 1 {
+	if opt.limited() && local.MaxJobs > 1 {
 		// With limits, each local build slot is a Nix process of its own
 		// (-j1) in a cgroup of its own: a build cannot take the memory of
 		// the one beside it, and an OOM kill names its slot's builds.
@@ -541,4 +541,9 @@ func bigger(j *job, a, b *machine) bool {
 type JobLimits struct {
 	MemoryMiB int
 	CPUs      float64
+}
+
+// limited says whether local builds run in cgroups with limits.
+func (o *Options) limited() bool {
+	return o.Cgroups != nil && (o.JobMemoryMiB > 0 || o.JobCPUs > 0)
 }
