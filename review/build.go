@@ -21,9 +21,8 @@ const typicalBuild = 5 * time.Minute
 // estimates are how long the review's pending derivations (the head's
 // attributes and their tests, and the base side of changed ones) are
 // expected to build: the last successful build of the same package
-// (store.DrvName), absent for one never built; what they are known to
-// need in memory; and the head's work, with typicalBuild for those never
-// built. The policy puts the PRs whose verdicts cost
+// (store.DrvName), typicalBuild for one never built; what they are known
+// to need in memory; and the head's work, their sum. The policy puts the PRs whose verdicts cost
 // least first (see TestSchedulingSimulation); the running check runs say
 // how much building is left.
 func (r *Reviewer) estimates(ctx context.Context, rep *report.Report) (est map[string]time.Duration, needs map[string]int, work time.Duration, err error) {
@@ -59,18 +58,15 @@ func (r *Reviewer) estimates(ctx context.Context, rep *report.Report) (est map[s
 	}
 	est, needs = make(map[string]time.Duration, len(all)), map[string]int{}
 	for i, d := range all {
-		if t := times[names[i]]; t > 0 {
-			est[d] = t
-		}
+		est[d] = cmp.Or(times[names[i]], typicalBuild)
 		if m := mem[names[i]]; m > 0 {
 			needs[d] = m
 		}
 	}
-	nodes := make([]Node, len(head))
-	for i, d := range head {
-		nodes[i] = Node{Est: cmp.Or(est[d], typicalBuild)}
+	for _, d := range head {
+		work += est[d]
 	}
-	return est, needs, GraphCost(nodes, func(int) bool { return false }).Work, nil
+	return est, needs, work, nil
 }
 
 // need is one attribute whose derivation must be in the store to be built:
@@ -106,7 +102,7 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 		if w, ok := wants[drv]; ok {
 			prio, force = max(w.Priority, prio), w.Force || force
 		}
-		wants[drv] = build.Want{Drv: drv, Priority: prio, Force: force, Est: cmp.Or(est[drv], typicalBuild), MemoryMiB: memory[drv]}
+		wants[drv] = build.Want{Drv: drv, Priority: prio, Force: force, Est: est[drv], MemoryMiB: memory[drv]}
 	}
 	var needs []need
 	var baseDrvs []string
