@@ -2,9 +2,7 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -119,35 +117,34 @@ func requestReviews(ctx context.Context, gh *github.Client, rev *store.Revision,
 	if len(ask) == 0 {
 		return nil
 	}
-	_, _, err = gh.PullRequests.RequestReviewers(ctx, owner, name, rev.PR, github.ReviewersRequest{Reviewers: ask})
-	if !unprocessable(err) || len(ask) == 1 {
-		if unprocessable(err) {
-			log.Info().Err(err).Strs("maintainers", ask).Msg("GitHub refused the review request (not a collaborator?)")
-			return nil
+	// All in one request; when GitHub refuses it, each alone.
+	var asked []string
+	for _, who := range append([][]string{ask}, split(ask)...) {
+		_, _, err := gh.PullRequests.RequestReviewers(ctx, owner, name, rev.PR, github.ReviewersRequest{Reviewers: who})
+		if why := refused(err); why != "" {
+			log.Info().Str("refusal", why).Strs("maintainers", who).Msg("GitHub refused the review request (not a collaborator?)")
+			continue
 		}
 		if err != nil {
-			return fmt.Errorf("request reviews on %s#%d: %w", rev.Repo, rev.PR, err)
+			return fmt.Errorf("request reviews of %v on %s#%d: %w", who, rev.Repo, rev.PR, err)
 		}
-		log.Info().Strs("maintainers", ask).Msg("reviews requested")
-		return nil
-	}
-	var asked []string
-	for _, m := range ask {
-		_, _, err := gh.PullRequests.RequestReviewers(ctx, owner, name, rev.PR, github.ReviewersRequest{Reviewers: []string{m}})
-		switch {
-		case unprocessable(err):
-			log.Info().Err(err).Str("maintainer", m).Msg("GitHub refused the review request (not a collaborator?)")
-		case err != nil:
-			return fmt.Errorf("request a review of %s on %s#%d: %w", m, rev.Repo, rev.PR, err)
-		default:
-			asked = append(asked, m)
+		if asked = append(asked, who...); len(who) == len(ask) {
+			break // the request for all went through
 		}
 	}
 	log.Info().Strs("maintainers", asked).Msg("reviews requested")
 	return nil
 }
 
-func unprocessable(err error) bool {
-	var ge *github.ErrorResponse
-	return errors.As(err, &ge) && ge.Response != nil && ge.Response.StatusCode == http.StatusUnprocessableEntity
+// split is one list for each of names, none when there is one name (the
+// list of all is that one already).
+func split(names []string) [][]string {
+	if len(names) < 2 {
+		return nil
+	}
+	out := make([][]string, len(names))
+	for i, n := range names {
+		out[i] = []string{n}
+	}
+	return out
 }
