@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -127,7 +128,13 @@ func (f *manifestFlow) callback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this is not the setup basinix started (state differs)", http.StatusBadRequest)
 		return
 	}
-	conv, _, err := f.gh.Apps.CompleteAppManifest(r.Context(), r.URL.Query().Get("code"))
+	code := r.URL.Query().Get("code")
+	if !manifestCode.MatchString(code) {
+		// It goes into the API's path: nothing but a code.
+		http.Error(w, "GitHub's code is missing or malformed", http.StatusBadRequest)
+		return
+	}
+	conv, _, err := f.gh.Apps.CompleteAppManifest(r.Context(), code)
 	if err == nil {
 		err = writeAppFiles(f.dir, conv)
 	}
@@ -229,6 +236,8 @@ server:
 	}
 	return nil
 }
+
+var manifestCode = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 
 func randomState() string {
 	b := make([]byte, 16)

@@ -138,6 +138,9 @@ func createApp(t *testing.T, gh *fakegithub.Server, pageURL, callback, newAppPat
 	if status, _ := get(t, local+"?code="+ghCode+"&state=forged"); status != http.StatusBadRequest {
 		t.Errorf("a callback with another state: %d, want 400", status)
 	}
+	if status, _ := get(t, local+"?code=..%2F..%2Fapp&state="+action.Query().Get("state")); status != http.StatusBadRequest {
+		t.Errorf("a callback whose code is a path: %d, want 400", status)
+	}
 	status, body = get(t, local+"?code="+ghCode+"&state="+action.Query().Get("state"))
 	if status != http.StatusOK || !strings.Contains(body, "https://github.example/apps/basinix/installations/new") {
 		t.Errorf("callback: %d %s", status, body)
