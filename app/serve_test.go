@@ -462,6 +462,10 @@ func TestServeWebPages(t *testing.T) {
 	if strings.Index(body, "<code>willfail</code>") > strings.Index(body, "<code>hello</code>") {
 		t.Error("pr page: newly failing attributes do not come first")
 	}
+	// libmid is rebuilt and built on both sides: what that did to its output.
+	if !regexp.MustCompile(`outputs of <code>libmid</code>: NAR [^<]+, closure [^<]+, files \+0 −0 ~1</summary>`).MatchString(body) {
+		t.Errorf("pr page shows no output diff of libmid:\n%s", body)
+	}
 	m := regexp.MustCompile(`href="/log/([^"]+willfail-2\.0\.log[^"]*)"`).FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("pr page has no log link for willfail:\n%s", body)

@@ -46,6 +46,13 @@ func saveReview(ctx context.Context, st verdictStore, rev int64, rep *report.Rep
 				}
 				v.Tests = string(b)
 			}
+			if e.Outputs != nil {
+				b, err := json.Marshal(e.Outputs)
+				if err != nil {
+					return fmt.Errorf("save review of revision %d: outputs of %s: %w", rev, attr, err)
+				}
+				v.Outputs = string(b)
+			}
 			rows = append(rows, v)
 		}
 	}
@@ -90,6 +97,11 @@ func loadReview(ctx context.Context, st verdictStore, rev *store.Revision) (*rep
 		if v.Tests != "" {
 			if err := json.Unmarshal([]byte(v.Tests), &e.Tests); err != nil {
 				return nil, fmt.Errorf("report of revision %d: tests of %s: %w", rev.ID, v.Attr, err)
+			}
+		}
+		if v.Outputs != "" {
+			if err := json.Unmarshal([]byte(v.Outputs), &e.Outputs); err != nil {
+				return nil, fmt.Errorf("report of revision %d: outputs of %s: %w", rev.ID, v.Attr, err)
 			}
 		}
 		sys.Attrs[v.Attr] = e

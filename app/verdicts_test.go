@@ -43,6 +43,9 @@ func TestVerdictRows(t *testing.T) {
 			}
 			if attr == "withtests" {
 				e.Tests = map[string]*report.TestEntry{"basic": {DrvPath: "/nix/store/t.drv", Head: build.Failure, Log: "/log/t"}}
+				e.Outputs = &build.OutputDiff{NarSize: build.SizeChange{Base: 100, Head: 120}, ClosureSize: build.SizeChange{Base: 300, Head: 900},
+					Files:   &build.FileDiff{Added: 1, Unchanged: 4, Entries: []build.FileChange{{Output: "out", Path: "bin/x", Change: "added", Kind: "executable", HeadSize: 20}}},
+					Closure: []build.ClosureChange{{Name: "dep", After: []string{"1.0"}, SizeDelta: 580}}}
 			}
 			rep.Systems["x86_64-linux"].Attrs[attr] = e
 		}

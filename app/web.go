@@ -32,6 +32,9 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"drvName": report.DrvName,
 	"base":    filepath.Base,
 	"path":    url.PathEscape,
+	"size":    report.SizeText,
+	"delta":   report.SignedBytes,
+	"join":    strings.Join,
 	// jobCheck is a job's check run name (report.JobCheckName).
 	"jobCheck": func(rep *report.Report, job, system string) string {
 		return report.JobCheckName(job, system, len(rep.Systems))

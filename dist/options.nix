@@ -190,6 +190,27 @@
       description = "Checkouts each repository keeps on disk, across runs, to be moved to\nthe next commit asked for (writing only the files that differ: a whole\nnixpkgs tree costs seconds of system time). More are made while more\nare in use at once, and removed when given back.";
     };
   };
+  # What a review says of the outputs of the changed attributes built on both
+  # sides: NAR and closure sizes before and after, the packages whose versions
+  # or sizes moved in the closure, and the files added, removed and changed
+  # (a file that differs only by store paths counts as equal).
+  outputs = {
+    diffs = lib.mkOption {
+      type = lib.types.int;
+      default = 100;
+      description = "How many attributes per review get an output diff (0: none).";
+    };
+    max_files = lib.mkOption {
+      type = lib.types.int;
+      default = 200000;
+      description = "An output with more files than this is not compared file by file.";
+    };
+    max_entries = lib.mkOption {
+      type = lib.types.int;
+      default = 50;
+      description = "How many differing files (and closure packages) a diff lists, the\nbiggest size changes first.";
+    };
+  };
   # basinix serve: the GitHub App (go-githubapp's section). Secrets may also
   # come from the environment: BASINIX_GITHUB_APP_INTEGRATION_ID,
   # BASINIX_GITHUB_APP_WEBHOOK_SECRET, BASINIX_GITHUB_APP_PRIVATE_KEY (and

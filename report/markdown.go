@@ -1,9 +1,11 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/basinix/basinix/build"
@@ -125,6 +127,7 @@ func writeMarkdownSystem(b *strings.Builder, system string, s *System, opt Markd
 		b.WriteString("\n</details>\n")
 	}
 	writeTests(b, s, opt)
+	writeOutputs(b, s)
 	if len(s.EvalErrors) > 0 {
 		fmt.Fprintf(b, "\n#### :boom: evaluation errors (%d)\n\n", len(s.EvalErrors))
 		for _, e := range s.EvalErrors {
@@ -260,4 +263,110 @@ func indent(s, prefix string) string {
 		}
 	}
 	return strings.Join(lines, "")
+}
+
+// maxOutputRows bounds the output changes a system's report lists.
+const maxOutputRows = 20
+
+// writeOutputs lists what the changes did to the outputs built on both
+// sides, the biggest closure changes first: NAR and closure sizes, files
+// added, removed and changed, and the largest file and package changes.
+func writeOutputs(b *strings.Builder, s *System) {
+	var attrs []string
+	for _, attr := range sortedKeys(s.Attrs) {
+		if s.Attrs[attr].Outputs.Noteworthy() {
+			attrs = append(attrs, attr)
+		}
+	}
+	if len(attrs) == 0 {
+		return
+	}
+	slices.SortStableFunc(attrs, func(a, b string) int {
+		return cmp.Compare(abs(s.Attrs[b].Outputs.ClosureSize.Delta()), abs(s.Attrs[a].Outputs.ClosureSize.Delta()))
+	})
+	fmt.Fprintf(b, "\n<details>\n<summary>:package: output changes (%d)</summary>\n\n", len(attrs))
+	b.WriteString("| attribute | NAR size | closure size | files +/−/~ | biggest changes |\n| --- | --- | --- | --- | --- |\n")
+	for i, attr := range attrs {
+		if i == maxOutputRows {
+			fmt.Fprintf(b, "\n… and %d more in the full report.\n", len(attrs)-i)
+			break
+		}
+		o := s.Attrs[attr].Outputs
+		files := ""
+		if f := o.Files; f != nil {
+			files = fmt.Sprintf("+%d / −%d / ~%d", f.Added, f.Removed, f.Changed)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", mdCode(attr), SizeText(o.NarSize), SizeText(o.ClosureSize), files, biggest(o))
+	}
+	b.WriteString("\n</details>\n")
+}
+
+// biggest names the largest few file and closure changes of an output diff.
+func biggest(o *build.OutputDiff) string {
+	var parts []string
+	for _, c := range o.Closure {
+		if len(parts) == 3 {
+			break
+		}
+		if !slices.Equal(c.Before, c.After) {
+			parts = append(parts, mdCode(c.Name+": "+versions(c.Before)+" → "+versions(c.After)))
+		}
+	}
+	if o.Files != nil {
+		for _, f := range o.Files.Entries {
+			if len(parts) == 5 {
+				break
+			}
+			parts = append(parts, fmt.Sprintf("%s %s (%s)", f.Change, mdCode(f.Name()), SignedBytes(f.Delta())))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func versions(v []string) string {
+	if len(v) == 0 {
+		return "∅"
+	}
+	shown := make([]string, len(v))
+	for i, s := range v {
+		shown[i] = cmp.Or(s, "ε")
+	}
+	return strings.Join(shown, ", ")
+}
+
+// SizeText writes a size on both sides: "1.0 KiB → 3.0 KiB (+2.0 KiB)",
+// or the size alone when it did not change.
+func SizeText(s build.SizeChange) string {
+	if s.Delta() == 0 {
+		return HumanBytes(s.Head)
+	}
+	return fmt.Sprintf("%s → %s (%s)", HumanBytes(s.Base), HumanBytes(s.Head), SignedBytes(s.Delta()))
+}
+
+// SignedBytes writes a size change: "+2.0 KiB", "−512 B".
+func SignedBytes(n int64) string {
+	if n < 0 {
+		return "−" + HumanBytes(-n)
+	}
+	return "+" + HumanBytes(n)
+}
+
+// HumanBytes writes a size in bytes as Nix does ("1.5 MiB").
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, i := float64(n)/unit, 0
+	for ; f >= unit && i < 4; i++ {
+		f /= unit
+	}
+	return fmt.Sprintf("%.1f %ciB", f, "KMGTP"[i])
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
 }

@@ -136,6 +136,9 @@ type AttrEntry struct {
 	// Maintainers are the GitHub handles of the head's meta.maintainers.
 	Maintainers []string              `json:"maintainers,omitempty"`
 	Tests       map[string]*TestEntry `json:"tests,omitempty"`
+	// Outputs says what the change did to the outputs, for a changed
+	// attribute built on both sides.
+	Outputs *build.OutputDiff `json:"outputs,omitempty"`
 }
 
 // TestEntry is one passthru.tests entry of an attribute.

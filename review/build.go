@@ -182,6 +182,9 @@ func (r *Reviewer) buildAll(ctx context.Context, req Request, trees *worktrees, 
 	for _, sys := range rep.Systems {
 		sys.ApplyBuilds(outcomes)
 	}
+	if err := r.outputDiffs(ctx, rep); err != nil {
+		r.log.Warn().Err(err).Msg("output diffs")
+	}
 	return instantiate, time.Since(start), nil
 }
 

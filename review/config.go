@@ -22,12 +22,13 @@ import (
 // Config is what reviews need; app.Config embeds it (config.example.yml
 // documents each field).
 type Config struct {
-	DataDir string      `yaml:"data_dir"`
-	Systems []string    `yaml:"systems"`
-	Nix     NixConfig   `yaml:"nix"`
-	Eval    EvalConfig  `yaml:"eval"`
-	Build   BuildConfig `yaml:"build"`
-	Git     GitConfig   `yaml:"git"`
+	DataDir string        `yaml:"data_dir"`
+	Systems []string      `yaml:"systems"`
+	Nix     NixConfig     `yaml:"nix"`
+	Eval    EvalConfig    `yaml:"eval"`
+	Build   BuildConfig   `yaml:"build"`
+	Git     GitConfig     `yaml:"git"`
+	Outputs OutputsConfig `yaml:"outputs"`
 	// BranchPriority is the build priority of tracked branches' changes
 	// (server.branch_priority: set by the server's configuration).
 	BranchPriority int `yaml:"-"`
@@ -151,7 +152,8 @@ func DefaultConfig() Config {
 			Flakes:       "auto",
 			FlakeJobs:    eval.DefaultFlakeJobs,
 		},
-		Git: GitConfig{Checkouts: 4},
+		Git:     GitConfig{Checkouts: 4},
+		Outputs: OutputsConfig{Diffs: 100, MaxFiles: 200_000, MaxEntries: 50},
 		Build: BuildConfig{
 			MaxJobs:       runtime.NumCPU(),
 			BuildTimeout:  3 * time.Hour,
@@ -207,6 +209,9 @@ func (c Config) Validate() error {
 		if !filepath.IsAbs(d) {
 			return fmt.Errorf("config: eval.flake_local_inputs: %q is not an absolute path", d)
 		}
+	}
+	if o := c.Outputs; o.Diffs < 0 || o.MaxFiles < 0 || o.MaxEntries < 0 {
+		return fmt.Errorf("config: outputs limits must not be negative")
 	}
 	b := c.Build
 	if b.MaxJobs < 0 || b.Cores < 0 || b.BuildTimeout < 0 || b.MaxSilentTime < 0 || b.BatchSize < 0 || b.LogMaxKiB < 0 ||

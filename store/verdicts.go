@@ -15,9 +15,10 @@ type Verdict struct {
 	Position, Log, Message string
 	FailingSince           string
 	Tests                  string // the attribute's passthru.tests results, as JSON
+	Outputs                string // what the change did to its outputs, as JSON
 }
 
-const verdictColumns = `system, attr, change, drv_path, base_drv_path, head_result, base_result, verdict, failed_dep, position, log, message, failing_since, tests`
+const verdictColumns = `system, attr, change, drv_path, base_drv_path, head_result, base_result, verdict, failed_dep, position, log, message, failing_since, tests, outputs`
 
 // PublishRevision records a reviewed revision: its report (what is not
 // its verdicts) and its verdicts, replacing those of an earlier attempt,
@@ -32,14 +33,14 @@ func (s *Store) PublishRevision(ctx context.Context, id int64, report []byte, ve
 	if _, err := tx.ExecContext(ctx, `DELETE FROM verdicts WHERE revision_id = ?`, id); err != nil {
 		return fmt.Errorf("publish revision %d: %w", id, err)
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO verdicts (revision_id, `+verdictColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO verdicts (revision_id, `+verdictColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("publish revision %d: %w", id, err)
 	}
 	defer stmt.Close()
 	for _, v := range verdicts {
 		if _, err := stmt.ExecContext(ctx, id, v.System, v.Attr, v.Change, v.DrvPath, v.BaseDrvPath, v.Head, v.Base, v.Verdict,
-			v.FailedDep, v.Position, v.Log, v.Message, v.FailingSince, v.Tests); err != nil {
+			v.FailedDep, v.Position, v.Log, v.Message, v.FailingSince, v.Tests, v.Outputs); err != nil {
 			return fmt.Errorf("publish revision %d: verdict of %s: %w", id, v.Attr, err)
 		}
 	}
@@ -60,7 +61,7 @@ func (s *Store) Verdicts(ctx context.Context, revision int64) ([]Verdict, error)
 	for rows.Next() {
 		var v Verdict
 		if err := rows.Scan(&v.System, &v.Attr, &v.Change, &v.DrvPath, &v.BaseDrvPath, &v.Head, &v.Base, &v.Verdict,
-			&v.FailedDep, &v.Position, &v.Log, &v.Message, &v.FailingSince, &v.Tests); err != nil {
+			&v.FailedDep, &v.Position, &v.Log, &v.Message, &v.FailingSince, &v.Tests, &v.Outputs); err != nil {
 			return nil, fmt.Errorf("verdicts of revision %d: %w", revision, err)
 		}
 		out = append(out, v)

@@ -139,3 +139,27 @@ func lineDiff(want, got string) string {
 	}
 	return b.String()
 }
+
+// Commit writes files (path → content) into the git repository dir,
+// creating it on first use, commits them all and returns the commit.
+func Commit(t testing.TB, dir string, files map[string]string, message string) string {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, ".git")); err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		Git(t, dir, "init", "--quiet", "--initial-branch=main")
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	Git(t, dir, "add", "-A")
+	Git(t, dir, "commit", "--quiet", "--allow-empty", "-m", message)
+	return strings.TrimSpace(Git(t, dir, "rev-parse", "HEAD"))
+}
