@@ -139,6 +139,7 @@ func (s *Server) RunWorkers(ctx context.Context) error {
 	g.Go(func() error { return s.rv.Run(gctx) })
 	g.Go(func() error { return s.pipe.Run(gctx) })
 	g.Go(func() error { return s.pipe.jobs.Run(gctx) })
+	g.Go(func() error { s.rv.KeepRoots(gctx); return nil })
 	return g.Wait()
 }
 

@@ -211,6 +211,38 @@
       description = "How many differing files (and closure packages) a diff lists, the\nbiggest size changes first.";
     };
   };
+  # What Nix's garbage collector must not take. basinix keeps each set with
+  # one indirect root under data_dir/gcroots (a store file referencing the
+  # paths); `basinix gc` updates them and shows what is kept and what is not,
+  # `basinix gc --collect` then runs the collector. The .drv files of
+  # remembered failures are always kept, so that a rebuild can run.
+  gc = {
+    # Policy per tracked branch, by "owner/repo:branch" or "branch", "*" for
+    # the others: fixed-output (the sources the latest evaluation needs, so a
+    # rebuild never downloads again), all (every output built for the latest
+    # `evaluations` evaluations), archive (every output ever built for it) or
+    # none.
+    branches = {
+      "*" = lib.mkOption {
+        type = lib.types.str;
+        default = "fixed-output";
+      };
+    };
+    evaluations = lib.mkOption {
+      type = lib.types.int;
+      default = 3;
+    };
+    pr_keep = lib.mkOption {
+      type = lib.types.str;
+      default = "72h";
+      description = "A PR's outputs (heads, bases, tests) are kept while it is open and this\nlong after it is closed.";
+    };
+    refresh_every = lib.mkOption {
+      type = lib.types.str;
+      default = "1h";
+      description = "How often the server updates the roots (0: only `basinix gc` does).";
+    };
+  };
   # basinix serve: the GitHub App (go-githubapp's section). Secrets may also
   # come from the environment: BASINIX_GITHUB_APP_INTEGRATION_ID,
   # BASINIX_GITHUB_APP_WEBHOOK_SECRET, BASINIX_GITHUB_APP_PRIVATE_KEY (and

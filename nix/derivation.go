@@ -18,6 +18,9 @@ type Derivation struct {
 	Features []string          // requiredSystemFeatures
 	Outputs  map[string]string // output name → store path ("" for content-addressed outputs)
 	Inputs   []string          // input derivations, sorted
+	// Fixed is set for a fixed-output derivation (a source download):
+	// its output's hash is known before it is built.
+	Fixed bool
 }
 
 // ReadDerivation parses the .drv file at path, which must be an absolute
@@ -41,6 +44,9 @@ func ReadDerivation(path string) (*Derivation, error) {
 	}
 	for name, o := range d.Outputs {
 		out.Outputs[name] = o.Path
+		if o.Hash != "" {
+			out.Fixed = true
+		}
 	}
 	for in := range d.InputDerivations {
 		out.Inputs = append(out.Inputs, in)

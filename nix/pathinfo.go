@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -19,31 +20,45 @@ type PathInfo struct {
 
 // PathInfos asks the store about paths (`nix path-info --json`): with
 // closure, about every path in their closures too; closure sizes are
-// filled either way. A path that is not valid is an error.
+// filled either way. A path that is not valid is an error. A .drv is
+// asked about as itself (for the new CLI, a .drv means its outputs).
 func (r *Runner) PathInfos(ctx context.Context, paths []string, closure bool) (map[string]PathInfo, error) {
+	var drvs, others []string
+	for _, p := range paths {
+		if strings.HasSuffix(p, ".drv") {
+			drvs = append(drvs, p)
+		} else {
+			others = append(others, p)
+		}
+	}
 	out := map[string]PathInfo{}
-	for len(paths) > 0 {
-		n := min(len(paths), 2000)
-		args := []string{"path-info", "--json", "--closure-size"}
-		if closure {
-			args = append(args, "--recursive")
+	for _, set := range []struct {
+		paths []string
+		flags []string
+	}{{others, nil}, {drvs, []string{"--derivation"}}} {
+		for paths := set.paths; len(paths) > 0; {
+			n := min(len(paths), 2000)
+			args := append([]string{"path-info", "--json", "--closure-size"}, set.flags...)
+			if closure {
+				args = append(args, "--recursive")
+			}
+			res, err := r.Run(ctx, Cmd{
+				Program: "nix",
+				Args:    append(append(args, "--"), paths[:n]...),
+				Limits:  Limits{Timeout: 5 * time.Minute, MaxStdout: 512 << 20},
+			})
+			if err != nil {
+				return nil, fmt.Errorf("path-info: %w", err)
+			}
+			var infos []PathInfo
+			if err := json.Unmarshal(res.Stdout, &infos); err != nil {
+				return nil, fmt.Errorf("path-info: %w", err)
+			}
+			for _, i := range infos {
+				out[i.Path] = i
+			}
+			paths = paths[n:]
 		}
-		res, err := r.Run(ctx, Cmd{
-			Program: "nix",
-			Args:    append(append(args, "--"), paths[:n]...),
-			Limits:  Limits{Timeout: 5 * time.Minute, MaxStdout: 512 << 20},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("path-info: %w", err)
-		}
-		var infos []PathInfo
-		if err := json.Unmarshal(res.Stdout, &infos); err != nil {
-			return nil, fmt.Errorf("path-info: %w", err)
-		}
-		for _, i := range infos {
-			out[i.Path] = i
-		}
-		paths = paths[n:]
 	}
 	return out, nil
 }

@@ -29,6 +29,7 @@ type Config struct {
 	Build   BuildConfig   `yaml:"build"`
 	Git     GitConfig     `yaml:"git"`
 	Outputs OutputsConfig `yaml:"outputs"`
+	GC      GCConfig      `yaml:"gc"`
 	// BranchPriority is the build priority of tracked branches' changes
 	// (server.branch_priority: set by the server's configuration).
 	BranchPriority int `yaml:"-"`
@@ -154,6 +155,7 @@ func DefaultConfig() Config {
 		},
 		Git:     GitConfig{Checkouts: 4},
 		Outputs: OutputsConfig{Diffs: 100, MaxFiles: 200_000, MaxEntries: 50},
+		GC:      GCConfig{Branches: map[string]string{"*": GCFixedOutput}, Evaluations: 3, PRKeep: 72 * time.Hour, RefreshEvery: time.Hour},
 		Build: BuildConfig{
 			MaxJobs:       runtime.NumCPU(),
 			BuildTimeout:  3 * time.Hour,
@@ -209,6 +211,9 @@ func (c Config) Validate() error {
 		if !filepath.IsAbs(d) {
 			return fmt.Errorf("config: eval.flake_local_inputs: %q is not an absolute path", d)
 		}
+	}
+	if err := c.GC.validate(); err != nil {
+		return err
 	}
 	if o := c.Outputs; o.Diffs < 0 || o.MaxFiles < 0 || o.MaxEntries < 0 {
 		return fmt.Errorf("config: outputs limits must not be negative")

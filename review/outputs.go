@@ -69,13 +69,9 @@ func (r *Reviewer) outputDiffs(ctx context.Context, rep *report.Report) error {
 	for _, t := range targets {
 		paths = append(append(paths, slices.Collect(maps.Values(t.base))...), slices.Collect(maps.Values(t.head))...)
 	}
-	invalid, err := r.nix.InvalidPaths(ctx, paths)
+	gone, err := r.gone(ctx, paths)
 	if err != nil {
 		return fmt.Errorf("output diffs: %w", err)
-	}
-	gone := map[string]bool{}
-	for _, p := range invalid {
-		gone[p] = true
 	}
 	var valid []string
 	for _, p := range paths {

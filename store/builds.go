@@ -32,7 +32,7 @@ func (s *Store) Builds(ctx context.Context, drvs []string) (map[string]*BuildRec
 		}
 		rows, err := s.db.QueryContext(ctx, `
 			SELECT drv_path, result, failed_dep, message, machine, started_at, duration_ms, log_path
-			FROM builds WHERE drv_path IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
+			FROM builds WHERE drv_path IN (`+placeholders(n)+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("build results: %w", err)
 		}
@@ -114,7 +114,7 @@ func (s *Store) BuildTimes(ctx context.Context, names []string) (map[string]time
 	latest := map[string]int64{}
 	err := byNames(names, func(chunk []any) error {
 		rows, err := s.db.QueryContext(ctx, `SELECT name, duration_ms, updated_at FROM builds
-			WHERE result = 'success' AND duration_ms > 0 AND name IN (?`+strings.Repeat(",?", len(chunk)-1)+`)`, chunk...)
+			WHERE result = 'success' AND duration_ms > 0 AND name IN (`+placeholders(len(chunk))+`)`, chunk...)
 		if err != nil {
 			return err
 		}
@@ -175,7 +175,7 @@ func (s *Store) PutMemoryNeed(ctx context.Context, name string, mib int) error {
 func (s *Store) MemoryNeeds(ctx context.Context, names []string) (map[string]int, error) {
 	out := map[string]int{}
 	err := byNames(names, func(chunk []any) error {
-		rows, err := s.db.QueryContext(ctx, `SELECT name, mib FROM memory_needs WHERE name IN (?`+strings.Repeat(",?", len(chunk)-1)+`)`, chunk...)
+		rows, err := s.db.QueryContext(ctx, `SELECT name, mib FROM memory_needs WHERE name IN (`+placeholders(len(chunk))+`)`, chunk...)
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -104,7 +103,7 @@ func (s *Store) TakeJob(ctx context.Context, busy []string) (*Job, error) {
 	args := []any{time.Now().UnixMilli()}
 	skip := ""
 	if len(busy) > 0 {
-		skip = " AND kind NOT IN (" + strings.TrimSuffix(strings.Repeat("?,", len(busy)), ",") + ")"
+		skip = " AND kind NOT IN (" + placeholders(len(busy)) + ")"
 		for _, k := range busy {
 			args = append(args, k)
 		}
@@ -229,7 +228,7 @@ func (s *Store) UnfinishedJobs(ctx context.Context, kinds ...string) (int, error
 	}
 	var n int
 	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')
-		AND kind IN (`+strings.TrimSuffix(strings.Repeat("?,", len(kinds)), ",")+`)`, args...).Scan(&n)
+		AND kind IN (`+placeholders(len(kinds))+`)`, args...).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("unfinished jobs: %w", err)
 	}

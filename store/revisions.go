@@ -114,10 +114,16 @@ func (s *Store) AddRevision(ctx context.Context, rev Revision) (int64, bool, []i
 	if err != nil {
 		return 0, false, nil, err
 	}
+	if !rev.Push() { // a PR under review again is open
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pr_closed WHERE repo = ? AND pr = ?`, rev.Repo, rev.PR); err != nil {
+			return 0, false, nil, fmt.Errorf("add revision %s#%d: %w", rev.Repo, rev.PR, err)
+		}
+	}
 	return id, n == 1, superseded, tx.Commit()
 }
 
-// CancelPR cancels the PR's live revisions and returns their ids.
+// CancelPR cancels the PR's live revisions and returns their ids; the PR
+// is closed from now (its outputs stay rooted gc.pr_keep longer).
 func (s *Store) CancelPR(ctx context.Context, repo string, pr int) ([]int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -127,6 +133,9 @@ func (s *Store) CancelPR(ctx context.Context, repo string, pr int) ([]int64, err
 	ids, err := setStateWhere(ctx, tx, Cancelled, `repo = ? AND pr = ?`, repo, pr)
 	if err != nil {
 		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO pr_closed (repo, pr, closed_at) VALUES (?, ?, ?)`, repo, pr, time.Now().UnixMilli()); err != nil {
+		return nil, fmt.Errorf("cancel %s#%d: %w", repo, pr, err)
 	}
 	return ids, tx.Commit()
 }

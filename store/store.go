@@ -103,3 +103,6 @@ func (s *Store) apply(ctx context.Context, version int, name string) error {
 	}
 	return tx.Commit()
 }
+
+// placeholders is "?,?,?" for n values of an IN list.
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }

@@ -6,6 +6,7 @@
 //	basinix serve --config FILE
 //	basinix setup --org ORG|--user [--name NAME] [--config FILE]
 //	basinix bisect --repo DIR|URL --branch B --attr A [--system S] [--good SHA] [--bad SHA] [--json FILE]
+//	basinix gc [--dry-run] [--json] [--collect [--max-freed SIZE]] [--config FILE]
 //	basinix version
 //
 // Exit codes of review: 0 nothing is broken, 1 the change breaks something,
@@ -39,6 +40,7 @@ Usage:
   basinix serve --config FILE         run the GitHub App
   basinix setup --org ORG|--user      register the GitHub App (manifest flow)
   basinix bisect --repo R --branch B --attr A   find the commit that broke A
+  basinix gc [--dry-run] [--json] [--collect]   keep outputs by policy, collect the rest
   basinix version
 
 Run 'basinix review -h' or 'basinix pr -h' for their flags.
@@ -88,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		err = prCmd(ctx, args[1:], stdout, stderr, env)
 	case "setup":
 		err = setupCmd(ctx, args[1:], stdout, stderr)
+	case "gc":
+		err = gcCmd(ctx, args[1:], stdout, stderr)
 	case "serve":
 		err = serve(ctx, args[1:], stderr, env)
 	case "version":
