@@ -243,6 +243,48 @@
       description = "How often the server updates the roots (0: only `basinix gc` does).";
     };
   };
+  # A binary cache successful outputs go to after their build, with their
+  # closure, asynchronously (verdicts never wait; failed uploads are retried,
+  # backing off from retry_min to an hour). Builders and reviewers substitute
+  # from it. Each path is leased: a branch's outputs stay branch_keep after a
+  # newer evaluation superseded them, a PR's pr_keep after it is closed, an
+  # archived branch's (gc.branches: archive) forever. `basinix gc` removes
+  # the expired ones from a file:// cache (never one a live path needs) and
+  # lists them for the others.
+  cache = {
+    url = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+      description = "A Nix store URL Nix can copy to: file:///srv/nix-cache,\ns3://bucket?region=eu-west-1, https://cache.example (PUT). Empty: none.";
+    };
+    secret_key_file = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+      description = "Signs the uploads (nix-store --generate-binary-cache-key NAME secret public);\nits public half is trusted for substitution.";
+    };
+    substitute_url = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+      description = "Where builders substitute from, when not url (a file:// cache served\nover HTTP, say).";
+    };
+    branch_keep = lib.mkOption {
+      type = lib.types.str;
+      default = "336h";
+    };
+    pr_keep = lib.mkOption {
+      type = lib.types.str;
+      default = "72h";
+    };
+    retry_min = lib.mkOption {
+      type = lib.types.str;
+      default = "1m";
+    };
+    batch = lib.mkOption {
+      type = lib.types.int;
+      default = 64;
+      description = "Paths per `nix copy`.";
+    };
+  };
   # basinix serve: the GitHub App (go-githubapp's section). Secrets may also
   # come from the environment: BASINIX_GITHUB_APP_INTEGRATION_ID,
   # BASINIX_GITHUB_APP_WEBHOOK_SECRET, BASINIX_GITHUB_APP_PRIVATE_KEY (and

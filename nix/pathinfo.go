@@ -62,3 +62,17 @@ func (r *Runner) PathInfos(ctx context.Context, paths []string, closure bool) (m
 	}
 	return out, nil
 }
+
+// CopyTo copies paths and their closures to the store at url
+// (`nix copy --to`), which signs them when url has a secret-key.
+func (r *Runner) CopyTo(ctx context.Context, url string, paths []string) error {
+	_, err := r.Run(ctx, Cmd{
+		Program: "nix",
+		Args:    append([]string{"copy", "--to", url, "--"}, paths...),
+		Limits:  Limits{Timeout: 2 * time.Hour, Silence: 30 * time.Minute},
+	})
+	if err != nil {
+		return fmt.Errorf("copy to the cache: %w", err)
+	}
+	return nil
+}

@@ -250,7 +250,11 @@ func (r *Reviewer) buildOnce(ctx context.Context, wants []build.Want, progress f
 		}
 	}
 	outs := t.Outcomes()
+	var built []string
 	for drv, o := range outs {
+		if o.Result == build.Success && !o.Cached {
+			built = append(built, drv)
+		}
 		// Killed for its memory: next time it gets twice as much.
 		if o.MemoryLimitMiB > 0 {
 			if err := r.store.PutMemoryNeed(context.WithoutCancel(ctx), store.DrvName(drv), 2*o.MemoryLimitMiB); err != nil {
@@ -258,6 +262,7 @@ func (r *Reviewer) buildOnce(ctx context.Context, wants []build.Want, progress f
 			}
 		}
 	}
+	r.queueUploads(context.WithoutCancel(ctx), built)
 	return outs, nil
 }
 

@@ -30,6 +30,7 @@ type Config struct {
 	Git     GitConfig     `yaml:"git"`
 	Outputs OutputsConfig `yaml:"outputs"`
 	GC      GCConfig      `yaml:"gc"`
+	Cache   CacheConfig   `yaml:"cache"`
 	// BranchPriority is the build priority of tracked branches' changes
 	// (server.branch_priority: set by the server's configuration).
 	BranchPriority int `yaml:"-"`
@@ -155,6 +156,7 @@ func DefaultConfig() Config {
 		},
 		Git:     GitConfig{Checkouts: 4},
 		Outputs: OutputsConfig{Diffs: 100, MaxFiles: 200_000, MaxEntries: 50},
+		Cache:   CacheConfig{BranchKeep: 14 * 24 * time.Hour, PRKeep: 72 * time.Hour, RetryMin: time.Minute, Batch: 64},
 		GC:      GCConfig{Branches: map[string]string{"*": GCFixedOutput}, Evaluations: 3, PRKeep: 72 * time.Hour, RefreshEvery: time.Hour},
 		Build: BuildConfig{
 			MaxJobs:       runtime.NumCPU(),
@@ -213,6 +215,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.GC.validate(); err != nil {
+		return err
+	}
+	if err := c.Cache.validate(); err != nil {
 		return err
 	}
 	if o := c.Outputs; o.Diffs < 0 || o.MaxFiles < 0 || o.MaxEntries < 0 {

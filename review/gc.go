@@ -98,6 +98,8 @@ type GCReport struct {
 	// Dropped are the roots of earlier runs that nothing keeps now.
 	Dropped   []string       `json:"dropped,omitempty"`
 	Collected *nix.Collected `json:"collected,omitempty"`
+	// Cache is what became of the binary cache's expired paths.
+	Cache *CacheReport `json:"cache,omitempty"`
 }
 
 // GCOptions: DryRun changes nothing; Collect runs Nix's collector after
@@ -172,6 +174,11 @@ func (r *Reviewer) GC(ctx context.Context, opt GCOptions) (*GCReport, error) {
 	for _, l := range links {
 		if p := filepath.Join(dir, l.Name()); !want[p] {
 			rep.Dropped = append(rep.Dropped, p)
+		}
+	}
+	if r.cfg.Cache.URL != "" {
+		if rep.Cache, err = r.expireCache(ctx, now, opt.DryRun); err != nil {
+			return nil, err
 		}
 	}
 	if opt.DryRun {

@@ -29,11 +29,7 @@ type gcFixture struct {
 
 func nixStore(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("nix-store", args...).Output()
-	if err != nil {
-		t.Fatalf("nix-store %v: %v", args, err)
-	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(string(mustOutput(t, "nix-store", args...)))
 }
 
 func newGCFixture(t *testing.T, rv *Reviewer) *gcFixture {
@@ -104,7 +100,7 @@ in {
 
 func mustOutput(t *testing.T, program string, args ...string) []byte {
 	t.Helper()
-	out, err := exec.Command(program, args...).Output()
+	out, err := execOutput(program, args...)
 	if err != nil {
 		t.Fatalf("%s %v: %v", program, args, err)
 	}
@@ -284,4 +280,12 @@ func TestGCConfig(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `gc.branches["master"] is "forever"`) {
 		t.Errorf("validate: %v", err)
 	}
+}
+
+func execOutput(program string, args ...string) ([]byte, error) {
+	out, err := exec.Command(program, args...).Output()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return out, fmt.Errorf("%w: %s", err, ee.Stderr)
+	}
+	return out, err
 }

@@ -76,6 +76,7 @@ type Reviewer struct {
 	sandboxWarning sync.Once
 	evaluator      string // the evaluator part of the cache key
 	cfgHash        string
+	uploadKick     chan struct{}
 }
 
 // New opens the store under cfg.DataDir, checks that Nix is there
@@ -90,6 +91,24 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer, error)
 	cfg.DataDir = dataDir
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	// Builders and reviewers substitute from basinix's binary cache.
+	extra, err := cacheOptions(cfg.Cache)
+	if err != nil {
+		return nil, err
+	}
+	if len(extra) > 0 {
+		opts := maps.Clone(cfg.Nix.Options)
+		if opts == nil {
+			opts = map[string]string{}
+		}
+		for k, v := range extra {
+			if old := opts[k]; old != "" {
+				v = old + " " + v
+			}
+			opts[k] = v
+		}
+		cfg.Nix.Options = opts
 	}
 	runner := nix.New(cfg.Nix.BinDir, cfg.Nix.Options, log)
 	version, err := runner.Version(ctx)
@@ -152,6 +171,8 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer, error)
 		host:      host,
 		evaluator: "walker-" + nix.WalkerHash() + "/nix-" + version,
 		cfgHash:   hex.EncodeToString(sum[:8]),
+
+		uploadKick: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -220,7 +241,15 @@ func (r *Reviewer) Build(ctx context.Context, wants []build.Want) (map[string]bu
 
 // Run runs the builder pool until ctx ends. Reviews that build need it
 // running.
-func (r *Reviewer) Run(ctx context.Context) error { return r.pool.Run(ctx) }
+func (r *Reviewer) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.runUploads(ctx)
+	}()
+	defer func() { <-done }()
+	return r.pool.Run(ctx)
+}
 
 // Close releases the store and temporary files.
 func (r *Reviewer) Close() error {

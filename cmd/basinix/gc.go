@@ -85,6 +85,21 @@ func writeGC(w io.Writer, rep *review.GCReport) {
 	if n := len(rep.Dropped); n > 0 {
 		fmt.Fprintf(w, "roots nothing keeps any more: %d (%s)\n", n, map[bool]string{true: "would be dropped", false: "dropped"}[rep.DryRun])
 	}
+	if c := rep.Cache; c != nil {
+		fmt.Fprintf(w, "cache %s: %d paths live, %d queued for upload, %d expired but needed by live ones\n", c.URL, c.Live, c.Queued, c.Needed)
+		switch {
+		case len(c.Expired) == 0:
+		case c.Removed:
+			fmt.Fprintf(w, "  removed %d expired paths\n", len(c.Expired))
+		case rep.DryRun:
+			fmt.Fprintf(w, "  %d expired paths would be removed\n", len(c.Expired))
+		default:
+			fmt.Fprintf(w, "  %d expired paths to remove (only a file:// cache is cleaned by basinix):\n", len(c.Expired))
+			for _, p := range c.Expired {
+				fmt.Fprintf(w, "  %s\n", p)
+			}
+		}
+	}
 	if c := rep.Collected; c != nil {
 		fmt.Fprintf(w, "collected: %d store paths, %s freed\n", c.Paths, c.Freed)
 	}
