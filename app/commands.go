@@ -188,6 +188,11 @@ func (p *pipeline) command(ctx context.Context, gh *github.Client, req handlers.
 		return msg, false, err
 	case "build", "test":
 		return p.requested(ctx, req, c, done)
+	case "diff":
+		if err := p.jobs.add(ctx, store.NewJob{Kind: jobDiffoscope, Payload: diffRequest{CommandRequest: req, Attrs: c.Attrs}}, done); err != nil {
+			return "", false, err
+		}
+		return "", true, nil
 	}
 	return fmt.Sprintf("`@%s %s` is not available yet.", p.cfg.Commands.Name, c.Verb), false, nil
 }
@@ -371,4 +376,59 @@ func (p *pipeline) merge(ctx context.Context, gh *github.Client, req handlers.Co
 	}
 	p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("method", p.cfg.Commands.MergeMethod).Msg("merged")
 	return "", nil
+}
+
+// diffRequest is a `@basinix diff ATTR…` job.
+type diffRequest struct {
+	handlers.CommandRequest
+	Attrs []string
+}
+
+// runDiffoscope runs diffoscope on the attributes' outputs in the PR's
+// latest review and answers the comment with links to the reports (one
+// reply per job, posted once).
+func (p *pipeline) runDiffoscope(ctx context.Context, j *store.Job) error {
+	var req diffRequest
+	if err := payload(j, &req); err != nil {
+		return err
+	}
+	gh, err := p.gh.NewInstallationClient(req.InstallationID)
+	if err != nil {
+		return fmt.Errorf("diff on %s#%d: %w", req.Repo, req.PR, err)
+	}
+	_, rep, msg, err := p.reviewed(ctx, req.CommandRequest)
+	if err != nil {
+		return err
+	}
+	if msg == "" {
+		var b strings.Builder
+		for _, attr := range req.Attrs {
+			for _, system := range sortedKeys(rep.Systems) {
+				runs, err := p.rv.Diffoscope(ctx, rep.Systems[system].Attrs[attr])
+				if err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					fmt.Fprintf(&b, "- %s (%s): %s\n", report.Code(attr), system, report.Code(err.Error()))
+					continue
+				}
+				for _, r := range runs {
+					fmt.Fprintf(&b, "- %s (%s, output %s): ", report.Code(attr), system, r.Output)
+					switch {
+					case !r.Differs:
+						b.WriteString("no differences\n")
+					default:
+						fmt.Fprintf(&b, "[diffoscope report](%s/diffoscope/%s) (%s%s)\n", strings.TrimSuffix(p.cfg.Server.PublicURL, "/"), r.File,
+							report.HumanBytes(r.Size), map[bool]string{true: ", cut to its bound"}[r.Truncated])
+					}
+				}
+			}
+		}
+		msg = "diffoscope, base → head:\n\n" + b.String()
+	}
+	owner, repo, _ := strings.Cut(req.Repo, "/")
+	if err := postComment(ctx, gh, owner, repo, req.PR, msg, fmt.Sprintf("diff-%d", j.ID)); err != nil {
+		return fmt.Errorf("reply on %s#%d: %w", req.Repo, req.PR, err)
+	}
+	return nil
 }

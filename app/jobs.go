@@ -29,6 +29,7 @@ const (
 	jobPushReview   = "push-review"   // a recorded tip's push revision, queued
 	jobInstallation = "installation"  // an installation's open PRs, queued
 	jobAnnounce     = "announce"      // a new revision's queued check run
+	jobDiffoscope   = "diffoscope"    // `@basinix diff ATTR…`, compared and answered
 )
 
 // registerJobs tells the runner how the pipeline's jobs run, and how many
@@ -43,6 +44,7 @@ func (p *pipeline) registerJobs() {
 	r.handle(jobPushReview, 2, p.runPushReview)
 	r.handle(jobInstallation, 2, p.runInstallation)
 	r.handle(jobAnnounce, 8, p.runAnnounce)
+	r.handle(jobDiffoscope, 1, p.runDiffoscope)
 }
 
 // jobKind is how the runner carries out a kind of job.

@@ -13,6 +13,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -125,6 +126,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST "+githubapp.DefaultWebhookRoute, s.webhook)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /log/{name}", s.serveLog)
+	mux.HandleFunc("GET /diffoscope/{name}", s.serveDiffoscope)
 	mux.HandleFunc("GET /{$}", s.serveIndex)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /pr/{owner}/{repo}/{number}", s.servePR)
@@ -301,6 +303,30 @@ func validSignature(header string, body []byte, secret string) bool {
 // ("HASH-NAME.drv") or a kept log's, nothing that could walk out of the
 // log directory.
 var logName = regexp.MustCompile(`^[0-9a-z]{32}-[A-Za-z0-9+._?=-]+\.(drv|log|log\.bz2)$`)
+
+// serveDiffoscope serves a diffoscope report, sandboxed: its HTML is made
+// of the outputs' contents, which a PR chose.
+func (s *Server) serveDiffoscope(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !review.DiffoscopeName(name) {
+		http.Error(w, "no such report", http.StatusNotFound)
+		return
+	}
+	f, err := os.Open(filepath.Join(review.DiffoscopeDir(s.cfg.DataDir), name))
+	if err != nil {
+		http.Error(w, "no such report", http.StatusNotFound)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	if info, err := f.Stat(); err == nil && info.Size() == 0 {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "diffoscope found no differences.\n")
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	io.Copy(w, f)
+}
 
 // serveLog serves a derivation's kept log or, while it builds, follows its
 // output until the build ends.

@@ -986,3 +986,47 @@ func TestServeNamesPush2(t *testing.T) {
 		t.Errorf("build check run lacks %q:\n%s", want, c.Summary)
 	}
 }
+
+// `@basinix diff ATTR` answers with a link to diffoscope's report on the
+// attribute's base and head outputs, served sandboxed; an attribute the
+// PR does not touch gets the reason.
+func TestServeDiffCommand(t *testing.T) {
+	testenv.RequireDiffoscope(t)
+	f := newApp(t)
+	f.gh.SetPermission("maint", "write")
+	head := f.sha(t, f.repo.Head)
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	f.deliver(t, "issue_comment", f.comment(t, 501, "maint", "User", "@basinix diff libmid libbase"))
+	var reply string
+	testenv.Eventually(t, time.Minute, func() bool {
+		for _, c := range f.gh.Comments("octo/pkgs", 1) {
+			if strings.Contains(c, "diffoscope, base → head") {
+				reply = c
+				return true
+			}
+		}
+		return false
+	}, func() string { return fmt.Sprintf("no reply: %q", f.gh.Comments("octo/pkgs", 1)) })
+	if !strings.Contains(reply, "`libbase` (x86_64-linux): `the change does not touch this attribute`") {
+		t.Errorf("libbase:\n%s", reply)
+	}
+	m := regexp.MustCompile("`libmid` \\(x86_64-linux, output out\\): \\[diffoscope report\\]\\([^)]*(/diffoscope/[0-9a-f]{32}\\.html)\\)").FindStringSubmatch(reply)
+	if m == nil {
+		t.Fatalf("libmid:\n%s", reply)
+	}
+	resp, err := http.Get(f.web + m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Security-Policy"), "sandbox;") || !strings.Contains(string(body), "<html") {
+		t.Errorf("report: %d %q\n%.300s", resp.StatusCode, resp.Header.Get("Content-Security-Policy"), body)
+	}
+	for _, bad := range []string{"/diffoscope/..%2fbasinix.db", "/diffoscope/" + strings.Repeat("0", 32) + ".html"} {
+		if code, _ := f.get(t, bad); code != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", bad, code)
+		}
+	}
+}

@@ -410,6 +410,20 @@ type OutputDiff struct {
 	Files       *FileDiff       `json:"files,omitempty"`
 	Closure     []ClosureChange `json:"closure,omitempty"`
 	Error       string          `json:"error,omitempty"`
+	// Diffoscope are the reports asked for (`@basinix diff`, `basinix
+	// review --diffoscope`), one per output.
+	Diffoscope []DiffoscopeRun `json:"diffoscope,omitempty"`
+}
+
+// DiffoscopeRun is diffoscope's report on one output: File is its name
+// under the data directory's diffoscope/ (served at /diffoscope/FILE);
+// an empty file when nothing differs.
+type DiffoscopeRun struct {
+	Output    string `json:"output"`
+	File      string `json:"file"`
+	Differs   bool   `json:"differs"`
+	Size      int64  `json:"size"`
+	Truncated bool   `json:"truncated,omitempty"`
 }
 
 // Noteworthy reports whether the diff is worth a line in a summary:

@@ -210,6 +210,22 @@
       default = 50;
       description = "How many differing files (and closure packages) a diff lists, the\nbiggest size changes first.";
     };
+    # diffoscope, run on request (`@basinix diff ATTR`, `basinix review
+    # --diffoscope ATTR`) on an attribute's base and head outputs.
+    diffoscope = {
+      program = lib.mkOption {
+        type = lib.types.str;
+        default = "diffoscope";
+      };
+      timeout = lib.mkOption {
+        type = lib.types.str;
+        default = "10m";
+      };
+      max_report_kib = lib.mkOption {
+        type = lib.types.int;
+        default = 10240;
+      };
+    };
   };
   # What Nix's garbage collector must not take. basinix keeps each set with
   # one indirect root under data_dir/gcroots (a store file referencing the

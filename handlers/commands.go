@@ -10,8 +10,8 @@ import (
 
 // Command is one `@basinix VERB ARGS…` line of a comment.
 type Command struct {
-	Verb    string   // rebuild, build, test, eval, merge, review, help
-	Attrs   []string // for build and test
+	Verb    string   // rebuild, build, test, diff, eval, merge, review, help
+	Attrs   []string // for build, test and diff
 	Message string   // for merge: the rest of the line
 }
 
@@ -19,6 +19,8 @@ type Command struct {
 const (
 	maxLine  = 1000
 	maxAttrs = 50
+	// maxDiffs: diffoscope takes minutes per attribute.
+	maxDiffs = 5
 )
 
 // attrRe is an attribute path as a reviewer types it: dot-separated Nix
@@ -54,9 +56,13 @@ func ParseCommands(body, name string) ([]Command, []error) {
 				errs = append(errs, fmt.Errorf("%s: %s takes no arguments", report.Code(line), c.Verb))
 				continue
 			}
-		case "build", "test":
-			if len(args) == 0 || len(args) > maxAttrs {
-				errs = append(errs, fmt.Errorf("%s: %s needs 1 to %d attributes", report.Code(line), c.Verb, maxAttrs))
+		case "build", "test", "diff":
+			most := maxAttrs
+			if c.Verb == "diff" {
+				most = maxDiffs
+			}
+			if len(args) == 0 || len(args) > most {
+				errs = append(errs, fmt.Errorf("%s: %s needs 1 to %d attributes", report.Code(line), c.Verb, most))
 				continue
 			}
 			bad := ""
@@ -89,6 +95,7 @@ func Help(name string) string {
 		"- `@%[1]s rebuild`: build the failed derivations of this PR again\n"+
 		"- `@%[1]s build ATTR…`: build these attributes at the merged head\n"+
 		"- `@%[1]s test ATTR…`: build the `passthru.tests` of these attributes\n"+
+		"- `@%[1]s diff ATTR…`: compare these attributes' base and head outputs with diffoscope\n"+
 		"- `@%[1]s eval`: evaluate the head again, ignoring the cache\n"+
 		"- `@%[1]s merge [message]`: merge the PR when its checks succeeded\n"+
 		"- `@%[1]s review`: post the full report as a review\n"+

@@ -30,6 +30,9 @@ func TestParseCommands(t *testing.T) {
 		{"build without attributes", "@basinix build", nil, 1},
 		{"rebuild with arguments", "@basinix rebuild now", nil, 1},
 		{"mention alone", "@basinix", nil, 1},
+		{"diff", "@basinix diff hello python3Packages.requests", []Command{{Verb: "diff", Attrs: []string{"hello", "python3Packages.requests"}}}, 0},
+		{"diff of too many", "@basinix diff a b c d e f", nil, 1},
+		{"diff with a shell", "@basinix diff hello|sh", nil, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

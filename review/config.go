@@ -154,10 +154,11 @@ func DefaultConfig() Config {
 			Flakes:       "auto",
 			FlakeJobs:    eval.DefaultFlakeJobs,
 		},
-		Git:     GitConfig{Checkouts: 4},
-		Outputs: OutputsConfig{Diffs: 100, MaxFiles: 200_000, MaxEntries: 50},
-		Cache:   CacheConfig{BranchKeep: 14 * 24 * time.Hour, PRKeep: 72 * time.Hour, RetryMin: time.Minute, Batch: 64},
-		GC:      GCConfig{Branches: map[string]string{"*": GCFixedOutput}, Evaluations: 3, PRKeep: 72 * time.Hour, RefreshEvery: time.Hour},
+		Git: GitConfig{Checkouts: 4},
+		Outputs: OutputsConfig{Diffs: 100, MaxFiles: 200_000, MaxEntries: 50,
+			Diffoscope: DiffoscopeConfig{Program: "diffoscope", Timeout: 10 * time.Minute, MaxReportKiB: 10 << 10}},
+		Cache: CacheConfig{BranchKeep: 14 * 24 * time.Hour, PRKeep: 72 * time.Hour, RetryMin: time.Minute, Batch: 64},
+		GC:    GCConfig{Branches: map[string]string{"*": GCFixedOutput}, Evaluations: 3, PRKeep: 72 * time.Hour, RefreshEvery: time.Hour},
 		Build: BuildConfig{
 			MaxJobs:       runtime.NumCPU(),
 			BuildTimeout:  3 * time.Hour,
@@ -220,8 +221,8 @@ func (c Config) Validate() error {
 	if err := c.Cache.validate(); err != nil {
 		return err
 	}
-	if o := c.Outputs; o.Diffs < 0 || o.MaxFiles < 0 || o.MaxEntries < 0 {
-		return fmt.Errorf("config: outputs limits must not be negative")
+	if o := c.Outputs; o.Diffs < 0 || o.MaxFiles < 0 || o.MaxEntries < 0 || o.Diffoscope.Timeout <= 0 || o.Diffoscope.MaxReportKiB <= 0 {
+		return fmt.Errorf("config: outputs limits must not be negative, diffoscope's timeout and max_report_kib must be set")
 	}
 	b := c.Build
 	if b.MaxJobs < 0 || b.Cores < 0 || b.BuildTimeout < 0 || b.MaxSilentTime < 0 || b.BatchSize < 0 || b.LogMaxKiB < 0 ||

@@ -21,6 +21,8 @@ type OutputsConfig struct {
 	MaxFiles int `yaml:"max_files"`
 	// MaxEntries is how many differing files a diff lists.
 	MaxEntries int `yaml:"max_entries"`
+	// Diffoscope runs on request only.
+	Diffoscope DiffoscopeConfig `yaml:"diffoscope"`
 }
 
 // diffTarget is one attribute whose outputs are compared.

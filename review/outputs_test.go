@@ -1,11 +1,13 @@
 package review
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -44,20 +46,7 @@ in rec {
 // lists it.
 func TestOutputDiffs(t *testing.T) {
 	f := newBuildFixture(t)
-	dir := filepath.Join(t.TempDir(), "repo")
-	nonce := filepath.Base(t.TempDir())
-	base := testenv.Commit(t, dir, map[string]string{"default.nix": outputsSet(nonce, "1.0", `
-    echo one > $out/bin/app
-    echo old > $out/share/old
-    head -c 1000 /dev/zero > $out/share/data.bin
-    echo same > $out/share/same`)}, "base")
-	head := testenv.Commit(t, dir, map[string]string{"default.nix": outputsSet(nonce, "1.1", `
-    echo two > $out/bin/app
-    echo new file > $out/share/new
-    head -c 3000 /dev/zero > $out/share/data.bin
-    echo same > $out/share/same
-    echo ${newdep} > $out/share/deps`)}, "head")
-
+	dir, base, head := outputsRepo(t)
 	rep := review(t, f.rv, Request{Repo: dir, Base: base, Head: head, Build: true})
 	e := rep.Systems["x86_64-linux"].Attrs["app"]
 	if e == nil || e.Verdict != report.StillSucceeding {
@@ -130,5 +119,67 @@ func TestDiffOutputsLimits(t *testing.T) {
 	}
 	if _, err := build.DiffOutputs(nil, map[string]string{"out": head}, build.DiffLimits{MaxFiles: 5}); err == nil {
 		t.Error("31 files compared under a bound of 5")
+	}
+}
+
+// outputsRepo is the repository of TestOutputDiffs: app's files change
+// between base and head.
+func outputsRepo(t *testing.T) (dir, base, head string) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "repo")
+	nonce := filepath.Base(t.TempDir())
+	base = testenv.Commit(t, dir, map[string]string{"default.nix": outputsSet(nonce, "1.0", `
+    echo one > $out/bin/app
+    echo old > $out/share/old
+    head -c 1000 /dev/zero > $out/share/data.bin
+    echo same > $out/share/same`)}, "base")
+	head = testenv.Commit(t, dir, map[string]string{"default.nix": outputsSet(nonce, "1.1", `
+    echo two > $out/bin/app
+    echo new file > $out/share/new
+    head -c 3000 /dev/zero > $out/share/data.bin
+    echo same > $out/share/same
+    echo ${newdep} > $out/share/deps`)}, "head")
+	return dir, base, head
+}
+
+// diffoscope, on request, writes an HTML report of what differs in the
+// outputs, once per pair of outputs; it is bounded in time, and refuses
+// an attribute not built on both sides.
+func TestDiffoscope(t *testing.T) {
+	testenv.RequireDiffoscope(t)
+	f := newBuildFixture(t)
+	dir, base, head := outputsRepo(t)
+	rep := review(t, f.rv, Request{Repo: dir, Base: base, Head: head, Build: true})
+	sys := rep.Systems["x86_64-linux"]
+	runs, err := f.rv.Diffoscope(context.Background(), sys.Attrs["app"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || runs[0].Output != "out" || !runs[0].Differs || !DiffoscopeName(runs[0].File) {
+		t.Fatalf("runs: %+v", runs)
+	}
+	html, err := os.ReadFile(filepath.Join(DiffoscopeDir(f.rv.cfg.DataDir), runs[0].File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"<html", "bin/app", "share/data.bin"} {
+		if !strings.Contains(string(html), s) {
+			t.Errorf("the report does not name %q", s)
+		}
+	}
+	again, err := f.rv.Diffoscope(context.Background(), sys.Attrs["app"])
+	if err != nil || !cmp.Equal(again, runs) {
+		t.Errorf("asked again: %+v %v", again, err)
+	}
+	if _, err := f.rv.Diffoscope(context.Background(), &report.AttrEntry{Change: "added", Head: build.Success}); err == nil || !strings.Contains(err.Error(), "built on both sides") {
+		t.Errorf("an added attribute: %v", err)
+	}
+	if _, err := f.rv.Diffoscope(context.Background(), sys.Attrs["newdep"]); err == nil || !strings.Contains(err.Error(), "does not touch") {
+		t.Errorf("newdep (unchanged): %v", err)
+	}
+	f.rv.cfg.Outputs.Diffoscope.Timeout = time.Millisecond
+	os.RemoveAll(DiffoscopeDir(f.rv.cfg.DataDir))
+	if _, err := f.rv.Diffoscope(context.Background(), sys.Attrs["app"]); err == nil || !strings.Contains(err.Error(), "stopped after 1ms") {
+		t.Errorf("a 1 ms bound: %v", err)
 	}
 }

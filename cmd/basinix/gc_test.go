@@ -57,3 +57,42 @@ func TestGCCommand(t *testing.T) {
 		}
 	}
 }
+
+// `basinix review --diffoscope ATTR` writes diffoscope's report of the
+// attribute's outputs and lists it in the JSON report.
+func TestReviewDiffoscope(t *testing.T) {
+	testenv.RequireNix(t)
+	testenv.RequireDiffoscope(t)
+	dir := filepath.Join(t.TempDir(), "repo")
+	nonce := filepath.Base(t.TempDir())
+	set := func(v string) map[string]string {
+		return map[string]string{"default.nix": `{ system ? builtins.currentSystem, config ? { } }:
+{ pkg = derivation { name = "pkg-` + v + `"; inherit system; nonce = "` + nonce + `"; builder = "/bin/sh";
+    args = [ "-c" "PATH=/usr/bin:/bin; mkdir -p $out/share; echo version ` + v + ` > $out/share/VERSION" ]; }; }
+`}
+	}
+	base := testenv.Commit(t, dir, set("1.0"), "base")
+	head := testenv.Commit(t, dir, set("1.1"), "head")
+	data, js := t.TempDir(), filepath.Join(t.TempDir(), "report.json")
+	code, _, stderr := basinix(t, "review", "--repo", dir, "--base", base, "--head", head, "--diffoscope", "pkg", "--json", js, "--data-dir", data)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rep := readReport(t, js)
+	runs := rep.Systems["x86_64-linux"].Attrs["pkg"].Outputs.Diffoscope
+	if len(runs) != 1 || !runs[0].Differs {
+		t.Fatalf("diffoscope runs: %+v", runs)
+	}
+	html := filepath.Join(review.DiffoscopeDir(data), runs[0].File)
+	if !strings.Contains(stderr, "diffoscope of pkg (x86_64-linux, out): "+html) {
+		t.Errorf("stderr does not say where the report is:\n%s", stderr)
+	}
+	if b, err := os.ReadFile(html); err != nil || !strings.Contains(string(b), "VERSION") {
+		t.Errorf("report: %v", err)
+	}
+	for _, bad := range []string{"a;b", "nosuch"} {
+		if code, _, _ := basinix(t, "review", "--repo", dir, "--base", base, "--head", head, "--diffoscope", bad, "--data-dir", data); code != 2 {
+			t.Errorf("--diffoscope %q: exit %d, want 2", bad, code)
+		}
+	}
+}

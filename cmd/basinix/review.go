@@ -7,9 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
+	"github.com/basinix/basinix/build"
+	"github.com/basinix/basinix/eval"
 	"github.com/basinix/basinix/report"
 	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/sampleset"
@@ -31,6 +35,14 @@ func reviewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		sampleSize = fs.Int("sample-size", 200, "with --sample: number of generated packages besides the hand-written ones")
 		workers    = fs.Int("workers", 0, "evaluation processes at once (default from the config: the core count)")
 	)
+	var diffoscope []string
+	fs.Func("diffoscope", "run diffoscope on this attribute's base and head outputs (repeatable; needs builds)", func(attr string) error {
+		if _, err := eval.ParsePath(attr); err != nil {
+			return err
+		}
+		diffoscope = append(diffoscope, attr)
+		return nil
+	})
 	local := addLocalFlags(fs)
 	logFlags := addLogFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -38,6 +50,9 @@ func reviewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("review: unexpected argument %q", fs.Arg(0))}
+	}
+	if *noBuild && len(diffoscope) > 0 {
+		return &exitError{code: 2, err: errors.New("review: --diffoscope needs builds: drop --no-build")}
 	}
 	cfg, err := local.load()
 	if err != nil {
@@ -94,6 +109,9 @@ func reviewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	if err := runDiffoscope(ctx, rv, rep, diffoscope, cfg.DataDir, stderr); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	if *jsonOut != "" {
 		data, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
@@ -108,6 +126,42 @@ func reviewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if rep.EvalBroken() || rep.Breaks() {
 		return &exitError{code: 1}
+	}
+	return nil
+}
+
+// runDiffoscope runs diffoscope on each attribute's outputs, on every
+// system where the review built it on both sides, and says where the
+// reports are; the report JSON lists them.
+func runDiffoscope(ctx context.Context, rv *review.Reviewer, rep *report.Report, attrs []string, dataDir string, stderr io.Writer) error {
+	for _, attr := range attrs {
+		found := false
+		for _, system := range slices.Sorted(maps.Keys(rep.Systems)) {
+			e := rep.Systems[system].Attrs[attr]
+			if e == nil {
+				continue
+			}
+			found = true
+			runs, err := rv.Diffoscope(ctx, e)
+			if err != nil {
+				fmt.Fprintf(stderr, "diffoscope of %s (%s): %v\n", attr, system, err)
+				continue
+			}
+			if e.Outputs == nil {
+				e.Outputs = &build.OutputDiff{}
+			}
+			e.Outputs.Diffoscope = runs
+			for _, r := range runs {
+				what := "no differences"
+				if r.Differs {
+					what = filepath.Join(review.DiffoscopeDir(dataDir), r.File)
+				}
+				fmt.Fprintf(stderr, "diffoscope of %s (%s, %s): %s\n", attr, system, r.Output, what)
+			}
+		}
+		if !found {
+			return fmt.Errorf("review: --diffoscope %s: the change does not touch it", attr)
+		}
 	}
 	return nil
 }

@@ -29,6 +29,15 @@ func RequireNix(t testing.TB) {
 	}
 }
 
+// RequireDiffoscope fails the test when diffoscope is missing (.ci/run
+// installs Debian's diffoscope-minimal).
+func RequireDiffoscope(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("diffoscope"); err != nil {
+		t.Fatal("diffoscope not found: apt-get install --no-install-recommends diffoscope-minimal (as .ci/run does)")
+	}
+}
+
 // Logger returns a logger writing to the test's log.
 func Logger(t testing.TB) zerolog.Logger {
 	return zerolog.New(zerolog.NewConsoleWriter(zerolog.ConsoleTestWriter(t))).Level(zerolog.DebugLevel)
