@@ -3,7 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,8 +42,12 @@ func (p *pipeline) runCommands(ctx context.Context, j *store.Job) error {
 		return fmt.Errorf("commands on %s#%d: %w", req.Repo, req.PR, err)
 	}
 	owner, repo, _ := strings.Cut(req.Repo, "/")
+	replyTo := strconv.FormatInt(req.CommentID, 10)
+	if req.CommentID == 0 { // a web action: named by its job
+		replyTo = fmt.Sprintf("web-%d", j.ID)
+	}
 	reply := func(body, key string) error {
-		if err := postComment(ctx, gh, owner, repo, req.PR, body, fmt.Sprintf("reply-%d-%s", req.CommentID, key)); err != nil {
+		if err := postComment(ctx, gh, owner, repo, req.PR, body, fmt.Sprintf("reply-%s-%s", replyTo, key)); err != nil {
 			return fmt.Errorf("reply on %s#%d: %w", req.Repo, req.PR, err)
 		}
 		return nil
@@ -58,8 +63,10 @@ func (p *pipeline) runCommands(ctx context.Context, j *store.Job) error {
 		}
 	}
 	if j.Step == 0 {
-		if _, _, err := gh.Reactions.CreateIssueCommentReaction(ctx, owner, repo, req.CommentID, "eyes"); err != nil {
-			return fmt.Errorf("react to comment %d on %s: %w", req.CommentID, req.Repo, err)
+		if req.CommentID != 0 {
+			if _, _, err := gh.Reactions.CreateIssueCommentReaction(ctx, owner, repo, req.CommentID, "eyes"); err != nil {
+				return fmt.Errorf("react to comment %d on %s: %w", req.CommentID, req.Repo, err)
+			}
 		}
 		if help {
 			var b strings.Builder
@@ -81,27 +88,19 @@ func (p *pipeline) runCommands(ctx context.Context, j *store.Job) error {
 	if len(act) == 0 || j.Step > len(act) {
 		return nil
 	}
-	// go-github v60 lacks role_name, which tells maintain from write.
-	var perm struct {
-		Permission string `json:"permission"`
-		RoleName   string `json:"role_name"`
-	}
-	preq, err := gh.NewRequest("GET", fmt.Sprintf("repos/%s/%s/collaborators/%s/permission", owner, repo, url.PathEscape(req.User)), nil)
-	if err == nil {
-		_, err = gh.Do(ctx, preq, &perm)
-	}
+	perm, role, err := userPermission(ctx, gh, owner, repo, req.User)
 	if err != nil {
-		return fmt.Errorf("permission of %s on %s: %w", req.User, req.Repo, err)
+		return err
 	}
 	allowed := p.cfg.Commands.Permissions
-	if !slices.Contains(allowed, perm.Permission) && !slices.Contains(allowed, perm.RoleName) {
-		p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("permission", perm.RoleName).Msg("commands refused")
+	if !slices.Contains(allowed, perm) && !slices.Contains(allowed, role) {
+		p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("permission", role).Msg("commands refused")
 		if err := reply(fmt.Sprintf("@%s: only users with %s permission on this repository may run `@%s` commands; you have %s.",
-			req.User, strings.Join(allowed, ", "), name, perm.RoleName), "refused"); err != nil {
+			req.User, strings.Join(allowed, ", "), name, role), "refused"); err != nil {
 			return err
 		}
 		for i, c := range act {
-			p.record(ctx, req, c, "refused: "+perm.RoleName+" permission", store.StepDone{Job: j.ID, Step: i + 2})
+			p.record(ctx, req, c, "refused: "+role+" permission", store.StepDone{Job: j.ID, Step: i + 2})
 		}
 		return nil
 	}
@@ -142,7 +141,7 @@ func (p *pipeline) runCommands(ctx context.Context, j *store.Job) error {
 // step that did it.
 func (p *pipeline) record(ctx context.Context, req handlers.CommandRequest, c handlers.Command, outcome string, done ...store.StepDone) {
 	line := strings.TrimSpace(strings.Join(append([]string{c.Verb}, c.Attrs...), " ") + " " + c.Message)
-	if err := p.st.PutCommand(ctx, store.CommandRecord{Repo: req.Repo, PR: req.PR, User: req.User, Command: line, Outcome: outcome, Received: time.Now()}, done...); err != nil {
+	if err := p.st.PutCommand(ctx, store.CommandRecord{Repo: req.Repo, PR: req.PR, User: req.User, Command: line, Outcome: outcome, Received: time.Now(), Via: req.Via}, done...); err != nil {
 		p.log.Warn().Err(err).Msg("recording a command")
 	}
 }
@@ -413,6 +412,10 @@ func (p *pipeline) runDiffoscope(ctx context.Context, j *store.Job) error {
 					continue
 				}
 				for _, r := range runs {
+					// The report is this repository's readers' only.
+					if err := os.WriteFile(filepath.Join(review.DiffoscopeDir(p.cfg.DataDir), r.File+".repo"), []byte(req.Repo), 0o644); err != nil {
+						return fmt.Errorf("diff on %s#%d: %w", req.Repo, req.PR, err)
+					}
 					fmt.Fprintf(&b, "- %s (%s, output %s): ", report.Code(attr), system, r.Output)
 					switch {
 					case !r.Differs:

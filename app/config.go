@@ -33,6 +33,7 @@ type Config struct {
 	GitHub   githubapp.Config `yaml:"github"`
 	Server   ServerConfig     `yaml:"server"`
 	Commands CommandsConfig   `yaml:"commands"`
+	Web      WebConfig        `yaml:"web"`
 
 	// path is the file the configuration was read from ("" for none).
 	path string
@@ -103,6 +104,9 @@ type ServerConfig struct {
 	// private key and webhook secret (instead of the github section).
 	PrivateKeyFile    string `yaml:"private_key_file"`
 	WebhookSecretFile string `yaml:"webhook_secret_file"`
+	// OAuthClientSecretFile holds the App's OAuth client secret, for
+	// GitHub login (instead of github.oauth.client_secret).
+	OAuthClientSecretFile string `yaml:"oauth_client_secret_file"`
 }
 
 // DefaultConfig returns the configuration used when no file is given.
@@ -114,6 +118,7 @@ func DefaultConfig() Config {
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"},
 			Maintainers:   DefaultMaintainers},
 		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge", MergeChecks: []string{"eval", "build"}},
+		Web:      WebConfig{SessionTTL: 30 * 24 * time.Hour},
 	}
 }
 
@@ -218,7 +223,7 @@ func (c *Config) LoadSecrets(lookup func(string) (string, bool)) error {
 	for _, f := range []struct {
 		path string
 		dst  *string
-	}{{c.Server.PrivateKeyFile, &app.PrivateKey}, {c.Server.WebhookSecretFile, &app.WebhookSecret}} {
+	}{{c.Server.PrivateKeyFile, &app.PrivateKey}, {c.Server.WebhookSecretFile, &app.WebhookSecret}, {c.Server.OAuthClientSecretFile, &c.GitHub.OAuth.ClientSecret}} {
 		if f.path == "" {
 			continue
 		}

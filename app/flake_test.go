@@ -258,7 +258,7 @@ func TestServePushCI(t *testing.T) {
 			t.Errorf("branch page lacks %q:\n%s", s, page)
 		}
 	}
-	if _, index := f.get(t, "/"); !strings.Contains(index, `<a href="/branch/octo/pkgs/master">push to master</a>`) {
+	if _, index := f.get(t, "/"); !strings.Contains(index, `<a href="/branch/octo/pkgs/master">octo/pkgs master</a>`) {
 		t.Errorf("index lacks the pushes:\n%s", index)
 	}
 }

@@ -30,6 +30,7 @@ const (
 	jobInstallation = "installation"  // an installation's open PRs, queued
 	jobAnnounce     = "announce"      // a new revision's queued check run
 	jobDiffoscope   = "diffoscope"    // `@basinix diff ATTR…`, compared and answered
+	jobRestart      = "restart"       // a build page's "build again"
 )
 
 // registerJobs tells the runner how the pipeline's jobs run, and how many
@@ -45,6 +46,7 @@ func (p *pipeline) registerJobs() {
 	r.handle(jobInstallation, 2, p.runInstallation)
 	r.handle(jobAnnounce, 8, p.runAnnounce)
 	r.handle(jobDiffoscope, 1, p.runDiffoscope)
+	r.handle(jobRestart, 4, p.runRestart)
 }
 
 // jobKind is how the runner carries out a kind of job.

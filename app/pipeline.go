@@ -90,6 +90,7 @@ func (p *pipeline) runInstallation(ctx context.Context, j *store.Job) error {
 // Evaluate implements handlers.Branches: the tip is recorded as a job, one
 // branch's tips taken in push order.
 func (p *pipeline) Evaluate(ctx context.Context, push handlers.BranchPush) error {
+	p.visibility(ctx, push.Repo, push.Private)
 	return p.jobs.add(ctx, store.NewJob{Kind: jobBranchTip, Serial: branchSerial(push.Repo, push.Branch), Payload: push})
 }
 
@@ -109,9 +110,10 @@ func (p *pipeline) Review(ctx context.Context, pr handlers.PullRequest) error {
 // queue adds a revision for the PR's head unless it is known, supersedes
 // the PR's older ones, and reports whether it is new.
 func (p *pipeline) queue(ctx context.Context, pr handlers.PullRequest) (bool, error) {
+	p.visibility(ctx, pr.Repo, pr.Private)
 	return p.queueRevision(ctx, store.Revision{
 		Repo: pr.Repo, InstallationID: pr.InstallationID, CloneURL: pr.CloneURL, PR: pr.Number, HeadSHA: pr.HeadSHA, BaseRef: pr.BaseRef,
-		Author: pr.Author,
+		Author: pr.Author, Title: pr.Title,
 	})
 }
 
@@ -181,6 +183,23 @@ func (p *pipeline) branchURL(repo, branch string) string {
 // prURL is the web page of a PR.
 func (p *pipeline) prURL(repo string, pr int) string {
 	return strings.TrimSuffix(p.cfg.Server.PublicURL, "/") + fmt.Sprintf("/pr/%s/%d", repo, pr)
+}
+
+// visibility records whether a repository is private, for the web pages.
+func (p *pipeline) visibility(ctx context.Context, repo string, private bool) {
+	if err := p.st.PutRepoPrivate(ctx, repo, private); err != nil {
+		p.log.Warn().Err(err).Msg("recording a repository's visibility")
+	}
+}
+
+// Closed implements handlers.Reviews.
+func (p *pipeline) Closed(ctx context.Context, repo string, number int, merged bool) error {
+	ids, err := p.st.ClosePR(ctx, repo, number, merged)
+	if err != nil {
+		return err
+	}
+	p.stop(ids)
+	return nil
 }
 
 // Withdraw implements handlers.Reviews.
@@ -664,6 +683,7 @@ func (p *pipeline) recordFiles(ctx context.Context, gh *github.Client, rev *stor
 	owner, name, _ := strings.Cut(rev.Repo, "/")
 	var files []store.PRFile
 	opt := &github.ListOptions{PerPage: 100}
+	patches := 0 // the diff shown on the PR page, bounded
 	for len(files) < maxListedFiles {
 		page, resp, err := gh.PullRequests.ListFiles(ctx, owner, name, rev.PR, opt)
 		if err != nil {
@@ -671,7 +691,11 @@ func (p *pipeline) recordFiles(ctx context.Context, gh *github.Client, rev *stor
 			return
 		}
 		for _, f := range page {
-			files = append(files, store.PRFile{Name: f.GetFilename(), Status: f.GetStatus(), Additions: f.GetAdditions(), Deletions: f.GetDeletions()})
+			pf := store.PRFile{Name: f.GetFilename(), Status: f.GetStatus(), Additions: f.GetAdditions(), Deletions: f.GetDeletions()}
+			if patch := f.GetPatch(); len(patch) <= store.MaxPatch && patches+len(patch) <= store.MaxPatches {
+				pf.Patch, patches = patch, patches+len(patch)
+			}
+			files = append(files, pf)
 		}
 		if resp.NextPage == 0 {
 			break

@@ -99,7 +99,7 @@ func (p *pipeline) reconcileRepo(ctx context.Context, gh *github.Client, inst in
 				continue
 			}
 			fresh, err := p.queue(ctx, handlers.PullRequest{InstallationID: inst, Repo: full, CloneURL: pr.GetBase().GetRepo().GetCloneURL(),
-				Number: pr.GetNumber(), HeadSHA: pr.GetHead().GetSHA(), BaseRef: pr.GetBase().GetRef(), Author: pr.GetUser().GetLogin()})
+				Number: pr.GetNumber(), HeadSHA: pr.GetHead().GetSHA(), BaseRef: pr.GetBase().GetRef(), Author: pr.GetUser().GetLogin(), Title: pr.GetTitle(), Private: pr.GetBase().GetRepo().GetPrivate()})
 			if err != nil {
 				return queued, err
 			}
@@ -140,7 +140,7 @@ func (p *pipeline) catchUpBranches(ctx context.Context, gh *github.Client, inst 
 		if n, err := p.st.PendingJobs(ctx, branchSerial(full, b)); err != nil || n > 0 {
 			continue // a push being recorded: it is the tip, or older than a push to come
 		}
-		if err := p.Evaluate(ctx, handlers.BranchPush{InstallationID: inst, Repo: full, CloneURL: repo.GetCloneURL(), Branch: b, Commit: br.GetCommit().GetSHA()}); err != nil {
+		if err := p.Evaluate(ctx, handlers.BranchPush{InstallationID: inst, Repo: full, CloneURL: repo.GetCloneURL(), Branch: b, Commit: br.GetCommit().GetSHA(), Private: repo.GetPrivate()}); err != nil {
 			p.log.Warn().Err(err).Str("repo", full).Str("branch", b).Msg("catching up branches")
 		}
 	}

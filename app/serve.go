@@ -47,6 +47,9 @@ type Server struct {
 	// bodies bounds the bytes of webhook bodies held at once.
 	bodies *semaphore.Weighted
 	github *githubHealth
+	// perms keeps what GitHub said of users' permissions, for the web
+	// pages' access rules.
+	perms ttlCache[[2]string]
 }
 
 // NewServer sets up the server; cfg must have its secrets loaded.
@@ -128,10 +131,19 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /log/{name}", s.serveLog)
 	mux.HandleFunc("GET /diffoscope/{name}", s.serveDiffoscope)
 	mux.HandleFunc("GET /{$}", s.serveIndex)
+	mux.HandleFunc("GET /index.json", s.serveIndex)
+	mux.HandleFunc("GET /static/basinix.css", s.serveCSS)
 	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("GET /repo/{owner}/{repo}", s.serveRepo)
 	mux.HandleFunc("GET /pr/{owner}/{repo}/{number}", s.servePR)
+	mux.HandleFunc("POST /pr/{owner}/{repo}/{number}/action", s.serveAction)
+	mux.HandleFunc("GET /build/{name}", s.serveBuild)
+	mux.HandleFunc("POST /build/{name}/restart", s.serveRestart)
 	mux.HandleFunc("GET /attr/{owner}/{repo}/{branch}/{attr}", s.serveAttr)
 	mux.HandleFunc("GET /branch/{owner}/{repo}/{branch}", s.serveBranch)
+	mux.HandleFunc("GET /login", s.serveLogin)
+	mux.HandleFunc("GET /login/callback", s.serveLoginCallback)
+	mux.HandleFunc("POST /logout", s.serveLogout)
 	return mux
 }
 
@@ -312,7 +324,12 @@ func (s *Server) serveDiffoscope(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such report", http.StatusNotFound)
 		return
 	}
-	f, err := os.Open(filepath.Join(review.DiffoscopeDir(s.cfg.DataDir), name))
+	file := filepath.Join(review.DiffoscopeDir(s.cfg.DataDir), name)
+	// A report asked on a PR is its repository's readers' only.
+	if repo, err := os.ReadFile(file + ".repo"); err == nil && !s.canRead(w, r, strings.TrimSpace(string(repo))) {
+		return
+	}
+	f, err := os.Open(file)
 	if err != nil {
 		http.Error(w, "no such report", http.StatusNotFound)
 		return
@@ -338,6 +355,16 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 	}
 	dir := filepath.Join(s.cfg.DataDir, "logs")
 	drv := "/nix/store/" + strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, ".bz2"), ".log"), ".drv") + ".drv"
+	// A private repository's builds' logs are its readers' only.
+	waiters, err := s.rv.Store().Waiters(r.Context(), drv, 50)
+	if err != nil {
+		s.log.Error().Err(err).Msg("log")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if !s.canReadAny(w, r, waiters) {
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if kept := build.KeptLog(dir, drv); kept != "" {
 		f, err := build.OpenLog(kept)

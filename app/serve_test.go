@@ -62,6 +62,9 @@ func newAppRepo(t testing.TB, repo *sampleset.Repo, tweak func(*Config)) *appFix
 	t.Helper()
 	gh := fakegithub.New(t)
 	gh.AddInstallation(installationID, "octo", "octo/pkgs")
+	// Public, as nixpkgs is: anyone reads its pages (tests of private
+	// repositories say so).
+	gh.SetPublic("octo/pkgs")
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Eval.Workers = testenv.EnvInt("BASINIX_TEST_WORKERS", 2)
@@ -69,6 +72,8 @@ func newAppRepo(t testing.TB, repo *sampleset.Repo, tweak func(*Config)) *appFix
 	cfg.GitHub.App.IntegrationID = gh.AppID
 	cfg.GitHub.App.PrivateKey = gh.PrivateKeyPEM
 	cfg.GitHub.App.WebhookSecret = gh.WebhookSecret
+	cfg.GitHub.WebURL = gh.URL // the OAuth pages
+	cfg.GitHub.OAuth.ClientID, cfg.GitHub.OAuth.ClientSecret = gh.ClientID, gh.ClientSecret
 	cfg.Server.PublicURL = "https://basinix.example"
 	if tweak != nil {
 		tweak(&cfg)
@@ -90,12 +95,15 @@ func newAppRepo(t testing.TB, repo *sampleset.Repo, tweak func(*Config)) *appFix
 // start runs a server on cfg; stop ends it (the data directory stays).
 func (f *appFixture) start(t testing.TB, cfg Config) {
 	t.Helper()
-	srv, err := NewServer(context.Background(), cfg, testenv.Logger(t))
+	// The real HTTP server, with its timeouts and connection cap.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The real HTTP server, with its timeouts and connection cap.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if cfg.Server.PublicURL == "" { // the test's own address: the browser's
+		cfg.Server.PublicURL = "http://" + l.Addr().String()
+	}
+	srv, err := NewServer(context.Background(), cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,18 +460,18 @@ func TestServeWebPages(t *testing.T) {
 	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
 	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
 
-	if code, body := f.get(t, "/"); code != http.StatusOK || !strings.Contains(body, `<a href="/pr/octo/pkgs/1">#1</a>`) || !strings.Contains(body, "done") {
+	if code, body := f.get(t, "/"); code != http.StatusOK || !strings.Contains(body, `<a href="/pr/octo/pkgs/1">octo/pkgs #1</a>`) || !strings.Contains(body, `title="done"`) {
 		t.Errorf("index: %d\n%s", code, body)
 	}
 	code, body := f.get(t, "/pr/octo/pkgs/1")
-	if code != http.StatusOK || !strings.Contains(body, `<td class="newly-failing">newly-failing</td>`) {
+	if code != http.StatusOK || !strings.Contains(body, `<span class="st st-failure" title="newly-failing">✘ newly-failing</span>`) {
 		t.Fatalf("pr page: %d\n%s", code, body)
 	}
 	if strings.Index(body, "<code>willfail</code>") > strings.Index(body, "<code>hello</code>") {
 		t.Error("pr page: newly failing attributes do not come first")
 	}
 	// libmid is rebuilt and built on both sides: what that did to its output.
-	if !regexp.MustCompile(`outputs of <code>libmid</code>: NAR [^<]+, closure [^<]+, files \+0 −0 ~1</summary>`).MatchString(body) {
+	if !regexp.MustCompile(`<a href="/attr/octo/pkgs/master/libmid\?system=x86_64-linux"><code>libmid</code></a>(.|\n)*?<summary>outputs: NAR [^<]+, closure [^<]+, files \+0 −0 ~1</summary>`).MatchString(body) {
 		t.Errorf("pr page shows no output diff of libmid:\n%s", body)
 	}
 	m := regexp.MustCompile(`href="/log/([^"]+willfail-2\.0\.log[^"]*)"`).FindStringSubmatch(body)
@@ -694,8 +702,9 @@ func TestServeCommands(t *testing.T) {
 	if n := calls() - before; n != 0 {
 		t.Errorf("5 views of the PR page made %d GitHub API calls", n)
 	}
-	for _, want := range []string{"<code>pkgs/by-name/newpkg/default.nix</code> modified +1 −1", `href="https://github.com/octo/pkgs/pull/1/files"`,
-		"<td>@reader</td><td><code>rebuild</code></td><td>refused: read permission</td>", "<td>@maint</td><td><code>rebuild</code></td><td>done</td>"} {
+	for _, want := range []string{`<code>pkgs/by-name/newpkg/default.nix</code></a></td><td>modified</td><td>1</td><td>1</td>`,
+		`<div class="diff" id="diff-pkgs/by-name/newpkg/default.nix"><h4>pkgs/by-name/newpkg/default.nix</h4>`,
+		"<td>@reader</td><td>comment</td><td><code>rebuild</code></td><td>refused: read permission</td>", "<td>@maint</td><td>comment</td><td><code>rebuild</code></td><td>done</td>"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("PR page lacks %s", want)
 		}
@@ -885,7 +894,7 @@ func TestServeBranchHistory(t *testing.T) {
 		t.Errorf("history: %+v", hist[0])
 	}
 	_, page := f.get(t, "/attr/octo/pkgs/master/libbase")
-	for _, want := range []string{base[:12], "libbase: 1.0 -&gt; 1.0.1", "libbase-1.0.1", `<td class="success">success</td>`} {
+	for _, want := range []string{base[:12], "libbase: 1.0 -&gt; 1.0.1", "libbase-1.0.1", `<span class="st st-success" title="success">✔ success</span>`, "Last built on <code>" + base[:12]} {
 		if !strings.Contains(page, want) {
 			t.Errorf("attribute page lacks %q:\n%s", want, page)
 		}

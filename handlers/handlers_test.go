@@ -21,6 +21,10 @@ func (r *recorder) Review(_ context.Context, pr PullRequest) error {
 	r.calls = append(r.calls, fmt.Sprintf("review %s#%d", pr.Repo, pr.Number))
 	return nil
 }
+func (r *recorder) Closed(_ context.Context, repo string, n int, merged bool) error {
+	r.calls = append(r.calls, fmt.Sprintf("withdraw %s#%d", repo, n))
+	return nil
+}
 func (r *recorder) Withdraw(_ context.Context, repo string, n int) error {
 	r.calls = append(r.calls, fmt.Sprintf("withdraw %s#%d", repo, n))
 	return nil

@@ -22,6 +22,9 @@ type CommandRequest struct {
 	Commands       []Command
 	// Errors are what could not be read as commands, one message each.
 	Errors []string
+	// Via is how the commands came: "comment" (CommentID is the comment),
+	// or "web" (a logged-in user's button; CommentID 0).
+	Via string
 }
 
 // Commands is what the issue_comment handler asks of the pipeline.
@@ -92,6 +95,6 @@ func (h *IssueCommentHandler) Handle(ctx context.Context, eventType, deliveryID 
 	h.Log.Info().Str("repo", ev.Repository.FullName).Int("pr", ev.Issue.Number).Str("user", user.Login).
 		Int("commands", len(cmds)).Int("errors", len(errs)).Msg("comment commands")
 	return h.Commands.Commands(ctx, CommandRequest{InstallationID: ev.Installation.ID, Repo: ev.Repository.FullName, PR: ev.Issue.Number,
-		CommentID: ev.Comment.ID, User: user.Login, Commands: cmds, Errors: msgs,
+		CommentID: ev.Comment.ID, User: user.Login, Commands: cmds, Errors: msgs, Via: "comment",
 		Closed: ev.Issue.State == "closed", Merged: ev.Issue.PullRequest.MergedAt != nil})
 }

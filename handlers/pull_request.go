@@ -17,14 +17,18 @@ type PullRequest struct {
 	Number         int
 	HeadSHA        string
 	BaseRef        string
-	// Author is the PR's author's login.
-	Author string
+	// Author is the PR's author's login; Title its title.
+	Author, Title string
+	// Private says the repository is private.
+	Private bool
 }
 
 // Reviews is what the pull_request handler asks of the pipeline.
 type Reviews interface {
 	// Review queues a review of the PR's head, superseding older heads.
 	Review(ctx context.Context, pr PullRequest) error
+	// Closed withdraws a closed PR's work and records it closed (merged or not).
+	Closed(ctx context.Context, repo string, number int, merged bool) error
 	// Withdraw cancels the PR's queued and running work.
 	Withdraw(ctx context.Context, repo string, number int) error
 }
@@ -70,6 +74,8 @@ func (h *PullRequestHandler) Handle(ctx context.Context, eventType, deliveryID s
 			HeadSHA:        pr.GetHead().GetSHA(),
 			BaseRef:        pr.GetBase().GetRef(),
 			Author:         pr.GetUser().GetLogin(),
+			Title:          pr.GetTitle(),
+			Private:        repo.GetPrivate(),
 		}
 		if req.HeadSHA == "" || req.BaseRef == "" || req.CloneURL == "" {
 			return fmt.Errorf("%w: %s %s: no head, base or clone URL", ErrBadPayload, eventType, deliveryID)
@@ -78,7 +84,7 @@ func (h *PullRequestHandler) Handle(ctx context.Context, eventType, deliveryID s
 		return h.Reviews.Review(ctx, req)
 	case "closed":
 		log.Info().Msg("pull request closed: its work is withdrawn")
-		return h.Reviews.Withdraw(ctx, repo.GetFullName(), pr.GetNumber())
+		return h.Reviews.Closed(ctx, repo.GetFullName(), pr.GetNumber(), pr.GetMerged())
 	}
 	return nil
 }

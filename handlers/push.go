@@ -18,6 +18,7 @@ type BranchPush struct {
 	CloneURL       string
 	Branch         string
 	Commit         string
+	Private        bool
 }
 
 // Branches is what the push handler asks of the pipeline.
@@ -55,7 +56,7 @@ func (h *PushHandler) Handle(ctx context.Context, eventType, deliveryID string, 
 	if !slices.Contains(tracked, branch) {
 		return nil
 	}
-	push := BranchPush{InstallationID: ev.GetInstallation().GetID(), Repo: ev.GetRepo().GetFullName(), CloneURL: ev.GetRepo().GetCloneURL(), Branch: branch, Commit: ev.GetAfter()}
+	push := BranchPush{InstallationID: ev.GetInstallation().GetID(), Repo: ev.GetRepo().GetFullName(), CloneURL: ev.GetRepo().GetCloneURL(), Branch: branch, Commit: ev.GetAfter(), Private: ev.GetRepo().GetPrivate()}
 	if push.Repo == "" || push.CloneURL == "" {
 		return fmt.Errorf("%w: %s %s: no repository", ErrBadPayload, eventType, deliveryID)
 	}

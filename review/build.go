@@ -341,3 +341,13 @@ func (b buildResults) PutResults(ctx context.Context, outs []*build.Outcome) err
 	}
 	return b.st.PutBuilds(ctx, recs)
 }
+
+// Rebuild builds drvs again, whatever their remembered results, and
+// returns their outcomes (a user's "build again").
+func (r *Reviewer) Rebuild(ctx context.Context, drvs []string) (map[string]build.Outcome, error) {
+	wants := make([]build.Want, len(drvs))
+	for i, d := range drvs {
+		wants[i] = build.Want{Drv: d, Force: true, Priority: 10}
+	}
+	return r.buildRetrying(ctx, wants, nil)
+}

@@ -92,7 +92,7 @@ in {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.CancelPR(ctx, "o/r", 2); err != nil {
+	if _, err := st.ClosePR(ctx, "o/r", 2, false); err != nil {
 		t.Fatal(err)
 	}
 	return f

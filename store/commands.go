@@ -14,6 +14,8 @@ type CommandRecord struct {
 	Command  string
 	Outcome  string
 	Received time.Time
+	// Via is how it came: "comment" or "web".
+	Via string
 }
 
 // PutCommand records a command, and the job step that carried it out.
@@ -23,8 +25,12 @@ func (s *Store) PutCommand(ctx context.Context, c CommandRecord, done ...StepDon
 		return fmt.Errorf("record command on %s#%d: %w", c.Repo, c.PR, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO commands (repo, pr, user, command, outcome, received_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		c.Repo, c.PR, c.User, c.Command, c.Outcome, c.Received.UnixMilli()); err != nil {
+	via := c.Via
+	if via == "" {
+		via = "comment"
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO commands (repo, pr, user, command, outcome, received_at, via) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		c.Repo, c.PR, c.User, c.Command, c.Outcome, c.Received.UnixMilli(), via); err != nil {
 		return fmt.Errorf("record command on %s#%d: %w", c.Repo, c.PR, err)
 	}
 	if err := markSteps(ctx, tx, done); err != nil {
@@ -35,7 +41,7 @@ func (s *Store) PutCommand(ctx context.Context, c CommandRecord, done ...StepDon
 
 // Commands returns the commands of a PR, newest first, at most limit.
 func (s *Store) Commands(ctx context.Context, repo string, pr, limit int) ([]CommandRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT repo, pr, user, command, outcome, received_at FROM commands
+	rows, err := s.db.QueryContext(ctx, `SELECT repo, pr, user, command, outcome, received_at, via FROM commands
 		WHERE repo = ? AND pr = ? ORDER BY id DESC LIMIT ?`, repo, pr, limit)
 	if err != nil {
 		return nil, fmt.Errorf("commands of %s#%d: %w", repo, pr, err)
@@ -45,7 +51,7 @@ func (s *Store) Commands(ctx context.Context, repo string, pr, limit int) ([]Com
 	for rows.Next() {
 		var c CommandRecord
 		var at int64
-		if err := rows.Scan(&c.Repo, &c.PR, &c.User, &c.Command, &c.Outcome, &at); err != nil {
+		if err := rows.Scan(&c.Repo, &c.PR, &c.User, &c.Command, &c.Outcome, &at, &c.Via); err != nil {
 			return nil, fmt.Errorf("commands of %s#%d: %w", repo, pr, err)
 		}
 		c.Received = time.UnixMilli(at)

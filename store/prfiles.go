@@ -15,7 +15,16 @@ type PRFile struct {
 	Status    string `json:"status"` // added, removed, modified, renamed, ...
 	Additions int    `json:"additions"`
 	Deletions int    `json:"deletions"`
+	// Patch is the file's diff as GitHub gives it (cut to MaxPatch; none
+	// for binary files and very large diffs).
+	Patch string `json:"patch,omitempty"`
 }
+
+// MaxPatch bounds one file's kept diff; MaxPatches a PR's.
+const (
+	MaxPatch   = 64 << 10
+	MaxPatches = 1 << 20
+)
 
 // PutPRFiles records the files PR pr of repo changes at head, replacing
 // what was recorded for an earlier head.

@@ -49,6 +49,8 @@ type Revision struct {
 	Branch string
 	// Author is the PR's author's GitHub login ("" unknown, and for a push).
 	Author string
+	// Title is the PR's title at this head ("" for a push).
+	Title string
 }
 
 // Push says whether the revision is a branch push's, not a PR's.
@@ -99,9 +101,9 @@ func (s *Store) AddRevision(ctx context.Context, rev Revision) (int64, bool, []i
 	defer tx.Rollback()
 	now := time.Now().UnixMilli()
 	res, err := tx.ExecContext(ctx, `
-		INSERT OR IGNORE INTO revisions (repo, installation_id, clone_url, pr, head_sha, base_ref, branch, author, state, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		rev.Repo, rev.InstallationID, rev.CloneURL, rev.PR, rev.HeadSHA, rev.BaseRef, rev.Branch, rev.Author, Queued, now, now)
+		INSERT OR IGNORE INTO revisions (repo, installation_id, clone_url, pr, head_sha, base_ref, branch, author, title, state, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		rev.Repo, rev.InstallationID, rev.CloneURL, rev.PR, rev.HeadSHA, rev.BaseRef, rev.Branch, rev.Author, rev.Title, Queued, now, now)
 	if err != nil {
 		return 0, false, nil, fmt.Errorf("add revision %s#%d: %w", rev.Repo, rev.PR, err)
 	}
@@ -122,9 +124,19 @@ func (s *Store) AddRevision(ctx context.Context, rev Revision) (int64, bool, []i
 	return id, n == 1, superseded, tx.Commit()
 }
 
-// CancelPR cancels the PR's live revisions and returns their ids; the PR
-// is closed from now (its outputs stay rooted gc.pr_keep longer).
+// CancelPR cancels the PR's live revisions and returns their ids.
 func (s *Store) CancelPR(ctx context.Context, repo string, pr int) ([]int64, error) {
+	return s.cancelPR(ctx, repo, pr, nil)
+}
+
+// ClosePR cancels the PR's live revisions, returns their ids and records
+// the PR as closed from now (its outputs stay rooted gc.pr_keep longer),
+// merged or not.
+func (s *Store) ClosePR(ctx context.Context, repo string, pr int, merged bool) ([]int64, error) {
+	return s.cancelPR(ctx, repo, pr, &merged)
+}
+
+func (s *Store) cancelPR(ctx context.Context, repo string, pr int, merged *bool) ([]int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cancel %s#%d: %w", repo, pr, err)
@@ -134,8 +146,10 @@ func (s *Store) CancelPR(ctx context.Context, repo string, pr int) ([]int64, err
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO pr_closed (repo, pr, closed_at) VALUES (?, ?, ?)`, repo, pr, time.Now().UnixMilli()); err != nil {
-		return nil, fmt.Errorf("cancel %s#%d: %w", repo, pr, err)
+	if merged != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO pr_closed (repo, pr, closed_at, merged) VALUES (?, ?, ?, ?)`, repo, pr, time.Now().UnixMilli(), *merged); err != nil {
+			return nil, fmt.Errorf("close %s#%d: %w", repo, pr, err)
+		}
 	}
 	return ids, tx.Commit()
 }
@@ -328,12 +342,12 @@ func (s *Store) queryRevisions(ctx context.Context, tail string, args ...any) ([
 	return out, rows.Err()
 }
 
-const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt, rebuild_failed, fresh_eval, machine_failures, branch, author FROM revisions`
+const revisionColumns = `SELECT id, repo, installation_id, clone_url, pr, head_sha, base_ref, state, error, report, created_at, attempt, rebuild_failed, fresh_eval, machine_failures, branch, author, title FROM revisions`
 
 func scanRevision(row interface{ Scan(...any) error }) (*Revision, error) {
 	var r Revision
 	var created int64
-	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt, &r.RebuildFailed, &r.FreshEval, &r.MachineFailures, &r.Branch, &r.Author)
+	err := row.Scan(&r.ID, &r.Repo, &r.InstallationID, &r.CloneURL, &r.PR, &r.HeadSHA, &r.BaseRef, &r.State, &r.Error, &r.Report, &created, &r.Attempt, &r.RebuildFailed, &r.FreshEval, &r.MachineFailures, &r.Branch, &r.Author, &r.Title)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -44,6 +44,18 @@ func (s *Store) PublishRevision(ctx context.Context, id int64, report []byte, ve
 			return fmt.Errorf("publish revision %d: verdict of %s: %w", id, v.Attr, err)
 		}
 	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM verdict_counts WHERE revision_id = ?`, id); err != nil {
+		return fmt.Errorf("publish revision %d: %w", id, err)
+	}
+	counts := map[[2]string]int{}
+	for _, v := range verdicts {
+		counts[[2]string{v.System, v.Verdict}]++
+	}
+	for k, n := range counts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO verdict_counts (revision_id, system, verdict, n) VALUES (?, ?, ?, ?)`, id, k[0], k[1], n); err != nil {
+			return fmt.Errorf("publish revision %d: %w", id, err)
+		}
+	}
 	if err := finishRevision(ctx, tx, id, Publishing, report, ""); err != nil {
 		return err
 	}

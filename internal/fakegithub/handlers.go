@@ -42,6 +42,10 @@ type handler func(s *Server, params map[string]string, body map[string]any, r *h
 // handlers are the operations the fake implements, by operationId; the
 // caller holds s.mu.
 var handlers = map[string]handler{
+	"users/get-authenticated": func(s *Server, _ map[string]string, _ map[string]any, r *http.Request) (int, any) {
+		login, _ := r.Context().Value(authorKey{}).(string)
+		return http.StatusOK, map[string]any{"login": login, "id": 1000 + len(login), "type": "User", "site_admin": false}
+	},
 	"apps/create-installation-access-token": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
 		id, _ := strconv.ParseInt(p["installation_id"], 10, 64)
 		if s.installations[id] == nil {
@@ -160,8 +164,9 @@ var handlers = map[string]handler{
 		if b == nil {
 			return http.StatusNotFound, map[string]any{"message": "Not Found"}
 		}
+		private := !s.public[strings.ToLower(full)]
 		return http.StatusOK, map[string]any{"full_name": full, "name": p["repo"], "default_branch": b[""], "clone_url": s.cloneURLs[full],
-			"owner": map[string]any{"login": p["owner"]}}
+			"owner": map[string]any{"login": p["owner"]}, "private": private, "visibility": map[bool]string{true: "private", false: "public"}[private]}
 	},
 	"repos/get-branch": func(s *Server, p map[string]string, _ map[string]any, _ *http.Request) (int, any) {
 		sha := s.branches[p["owner"]+"/"+p["repo"]][p["branch"]]
@@ -177,8 +182,13 @@ var handlers = map[string]handler{
 		}
 		out := []any{}
 		files, _ := pr["files"].([]string)
+		patches, _ := pr["patches"].(map[string]string)
 		for _, f := range files {
-			out = append(out, map[string]any{"filename": f, "status": "modified", "additions": 1, "deletions": 1, "changes": 2})
+			file := map[string]any{"filename": f, "status": "modified", "additions": 1, "deletions": 1, "changes": 2}
+			if p, ok := patches[f]; ok {
+				file["patch"] = p
+			}
+			out = append(out, file)
 		}
 		return http.StatusOK, out
 	},
@@ -368,7 +378,7 @@ func (c *CheckRun) json() map[string]any {
 func pullJSON(pr map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range pr {
-		if k != "repo" && k != "files" && k != "requested" {
+		if k != "repo" && k != "files" && k != "requested" && k != "patches" {
 			out[k] = v
 		}
 	}

@@ -15,6 +15,7 @@ type PR struct {
 	CloneURL     string
 	Number       int
 	Head, Base   string // head commit, base branch
+	Private      bool   // the repository is private
 }
 
 // PullRequestEvent is GitHub's real pull_request payload for action
@@ -34,7 +35,7 @@ func PullRequestEvent(t testing.TB, action string, pr PR) []byte {
 	p["installation"] = map[string]any{"id": pr.Installation}
 	owner, repoName, _ := strings.Cut(pr.Repo, "/")
 	repo := p["repository"].(map[string]any)
-	repo["full_name"], repo["name"], repo["clone_url"] = pr.Repo, repoName, pr.CloneURL
+	repo["full_name"], repo["name"], repo["clone_url"], repo["private"] = pr.Repo, repoName, pr.CloneURL, pr.Private
 	repo["owner"].(map[string]any)["login"] = owner
 	pull := p["pull_request"].(map[string]any)
 	pull["number"], pull["draft"] = pr.Number, false

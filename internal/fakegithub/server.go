@@ -41,6 +41,9 @@ type Server struct {
 	AppID         int64
 	PrivateKeyPEM string
 	WebhookSecret string
+	// ClientID and ClientSecret are the App's OAuth client: the web flow at
+	// URL/login/oauth/ (the web_url) signs in the user set by SignIn.
+	ClientID, ClientSecret string
 
 	key *rsa.PrivateKey
 	srv *httptest.Server
@@ -66,6 +69,8 @@ type Server struct {
 	public         map[string]bool           // repositories anyone may read
 	manifests      map[string]map[string]any // manifest flow code → the manifest submitted
 	users          map[string]string         // personal access token → login
+	signedIn       string                    // the user the OAuth pages sign in
+	oauthCodes     map[string]string         // OAuth code → login, once
 	violations     []string
 	faults         []fault
 	requests       map[string]int // operationId → count
@@ -158,6 +163,9 @@ func New(t testing.TB) *Server {
 		public:         map[string]bool{},
 		manifests:      map[string]map[string]any{},
 		users:          map[string]string{},
+		oauthCodes:     map[string]string{},
+		ClientID:       "Iv1.fakeclientid0000",
+		ClientSecret:   "fake-oauth-client-secret",
 		reactions:      map[int64][]string{},
 		requests:       map[string]int{},
 	}
@@ -214,6 +222,13 @@ func (s *Server) SetPublic(repo string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.public[strings.ToLower(repo)] = true
+}
+
+// SetPrivate makes repo private again: only its collaborators read it.
+func (s *Server) SetPrivate(repo string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.public, strings.ToLower(repo))
 }
 
 // AddUser mints a personal access token for login: it may read public
@@ -331,6 +346,9 @@ type Pull struct {
 	// Author is the login of who opened it (default "Codertocat", the
 	// real payloads' author).
 	Author string
+	// Title is its title; Patches the diffs of its files, by path.
+	Title   string
+	Patches map[string]string
 }
 
 // SetPull records an open pull request (or replaces it).
@@ -354,6 +372,7 @@ func (s *Server) SetPull(p Pull) {
 		"head": map[string]any{"sha": p.HeadSHA, "ref": "pr"},
 		"base": map[string]any{"ref": p.BaseRef, "repo": map[string]any{"full_name": p.Repo, "clone_url": p.CloneURL}},
 		"repo": p.Repo, "user": map[string]any{"login": author, "type": "User"}, "requested": requested,
+		"title": p.Title, "patches": p.Patches,
 	}
 }
 
@@ -525,6 +544,10 @@ func (s *Server) violate(format string, args ...any) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/login/oauth/") {
+		s.serveOAuth(w, r)
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -588,7 +611,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "A JSON web token could not be decoded"})
 			return
 		}
-	} else if login, user := s.users[tokenOf(auth)]; auth == "" || user {
+	} else if login, user := s.users[tokenOf(auth)]; user && op.id == "users/get-authenticated" {
+		r = r.WithContext(context.WithValue(r.Context(), authorKey{}, login))
+	} else if auth == "" || user {
 		// Anonymous or a user's token: public repositories only, read
 		// by anyone, commented on by users.
 		repo := params["owner"] + "/" + params["repo"]

@@ -1,0 +1,332 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/basinix/basinix/store"
+)
+
+// WebConfig is about the web pages and GitHub login (the App's OAuth
+// client: github.oauth.client_id and its secret).
+type WebConfig struct {
+	// Private makes every page need a logged-in user. Private
+	// repositories' pages need one with read access either way.
+	Private bool `yaml:"private"`
+	// SessionTTL is how long a login lasts.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+}
+
+const (
+	sessionCookie = "basinix_session"
+	stateCookie   = "basinix_oauth"
+	maxForm       = 64 << 10
+)
+
+// secure says whether cookies are sent over HTTPS only: when the public
+// URL is https.
+func (s *Server) secure() bool { return strings.HasPrefix(s.cfg.Server.PublicURL, "https://") }
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// session is the request's logged-in user, nil when none.
+func (s *Server) session(r *http.Request) *store.Session {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil
+	}
+	sess, err := s.rv.Store().Session(r.Context(), c.Value)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn().Err(err).Msg("reading a session")
+		}
+		return nil
+	}
+	return sess
+}
+
+// safeNext is where a login may send the browser back: a path of this
+// site, never another site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}
+
+// serveLogin starts GitHub's OAuth web flow: a state bound to this
+// browser by a short-lived cookie, then GitHub's authorization page.
+func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.GitHub.OAuth.ClientID == "" || s.cfg.GitHub.OAuth.ClientSecret == "" {
+		s.message(w, r, http.StatusServiceUnavailable, "Login is not configured", "GitHub login needs the App's OAuth client: github.oauth.client_id and its secret (BASINIX_GITHUB_OAUTH_CLIENT_SECRET or server.oauth_client_secret_file).")
+		return
+	}
+	state := randomToken(24)
+	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: state + "|" + url.QueryEscape(safeNext(r.URL.Query().Get("next"))),
+		Path: "/login", MaxAge: 600, HttpOnly: true, Secure: s.secure(), SameSite: http.SameSiteLaxMode})
+	q := url.Values{"client_id": {s.cfg.GitHub.OAuth.ClientID}, "redirect_uri": {s.publicURL("/login/callback")}, "state": {state}}
+	http.Redirect(w, r, strings.TrimSuffix(s.cfg.GitHub.WebURL, "/")+"/login/oauth/authorize?"+q.Encode(), http.StatusFound)
+}
+
+func (s *Server) publicURL(path string) string {
+	return strings.TrimSuffix(s.cfg.Server.PublicURL, "/") + path
+}
+
+// serveLoginCallback ends the flow: the state must be this browser's, the
+// code is exchanged for a user token, which tells who the user is and is
+// then forgotten; the session is a random cookie kept server-side.
+func (s *Server) serveLoginCallback(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(stateCookie)
+	state, next, _ := strings.Cut(func() string {
+		if err != nil {
+			return ""
+		}
+		return c.Value
+	}(), "|")
+	got := r.URL.Query().Get("state")
+	if state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(got)) != 1 {
+		s.message(w, r, http.StatusBadRequest, "Login failed", "The login's state does not match this browser's: start again from the login link.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: stateCookie, Path: "/login", MaxAge: -1, HttpOnly: true, Secure: s.secure(), SameSite: http.SameSiteLaxMode})
+	login, err := s.exchange(r.Context(), r.URL.Query().Get("code"))
+	if err != nil {
+		s.log.Warn().Err(err).Msg("login")
+		s.message(w, r, http.StatusBadGateway, "Login failed", "GitHub did not confirm the login: "+err.Error())
+		return
+	}
+	id := randomToken(32)
+	sess := store.Session{Login: login, CSRF: randomToken(24), Expires: time.Now().Add(s.cfg.Web.SessionTTL)}
+	if err := s.rv.Store().PutSession(r.Context(), id, sess); err != nil {
+		s.log.Error().Err(err).Msg("login")
+		s.message(w, r, http.StatusInternalServerError, "Login failed", "The session could not be kept.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", Expires: sess.Expires, HttpOnly: true, Secure: s.secure(), SameSite: http.SameSiteLaxMode})
+	s.log.Info().Str("user", login).Msg("logged in")
+	n, _ := url.QueryUnescape(next)
+	http.Redirect(w, r, safeNext(n), http.StatusFound)
+}
+
+// exchange trades an OAuth code for the user's login; the token is used
+// once, for GET /user, and never kept or logged.
+func (s *Server) exchange(ctx context.Context, code string) (string, error) {
+	if code == "" {
+		return "", errors.New("no code")
+	}
+	form := url.Values{"client_id": {s.cfg.GitHub.OAuth.ClientID}, "client_secret": {s.cfg.GitHub.OAuth.ClientSecret},
+		"code": {code}, "redirect_uri": {s.publicURL("/login/callback")}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(s.cfg.GitHub.WebURL, "/")+"/login/oauth/access_token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("access token: %w", err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&tok); err != nil {
+		return "", fmt.Errorf("access token: %w", err)
+	}
+	if tok.AccessToken == "" {
+		return "", fmt.Errorf("access token: %s", cmpOr(tok.Error, resp.Status))
+	}
+	gh, err := github.NewClient(client).WithAuthToken(tok.AccessToken).WithEnterpriseURLs(s.cfg.GitHub.V3APIURL, s.cfg.GitHub.V3APIURL)
+	if err != nil {
+		return "", err
+	}
+	user, _, err := gh.Users.Get(ctx, "")
+	if err != nil {
+		return "", fmt.Errorf("who logged in: %w", err)
+	}
+	if user.GetLogin() == "" {
+		return "", errors.New("who logged in: GitHub gave no login")
+	}
+	return user.GetLogin(), nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// serveLogout ends the session (a form, with its CSRF token).
+func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.checkForm(w, r)
+	if !ok {
+		return
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if err := s.rv.Store().DeleteSession(r.Context(), c.Value); err != nil {
+			s.log.Warn().Err(err).Msg("logout")
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure(), SameSite: http.SameSiteLaxMode})
+	s.log.Info().Str("user", sess.Login).Msg("logged out")
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// checkForm reads a POSTed form of a logged-in user and checks its CSRF
+// token; it answers and returns false otherwise.
+func (s *Server) checkForm(w http.ResponseWriter, r *http.Request) (*store.Session, bool) {
+	sess := s.session(r)
+	if sess == nil {
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.Referer()), http.StatusSeeOther)
+		return nil, false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if err := r.ParseForm(); err != nil {
+		s.message(w, r, http.StatusBadRequest, "Bad form", "The form could not be read.")
+		return nil, false
+	}
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(sess.CSRF)) != 1 {
+		s.log.Warn().Str("user", sess.Login).Str("path", r.URL.Path).Msg("form with a wrong CSRF token refused")
+		s.message(w, r, http.StatusForbidden, "Refused", "This form does not come from this site's page (its token is wrong or stale): reload the page and try again.")
+		return nil, false
+	}
+	return sess, true
+}
+
+// ttlCache keeps what GitHub said (a repository's visibility, a user's
+// permission) for accessTTL.
+type ttlCache[T any] struct {
+	mu sync.Mutex
+	m  map[string]cached[T]
+}
+
+type cached[T any] struct {
+	v  T
+	at time.Time
+}
+
+const accessTTL = 5 * time.Minute
+
+func (c *ttlCache[T]) get(key string) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	return e.v, ok && time.Since(e.at) < accessTTL
+}
+
+func (c *ttlCache[T]) put(key string, v T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cached[T]{}
+	}
+	c.m[key] = cached[T]{v, time.Now()}
+}
+
+// installation is the GitHub client of the installation basinix last
+// reviewed repo with.
+func (s *Server) installation(ctx context.Context, repo string) (*github.Client, error) {
+	id, err := s.rv.Store().RepoInstallation(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	return s.pipe.gh.NewInstallationClient(id)
+}
+
+// private says whether repo is private, as its webhooks said (unknown
+// repositories are): a page view never asks GitHub.
+func (s *Server) private(ctx context.Context, repo string) bool {
+	private, err := s.rv.Store().RepoPrivate(ctx, repo)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("repository visibility")
+	}
+	return private
+}
+
+// permission is user's permission and role name on repo.
+func (s *Server) permission(ctx context.Context, repo, user string) (perm, role string, err error) {
+	key := repo + " " + user
+	if p, ok := s.perms.get(key); ok {
+		return p[0], p[1], nil
+	}
+	gh, err := s.installation(ctx, repo)
+	if err != nil {
+		return "", "", err
+	}
+	owner, name, _ := strings.Cut(repo, "/")
+	perm, role, err = userPermission(ctx, gh, owner, name, user)
+	if err != nil {
+		return "", "", err
+	}
+	s.perms.put(key, [2]string{perm, role})
+	return perm, role, nil
+}
+
+// canRead says whether the request may see repo's pages: every page
+// needs a login when web.private is set, a private repository's a user
+// with read access.
+func (s *Server) canRead(w http.ResponseWriter, r *http.Request, repo string) bool {
+	sess := s.session(r)
+	if sess == nil && (s.cfg.Web.Private || s.private(r.Context(), repo)) {
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+		return false
+	}
+	if sess != nil && s.private(r.Context(), repo) {
+		perm, _, err := s.permission(r.Context(), repo, sess.Login)
+		if err != nil || perm == "" || perm == "none" {
+			s.message(w, r, http.StatusNotFound, "Not found", "No such page, or you cannot read this repository.")
+			return false
+		}
+	}
+	return true
+}
+
+// mayAct says whether user may act on repo: the rule of comment commands.
+func (s *Server) mayAct(ctx context.Context, repo, user string) (bool, string, error) {
+	perm, role, err := s.permission(ctx, repo, user)
+	if err != nil {
+		return false, "", err
+	}
+	allowed := s.cfg.Commands.Permissions
+	return slices.Contains(allowed, perm) || slices.Contains(allowed, role), cmpOr(role, perm), nil
+}
+
+// userPermission asks GitHub for user's permission on owner/repo. go-github
+// v60 lacks role_name, which tells maintain from write.
+func userPermission(ctx context.Context, gh *github.Client, owner, repo, user string) (perm, role string, err error) {
+	var p struct {
+		Permission string `json:"permission"`
+		RoleName   string `json:"role_name"`
+	}
+	req, err := gh.NewRequest("GET", fmt.Sprintf("repos/%s/%s/collaborators/%s/permission", owner, repo, url.PathEscape(user)), nil)
+	if err == nil {
+		_, err = gh.Do(ctx, req, &p)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("permission of %s on %s/%s: %w", user, owner, repo, err)
+	}
+	return p.Permission, p.RoleName, nil
+}
