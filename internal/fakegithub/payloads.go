@@ -16,6 +16,7 @@ type PR struct {
 	Number       int
 	Head, Base   string // head commit, base branch
 	Private      bool   // the repository is private
+	Title        string // the PR's title (default the payload's)
 }
 
 // PullRequestEvent is GitHub's real pull_request payload for action
@@ -43,6 +44,9 @@ func PullRequestEvent(t testing.TB, action string, pr PR) []byte {
 	pull["state"] = "open"
 	if action == "closed" {
 		pull["state"] = "closed"
+	}
+	if pr.Title != "" {
+		pull["title"] = pr.Title
 	}
 	pull["head"].(map[string]any)["sha"] = pr.Head
 	pull["base"].(map[string]any)["ref"] = pr.Base
