@@ -150,6 +150,8 @@ type view struct {
 	Login bool // GitHub login is configured
 	Flash string
 	Page  any
+	// Next is this page, where a login comes back to.
+	Next string
 }
 
 // wantsJSON says whether the request asks for a page's JSON; name is the
@@ -174,7 +176,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, tmpl, title string
 		w.Write(s.red.Bytes(b))
 		return
 	}
-	v := view{Title: title, Page: data, Login: s.cfg.GitHub.OAuth.ClientID != "", Flash: r.URL.Query().Get("flash")}
+	v := view{Title: title, Page: data, Login: s.cfg.GitHub.OAuth.ClientID != "", Flash: r.URL.Query().Get("flash"), Next: r.URL.RequestURI()}
 	if sess := s.session(r); sess != nil {
 		v.User, v.CSRF = sess.Login, sess.CSRF
 	}

@@ -135,7 +135,7 @@ func TestWebLoginAndActions(t *testing.T) {
 	}
 
 	anon := f.browser(t)
-	if page := anon.get("/pr/octo/pkgs/1"); strings.Contains(page, `id="actions"`) || !strings.Contains(page, `id="login" href="/login"`) {
+	if page := anon.get("/pr/octo/pkgs/1"); strings.Contains(page, `id="actions"`) || !strings.Contains(page, `id="login" href="/login?next=%2fpr%2focto%2fpkgs%2f1"`) {
 		t.Errorf("a logged-out user sees actions, or no login link:\n%s", page)
 	}
 	// The diff is on the page, from what GitHub said once.

@@ -548,6 +548,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.serveOAuth(w, r)
 		return
 	}
+	if r.URL.Path == "/favicon.ico" { // a browser on the OAuth pages
+		http.NotFound(w, r)
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
 	defer s.mu.Unlock()
