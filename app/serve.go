@@ -50,6 +50,8 @@ type Server struct {
 	// perms keeps what GitHub said of users' permissions, for the web
 	// pages' access rules.
 	perms ttlCache[[2]string]
+	// reports keeps the reports the PR pages showed last.
+	reports reportCache
 }
 
 // NewServer sets up the server; cfg must have its secrets loaded.

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/basinix/basinix/build"
@@ -70,15 +72,21 @@ type systemView struct {
 }
 
 type tabView struct {
-	ID     string              `json:"id"`
-	Name   string              `json:"name"`
-	Attrs  []attrView          `json:"attrs,omitempty"`
+	ID    string     `json:"id"`
+	Name  string     `json:"name"`
+	Attrs []attrView `json:"attrs,omitempty"`
+	// Shown is how many of Attrs the HTML lists (tabRows unless ?all=1);
+	// the JSON has them all.
+	Shown  int                 `json:"-"`
 	Errors []report.ErrorEntry `json:"errors,omitempty"`
 	Tests  []testView          `json:"tests,omitempty"`
 	Count  int                 `json:"count"`
 }
 
 type attrView struct {
+	// St are the status classes and icons of verdict, head and base,
+	// worked out once (the page has thousands of rows).
+	St               [3]statusView     `json:"-"`
 	Name             string            `json:"name"`
 	Verdict          report.Verdict    `json:"verdict"`
 	Head             build.Result      `json:"head,omitempty"`
@@ -138,6 +146,7 @@ func systemViews(rep *report.Report, repo, branch string) []systemView {
 			a := attrView{Name: name, Verdict: e.Verdict, Head: e.Head, Base: e.Base, Position: e.Position, Since: e.FailingSince,
 				Message: e.Message, Outputs: e.Outputs, FailedDependency: e.FailedDependency,
 				History: "/attr/" + repo + "/" + url.PathEscape(branch) + "/" + url.PathEscape(name) + "?system=" + url.QueryEscape(system)}
+			a.St = [3]statusView{newStatus(string(e.Verdict)), newStatus(string(e.Head)), newStatus(string(e.Base))}
 			if e.DrvPath != "" {
 				a.Build = "/build/" + buildName(e.DrvPath)
 			}
@@ -180,6 +189,7 @@ func systemViews(rep *report.Report, repo, branch string) []systemView {
 				tv.Tests = tests
 			}
 			tv.Count = max(len(tv.Attrs), len(tv.Errors)) + len(tv.Tests)
+			tv.Shown = len(tv.Attrs)
 			if sv.Open == "" && tv.Count > 0 {
 				sv.Open = t.id
 			}
@@ -199,6 +209,19 @@ func filepathBase(p string) string {
 	}
 	return p
 }
+
+// statusView is a status as the page shows it: class and icon.
+type statusView struct{ Name, Class, Icon string }
+
+func newStatus(s string) statusView {
+	c := statusClass(s)
+	return statusView{s, c, statusIcons[c]}
+}
+
+// tabRows is how many attributes a tab lists unless the page is asked
+// with ?all=1: a mass rebuild's thousands of still succeeding packages
+// are in the JSON, and one click away.
+const tabRows = 200
 
 // webActions are the actions of the PR page, each a comment command.
 var webActions = []string{"merge", "review", "rebuild", "build", "test", "eval", "diff"}
@@ -278,13 +301,21 @@ func (s *Server) fillPushes(r *http.Request, p *prPage, revs []*store.Revision, 
 		p.Pushes = append(p.Pushes, pushRow{ID: rev.ID, N: len(revs) - i, Head: rev.HeadSHA, State: rev.State, Attempt: rev.Attempt, Created: rev.Created, Shown: rev == shown})
 	}
 	p.Revision = shown.ID
-	rep, err := loadReview(r.Context(), s.rv.Store(), shown)
+	rep, err := s.reports.load(r.Context(), s.rv.Store(), shown)
 	if err != nil {
 		s.log.Error().Err(err).Int64("revision", shown.ID).Msg("stored review unreadable")
 	}
 	p.Report = rep
 	if rep != nil {
 		p.Systems, p.Jobs = systemViews(rep, p.Repo, branch), rep.Jobs
+		if r.URL.Query().Get("all") == "" {
+			for i := range p.Systems {
+				for j := range p.Systems[i].Tabs {
+					t := &p.Systems[i].Tabs[j]
+					t.Shown = min(t.Shown, tabRows)
+				}
+			}
+		}
 	}
 	p.Running = s.pipe.progress.get(shown.ID)
 }
@@ -464,4 +495,34 @@ func (s *Server) canReadAny(w http.ResponseWriter, r *http.Request, waiters []st
 	}
 	s.message(w, r, http.StatusNotFound, "Not found", "No such page, or you cannot read its repository.")
 	return false
+}
+
+// reportCache keeps the reports of the revisions last shown: a finished
+// revision's report changes only with a new attempt or state.
+type reportCache struct {
+	mu sync.Mutex
+	m  map[string]*report.Report
+}
+
+func (c *reportCache) load(ctx context.Context, st verdictStore, rev *store.Revision) (*report.Report, error) {
+	key := fmt.Sprintf("%d/%d/%s/%d", rev.ID, rev.Attempt, rev.State, len(rev.Report))
+	c.mu.Lock()
+	rep, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return rep, nil
+	}
+	rep, err := loadReview(ctx, st, rev)
+	if err != nil {
+		return nil, err
+	}
+	if rev.State == store.Done {
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= 16 {
+			c.m = map[string]*report.Report{}
+		}
+		c.m[key] = rep
+		c.mu.Unlock()
+	}
+	return rep, nil
 }

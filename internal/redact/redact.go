@@ -28,11 +28,16 @@ const minSecret = 8
 
 // patterns are secrets of any origin, whatever basinix knows of them:
 // GitHub's tokens, JSON web tokens and PEM private keys.
-var patterns = []*regexp.Regexp{
-	regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{30,}`),
-	regexp.MustCompile(`\bgithub_pat_[A-Za-z0-9_]{20,}`),
-	regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}`),
-	regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)`),
+// Each runs only on a text holding one of its literals: most text (a
+// web page of megabytes) holds none, and is not scanned by regexps.
+var patterns = []struct {
+	re       *regexp.Regexp
+	literals []string
+}{
+	{regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{30,}`), []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}},
+	{regexp.MustCompile(`\bgithub_pat_[A-Za-z0-9_]{20,}`), []string{"github_pat_"}},
+	{regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}`), []string{"eyJ"}},
+	{regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)`), []string{"PRIVATE KEY-----"}},
 }
 
 // A Redactor replaces the secrets it was given, in each of the forms they
@@ -102,7 +107,9 @@ func (r *Redactor) String(s string) string {
 		r.mu.RUnlock()
 	}
 	for _, p := range patterns {
-		s = p.ReplaceAllString(s, Replacement)
+		if slices.ContainsFunc(p.literals, func(l string) bool { return strings.Contains(s, l) }) {
+			s = p.re.ReplaceAllString(s, Replacement)
+		}
 	}
 	return s
 }
