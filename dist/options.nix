@@ -444,6 +444,11 @@
       type = lib.types.str;
       default = "";
     };
+    oauth_client_secret_file = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+      description = "The App's OAuth client secret (GitHub login on the web pages), instead\nof github.oauth.client_secret; github.oauth.client_id names the client.";
+    };
   };
   # Comment commands on pull requests: a line "@NAME rebuild", "@NAME build
   # ATTR...", ... Only users with one of these permissions on the repository
@@ -465,6 +470,22 @@
     merge_checks = lib.mkOption {
       type = lib.types.listOf lib.types.str;
       default = [ "eval" "build" ];
+    };
+  };
+  # The web pages. Users log in with GitHub (the App's OAuth client: its
+  # callback URL is PUBLIC_URL/login/callback) and act on PRs from their
+  # pages with the permission commands need. A private repository's pages
+  # are its readers' only, whatever this says.
+  web = {
+    private = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Every page needs a logged-in user.";
+    };
+    session_ttl = lib.mkOption {
+      type = lib.types.str;
+      default = "720h";
+      description = "How long a login lasts.";
     };
   };
 }

@@ -15,7 +15,7 @@ buildGoModule {
       !(builtins.elem (lib.removePrefix (toString ../. + "/") (toString path)) [ "dist" "flake.nix" "flake.lock" "default.nix" ".ci" ]);
   };
 
-  vendorHash = "sha256-76fyk7UXkZESlZsXUhCCICpzuYDXGpz6qzkDgVa2/I0=";
+  vendorHash = "sha256-FX8pilavyeihnr8VAbnaVdEbgxokOcSG0ONHCzxDKCU=";
 
   subPackages = [ "cmd/basinix" ];
   ldflags = [ "-s" "-w" ];

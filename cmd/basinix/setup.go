@@ -187,6 +187,7 @@ func appManifest(name, publicURL, redirect string) map[string]any {
 		"url":                 base + "/",
 		"hook_attributes":     map[string]any{"url": base + "/api/github/hook", "active": true},
 		"redirect_url":        redirect,
+		"callback_urls":       []string{base + "/login/callback"}, // GitHub login on the web pages
 		"public":              false,
 		"default_permissions": app.AppPermissions,
 		"default_events":      app.AppEvents,
@@ -209,14 +210,14 @@ func writeAppFiles(dir string, c *github.AppConfig) error {
 github:
   app:
     integration_id: %d
+  # The App's OAuth client: GitHub login on the web pages.
+  oauth:
+    client_id: %s
 server:
   private_key_file: %s
   webhook_secret_file: %s
-# The App's OAuth client (for GitHub login): the id below; the secret is in
-# %s, to give as BASINIX_GITHUB_OAUTH_CLIENT_SECRET.
-#  oauth:
-#    client_id: %s
-`, c.GetSlug(), c.GetID(), key, secret, filepath.Join(dir, "client-secret"), c.GetClientID())
+  oauth_client_secret_file: %s
+`, c.GetSlug(), c.GetID(), c.GetClientID(), key, secret, filepath.Join(dir, "client-secret"))
 	for _, f := range []struct{ name, body string }{
 		{key, c.GetPEM()}, {secret, c.GetWebhookSecret()}, {filepath.Join(dir, "client-secret"), c.GetClientSecret()},
 		{filepath.Join(dir, "config.yml"), cfg},
