@@ -114,16 +114,7 @@ func (r *Reviewer) queueUploads(ctx context.Context, drvs []string) {
 	if c.URL == "" || len(drvs) == 0 {
 		return
 	}
-	var outs []string
-	for _, d := range drvs {
-		o, err := outputsOf(d)
-		if err != nil {
-			continue
-		}
-		for _, p := range o {
-			outs = append(outs, p)
-		}
-	}
+	outs := outputPaths(drvs)
 	if err := r.store.QueueUploads(ctx, outs, time.Now().Add(max(c.BranchKeep, c.PRKeep))); err != nil {
 		r.log.Warn().Err(err).Int("paths", len(outs)).Msg("queueing uploads")
 		return
@@ -248,16 +239,7 @@ func (r *Reviewer) refreshLeases(ctx context.Context, now time.Time) error {
 }
 
 func (r *Reviewer) extendLeases(ctx context.Context, drvs []string, until time.Time, why string) error {
-	var outs []string
-	for _, d := range drvs {
-		o, err := outputsOf(d)
-		if err != nil {
-			continue
-		}
-		for _, p := range o {
-			outs = append(outs, p)
-		}
-	}
+	outs := outputPaths(drvs)
 	return r.store.ExtendLeases(ctx, outs, until, why)
 }
 

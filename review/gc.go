@@ -298,19 +298,13 @@ func (r *Reviewer) successOutputs(ctx context.Context, drvs []string) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	var outs []string
+	var built []string
 	for _, d := range drvs {
-		if rec := recs[d]; rec == nil || rec.Result != string(build.Success) {
-			continue
-		}
-		o, err := outputsOf(d)
-		if err != nil {
-			continue // its .drv is gone: nothing to keep by it
-		}
-		for _, p := range o {
-			outs = append(outs, p)
+		if rec := recs[d]; rec != nil && rec.Result == string(build.Success) {
+			built = append(built, d)
 		}
 	}
+	outs := outputPaths(built)
 	return r.validPaths(ctx, outs)
 }
 

@@ -166,3 +166,18 @@ func outputsOf(drv string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// outputPaths are the outputs of drvs, those whose .drv is gone left out.
+func outputPaths(drvs []string) []string {
+	var outs []string
+	for _, d := range drvs {
+		o, err := outputsOf(d)
+		if err != nil {
+			continue
+		}
+		for _, p := range o {
+			outs = append(outs, p)
+		}
+	}
+	return outs
+}

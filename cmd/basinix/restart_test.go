@@ -99,9 +99,9 @@ func TestServeKill9ResumesEveryJob(t *testing.T) {
 	kill(server)
 	server = startServe(t, bin, cfg, dir, port, nil)
 	testenv.Eventually(t, time.Minute, func() bool {
-		return strings.Contains(page("/attr/octo/pkgs/master/slowtip"), `<td class="success">success</td>`)
+		return strings.Contains(page("/attr/octo/pkgs/master/slowtip"), `<span class="st st-success" title="success">✔ success</span>`)
 	}, nil)
-	if got := page("/attr/octo/pkgs/master/slowtip"); strings.Count(got, "slowtip: 1 -&gt; 2") != 1 {
+	if got := page("/attr/octo/pkgs/master/slowtip"); strings.Count(got, "<td>slowtip: 1 -&gt; 2</td>") != 1 {
 		t.Errorf("slowtip's history after the restart, want one entry:\n%s", got)
 	}
 
