@@ -342,3 +342,47 @@ func TestWebEscapesWhatAPRWrites(t *testing.T) {
 		}
 	}
 }
+
+// The search finds PRs and attributes; a maintainer's "post the report"
+// from the PR page posts the review, and "build again" on a failed
+// build's page builds it again; a reader gets no such button's effect.
+func TestWebSearchReviewAndRestart(t *testing.T) {
+	f := newAppConfig(t, sampleset.Options{Bulk: 1, BuildLog: filepath.Join(t.TempDir(), "builds")}, func(c *Config) { c.Server.PublicURL = "" })
+	f.gh.SetPermission("maint", "maintain")
+	head := f.sha(t, f.repo.Head)
+	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
+	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+
+	_, page := f.get(t, "/?q=willfail")
+	if !strings.Contains(page, "<td><code>willfail</code></td><td>x86_64-linux</td>") || !strings.Contains(page, `href="/pr/octo/pkgs/1"`) {
+		t.Errorf("search for an attribute:\n%s", page)
+	}
+	if _, page = f.get(t, "/?q=README"); !strings.Contains(page, "octo/pkgs #1</a> Update the README") {
+		t.Errorf("search for a PR title:\n%s", page)
+	}
+
+	maint := f.browser(t)
+	maint.login("maint", "/pr/octo/pkgs/1")
+	maint.post("/pr/octo/pkgs/1/action", url.Values{"action": {"review"}, "csrf": {maint.csrf()}})
+	testenv.Eventually(t, time.Minute, func() bool { return len(f.gh.Reviews("octo/pkgs", 1)) == 1 },
+		func() string { return fmt.Sprintf("reviews: %v", f.gh.Reviews("octo/pkgs", 1)) })
+
+	// willfail's build page: failed, who waits, and "build again".
+	m := regexp.MustCompile(`href="(/build/[a-z0-9]{32}-willfail-2\.0)"`).FindStringSubmatch(maint.get("/pr/octo/pkgs/1"))
+	if m == nil {
+		t.Fatalf("no build link for willfail:\n%s", maint.last)
+	}
+	page = maint.get(m[1])
+	if !strings.Contains(page, `title="failure"`) || !strings.Contains(page, `<a href="/pr/octo/pkgs/1">octo/pkgs #1</a>`) || !strings.Contains(page, "willfail: test suite failed") {
+		t.Errorf("build page:\n%s", page)
+	}
+	before, _ := os.ReadFile(f.repo.Options.BuildLog)
+	maint.post(m[1]+"/restart", url.Values{"csrf": {maint.csrf()}})
+	if !strings.Contains(maint.last, "asked: it builds again") {
+		t.Fatalf("restart: %d\n%s", maint.status, maint.last)
+	}
+	testenv.Eventually(t, time.Minute, func() bool {
+		now, _ := os.ReadFile(f.repo.Options.BuildLog)
+		return strings.Count(string(now), "willfail-2.0") > strings.Count(string(before), "willfail-2.0")
+	}, func() string { return "willfail was not built again" })
+}
