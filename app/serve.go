@@ -328,7 +328,11 @@ func (s *Server) serveDiffoscope(w http.ResponseWriter, r *http.Request) {
 	}
 	file := filepath.Join(review.DiffoscopeDir(s.cfg.DataDir), name)
 	// A report asked on a PR is its repository's readers' only.
-	if repo, err := os.ReadFile(file + ".repo"); err == nil && !s.canRead(w, r, strings.TrimSpace(string(repo))) {
+	var repos []string
+	if repo, err := os.ReadFile(file + ".repo"); err == nil {
+		repos = append(repos, strings.TrimSpace(string(repo)))
+	}
+	if !s.canRead(w, r, repos...) {
 		return
 	}
 	f, err := os.Open(file)
@@ -364,7 +368,7 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	if !s.canReadAny(w, r, waiters) {
+	if !s.canRead(w, r, waiterRepos(waiters)...) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -231,6 +232,8 @@ type prRow struct {
 	Systems  []systemCounts `json:"systems"`
 	Worst    string         `json:"worst"` // the status the row shows
 	Revision int64          `json:"revision"`
+	// Reviewed is the newest revision with verdicts (0: none yet).
+	Reviewed int64 `json:"reviewed,omitempty"`
 }
 
 // systemCounts are a reviewed revision's verdicts on one system, newly
@@ -278,7 +281,7 @@ func (s *Server) prRows(r *http.Request, repo string, limit int) ([]prRow, error
 	rows := make([]prRow, 0, len(sums))
 	for _, p := range sums {
 		row := prRow{Repo: p.Repo, PR: p.PR, Title: p.Title, Author: p.Author, State: "open", Review: p.State, Head: p.Head,
-			Updated: p.Updated, Age: age(p.Updated), Revision: p.Revision, Worst: statusClass(p.State)}
+			Updated: p.Updated, Age: age(p.Updated), Revision: p.Revision, Reviewed: p.Reviewed, Worst: statusClass(p.State)}
 		switch {
 		case p.Merged:
 			row.State = "merged"
@@ -316,24 +319,8 @@ func (s *Server) prRows(r *http.Request, repo string, limit int) ([]prRow, error
 // readable keeps the rows of repositories the request may see, asking
 // GitHub at most once per repository.
 func (s *Server) readable(r *http.Request, rows []prRow) []prRow {
-	sess := s.session(r)
-	ok := map[string]bool{}
-	out := rows[:0]
-	for _, row := range rows {
-		may, seen := ok[row.Repo]
-		if !seen {
-			may = !s.private(r.Context(), row.Repo)
-			if !may && sess != nil {
-				perm, _, err := s.permission(r.Context(), row.Repo, sess.Login)
-				may = err == nil && perm != "" && perm != "none"
-			}
-			ok[row.Repo] = may
-		}
-		if may {
-			out = append(out, row)
-		}
-	}
-	return out
+	reads := s.reads(r, s.session(r))
+	return slices.DeleteFunc(rows, func(row prRow) bool { return !reads(row.Repo) })
 }
 
 type indexPage struct {
@@ -353,8 +340,7 @@ type searchAttr struct {
 // recently active first; ?q= searches PRs (number, title, author) and
 // attributes.
 func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Web.Private && s.session(r) == nil {
-		http.Redirect(w, r, "/login?next=/", http.StatusFound)
+	if !s.canRead(w, r) {
 		return
 	}
 	_, asJSON := wantsJSON(r, "")
@@ -472,7 +458,10 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request) {
 		if len(p.Evaluations) >= 20 {
 			break
 		}
-		rev, err := s.rv.Store().Revision(r.Context(), row.Revision)
+		if row.Reviewed == 0 {
+			continue
+		}
+		rev, err := s.rv.Store().Revision(r.Context(), row.Reviewed)
 		if err != nil || len(rev.Report) == 0 {
 			continue
 		}
@@ -496,20 +485,10 @@ func (s *Server) branchRows(r *http.Request, repo string) []branchRow {
 		s.log.Error().Err(err).Msg("branches")
 	}
 	var out []branchRow
-	readable := map[string]bool{}
+	reads := s.reads(r, s.session(r))
 	for _, b := range branches {
-		if repo != "" && b.Repo != repo {
+		if repo != "" && b.Repo != repo || repo == "" && !reads(b.Repo) {
 			continue
-		}
-		if repo == "" {
-			may, seen := readable[b.Repo]
-			if !seen {
-				may = len(s.readable(r, []prRow{{Repo: b.Repo}})) == 1
-				readable[b.Repo] = may
-			}
-			if !may {
-				continue
-			}
 		}
 		row := branchRow{Repo: b.Repo, Branch: b.Branch}
 		if tip, err := s.rv.Store().LastTip(r.Context(), b.Repo, b.Branch); err == nil && tip != nil {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -60,7 +61,7 @@ func (s *Server) serveAction(w http.ResponseWriter, r *http.Request) {
 	if !may {
 		s.log.Info().Str("repo", repo).Int("pr", n).Str("user", sess.Login).Str("permission", role).Msg("web action refused")
 		s.message(w, r, http.StatusForbidden, "Refused", fmt.Sprintf("Only users with %s permission on %s may act on its pull requests; you have %s.",
-			strings.Join(s.cfg.Commands.Permissions, ", "), repo, cmpOr(role, "none")))
+			strings.Join(s.cfg.Commands.Permissions, ", "), repo, cmp.Or(role, "none")))
 		return
 	}
 	closed, merged, err := s.rv.Store().PRClosed(r.Context(), repo, n)

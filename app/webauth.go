@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -156,7 +157,7 @@ func (s *Server) exchange(ctx context.Context, code string) (string, error) {
 		return "", fmt.Errorf("access token: %w", err)
 	}
 	if tok.AccessToken == "" {
-		return "", fmt.Errorf("access token: %s", cmpOr(tok.Error, resp.Status))
+		return "", fmt.Errorf("access token: %s", cmp.Or(tok.Error, resp.Status))
 	}
 	gh, err := github.NewClient(client).WithAuthToken(tok.AccessToken).WithEnterpriseURLs(s.cfg.GitHub.V3APIURL, s.cfg.GitHub.V3APIURL)
 	if err != nil {
@@ -170,13 +171,6 @@ func (s *Server) exchange(ctx context.Context, code string) (string, error) {
 		return "", errors.New("who logged in: GitHub gave no login")
 	}
 	return user.GetLogin(), nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // serveLogout ends the session (a form, with its CSRF token).
@@ -216,8 +210,7 @@ func (s *Server) checkForm(w http.ResponseWriter, r *http.Request) (*store.Sessi
 	return sess, true
 }
 
-// ttlCache keeps what GitHub said (a repository's visibility, a user's
-// permission) for accessTTL.
+// ttlCache keeps what GitHub said (a user's permission) for accessTTL.
 type ttlCache[T any] struct {
 	mu sync.Mutex
 	m  map[string]cached[T]
@@ -285,23 +278,48 @@ func (s *Server) permission(ctx context.Context, repo, user string) (perm, role 
 	return perm, role, nil
 }
 
-// canRead says whether the request may see repo's pages: every page
-// needs a login when web.private is set, a private repository's a user
-// with read access.
-func (s *Server) canRead(w http.ResponseWriter, r *http.Request, repo string) bool {
-	sess := s.session(r)
-	if sess == nil && (s.cfg.Web.Private || s.private(r.Context(), repo)) {
-		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
-		return false
-	}
-	if sess != nil && s.private(r.Context(), repo) {
-		perm, _, err := s.permission(r.Context(), repo, sess.Login)
-		if err != nil || perm == "" || perm == "none" {
-			s.message(w, r, http.StatusNotFound, "Not found", "No such page, or you cannot read this repository.")
-			return false
+// reads says which repositories the request's user may read: the
+// public ones, and for a logged-in user those with read access; each is
+// asked once.
+func (s *Server) reads(r *http.Request, sess *store.Session) func(repo string) bool {
+	known := map[string]bool{}
+	return func(repo string) bool {
+		if may, ok := known[repo]; ok {
+			return may
 		}
+		may := !s.private(r.Context(), repo)
+		if !may && sess != nil {
+			perm, _, err := s.permission(r.Context(), repo, sess.Login)
+			may = err == nil && perm != "" && perm != "none"
+		}
+		known[repo] = may
+		return may
 	}
-	return true
+}
+
+// toLogin sends the browser to the login, which comes back here.
+func toLogin(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+}
+
+// canRead lets through a request that may read one of repos (any request
+// when none is given): every page needs a login when web.private is set,
+// a private repository's a user with read access. A logged-out user is
+// sent to the login; a logged-in one who may read none gets a 404.
+func (s *Server) canRead(w http.ResponseWriter, r *http.Request, repos ...string) bool {
+	sess := s.session(r)
+	switch {
+	case s.cfg.Web.Private && sess == nil:
+		toLogin(w, r)
+		return false
+	case len(repos) == 0 || slices.ContainsFunc(repos, s.reads(r, sess)):
+		return true
+	case sess == nil:
+		toLogin(w, r)
+	default:
+		s.message(w, r, http.StatusNotFound, "Not found", "No such page, or you cannot read its repository.")
+	}
+	return false
 }
 
 // mayAct says whether user may act on repo: the rule of comment commands.
@@ -311,7 +329,7 @@ func (s *Server) mayAct(ctx context.Context, repo, user string) (bool, string, e
 		return false, "", err
 	}
 	allowed := s.cfg.Commands.Permissions
-	return slices.Contains(allowed, perm) || slices.Contains(allowed, role), cmpOr(role, perm), nil
+	return slices.Contains(allowed, perm) || slices.Contains(allowed, role), cmp.Or(role, perm), nil
 }
 
 // userPermission asks GitHub for user's permission on owner/repo. go-github

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -157,7 +158,7 @@ func systemViews(rep *report.Report, repo, branch string) []systemView {
 				a.FailedBuild = "/build/" + buildName(e.FailedDependency)
 			}
 			if e.Log != "" {
-				a.Log = "/log/" + filepathBase(e.Log)
+				a.Log = "/log/" + filepath.Base(e.Log)
 			}
 			if rep.Jobs && e.Verdict != report.Removed {
 				a.Check = report.JobCheckName(name, system, len(rep.Systems))
@@ -170,7 +171,7 @@ func systemViews(rep *report.Report, repo, branch string) []systemView {
 					tv.Build = "/build/" + buildName(t.DrvPath)
 				}
 				if t.Log != "" {
-					tv.Log = "/log/" + filepathBase(t.Log)
+					tv.Log = "/log/" + filepath.Base(t.Log)
 				}
 				tests = append(tests, tv)
 			}
@@ -201,13 +202,6 @@ func systemViews(rep *report.Report, repo, branch string) []systemView {
 		out = append(out, sv)
 	}
 	return out
-}
-
-func filepathBase(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[i+1:]
-	}
-	return p
 }
 
 // statusView is a status as the page shows it: class and icon.
@@ -429,7 +423,7 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	if !s.canReadAny(w, r, waiters) {
+	if !s.canRead(w, r, waiterRepos(waiters)...) {
 		return
 	}
 	p := buildPage{Drv: drv, Name: report.DrvName(drv), Result: "not built"}
@@ -443,13 +437,13 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 			p.FailedBuild = "/build/" + buildName(rec.FailedDep)
 		}
 		if rec.LogPath != "" {
-			p.Log = "/log/" + filepathBase(rec.LogPath)
+			p.Log = "/log/" + filepath.Base(rec.LogPath)
 			tail := strings.Split(strings.TrimRight(string(build.LogEnd(rec.LogPath, 16<<10)), "\n"), "\n")
 			p.LogTail = strings.Join(tail[max(0, len(tail)-40):], "\n")
 		}
 	}
 	if _, _, running := s.rv.Pool().Live(drv, 0); running {
-		p.Building, p.Result, p.Log = true, "building", "/log/"+filepathBase(drv)
+		p.Building, p.Result, p.Log = true, "building", "/log/"+filepath.Base(drv)
 	}
 	for _, wt := range waiters {
 		where := fmt.Sprintf("/pr/%s/%d", wt.Repo, wt.PR)
@@ -462,39 +456,15 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 	s.page(w, r, "build.html", report.DrvName(drv), p, asJSON)
 }
 
-// canReadAny lets through a request that may read one of the
-// repositories waiting for a derivation, or when none is private.
-func (s *Server) canReadAny(w http.ResponseWriter, r *http.Request, waiters []store.Waiter) bool {
+// waiterRepos are the repositories waiting for a derivation.
+func waiterRepos(waiters []store.Waiter) []string {
 	var repos []string
 	for _, wt := range waiters {
 		if !slices.Contains(repos, wt.Repo) {
 			repos = append(repos, wt.Repo)
 		}
 	}
-	sess := s.session(r)
-	if s.cfg.Web.Private && sess == nil {
-		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
-		return false
-	}
-	for _, repo := range repos {
-		if !s.private(r.Context(), repo) {
-			return true
-		}
-		if sess != nil {
-			if perm, _, err := s.permission(r.Context(), repo, sess.Login); err == nil && perm != "" && perm != "none" {
-				return true
-			}
-		}
-	}
-	if len(repos) == 0 {
-		return true // nobody's: basinix knows only its result
-	}
-	if sess == nil {
-		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
-		return false
-	}
-	s.message(w, r, http.StatusNotFound, "Not found", "No such page, or you cannot read its repository.")
-	return false
+	return repos
 }
 
 // reportCache keeps the reports of the revisions last shown: a finished
