@@ -1,11 +1,11 @@
 package nix
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os/exec"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -48,10 +48,5 @@ func Diffoscope(ctx context.Context, program, base, head, html string, maxBytes 
 	case errors.As(err, &exit) && exit.ExitCode() == 1:
 		return true, nil
 	}
-	lines := slices.DeleteFunc(strings.Split(string(out.Bytes()), "\n"), func(l string) bool { return strings.TrimSpace(l) == "" })
-	last := "no output"
-	if len(lines) > 0 {
-		last = lines[len(lines)-1]
-	}
-	return false, fmt.Errorf("diffoscope: %v: %s", err, last)
+	return false, fmt.Errorf("diffoscope: %v: %s", err, cmp.Or(strings.TrimSpace(lastLines(out.Bytes(), 1)), "no output"))
 }

@@ -171,10 +171,10 @@ func (r *Reviewer) upload(ctx context.Context, batch []store.CachedPath) {
 		lease = time.Time{}
 	}
 	// Paths collected meanwhile are not uploaded (and not retried).
-	valid, err := r.validPaths(ctx, paths)
-	if err == nil && len(valid) < len(paths) {
-		gone := slices.DeleteFunc(slices.Clone(paths), func(p string) bool { return slices.Contains(valid, p) })
-		err = r.store.ForgetCached(ctx, gone)
+	gone, err := r.gone(ctx, paths)
+	valid := without(paths, gone)
+	if err == nil && len(gone) > 0 {
+		err = r.store.ForgetCached(ctx, slices.Collect(maps.Keys(gone)))
 	}
 	var closure map[string]nix.PathInfo
 	if err == nil && len(valid) > 0 {

@@ -344,13 +344,18 @@ func (r *Reviewer) validPaths(ctx context.Context, paths []string) ([]string, er
 	if err != nil {
 		return nil, err
 	}
+	return without(paths, gone), nil
+}
+
+// without is paths less those in gone.
+func without(paths []string, gone map[string]bool) []string {
 	var out []string
 	for _, p := range paths {
 		if !gone[p] {
 			out = append(out, p)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // gone is the set of those of paths that are not in the store.

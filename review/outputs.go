@@ -75,13 +75,7 @@ func (r *Reviewer) outputDiffs(ctx context.Context, rep *report.Report) error {
 	if err != nil {
 		return fmt.Errorf("output diffs: %w", err)
 	}
-	var valid []string
-	for _, p := range paths {
-		if !gone[p] {
-			valid = append(valid, p)
-		}
-	}
-	infos, err := r.nix.PathInfos(ctx, valid, true)
+	infos, err := r.nix.PathInfos(ctx, without(paths, gone), true)
 	if err != nil {
 		return fmt.Errorf("output diffs: %w", err)
 	}
