@@ -16,6 +16,7 @@ import (
 
 	"github.com/basinix/basinix/internal/fakegithub"
 	"github.com/basinix/basinix/internal/testenv"
+	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/sampleset"
 )
 
@@ -298,6 +299,13 @@ func TestWebPrivate(t *testing.T) {
 	anon.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if anon.get("/"); anon.status != http.StatusFound {
 		t.Errorf("web.private: the index logged out: %d", anon.status)
+	}
+	// A diffoscope report the CLI made (no repository recorded) too.
+	name := strings.Repeat("ab", 16) + ".html"
+	os.MkdirAll(review.DiffoscopeDir(f.cfg.DataDir), 0o755)
+	os.WriteFile(filepath.Join(review.DiffoscopeDir(f.cfg.DataDir), name), []byte("<html>report</html>"), 0o644)
+	if anon.get("/diffoscope/" + name); anon.status != http.StatusFound {
+		t.Errorf("web.private: a diffoscope report logged out: %d", anon.status)
 	}
 }
 
