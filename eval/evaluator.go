@@ -31,6 +31,9 @@ type Evaluator struct {
 	flakes  *nix.FlakeFetcher
 	env     []string
 	slots   chan struct{}
+	// startWalker starts walker processes: nix.StartWalker, or scripted
+	// ones in tests.
+	startWalker startWalker
 
 	// mem is what each walker's resident memory was last measured at,
 	// for Options.MemoryBudget.
@@ -83,7 +86,10 @@ func New(run Runner, opt Options, log zerolog.Logger) (*Evaluator, error) {
 		heap = opt.MaxMemory / 4
 	}
 	closed, closeFn := context.WithCancel(context.Background())
-	return &Evaluator{
+	start := func(ctx context.Context, spec nix.WalkerSpec, h nix.WalkerHooks) (walkerProcess, error) {
+		return nix.StartWalker(ctx, run, spec, h)
+	}
+	return &Evaluator{startWalker: start,
 		run: run, opt: opt, log: log, walker: walker, listDir: listDir,
 		flakes: nix.NewFlakeFetcher(run, walker, opt.FlakeLocalInputs),
 		env:    []string{"GC_INITIAL_HEAP_SIZE=" + strconv.FormatInt(heap, 10)},
@@ -427,8 +433,8 @@ func (c *collector) drv(p Path, drvPath, outPath string) {
 func (c *collector) throw(p Path, aliasDrv string) {
 	c.put(&Attr{Path: p, Error: &Error{Message: Unexplained}, DrvPath: aliasDrv, AliasError: aliasDrv != ""})
 }
-func (c *collector) fail(p Path, err *Error)   { c.put(&Attr{Path: p, Error: err}) }
-func (c *collector) details(Path, *rawDetails) {}
+func (c *collector) fail(p Path, err *Error)        { c.put(&Attr{Path: p, Error: err}) }
+func (c *collector) details(Path, *nix.WalkDetails) {}
 
 // aliasSuspects returns, sorted, the failed attributes the walk could not
 // try with aliases on and an alias may explain: every one whose process
@@ -478,7 +484,7 @@ type detailsCollector struct {
 func (c *detailsCollector) drv(Path, string, string) {}
 func (c *detailsCollector) throw(Path, string)       {}
 
-func (c *detailsCollector) details(p Path, raw *rawDetails) {
+func (c *detailsCollector) details(p Path, raw *nix.WalkDetails) {
 	d := &Details{Broken: raw.Broken, Supported: raw.Sup}
 	if raw.Name != nil {
 		d.Name = *raw.Name

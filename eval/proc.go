@@ -1,18 +1,12 @@
 package eval
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/basinix/basinix/nix"
@@ -25,15 +19,10 @@ import (
 type proc struct {
 	e      *Evaluator
 	spec   walkSpec
-	nonce  string
-	pipe   string             // held: the request pipe ("": the process exits after its walk)
-	limits string             // held: the file that stops a round early (see cut)
 	rounds int                // held: the number of the current round (0: the walk)
 	cancel context.CancelFunc // kills the process
 
-	done chan struct{} // closed when the process has exited
-	res  *nix.Result   // set before done is closed
-	err  error         // likewise
+	done chan struct{} // closed when the process has exited and its slot is free
 
 	waits   chan struct{} // a "w" record came: the process reads the pipe
 	waiting atomic.Bool   // between a "w" and the next request
@@ -44,8 +33,9 @@ type proc struct {
 	names map[string]bool
 
 	mu      sync.Mutex
-	cur     *round // guarded by mu: what the records coming now belong to
-	holding bool   // guarded by mu: a worker slot is taken
+	w       walkerProcess // guarded by mu: set once started
+	cur     *round        // guarded by mu: what the records coming now belong to
+	holding bool          // guarded by mu: a worker slot is taken
 
 	// retiring: its memory passed the soft bound, and its round was cut
 	// at the next group; retired are the paths after the cut, for a new
@@ -71,76 +61,51 @@ type round struct {
 	fine      int
 }
 
-// errExited says a held process was gone when a request was sent to it.
-var errExited = errors.New("walker process exited")
-
 // errRetired says a held process stopped a request early, past the soft
 // memory bound (see retire).
 var errRetired = errors.New("walker retired past the soft memory bound")
 
+// walkerProcess is a running walker: a *nix.Walker, or a scripted one in
+// tests. It lives until it exits or the context it was started with ends.
+type walkerProcess interface {
+	Held() bool
+	Send(ctx context.Context, req *nix.WalkRequest) error // nil: exit
+	Limit(round, k int) error
+	Done() <-chan struct{}
+	Err() error
+	Marked() []string
+}
+
+// startWalker starts a walker process (see nix.StartWalker).
+type startWalker func(ctx context.Context, spec nix.WalkerSpec, h nix.WalkerHooks) (walkerProcess, error)
+
 // start starts a walker process over queue (chunk mode: the process picks
 // its share itself) once a worker slot is free.
 func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, queue []Path, fine int, s sink) (*proc, error) {
-	p := &proc{e: e, spec: spec, nonce: randomHex(8), done: make(chan struct{}), waits: make(chan struct{}, 1), names: map[string]bool{}}
-	// The process's files live in a directory of its own, the only one of
-	// them Nix may read (restrict-eval): package code cannot list or read
-	// another walker's pipe, and the names give nothing away.
-	dir, err := os.MkdirTemp(e.listDir, "walk-")
-	if err != nil {
-		return nil, fmt.Errorf("walker files: %w", err)
-	}
-	args := append([]string{"--eval", "--strict", "--show-trace"},
-		nix.UntrustedEvalArgs(append([]string{spec.src, filepath.Dir(e.walker), dir}, spec.readable...)...)...)
-	args = append(args,
-		e.walker,
-		"--argstr", "src", spec.src,
-		"--argstr", "system", spec.system,
-		"--arg", "config", spec.config,
-		"--argstr", "nonce", p.nonce,
-		"--argstr", "mode", spec.mode,
-		"--arg", "strict", strconv.FormatBool(spec.strict),
-		"--arg", "batch", strconv.Itoa(walkBatch),
-		"--arg", "fine", strconv.Itoa(fine),
-	)
-	if spec.flake != "" {
-		args = append(args, "--argstr", "flake", spec.flake)
-	}
-	if spec.write {
-		args = append(args, "--read-write-mode")
+	p := &proc{e: e, spec: spec, done: make(chan struct{}), waits: make(chan struct{}, 1), names: map[string]bool{}}
+	ws := nix.WalkerSpec{
+		Expr: e.walker, Dir: e.listDir,
+		Src: spec.src, Readable: spec.readable, Flake: spec.flake,
+		System: spec.system, Config: spec.config, Mode: spec.mode,
+		Strict: spec.strict, Write: spec.write,
+		Batch: walkBatch, Fine: fine,
+		Hold:   spec.hold != nil,
+		Env:    e.env,
+		Limits: nix.Limits{Silence: e.opt.AttrTimeout, MaxMemory: e.opt.MaxMemory},
 	}
 	r := &round{ord: &order{}, sink: s, chunkMode: chunkMode, fine: fine}
 	if spec.mode == "walk" {
 		r.sink = &ownerSink{sink: s, names: p.names}
 	}
 	if chunkMode {
-		args = append(args, "--arg", "chunk", strconv.Itoa(spec.chunk), "--arg", "chunks", strconv.Itoa(spec.chunks))
+		ws.Chunk, ws.Chunks = spec.chunk, spec.chunks
 	} else {
-		f := filepath.Join(dir, "paths.json")
-		if err := writeJSON(f, queue); err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("write attribute list: %w", err)
-		}
-		args = append(args, "--argstr", "pathsFile", f)
+		ws.Paths = rawPaths(queue)
 		r.ord.frames = []*frame{{paths: queue}}
-	}
-	if spec.hold != nil {
-		pipe, limits := filepath.Join(dir, "requests"), filepath.Join(dir, "limits.json")
-		if err := syscall.Mkfifo(pipe, 0o600); err != nil {
-			// No pipes here: the process exits after its walk, as a
-			// walker that cannot wait does.
-			e.log.Debug().Err(err).Msg("walker request pipe: the walker will not wait")
-		} else if err := os.WriteFile(limits, []byte(`{"round":-1,"limit":0}`), 0o600); err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("walker limits: %w", err)
-		} else {
-			p.pipe, p.limits = pipe, limits
-			args = append(args, "--argstr", "requests", pipe, "--argstr", "limits", limits)
-		}
 	}
 	p.cur = r
 
 	if err := p.hold(ctx); err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	// A held process outlives the walk that started it.
@@ -151,26 +116,48 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 	pctx, cancel := context.WithCancel(life)
 	p.cancel = cancel
 	stopWithEvaluator := context.AfterFunc(e.closed, cancel)
+	w, err := e.startWalker(pctx, ws, nix.WalkerHooks{Records: p.onRecords, Waiting: p.waiting.Load, OnMemory: p.onMemory})
+	if err != nil {
+		stopWithEvaluator()
+		cancel()
+		p.unhold()
+		return nil, err
+	}
+	p.mu.Lock()
+	p.w = w
+	p.mu.Unlock()
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()
-		defer stopWithEvaluator()
-		defer cancel()
-		res, err := e.run.Run(pctx, nix.Cmd{
-			Program:      "nix-instantiate",
-			Args:         args,
-			Env:          append(nix.UntrustedEvalEnv(), e.env...),
-			Limits:       nix.Limits{Silence: e.opt.AttrTimeout, MaxMemory: e.opt.MaxMemory, MaxLine: maxWalkerLine},
-			OnStderrLine: p.onLine,
-			Waiting:      p.waiting.Load,
-			OnMemory:     p.onMemory,
-		})
-		p.res, p.err = res, err
+		<-w.Done()
+		stopWithEvaluator()
+		cancel()
 		p.unhold()
-		os.RemoveAll(dir)
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// rawPaths is paths as the walker protocol has them.
+func rawPaths(paths []Path) [][]string {
+	out := make([][]string, len(paths))
+	for i, p := range paths {
+		out[i] = p
+	}
+	return out
+}
+
+// walker returns the process, nil while it is being started.
+func (p *proc) walker() walkerProcess {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.w
+}
+
+// held says whether the process waits for requests after its rounds.
+func (p *proc) held() bool {
+	w := p.walker()
+	return w != nil && w.Held()
 }
 
 // hold takes a worker slot for the process; unhold gives it back.
@@ -198,45 +185,31 @@ func (p *proc) unhold() {
 	}
 }
 
-// maxWalkerLine bounds one line of walker records (256 top-level
-// attributes with their children's names): what basinix holds of it.
-const maxWalkerLine = 64 << 20
-
-// errLineTooLong says a walker line passed maxWalkerLine: the package set
-// has attribute names too long or sets too large to report.
-var errLineTooLong = fmt.Errorf("the walker's record line is longer than %d MiB: attribute names too long, or attribute sets too large", maxWalkerLine>>20)
-
-// onLine takes the walker's lines from stderr; the others stay in the tail.
-func (p *proc) onLine(line []byte, cut bool) bool {
-	body, ok := bytes.CutPrefix(line, []byte("trace: "+p.nonce+" "))
-	if !ok {
-		return false
-	}
+// onRecords takes a line of the walker's records.
+func (p *proc) onRecords(recs []nix.WalkRecord, err error) {
 	p.mu.Lock()
 	r := p.cur
 	p.mu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.protoErr != nil || r.reached {
-		return true
+		return
 	}
-	if cut {
-		r.protoErr = errLineTooLong
-		p.cancel()
-		return true
+	waiting := false
+	if err == nil {
+		waiting, err = records(recs, r)
 	}
-	waiting, err := records(body, r)
 	if err != nil {
 		// Lines that break the protocol: nothing after them can be
 		// trusted, and a held process would wait forever.
 		r.protoErr = err
 		p.cancel()
-		return true
+		return
 	}
 	if r.reached {
 		// Done with its part of a list another walker took the rest of.
 		p.cancel()
-		return true
+		return
 	}
 	if waiting {
 		p.waiting.Store(true)
@@ -246,7 +219,6 @@ func (p *proc) onLine(line []byte, cut bool) bool {
 		default:
 		}
 	}
-	return true
 }
 
 // wait waits until the process waits for a request (true) or has exited.
@@ -279,17 +251,16 @@ func (p *proc) outcome() (walkOutcome, error) {
 	if r.protoErr != nil {
 		return r.out, fmt.Errorf("walk %s: %w", p.spec.system, r.protoErr)
 	}
-	if p.err == nil {
-		if p.pipe != "" {
+	w := p.walker()
+	if w.Err() == nil {
+		if w.Held() {
 			// A waiting walker exits only when told to.
-			return r.out, fmt.Errorf("walk %s: %w", p.spec.system, errExited)
+			return r.out, fmt.Errorf("walk %s: %w", p.spec.system, nix.ErrWalkerExited)
 		}
 		return r.out, nil
 	}
 	out := r.out
-	if p.res != nil {
-		out.marked = markedPath(p.res.StderrTail, p.nonce)
-	}
+	out.marked = w.Marked()
 	out.culprit = r.ord.next()
 	if out.culprit != nil {
 		// The first top-level path of a walk is frames[0]; its index says
@@ -301,15 +272,15 @@ func (p *proc) outcome() (walkOutcome, error) {
 		out.exact = !r.chunkMode && top < r.fine
 		out.remaining = r.ord.rest()
 	}
-	return out, p.err
+	return out, w.Err()
 }
 
-// walkRequest is what a held process is asked (see walker.nix).
+// walkRequest is what a held process is asked (see nix.WalkRequest).
 type walkRequest struct {
-	Mode    string `json:"mode"`
-	Aliases bool   `json:"aliases"`
-	Paths   []Path `json:"paths"`
-	Fine    int    `json:"fine"`
+	Mode    string
+	Aliases bool
+	Paths   []Path
+	Fine    int
 }
 
 // ask sends a held process a request whose records go to s, and returns
@@ -319,12 +290,8 @@ type walkRequest struct {
 func (p *proc) ask(ctx context.Context, req walkRequest, s sink) (*round, error) {
 	select {
 	case <-p.done:
-		return nil, errExited
+		return nil, nix.ErrWalkerExited
 	default:
-	}
-	data, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("walker request: %w", err)
 	}
 	if err := p.hold(ctx); err != nil {
 		// The caller gives up on it (its context ended): nobody would
@@ -343,7 +310,7 @@ func (p *proc) ask(ctx context.Context, req walkRequest, s sink) (*round, error)
 	p.rounds++
 	p.mu.Unlock()
 	p.waiting.Store(false)
-	if err := p.send(ctx, data); err != nil {
+	if err := p.walker().Send(ctx, &nix.WalkRequest{Mode: req.Mode, Aliases: req.Aliases, Paths: rawPaths(req.Paths), Fine: req.Fine}); err != nil {
 		p.stop()
 		return nil, err
 	}
@@ -376,7 +343,7 @@ func (p *proc) request(ctx context.Context, req walkRequest, s sink) (unfinished
 	} else {
 		_, err = p.outcome()
 		if err == nil {
-			err = errExited
+			err = nix.ErrWalkerExited
 		}
 	}
 	p.stop()
@@ -388,39 +355,6 @@ func (p *proc) request(ctx context.Context, req walkRequest, s sink) (unfinished
 	return append(unfinished, retired...), err
 }
 
-// send writes one request into the pipe, as soon as the process opened it.
-func (p *proc) send(ctx context.Context, data []byte) error {
-	for {
-		fd, err := syscall.Open(p.pipe, syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-		if err == nil {
-			if err := syscall.SetNonblock(fd, false); err != nil {
-				syscall.Close(fd)
-				return fmt.Errorf("walker request pipe: %w", err)
-			}
-			f := os.NewFile(uintptr(fd), p.pipe)
-			_, werr := f.Write(data)
-			if cerr := f.Close(); werr == nil {
-				werr = cerr
-			}
-			if werr != nil {
-				return fmt.Errorf("walker request: %w", werr)
-			}
-			return nil
-		}
-		if !errors.Is(err, syscall.ENXIO) {
-			return fmt.Errorf("walker request pipe: %w", err)
-		}
-		// Not opened for reading yet.
-		select {
-		case <-p.done:
-			return errExited
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
-
 // close tells a held process to exit and returns; the process is reaped
 // in the background, and killed if it does not exit.
 func (p *proc) close() {
@@ -430,7 +364,7 @@ func (p *proc) close() {
 	default:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	if p.send(ctx, []byte("null")) != nil {
+	if p.walker().Send(ctx, nil) != nil {
 		cancel()
 		p.stop()
 		return
@@ -521,7 +455,7 @@ func (p *proc) left() int {
 // still in the pipe). ok is false when the round cannot give paths away.
 // The caller holds r.mu.
 func (p *proc) unstarted(r *round) (top *frame, from int, ok bool) {
-	if p.limits == "" || len(r.ord.frames) == 0 || r.cut || r.protoErr != nil {
+	if !p.held() || len(r.ord.frames) == 0 || r.cut || r.protoErr != nil {
 		return nil, 0, false
 	}
 	top = r.ord.frames[0]
@@ -556,8 +490,7 @@ func (p *proc) cut() []Path {
 // cutAt ends round r (number round) of p before the k-th top-level path
 // and returns the paths from there. The caller holds r.mu.
 func (p *proc) cutAt(r *round, round, k int) []Path {
-	tmp := p.limits + ".new"
-	if os.WriteFile(tmp, []byte(fmt.Sprintf(`{"round":%d,"limit":%d}`, round, k)), 0o600) != nil || os.Rename(tmp, p.limits) != nil {
+	if p.walker().Limit(round, k) != nil {
 		return nil
 	}
 	top := r.ord.frames[0]
@@ -624,7 +557,7 @@ func (e *Evaluator) overBudget(p *proc, rss int64) bool {
 // the walkers together pass the memory budget and it is the largest.
 func (p *proc) onMemory(rss int64) {
 	max := p.e.opt.MaxMemory
-	if p.limits == "" || p.retiring.Load() {
+	if !p.held() || p.retiring.Load() {
 		return
 	}
 	over := p.e.overBudget(p, rss)

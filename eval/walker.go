@@ -1,15 +1,9 @@
 package eval
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -47,18 +41,6 @@ type walkSpec struct {
 	retired *atomic.Int32
 }
 
-// rawDetails is the walker's "i" record body (see nix/expr/walker.nix).
-type rawDetails struct {
-	Name   *string            `json:"name"`
-	Out    map[string]*string `json:"out"`
-	Pos    *string            `json:"pos"`
-	Broken bool               `json:"broken"`
-	Sup    bool               `json:"sup"`
-	Feat   []string           `json:"feat"`
-	Maint  []string           `json:"maint"`
-	Tests  map[string]*string `json:"tests"`
-}
-
 // sink receives what a walk finds. Calls come from one goroutine per walk;
 // a sink shared between walks locks for itself.
 type sink interface {
@@ -68,7 +50,7 @@ type sink interface {
 	// throw: tryEval caught an error; aliasDrv is the drvPath with aliases
 	// on, "" when it fails then too.
 	throw(p Path, aliasDrv string)
-	details(p Path, d *rawDetails)
+	details(p Path, d *nix.WalkDetails)
 	fail(p Path, err *Error)
 }
 
@@ -155,8 +137,8 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 		if ctx.Err() != nil {
 			return processes, nil, ctx.Err()
 		}
-		if errors.Is(err, errLineTooLong) {
-			return processes, nil, &errSetFailed{err: &Error{Message: errLineTooLong.Error()}}
+		if errors.Is(err, nix.ErrWalkerLineTooLong) {
+			return processes, nil, &errSetFailed{err: &Error{Message: nix.ErrWalkerLineTooLong.Error()}}
 		}
 		var nerr *nix.Error
 		if !errors.As(err, &nerr) {
@@ -232,26 +214,6 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 	}
 }
 
-// markedPath returns the path the walker's error context names in a dead
-// process's trace ("… NONCE [json path]"), nil when there is none: the
-// first one, which is the innermost.
-func markedPath(stderr []byte, nonce string) Path {
-	marker := []byte("… " + nonce + " ")
-	for line := range bytes.Lines(stderr) {
-		_, body, ok := bytes.Cut(ansiRe.ReplaceAll(line, nil), marker)
-		if !ok {
-			continue
-		}
-		var p Path
-		if json.Unmarshal(bytes.TrimSpace(body), &p) == nil && len(p) > 0 {
-			return p
-		}
-	}
-	return nil
-}
-
-var ansiRe = regexp.MustCompile("\x1b\\[[0-9;]*m")
-
 // walkBatch is how many top-level attributes the walker reports in one line.
 const walkBatch = 256
 
@@ -320,16 +282,12 @@ func (o *order) rest() []Path {
 	return out
 }
 
-// records handles one walker line of round r: a list of records. It says
-// whether the line was the walker's "w" (waiting for a request). The
-// caller holds r.mu.
-func records(body []byte, r *round) (waiting bool, err error) {
-	recs, err := splitRecords(body)
-	if err != nil {
-		return false, fmt.Errorf("walker line %q: bad JSON", truncate(string(body), 120))
-	}
-	for _, rec := range recs {
-		if len(rec) >= 1 && string(rec[0]) == `"w"` {
+// records handles one walker line of round r. It says whether the line
+// was the walker's "w" (waiting for a request). The caller holds r.mu.
+func records(recs []nix.WalkRecord, r *round) (waiting bool, err error) {
+	for i := range recs {
+		rec := &recs[i]
+		if rec.Kind == nix.RecordWaiting {
 			waiting = true
 			continue
 		}
@@ -347,88 +305,38 @@ func records(body []byte, r *round) (waiting bool, err error) {
 }
 
 // record handles one walker record.
-func record(rec []json.RawMessage, ord *order, out *walkOutcome, s sink) error {
-	if len(rec) < 2 {
-		return fmt.Errorf("walker record %s: too short", rec)
-	}
-	kind, _ := decodeString(rec[0])
-	if kind == "c" {
+func record(rec *nix.WalkRecord, ord *order, out *walkOutcome, s sink) error {
+	if rec.Kind == nix.RecordImported {
 		out.started = true
-		if names, err := decodeStrings(rec[1]); err == nil && names != nil {
-			paths := make([]Path, len(names))
-			for i, n := range names {
+		if rec.Names != nil {
+			paths := make([]Path, len(rec.Names))
+			for i, n := range rec.Names {
 				paths[i] = Path{n}
 			}
 			ord.frames = []*frame{{paths: paths}}
 		}
 		return nil
 	}
-	names, err := decodeStrings(rec[1])
-	if err != nil || names == nil {
-		return fmt.Errorf("walker record %s: bad path", rec[1])
-	}
-	p := Path(names)
+	p := Path(rec.Path)
 	if err := ord.finish(p); err != nil {
 		return err
 	}
 	out.steps++
-	switch kind {
-	case "d":
-		if len(rec) < 3 {
-			return fmt.Errorf("walker record for %s: bad drvPath", p)
-		}
-		drv, err := decodeString(rec[2])
-		if err != nil {
-			return fmt.Errorf("walker record for %s: bad drvPath", p)
-		}
-		var out string
-		if len(rec) >= 4 {
-			out, _ = decodeString(rec[3]) // null: unknown
-		}
-		s.drv(p, drv, out)
-	case "x":
-		var alias string
-		if len(rec) >= 3 {
-			alias, _ = decodeString(rec[2])
-		}
-		s.throw(p, alias)
-	case "r":
-		if len(rec) < 3 {
-			return fmt.Errorf("walker record for %s: bad names", p)
-		}
-		names, err := decodeStrings(rec[2])
-		if err != nil {
-			return fmt.Errorf("walker record for %s: bad names", p)
-		}
-		children := make([]Path, len(names))
-		for i, n := range names {
+	switch rec.Kind {
+	case nix.RecordDrv:
+		s.drv(p, rec.DrvPath, rec.OutPath)
+	case nix.RecordThrow:
+		s.throw(p, rec.DrvPath)
+	case nix.RecordRecurse:
+		children := make([]Path, len(rec.Names))
+		for i, n := range rec.Names {
 			children[i] = append(slices.Clip(p), n)
 		}
 		ord.frames = append(ord.frames, &frame{paths: children})
-	case "i":
-		var d rawDetails
-		if len(rec) < 3 || json.Unmarshal(rec[2], &d) != nil {
-			return fmt.Errorf("walker record for %s: bad details", p)
-		}
-		s.details(p, &d)
-	case "n":
-	default:
-		return fmt.Errorf("walker record of kind %q: unknown", kind)
+	case nix.RecordDetails:
+		s.details(p, rec.Details)
 	}
 	return nil
-}
-
-// writeJSON writes v as JSON to a new file.
-func writeJSON(name string, v any) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := json.NewEncoder(f).Encode(v); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // toError turns a Nix error into an evaluation error pinned inside src,
@@ -465,10 +373,4 @@ func relativePosition(pos, src string) string {
 		return ""
 	}
 	return rel
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

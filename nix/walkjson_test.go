@@ -1,10 +1,8 @@
-package eval
+package nix
 
 import (
 	"encoding/json"
-	"math/rand/v2"
 	"reflect"
-	"regexp"
 	"testing"
 )
 
@@ -74,22 +72,6 @@ func TestSplitRecordsAgreesWithEncodingJSON(t *testing.T) {
 	for _, bad := range []string{`["a" "b"]`, `["a",]`, `[1]`, `"a"`, `["a"`} {
 		if _, err := decodeStrings(json.RawMessage(bad)); err == nil {
 			t.Errorf("decodeStrings(%q) accepted", bad)
-		}
-	}
-}
-
-// isPlainName is the regular expression it replaces.
-func TestIsPlainName(t *testing.T) {
-	re := regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
-	const alphabet = "aZ_0'-9.\" $é"
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < 20000; i++ {
-		b := make([]byte, r.IntN(6))
-		for j := range b {
-			b[j] = alphabet[r.IntN(len(alphabet))]
-		}
-		if got, want := isPlainName(string(b)), re.MatchString(string(b)); got != want {
-			t.Fatalf("isPlainName(%q) = %v, want %v", b, got, want)
 		}
 	}
 }
