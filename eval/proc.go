@@ -132,6 +132,7 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 		<-w.Done()
 		stopWithEvaluator()
 		cancel()
+		e.forgetMemory(p)
 		p.unhold()
 		close(p.done)
 	}()
@@ -551,6 +552,13 @@ func (e *Evaluator) overBudget(p *proc, rss int64) bool {
 		largest = max(largest, s.rss)
 	}
 	return total > budget && rss == largest
+}
+
+// forgetMemory drops p's memory from the budget: it has exited.
+func (e *Evaluator) forgetMemory(p *proc) {
+	e.mem.Lock()
+	delete(e.mem.rss, p)
+	e.mem.Unlock()
 }
 
 // onMemory retires the process when its memory passes the soft bound, or
