@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-github/v60/github"
 
+	"github.com/basinix/basinix/app/web"
 	"github.com/basinix/basinix/handlers"
 	"github.com/basinix/basinix/report"
 	"github.com/basinix/basinix/review"
@@ -88,7 +89,7 @@ func (p *pipeline) runCommands(ctx context.Context, j *store.Job) error {
 	if len(act) == 0 || j.Step > len(act) {
 		return nil
 	}
-	perm, role, err := userPermission(ctx, gh, owner, repo, req.User)
+	perm, role, err := web.UserPermission(ctx, gh, owner, repo, req.User)
 	if err != nil {
 		return err
 	}
@@ -321,7 +322,7 @@ func (p *pipeline) reviewed(ctx context.Context, req handlers.CommandRequest) (*
 	if rev.State != store.Done || len(rev.Report) == 0 {
 		return nil, nil, fmt.Sprintf("The review of %s is not finished (%s): ask again when it is.", report.Short(rev.HeadSHA), rev.State), nil
 	}
-	rep, err := loadReview(ctx, p.st, rev)
+	rep, err := review.LoadReport(ctx, p.st, rev)
 	if err != nil {
 		return nil, nil, "", err
 	}

@@ -1,7 +1,7 @@
 // Package app is basinix's composition root and server: it reads the
 // configuration, wires a review.Reviewer to GitHub (webhooks in, check
 // runs, comments and labels out), runs the jobs and the revision pipeline
-// over the store, and serves the web pages.
+// over the store, and serves the web pages (package app/web).
 package app
 
 import (
@@ -20,6 +20,7 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 	"gopkg.in/yaml.v3"
 
+	"github.com/basinix/basinix/app/web"
 	"github.com/basinix/basinix/review"
 )
 
@@ -33,7 +34,7 @@ type Config struct {
 	GitHub   githubapp.Config `yaml:"github"`
 	Server   ServerConfig     `yaml:"server"`
 	Commands CommandsConfig   `yaml:"commands"`
-	Web      WebConfig        `yaml:"web"`
+	Web      web.Config       `yaml:"web"`
 
 	// path is the file the configuration was read from ("" for none).
 	path string
@@ -118,7 +119,7 @@ func DefaultConfig() Config {
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"},
 			Maintainers:   DefaultMaintainers},
 		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge", MergeChecks: []string{"eval", "build"}},
-		Web:      WebConfig{SessionTTL: 30 * 24 * time.Hour},
+		Web:      web.Config{SessionTTL: 30 * 24 * time.Hour},
 	}
 }
 

@@ -29,7 +29,7 @@ import (
 // restart requeues what was running.
 type pipeline struct {
 	cfg     Config
-	st      *store.Store
+	st      pipelineStore
 	rv      *review.Reviewer
 	gh      githubapp.ClientCreator
 	log     zerolog.Logger
@@ -394,7 +394,7 @@ func (p *pipeline) finishReview(ctx context.Context, rev *store.Revision, c *che
 	p.failingSince(bg, rev, rep)
 	// The review is stored before the final check runs are sent: what
 	// GitHub does not get now is sent again later, never lost.
-	if err := saveReview(bg, p.st, rev.ID, rep); err != nil {
+	if err := review.SaveReport(bg, p.st, rev.ID, rep); err != nil {
 		p.fail(bg, rev, c, err, log)
 		return
 	}
@@ -481,7 +481,7 @@ func (p *pipeline) republish(ctx context.Context) {
 	}
 	for _, rev := range revs {
 		log := p.log.With().Str("repo", rev.Repo).Int("pr", rev.PR).Int64("revision", rev.ID).Logger()
-		rep, err := loadReview(ctx, p.st, rev)
+		rep, err := review.LoadReport(ctx, p.st, rev)
 		if err == nil && rep == nil {
 			err = errors.New("no report")
 		}

@@ -13,9 +13,6 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
-	"github.com/basinix/basinix/build"
+	"github.com/basinix/basinix/app/web"
 	"github.com/basinix/basinix/handlers"
 	"github.com/basinix/basinix/internal/redact"
 	"github.com/basinix/basinix/review"
@@ -37,21 +34,19 @@ const maxPayload = 25 << 20
 // Server is `basinix serve`: the webhook endpoint, the pipeline that
 // reviews PR revisions and publishes check runs, and the web page.
 type Server struct {
-	cfg      Config
-	log      zerolog.Logger
-	red      *redact.Redactor // what leaves the server passes through it
-	rv       *review.Reviewer
-	pipe     *pipeline
-	dispatch http.Handler
-	metrics  *metrics
+	cfg  Config
+	log  zerolog.Logger
+	red  *redact.Redactor // what leaves the server passes through it
+	rv   *review.Reviewer
+	pipe *pipeline
+	web  *web.Server
+	// deliveries are the webhook deliveries handled.
+	deliveries deliveryStore
+	dispatch   http.Handler
+	metrics    *metrics
 	// bodies bounds the bytes of webhook bodies held at once.
 	bodies *semaphore.Weighted
 	github *githubHealth
-	// perms keeps what GitHub said of users' permissions, for the web
-	// pages' access rules.
-	perms ttlCache[[2]string]
-	// reports keeps the reports the PR pages showed last.
-	reports reportCache
 }
 
 // NewServer sets up the server; cfg must have its secrets loaded.
@@ -79,12 +74,19 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 		log.Warn().Msg("the Nix sandbox is off: a build can read every file and process environment basinix's Nix user can, the App's private key file included. " +
 			"basinix keeps its secrets out of every child's environment and redacts them from what it publishes, but production should run Nix with sandbox = true and build users")
 	}
-	s := &Server{cfg: cfg, log: log, red: red, rv: rv, metrics: m, github: health, bodies: semaphore.NewWeighted(int64(cfg.Server.WebhookMemoryMiB) << 20)}
+	s := &Server{cfg: cfg, log: log, red: red, rv: rv, metrics: m,
+		deliveries: rv.Store(), github: health, bodies: semaphore.NewWeighted(int64(cfg.Server.WebhookMemoryMiB) << 20)}
 	rv.Workspace().Auth = newGitAuth(cfg.GitHub, cc).config
 	s.pipe = &pipeline{cfg: cfg, st: rv.Store(), rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
 		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}, metrics: m,
 		jobs: newJobRunner(rv.Store(), log.With().Str("component", "jobs").Logger())}
 	s.pipe.registerJobs()
+	s.web = web.New(web.Settings{
+		Config: cfg.Web, PublicURL: cfg.Server.PublicURL, DataDir: cfg.DataDir, Systems: cfg.Systems,
+		GitHubURL: cfg.GitHub.WebURL, GitHubAPIURL: cfg.GitHub.V3APIURL,
+		OAuthClientID: cfg.GitHub.OAuth.ClientID, OAuthClientSecret: cfg.GitHub.OAuth.ClientSecret,
+		CommandName: cfg.Commands.Name, CommandPermissions: cfg.Commands.Permissions,
+	}, rv.Store(), pageActions{s.pipe}, red, writeTimeout, log.With().Str("component", "web").Logger())
 	s.dispatch = githubapp.NewEventDispatcher(
 		[]githubapp.EventHandler{
 			&handlers.PullRequestHandler{Reviews: s.pipe, Drafts: cfg.Server.Drafts, Log: log},
@@ -130,22 +132,8 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+githubapp.DefaultWebhookRoute, s.webhook)
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /log/{name}", s.serveLog)
-	mux.HandleFunc("GET /diffoscope/{name}", s.serveDiffoscope)
-	mux.HandleFunc("GET /{$}", s.serveIndex)
-	mux.HandleFunc("GET /index.json", s.serveIndex)
-	mux.HandleFunc("GET /static/basinix.css", s.serveCSS)
 	mux.Handle("GET /metrics", s.metrics.handler())
-	mux.HandleFunc("GET /repo/{owner}/{repo}", s.serveRepo)
-	mux.HandleFunc("GET /pr/{owner}/{repo}/{number}", s.servePR)
-	mux.HandleFunc("POST /pr/{owner}/{repo}/{number}/action", s.serveAction)
-	mux.HandleFunc("GET /build/{name}", s.serveBuild)
-	mux.HandleFunc("POST /build/{name}/restart", s.serveRestart)
-	mux.HandleFunc("GET /attr/{owner}/{repo}/{branch}/{attr}", s.serveAttr)
-	mux.HandleFunc("GET /branch/{owner}/{repo}/{branch}", s.serveBranch)
-	mux.HandleFunc("GET /login", s.serveLogin)
-	mux.HandleFunc("GET /login/callback", s.serveLoginCallback)
-	mux.HandleFunc("POST /logout", s.serveLogout)
+	s.web.Register(mux)
 	return mux
 }
 
@@ -251,7 +239,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "malformed webhook: need X-GitHub-Event, X-GitHub-Delivery and a JSON body", http.StatusBadRequest)
 		return
 	}
-	fresh, err := s.rv.Store().ClaimDelivery(r.Context(), delivery, event)
+	fresh, err := s.deliveries.ClaimDelivery(r.Context(), delivery, event)
 	if err != nil {
 		log.Error().Err(err).Msg("recording the delivery")
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -272,7 +260,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 // delivery so that GitHub's redelivery is handled.
 func (s *Server) webhookError(w http.ResponseWriter, r *http.Request, err error) {
 	delivery := r.Header.Get("X-GitHub-Delivery")
-	if ferr := s.rv.Store().ForgetDelivery(context.WithoutCancel(r.Context()), delivery); ferr != nil {
+	if ferr := s.deliveries.ForgetDelivery(context.WithoutCancel(r.Context()), delivery); ferr != nil {
 		s.log.Error().Err(ferr).Msg("forgetting a failed delivery")
 	}
 	var ve githubapp.ValidationError
@@ -311,121 +299,4 @@ func validSignature(header string, body []byte, secret string) bool {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
 	return hmac.Equal(got, mac.Sum(nil))
-}
-
-// logName is what /log/{name} serves: a derivation's file name
-// ("HASH-NAME.drv") or a kept log's, nothing that could walk out of the
-// log directory.
-var logName = regexp.MustCompile(`^[0-9a-z]{32}-[A-Za-z0-9+._?=-]+\.(drv|log|log\.bz2)$`)
-
-// serveDiffoscope serves a diffoscope report, sandboxed: its HTML is made
-// of the outputs' contents, which a PR chose.
-func (s *Server) serveDiffoscope(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if !review.DiffoscopeName(name) {
-		http.Error(w, "no such report", http.StatusNotFound)
-		return
-	}
-	file := filepath.Join(review.DiffoscopeDir(s.cfg.DataDir), name)
-	// A report asked on a PR is its repository's readers' only.
-	var repos []string
-	if repo, err := os.ReadFile(file + ".repo"); err == nil {
-		repos = append(repos, strings.TrimSpace(string(repo)))
-	}
-	if !s.canRead(w, r, repos...) {
-		return
-	}
-	f, err := os.Open(file)
-	if err != nil {
-		http.Error(w, "no such report", http.StatusNotFound)
-		return
-	}
-	defer f.Close()
-	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:")
-	if info, err := f.Stat(); err == nil && info.Size() == 0 {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "diffoscope found no differences.\n")
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	io.Copy(w, f)
-}
-
-// serveLog serves a derivation's kept log or, while it builds, follows its
-// output until the build ends.
-func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if !logName.MatchString(name) || strings.Contains(name, "..") {
-		http.Error(w, "no such log", http.StatusNotFound)
-		return
-	}
-	dir := filepath.Join(s.cfg.DataDir, "logs")
-	drv := "/nix/store/" + strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, ".bz2"), ".log"), ".drv") + ".drv"
-	// A private repository's builds' logs are its readers' only.
-	waiters, err := s.rv.Store().Waiters(r.Context(), drv, 50)
-	if err != nil {
-		s.log.Error().Err(err).Msg("log")
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	if !s.canRead(w, r, waiterRepos(waiters)...) {
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if kept := build.KeptLog(dir, drv); kept != "" {
-		f, err := build.OpenLog(kept)
-		if err != nil {
-			http.Error(w, "no such log", http.StatusNotFound)
-			return
-		}
-		defer f.Close()
-		out := s.red.Writer(w)
-		io.Copy(out, f)
-		out.Close()
-		return
-	}
-	if _, _, running := s.rv.Pool().Live(drv, 0); !running {
-		http.Error(w, "no such log", http.StatusNotFound)
-		return
-	}
-	s.follow(w, r, dir, drv)
-}
-
-// follow streams a running build's output as it comes, until the build
-// ends or the client goes.
-func (s *Server) follow(rw http.ResponseWriter, r *http.Request, dir, drv string) {
-	flusher, _ := rw.(http.Flusher)
-	rc := http.NewResponseController(rw)
-	w := s.red.Writer(rw)
-	defer w.Close()
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for from := 0; ; {
-		data, next, running := s.rv.Pool().Live(drv, from)
-		if _, err := w.Write(data); err != nil {
-			return
-		}
-		from = next
-		if !running {
-			// The last lines may have come after the last look: the kept
-			// log holds the same output, so go on from there.
-			kept := build.KeptLog(dir, drv)
-			if f, err := build.OpenLog(kept); err == nil {
-				io.CopyN(io.Discard, f, int64(from))
-				io.Copy(w, f)
-				f.Close()
-			}
-			fmt.Fprintf(w, "\n[basinix: the build ended; its kept log is at /log/%s]\n", filepath.Base(kept))
-			return
-		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		rc.SetWriteDeadline(time.Now().Add(writeTimeout)) // a live log may follow for hours
-		select {
-		case <-r.Context().Done():
-			return
-		case <-tick.C:
-		}
-	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/store"
 )
 
@@ -23,7 +24,7 @@ func TestVerdictRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	review := func(head string, results map[string]build.Result) (*store.Revision, *report.Report) {
+	reviewed := func(head string, results map[string]build.Result) (*store.Revision, *report.Report) {
 		id, _, _, err := st.AddRevision(ctx, store.Revision{Repo: "o/r", InstallationID: 1, CloneURL: "file:///r", PR: 7, HeadSHA: head, BaseRef: "master"})
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +56,7 @@ func TestVerdictRows(t *testing.T) {
 		}
 		p := &pipeline{st: st, log: zerolog.Nop()}
 		p.failingSince(ctx, rev, rep)
-		if err := saveReview(ctx, st, id, rep); err != nil {
+		if err := review.SaveReport(ctx, st, id, rep); err != nil {
 			t.Fatal(err)
 		}
 		if rev, err = st.Revision(ctx, id); err != nil {
@@ -63,11 +64,11 @@ func TestVerdictRows(t *testing.T) {
 		}
 		return rev, rep
 	}
-	review("h1", map[string]build.Result{"a": build.Success, "b": build.Failure})
-	review("h2", map[string]build.Result{"a": build.Failure, "b": build.Failure, "withtests": build.Success})
-	rev, want := review("h3", map[string]build.Result{"a": build.Failure, "b": build.Failure, "withtests": build.Success})
+	reviewed("h1", map[string]build.Result{"a": build.Success, "b": build.Failure})
+	reviewed("h2", map[string]build.Result{"a": build.Failure, "b": build.Failure, "withtests": build.Success})
+	rev, want := reviewed("h3", map[string]build.Result{"a": build.Failure, "b": build.Failure, "withtests": build.Success})
 
-	got, err := loadReview(ctx, st, rev)
+	got, err := review.LoadReport(ctx, st, rev)
 	if err != nil {
 		t.Fatal(err)
 	}

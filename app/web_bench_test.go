@@ -11,6 +11,7 @@ import (
 
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/sampleset"
 	"github.com/basinix/basinix/store"
 )
@@ -69,7 +70,7 @@ func addReviewed(b *testing.B, st *store.Store, pr int, rep *report.Report) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := saveReview(ctx, st, id, rep); err != nil {
+	if err := review.SaveReport(ctx, st, id, rep); err != nil {
 		b.Fatal(err)
 	}
 	if err := st.FinishRevision(ctx, id, store.Done, nil, ""); err != nil {

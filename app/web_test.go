@@ -193,10 +193,12 @@ func TestWebLoginAndActions(t *testing.T) {
 	if len(comments) == 0 || visible(comments[len(comments)-1]) != "Thanks, <b>merging</b>!" {
 		t.Errorf("the merge comment: %q", comments)
 	}
-	page := maint.get("/pr/octo/pkgs/1")
-	if !strings.Contains(page, "<td>@maint</td><td>web</td><td><code>merge Thanks, &lt;b&gt;merging&lt;/b&gt;!</code></td>") {
-		t.Errorf("the commands history lacks the web merge:\n%s", page)
-	}
+	// The command's row is written when its job ends, just after the merge.
+	var page string
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		page = maint.get("/pr/octo/pkgs/1")
+		return strings.Contains(page, "<td>@maint</td><td>web</td><td><code>merge Thanks, &lt;b&gt;merging&lt;/b&gt;!</code></td>")
+	}, func() string { return "the commands history lacks the web merge:\n" + page })
 	maint.post("/logout", url.Values{"csrf": {tok}})
 	if page := maint.get("/pr/octo/pkgs/1"); strings.Contains(page, `id="user"`) {
 		t.Error("still logged in after logging out")

@@ -1,8 +1,7 @@
-package app
+package web
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/basinix/basinix/handlers"
 	"github.com/basinix/basinix/nix"
-	"github.com/basinix/basinix/store"
 )
 
 // serveAction carries out a PR page's button: the logged-in user's
@@ -31,14 +29,14 @@ func (s *Server) serveAction(w http.ResponseWriter, r *http.Request) {
 	}
 	back := fmt.Sprintf("/pr/%s/%d", repo, n)
 	verb := r.PostForm.Get("action")
-	line := "@" + s.cfg.Commands.Name + " " + verb
+	line := "@" + s.cfg.CommandName + " " + verb
 	switch verb {
 	case "build", "test", "diff":
 		line += " " + r.PostForm.Get("attrs")
 	case "merge":
 		line += " " + r.PostForm.Get("message")
 	}
-	cmds, errs := handlers.ParseCommands(strings.ReplaceAll(line, "\n", " "), s.cfg.Commands.Name)
+	cmds, errs := handlers.ParseCommands(strings.ReplaceAll(line, "\n", " "), s.cfg.CommandName)
 	if len(errs) > 0 || len(cmds) != 1 || cmds[0].Verb == "help" {
 		why := "not an action"
 		if len(errs) > 0 {
@@ -47,7 +45,7 @@ func (s *Server) serveAction(w http.ResponseWriter, r *http.Request) {
 		s.message(w, r, http.StatusBadRequest, "Not done", "The action was not understood: "+why)
 		return
 	}
-	revs, err := s.rv.Store().PRRevisions(r.Context(), repo, n)
+	revs, err := s.st.PRRevisions(r.Context(), repo, n)
 	if err != nil || len(revs) == 0 {
 		s.message(w, r, http.StatusNotFound, "Not found", "basinix has not seen this pull request.")
 		return
@@ -61,16 +59,16 @@ func (s *Server) serveAction(w http.ResponseWriter, r *http.Request) {
 	if !may {
 		s.log.Info().Str("repo", repo).Int("pr", n).Str("user", sess.Login).Str("permission", role).Msg("web action refused")
 		s.message(w, r, http.StatusForbidden, "Refused", fmt.Sprintf("Only users with %s permission on %s may act on its pull requests; you have %s.",
-			strings.Join(s.cfg.Commands.Permissions, ", "), repo, cmp.Or(role, "none")))
+			strings.Join(s.cfg.CommandPermissions, ", "), repo, cmp.Or(role, "none")))
 		return
 	}
-	closed, merged, err := s.rv.Store().PRClosed(r.Context(), repo, n)
+	closed, merged, err := s.st.PRClosed(r.Context(), repo, n)
 	if err != nil {
 		s.log.Error().Err(err).Msg("web action")
 	}
 	req := handlers.CommandRequest{InstallationID: revs[0].InstallationID, Repo: repo, PR: n, User: sess.Login,
 		Commands: cmds, Via: "web", Closed: closed, Merged: merged}
-	if err := s.pipe.Commands(r.Context(), req); err != nil {
+	if err := s.app.Commands(r.Context(), req); err != nil {
 		s.log.Error().Err(err).Msg("web action")
 		s.message(w, r, http.StatusInternalServerError, "Not done", "The action could not be recorded; try again.")
 		return
@@ -92,7 +90,7 @@ func (s *Server) serveRestart(w http.ResponseWriter, r *http.Request) {
 		s.message(w, r, http.StatusNotFound, "Not found", "No such derivation.")
 		return
 	}
-	waiters, err := s.rv.Store().Waiters(r.Context(), drv, 50)
+	waiters, err := s.st.Waiters(r.Context(), drv, 50)
 	if err != nil || len(waiters) == 0 {
 		s.message(w, r, http.StatusNotFound, "Not found", "Nobody waits for this derivation.")
 		return
@@ -108,29 +106,10 @@ func (s *Server) serveRestart(w http.ResponseWriter, r *http.Request) {
 		s.message(w, r, http.StatusForbidden, "Refused", "Only users who may act on a repository waiting for this derivation may build it again.")
 		return
 	}
-	if err := s.pipe.jobs.add(r.Context(), store.NewJob{Kind: jobRestart, Payload: restartRequest{Drv: drv, User: sess.Login, Repo: allowed}}); err != nil {
+	if err := s.app.Restart(r.Context(), drv, sess.Login, allowed); err != nil {
 		s.message(w, r, http.StatusInternalServerError, "Not done", "The rebuild could not be recorded; try again.")
 		return
 	}
 	s.log.Info().Str("drv", drv).Str("user", sess.Login).Str("repo", allowed).Msg("rebuild asked from the web")
 	http.Redirect(w, r, "/build/"+name+"?flash="+url.QueryEscape("asked: it builds again"), http.StatusSeeOther)
-}
-
-type restartRequest struct {
-	Drv, User, Repo string
-}
-
-// runRestart builds a derivation again, its remembered failure forgotten
-// if it builds.
-func (p *pipeline) runRestart(ctx context.Context, j *store.Job) error {
-	var req restartRequest
-	if err := payload(j, &req); err != nil {
-		return err
-	}
-	outs, err := p.rv.Rebuild(ctx, []string{req.Drv})
-	if err != nil {
-		return err
-	}
-	p.log.Info().Str("drv", req.Drv).Str("user", req.User).Str("result", string(outs[req.Drv].Result)).Msg("built again, asked from the web")
-	return nil
 }

@@ -1,4 +1,4 @@
-package app
+package web
 
 import (
 	"cmp"
@@ -22,16 +22,6 @@ import (
 	"github.com/basinix/basinix/store"
 )
 
-// WebConfig is about the web pages and GitHub login (the App's OAuth
-// client: github.oauth.client_id and its secret).
-type WebConfig struct {
-	// Private makes every page need a logged-in user. Private
-	// repositories' pages need one with read access either way.
-	Private bool `yaml:"private"`
-	// SessionTTL is how long a login lasts.
-	SessionTTL time.Duration `yaml:"session_ttl"`
-}
-
 const (
 	sessionCookie = "basinix_session"
 	stateCookie   = "basinix_oauth"
@@ -40,7 +30,7 @@ const (
 
 // secure says whether cookies are sent over HTTPS only: when the public
 // URL is https.
-func (s *Server) secure() bool { return strings.HasPrefix(s.cfg.Server.PublicURL, "https://") }
+func (s *Server) secure() bool { return strings.HasPrefix(s.cfg.PublicURL, "https://") }
 
 func randomToken(n int) string {
 	b := make([]byte, n)
@@ -56,7 +46,7 @@ func (s *Server) session(r *http.Request) *store.Session {
 	if err != nil || c.Value == "" {
 		return nil
 	}
-	sess, err := s.rv.Store().Session(r.Context(), c.Value)
+	sess, err := s.st.Session(r.Context(), c.Value)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.Warn().Err(err).Msg("reading a session")
@@ -78,19 +68,19 @@ func safeNext(next string) string {
 // serveLogin starts GitHub's OAuth web flow: a state bound to this
 // browser by a short-lived cookie, then GitHub's authorization page.
 func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.GitHub.OAuth.ClientID == "" || s.cfg.GitHub.OAuth.ClientSecret == "" {
+	if s.cfg.OAuthClientID == "" || s.cfg.OAuthClientSecret == "" {
 		s.message(w, r, http.StatusServiceUnavailable, "Login is not configured", "GitHub login needs the App's OAuth client: github.oauth.client_id and its secret (BASINIX_GITHUB_OAUTH_CLIENT_SECRET or server.oauth_client_secret_file).")
 		return
 	}
 	state := randomToken(24)
 	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: state + "|" + url.QueryEscape(safeNext(r.URL.Query().Get("next"))),
 		Path: "/login", MaxAge: 600, HttpOnly: true, Secure: s.secure(), SameSite: http.SameSiteLaxMode})
-	q := url.Values{"client_id": {s.cfg.GitHub.OAuth.ClientID}, "redirect_uri": {s.publicURL("/login/callback")}, "state": {state}}
-	http.Redirect(w, r, strings.TrimSuffix(s.cfg.GitHub.WebURL, "/")+"/login/oauth/authorize?"+q.Encode(), http.StatusFound)
+	q := url.Values{"client_id": {s.cfg.OAuthClientID}, "redirect_uri": {s.publicURL("/login/callback")}, "state": {state}}
+	http.Redirect(w, r, strings.TrimSuffix(s.cfg.GitHubURL, "/")+"/login/oauth/authorize?"+q.Encode(), http.StatusFound)
 }
 
 func (s *Server) publicURL(path string) string {
-	return strings.TrimSuffix(s.cfg.Server.PublicURL, "/") + path
+	return strings.TrimSuffix(s.cfg.PublicURL, "/") + path
 }
 
 // serveLoginCallback ends the flow: the state must be this browser's, the
@@ -117,8 +107,8 @@ func (s *Server) serveLoginCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := randomToken(32)
-	sess := store.Session{Login: login, CSRF: randomToken(24), Expires: time.Now().Add(s.cfg.Web.SessionTTL)}
-	if err := s.rv.Store().PutSession(r.Context(), id, sess); err != nil {
+	sess := store.Session{Login: login, CSRF: randomToken(24), Expires: time.Now().Add(s.cfg.SessionTTL)}
+	if err := s.st.PutSession(r.Context(), id, sess); err != nil {
 		s.log.Error().Err(err).Msg("login")
 		s.message(w, r, http.StatusInternalServerError, "Login failed", "The session could not be kept.")
 		return
@@ -135,9 +125,9 @@ func (s *Server) exchange(ctx context.Context, code string) (string, error) {
 	if code == "" {
 		return "", errors.New("no code")
 	}
-	form := url.Values{"client_id": {s.cfg.GitHub.OAuth.ClientID}, "client_secret": {s.cfg.GitHub.OAuth.ClientSecret},
+	form := url.Values{"client_id": {s.cfg.OAuthClientID}, "client_secret": {s.cfg.OAuthClientSecret},
 		"code": {code}, "redirect_uri": {s.publicURL("/login/callback")}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(s.cfg.GitHub.WebURL, "/")+"/login/oauth/access_token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(s.cfg.GitHubURL, "/")+"/login/oauth/access_token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", err
 	}
@@ -159,7 +149,7 @@ func (s *Server) exchange(ctx context.Context, code string) (string, error) {
 	if tok.AccessToken == "" {
 		return "", fmt.Errorf("access token: %s", cmp.Or(tok.Error, resp.Status))
 	}
-	gh, err := github.NewClient(client).WithAuthToken(tok.AccessToken).WithEnterpriseURLs(s.cfg.GitHub.V3APIURL, s.cfg.GitHub.V3APIURL)
+	gh, err := github.NewClient(client).WithAuthToken(tok.AccessToken).WithEnterpriseURLs(s.cfg.GitHubAPIURL, s.cfg.GitHubAPIURL)
 	if err != nil {
 		return "", err
 	}
@@ -180,7 +170,7 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if err := s.rv.Store().DeleteSession(r.Context(), c.Value); err != nil {
+		if err := s.st.DeleteSession(r.Context(), c.Value); err != nil {
 			s.log.Warn().Err(err).Msg("logout")
 		}
 	}
@@ -242,17 +232,17 @@ func (c *ttlCache[T]) put(key string, v T) {
 // installation is the GitHub client of the installation basinix last
 // reviewed repo with.
 func (s *Server) installation(ctx context.Context, repo string) (*github.Client, error) {
-	id, err := s.rv.Store().RepoInstallation(ctx, repo)
+	id, err := s.st.RepoInstallation(ctx, repo)
 	if err != nil {
 		return nil, err
 	}
-	return s.pipe.gh.NewInstallationClient(id)
+	return s.app.Installation(id)
 }
 
 // private says whether repo is private, as its webhooks said (unknown
 // repositories are): a page view never asks GitHub.
 func (s *Server) private(ctx context.Context, repo string) bool {
-	private, err := s.rv.Store().RepoPrivate(ctx, repo)
+	private, err := s.st.RepoPrivate(ctx, repo)
 	if err != nil {
 		s.log.Warn().Err(err).Msg("repository visibility")
 	}
@@ -270,7 +260,7 @@ func (s *Server) permission(ctx context.Context, repo, user string) (perm, role 
 		return "", "", err
 	}
 	owner, name, _ := strings.Cut(repo, "/")
-	perm, role, err = userPermission(ctx, gh, owner, name, user)
+	perm, role, err = UserPermission(ctx, gh, owner, name, user)
 	if err != nil {
 		return "", "", err
 	}
@@ -309,7 +299,7 @@ func toLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) canRead(w http.ResponseWriter, r *http.Request, repos ...string) bool {
 	sess := s.session(r)
 	switch {
-	case s.cfg.Web.Private && sess == nil:
+	case s.cfg.Private && sess == nil:
 		toLogin(w, r)
 		return false
 	case len(repos) == 0 || slices.ContainsFunc(repos, s.reads(r, sess)):
@@ -328,13 +318,13 @@ func (s *Server) mayAct(ctx context.Context, repo, user string) (bool, string, e
 	if err != nil {
 		return false, "", err
 	}
-	allowed := s.cfg.Commands.Permissions
+	allowed := s.cfg.CommandPermissions
 	return slices.Contains(allowed, perm) || slices.Contains(allowed, role), cmp.Or(role, perm), nil
 }
 
-// userPermission asks GitHub for user's permission on owner/repo. go-github
+// UserPermission asks GitHub for user's permission on owner/repo. go-github
 // v60 lacks role_name, which tells maintain from write.
-func userPermission(ctx context.Context, gh *github.Client, owner, repo, user string) (perm, role string, err error) {
+func UserPermission(ctx context.Context, gh *github.Client, owner, repo, user string) (perm, role string, err error) {
 	var p struct {
 		Permission string `json:"permission"`
 		RoleName   string `json:"role_name"`

@@ -1,4 +1,4 @@
-package app
+package web
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 // application/json, or the path with .json), the same data the page
 // shows.
 
-//go:embed web/*.html web/basinix.css
+//go:embed *.html basinix.css
 var webFiles embed.FS
 
 // verdictOrder puts what needs a reviewer's eyes first.
@@ -138,7 +138,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		}
 		return out
 	},
-}).ParseFS(webFiles, "web/*.html"))
+}).ParseFS(webFiles, "*.html"))
 
 type diffLine struct{ Kind, Text string }
 
@@ -177,7 +177,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, tmpl, title string
 		w.Write(s.red.Bytes(b))
 		return
 	}
-	v := view{Title: title, Page: data, Login: s.cfg.GitHub.OAuth.ClientID != "", Flash: r.URL.Query().Get("flash"), Next: r.URL.RequestURI()}
+	v := view{Title: title, Page: data, Login: s.cfg.OAuthClientID != "", Flash: r.URL.Query().Get("flash"), Next: r.URL.RequestURI()}
 	if sess := s.session(r); sess != nil {
 		v.User, v.CSRF = sess.Login, sess.CSRF
 	}
@@ -198,7 +198,7 @@ func (s *Server) render(w http.ResponseWriter, page string, data any) {
 // message answers with a short page saying what went wrong.
 func (s *Server) message(w http.ResponseWriter, r *http.Request, status int, title, text string) {
 	w.WriteHeader(status)
-	v := view{Title: title, Page: text, Login: s.cfg.GitHub.OAuth.ClientID != ""}
+	v := view{Title: title, Page: text, Login: s.cfg.OAuthClientID != ""}
 	if sess := s.session(r); sess != nil {
 		v.User, v.CSRF = sess.Login, sess.CSRF
 	}
@@ -212,7 +212,7 @@ func (s *Server) message(w http.ResponseWriter, r *http.Request, status int, tit
 }
 
 func (s *Server) serveCSS(w http.ResponseWriter, r *http.Request) {
-	b, _ := webFiles.ReadFile("web/basinix.css")
+	b, _ := webFiles.ReadFile("basinix.css")
 	w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	w.Write(b)
@@ -264,7 +264,7 @@ func (c systemCounts) worst() string {
 
 // prRows reads the PRs of repo ("" all) with their counts.
 func (s *Server) prRows(r *http.Request, repo string, limit int) ([]prRow, error) {
-	sums, err := s.rv.Store().PRSummaries(r.Context(), repo, limit)
+	sums, err := s.st.PRSummaries(r.Context(), repo, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +274,7 @@ func (s *Server) prRows(r *http.Request, repo string, limit int) ([]prRow, error
 			ids = append(ids, p.Reviewed)
 		}
 	}
-	counts, err := s.rv.Store().VerdictCounts(r.Context(), ids)
+	counts, err := s.st.VerdictCounts(r.Context(), ids)
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +369,7 @@ func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		p.PRs = kept
-		hits, err := s.rv.Store().SearchAttrs(r.Context(), p.Query, 200)
+		hits, err := s.st.SearchAttrs(r.Context(), p.Query, 200)
 		if err != nil {
 			s.log.Error().Err(err).Msg("search")
 		}
@@ -439,12 +439,12 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(rows) == 0 {
-		if tips, _ := s.rv.Store().Branches(r.Context()); !containsRepo(tips, repo) {
+		if tips, _ := s.st.Branches(r.Context()); !containsRepo(tips, repo) {
 			s.message(w, r, http.StatusNotFound, "Not found", "basinix has reviewed nothing of this repository.")
 			return
 		}
 	}
-	p := repoPage{Repo: repo, GitHubURL: strings.TrimSuffix(s.cfg.GitHub.WebURL, "/") + "/" + repo}
+	p := repoPage{Repo: repo, GitHubURL: strings.TrimSuffix(s.cfg.GitHubURL, "/") + "/" + repo}
 	for _, row := range rows {
 		if row.State == "open" {
 			p.Open = append(p.Open, row)
@@ -461,7 +461,7 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request) {
 		if row.Reviewed == 0 {
 			continue
 		}
-		rev, err := s.rv.Store().Revision(r.Context(), row.Reviewed)
+		rev, err := s.st.Revision(r.Context(), row.Reviewed)
 		if err != nil || len(rev.Report) == 0 {
 			continue
 		}
@@ -480,7 +480,7 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request) {
 // branchRows are the tracked branches of repo ("" every readable one)
 // with their tips and latest pushes' states.
 func (s *Server) branchRows(r *http.Request, repo string) []branchRow {
-	branches, err := s.rv.Store().Branches(r.Context())
+	branches, err := s.st.Branches(r.Context())
 	if err != nil {
 		s.log.Error().Err(err).Msg("branches")
 	}
@@ -491,10 +491,10 @@ func (s *Server) branchRows(r *http.Request, repo string) []branchRow {
 			continue
 		}
 		row := branchRow{Repo: b.Repo, Branch: b.Branch}
-		if tip, err := s.rv.Store().LastTip(r.Context(), b.Repo, b.Branch); err == nil && tip != nil {
+		if tip, err := s.st.LastTip(r.Context(), b.Repo, b.Branch); err == nil && tip != nil {
 			row.Tip, row.Title, row.Seen = tip.Commit, tip.Title, tip.Seen
 		}
-		if revs, err := s.rv.Store().BranchRevisions(r.Context(), b.Repo, b.Branch, 1); err == nil && len(revs) > 0 {
+		if revs, err := s.st.BranchRevisions(r.Context(), b.Repo, b.Branch, 1); err == nil && len(revs) > 0 {
 			row.State = revs[0].State
 		}
 		out = append(out, row)

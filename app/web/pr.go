@@ -1,9 +1,10 @@
-package app
+package web
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/nix"
 	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/store"
 )
 
@@ -134,7 +136,7 @@ var tabs = []struct {
 // systemViews turns a report into the page's tabs.
 func systemViews(rep *report.Report, repo, branch string) []systemView {
 	var out []systemView
-	for _, system := range sortedKeys(rep.Systems) {
+	for _, system := range slices.Sorted(maps.Keys(rep.Systems)) {
 		s := rep.Systems[system]
 		sv := systemView{System: system, RebuildLabel: s.RebuildLabel}
 		if s.SetError != nil {
@@ -142,7 +144,7 @@ func systemViews(rep *report.Report, repo, branch string) []systemView {
 		}
 		byVerdict := map[report.Verdict][]attrView{}
 		var tests []testView
-		for _, name := range sortedKeys(s.Attrs) {
+		for _, name := range slices.Sorted(maps.Keys(s.Attrs)) {
 			e := s.Attrs[name]
 			a := attrView{Name: name, Verdict: e.Verdict, Head: e.Head, Base: e.Base, Position: e.Position, Since: e.FailingSince,
 				Message: e.Message, Outputs: e.Outputs, FailedDependency: e.FailedDependency,
@@ -164,7 +166,7 @@ func systemViews(rep *report.Report, repo, branch string) []systemView {
 				a.Check = report.JobCheckName(name, system, len(rep.Systems))
 			}
 			byVerdict[e.Verdict] = append(byVerdict[e.Verdict], a)
-			for _, tn := range sortedKeys(e.Tests) {
+			for _, tn := range slices.Sorted(maps.Keys(e.Tests)) {
 				t := e.Tests[tn]
 				tv := testView{Name: name + ".passthru.tests." + tn, Head: t.Head, Error: t.Error}
 				if t.DrvPath != "" {
@@ -234,7 +236,7 @@ func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
 	if !s.canRead(w, r, repo) {
 		return
 	}
-	st := s.rv.Store()
+	st := s.st
 	revs, err := st.PRRevisions(r.Context(), repo, n)
 	if err != nil {
 		s.log.Error().Err(err).Msg("pull request page")
@@ -246,7 +248,7 @@ func (s *Server) servePR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := prPage{Repo: repo, PR: n, Author: revs[0].Author, State: "open",
-		GitHubURL: strings.TrimSuffix(s.cfg.GitHub.WebURL, "/") + "/" + repo + "/pull/" + strconv.Itoa(n), Base: revs[0].BaseRef}
+		GitHubURL: strings.TrimSuffix(s.cfg.GitHubURL, "/") + "/" + repo + "/pull/" + strconv.Itoa(n), Base: revs[0].BaseRef}
 	for _, rev := range revs {
 		if p.Title == "" {
 			p.Title = rev.Title
@@ -295,7 +297,7 @@ func (s *Server) fillPushes(r *http.Request, p *prPage, revs []*store.Revision, 
 		p.Pushes = append(p.Pushes, pushRow{ID: rev.ID, N: len(revs) - i, Head: rev.HeadSHA, State: rev.State, Attempt: rev.Attempt, Created: rev.Created, Shown: rev == shown})
 	}
 	p.Revision = shown.ID
-	rep, err := s.reports.load(r.Context(), s.rv.Store(), shown)
+	rep, err := s.reports.load(r.Context(), s.st, shown)
 	if err != nil {
 		s.log.Error().Err(err).Int64("revision", shown.ID).Msg("stored review unreadable")
 	}
@@ -311,7 +313,7 @@ func (s *Server) fillPushes(r *http.Request, p *prPage, revs []*store.Revision, 
 			}
 		}
 	}
-	p.Running = s.pipe.progress.get(shown.ID)
+	p.Running = s.app.Progress(shown.ID)
 }
 
 // serveBranch shows a tracked branch's pushes (its push revisions, see
@@ -322,7 +324,7 @@ func (s *Server) serveBranch(w http.ResponseWriter, r *http.Request) {
 	if !s.canRead(w, r, repo) {
 		return
 	}
-	revs, err := s.rv.Store().BranchRevisions(r.Context(), repo, branch, 50)
+	revs, err := s.st.BranchRevisions(r.Context(), repo, branch, 50)
 	if err != nil {
 		s.log.Error().Err(err).Msg("branch page")
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -332,7 +334,7 @@ func (s *Server) serveBranch(w http.ResponseWriter, r *http.Request) {
 		s.message(w, r, http.StatusNotFound, "Not found", "No pushes of this branch reviewed.")
 		return
 	}
-	p := prPage{Repo: repo, Branch: branch, GitHubURL: strings.TrimSuffix(s.cfg.GitHub.WebURL, "/") + "/" + repo + "/commits/" + url.PathEscape(branch)}
+	p := prPage{Repo: repo, Branch: branch, GitHubURL: strings.TrimSuffix(s.cfg.GitHubURL, "/") + "/" + repo + "/commits/" + url.PathEscape(branch)}
 	s.fillPushes(r, &p, revs, branch)
 	s.page(w, r, "pr.html", repo+" "+branch, p, asJSON)
 }
@@ -363,7 +365,7 @@ func (s *Server) serveAttr(w http.ResponseWriter, r *http.Request) {
 	if system == "" {
 		system = s.cfg.Systems[0]
 	}
-	hist, err := s.rv.Store().AttrHistory(r.Context(), repo, branch, system, attr, 200)
+	hist, err := s.st.AttrHistory(r.Context(), repo, branch, system, attr, 200)
 	if err != nil {
 		s.log.Error().Err(err).Msg("attribute page")
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -417,7 +419,7 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 		s.message(w, r, http.StatusNotFound, "Not found", "No such derivation.")
 		return
 	}
-	waiters, err := s.rv.Store().Waiters(r.Context(), drv, 50)
+	waiters, err := s.st.Waiters(r.Context(), drv, 50)
 	if err != nil {
 		s.log.Error().Err(err).Msg("build page")
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -427,7 +429,7 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := buildPage{Drv: drv, Name: report.DrvName(drv), Result: "not built"}
-	recs, err := s.rv.Store().Builds(r.Context(), []string{drv})
+	recs, err := s.st.Builds(r.Context(), []string{drv})
 	if err != nil {
 		s.log.Error().Err(err).Msg("build page")
 	}
@@ -442,7 +444,7 @@ func (s *Server) serveBuild(w http.ResponseWriter, r *http.Request) {
 			p.LogTail = strings.Join(tail[max(0, len(tail)-40):], "\n")
 		}
 	}
-	if _, _, running := s.rv.Pool().Live(drv, 0); running {
+	if _, _, running := s.app.Live(drv, 0); running {
 		p.Building, p.Result, p.Log = true, "building", "/log/"+filepath.Base(drv)
 	}
 	for _, wt := range waiters {
@@ -474,7 +476,7 @@ type reportCache struct {
 	m  map[string]*report.Report
 }
 
-func (c *reportCache) load(ctx context.Context, st verdictStore, rev *store.Revision) (*report.Report, error) {
+func (c *reportCache) load(ctx context.Context, st review.ReportStore, rev *store.Revision) (*report.Report, error) {
 	key := fmt.Sprintf("%d/%d/%s/%d", rev.ID, rev.Attempt, rev.State, len(rev.Report))
 	c.mu.Lock()
 	rep, ok := c.m[key]
@@ -482,7 +484,7 @@ func (c *reportCache) load(ctx context.Context, st verdictStore, rev *store.Revi
 	if ok {
 		return rep, nil
 	}
-	rep, err := loadReview(ctx, st, rev)
+	rep, err := review.LoadReport(ctx, st, rev)
 	if err != nil {
 		return nil, err
 	}
