@@ -460,9 +460,13 @@ func TestServeWebPages(t *testing.T) {
 	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
 	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
 
-	if code, body := f.get(t, "/"); code != http.StatusOK || !strings.Contains(body, `<a href="/pr/octo/pkgs/1">octo/pkgs #1</a>`) || !strings.Contains(body, `title="done"`) {
-		t.Errorf("index: %d\n%s", code, body)
-	}
+	// The check runs complete before the revision's row reaches "done".
+	var idxCode int
+	var idx string
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		idxCode, idx = f.get(t, "/")
+		return idxCode == http.StatusOK && strings.Contains(idx, `<a href="/pr/octo/pkgs/1">octo/pkgs #1</a>`) && strings.Contains(idx, `title="done"`)
+	}, func() string { return fmt.Sprintf("index: %d\n%s", idxCode, idx) })
 	code, body := f.get(t, "/pr/octo/pkgs/1")
 	if code != http.StatusOK || !strings.Contains(body, `<span class="st st-failure" title="newly-failing">✘ newly-failing</span>`) {
 		t.Fatalf("pr page: %d\n%s", code, body)

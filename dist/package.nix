@@ -15,7 +15,7 @@ buildGoModule {
       !(builtins.elem (lib.removePrefix (toString ../. + "/") (toString path)) [ "dist" "flake.nix" "flake.lock" "default.nix" ".ci" ]);
   };
 
-  vendorHash = "sha256-FX8pilavyeihnr8VAbnaVdEbgxokOcSG0ONHCzxDKCU=";
+  vendorHash = "sha256-aU+t/AnjuHYLTFOawbIYBQo3WqoYh4Z8r6EtRWAAo9U=";
 
   subPackages = [ "cmd/basinix" ];
   ldflags = [ "-s" "-w" ];
