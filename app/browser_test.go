@@ -53,7 +53,7 @@ func TestBrowserLoginAndMerge(t *testing.T) {
 	f.gh.SetPermission("maint", "maintain")
 	f.gh.SignIn("maint")
 	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
-	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	f.waitReviewed(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
 	shots := artefacts(t)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.Flag("no-sandbox", true),

@@ -20,6 +20,7 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 	"gopkg.in/yaml.v3"
 
+	"github.com/basinix/basinix/app/commands"
 	"github.com/basinix/basinix/app/web"
 	"github.com/basinix/basinix/review"
 )
@@ -33,26 +34,11 @@ type Config struct {
 	// app.integration_id, app.webhook_secret, app.private_key.
 	GitHub   githubapp.Config `yaml:"github"`
 	Server   ServerConfig     `yaml:"server"`
-	Commands CommandsConfig   `yaml:"commands"`
+	Commands commands.Config  `yaml:"commands"`
 	Web      web.Config       `yaml:"web"`
 
 	// path is the file the configuration was read from ("" for none).
 	path string
-}
-
-// CommandsConfig is about comment commands ("@basinix rebuild").
-type CommandsConfig struct {
-	// Name is what a command line starts with, after "@".
-	Name string `yaml:"name"`
-	// Permissions are the repository permissions (GitHub's permission or
-	// role name) that may run commands.
-	Permissions []string `yaml:"permissions"`
-	// MergeMethod is how `merge` merges: merge, squash or rebase.
-	MergeMethod string `yaml:"merge_method"`
-	// MergeChecks are the basinix checks `merge` requires to have passed:
-	// "eval" (no evaluation error) and "build" (nothing newly failing on
-	// any system).
-	MergeChecks []string `yaml:"merge_checks"`
 }
 
 // ServerConfig is `basinix serve`'s HTTP side and what it reviews.
@@ -118,7 +104,7 @@ func DefaultConfig() Config {
 			ReadTimeout: 30 * time.Second, MaxConnections: 1024, WebhookMemoryMiB: 128, MachineRetry: time.Minute,
 			RebuildLabels: map[string]string{"x86_64-linux": "10.rebuild-linux", "x86_64-darwin": "10.rebuild-darwin"},
 			Maintainers:   DefaultMaintainers},
-		Commands: CommandsConfig{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge", MergeChecks: []string{"eval", "build"}},
+		Commands: commands.Config{Name: "basinix", Permissions: []string{"write", "maintain", "admin"}, MergeMethod: "merge", MergeChecks: []string{"eval", "build"}},
 		Web:      web.Config{SessionTTL: 30 * 24 * time.Hour},
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/google/go-github/v60/github"
 	"github.com/rs/zerolog"
 
+	"github.com/basinix/basinix/app/publish"
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/report"
 	"github.com/basinix/basinix/store"
@@ -71,24 +71,24 @@ func (p *pipeline) knownJobs(ctx context.Context, rev *store.Revision, rep *repo
 // openJobs creates the job check runs of a flake revision once its head is
 // evaluated, and the summary's. The commit's check runs are listed once
 // (a restart finds those it created), then each job costs one request.
-func (p *pipeline) openJobs(ctx context.Context, c *checks, rep *report.Report, log zerolog.Logger) error {
-	if err := p.knownJobs(ctx, c.rev, rep); err != nil {
+func (p *pipeline) openJobs(ctx context.Context, rev *store.Revision, c *publish.Checks, rep *report.Report, log zerolog.Logger) error {
+	if err := p.knownJobs(ctx, rev, rep); err != nil {
 		log.Warn().Err(err).Msg("remembered job results: every job is queued")
 	}
-	existing, err := c.listed(ctx)
+	existing, err := c.Listed(ctx)
 	if err != nil {
 		return err
 	}
-	opt := p.markdown(c.rev)
+	opt := p.markdown(rev)
 	names := jobNames(rep)
 	for _, key := range sortedJobs(names) {
 		e := rep.Systems[key[0]].Attrs[key[1]]
-		cr := report.JobCheckRun(key[1], key[0], e, opt, c.details)
-		if err := c.create(ctx, names[key], cr, existing); err != nil {
+		cr := report.JobCheckRun(key[1], key[0], e, opt, c.Details())
+		if err := c.Create(ctx, names[key], cr, existing); err != nil {
 			return err
 		}
 	}
-	return c.create(ctx, report.JobsCheckName, report.JobsCheckRun(rep, opt, c.details), existing)
+	return c.Create(ctx, report.JobsCheckName, report.JobsCheckRun(rep, opt, c.Details()), existing)
 }
 
 // markdown is how rev's check runs render: logs linked to the web page,
@@ -109,23 +109,23 @@ func sortedJobs(names map[[2]string]string) [][2]string {
 
 // publishJobs sends the final job check runs (those not final yet) and the
 // summary's.
-func (p *pipeline) publishJobs(ctx context.Context, c *checks, rep *report.Report) error {
-	opt := p.markdown(c.rev)
+func (p *pipeline) publishJobs(ctx context.Context, rev *store.Revision, c *publish.Checks, rep *report.Report) error {
+	opt := p.markdown(rev)
 	names := jobNames(rep)
 	for _, key := range sortedJobs(names) {
-		cr := report.JobCheckRun(key[1], key[0], rep.Systems[key[0]].Attrs[key[1]], opt, c.details)
+		cr := report.JobCheckRun(key[1], key[0], rep.Systems[key[0]].Attrs[key[1]], opt, c.Details())
 		if cr.Conclusion == "" { // not built: the build was cancelled
 			cr.Conclusion, cr.Title = "neutral", "not built"
 		}
-		if err := c.final(ctx, names[key], cr); err != nil {
+		if err := c.Final(ctx, names[key], cr); err != nil {
 			return err
 		}
 	}
-	cr := report.JobsCheckRun(rep, opt, c.details)
+	cr := report.JobsCheckRun(rep, opt, c.Details())
 	if cr.Conclusion == "" {
 		cr.Conclusion = "neutral"
 	}
-	return c.final(ctx, report.JobsCheckName, cr, rebuildAction)
+	return c.Final(ctx, report.JobsCheckName, cr, publish.RebuildAction)
 }
 
 // jobsProgress is the summary check run while jobs build.
@@ -133,54 +133,4 @@ func jobsProgress(pr build.Progress, liveLog func(string) string) report.CheckRu
 	cr := report.BuildProgressCheckRun(pr, liveLog)
 	cr.Title = fmt.Sprintf("%d of %d jobs' builds done", pr.Done, pr.Total)
 	return cr
-}
-
-// listed returns the revision's check runs GitHub has on its commit (by
-// name), from one listing of the commit's check runs, 100 a page.
-func (c *checks) listed(ctx context.Context) (map[string]int64, error) {
-	owner, repo := c.owner()
-	out := map[string]int64{}
-	opts := &github.ListCheckRunsOptions{ListOptions: github.ListOptions{PerPage: 100}}
-	for {
-		list, resp, err := c.gh.Checks.ListCheckRunsForRef(ctx, owner, repo, c.rev.HeadSHA, opts)
-		if err != nil {
-			return nil, fmt.Errorf("list check runs of %s@%s: %w", c.rev.Repo, c.rev.HeadSHA, err)
-		}
-		for _, run := range list.CheckRuns {
-			if run.GetExternalID() == c.externalID() {
-				out[run.GetName()] = run.GetID()
-			}
-		}
-		if resp.NextPage == 0 {
-			return out, nil
-		}
-		opts.Page = resp.NextPage
-	}
-}
-
-// create creates the named check run with cr unless the store or GitHub
-// (existing, from listed) has it, completed when cr has a conclusion.
-func (c *checks) create(ctx context.Context, name string, cr report.CheckRun, existing map[string]int64) error {
-	if id, err := c.st.CheckRunID(ctx, c.rev.ID, name); err != nil || id != 0 {
-		return err
-	}
-	if id := existing[name]; id != 0 {
-		return c.st.PutCheckRunID(ctx, c.rev.ID, name, id)
-	}
-	spec := checkRunSpec{Name: name, Status: "queued", Details: c.details, ExternalID: c.externalID(), Listed: true,
-		Title: cr.Title, Summary: cr.Summary, Conclusion: cr.Conclusion}
-	if batches := report.Batches(cr.Annotations); len(batches) > 0 {
-		spec.Annotations = batches[0]
-	}
-	id, err := ensureCheckRun(ctx, c.gh, c.rev.Repo, c.rev.HeadSHA, spec)
-	if err != nil {
-		return err
-	}
-	if err := c.st.PutCheckRunID(ctx, c.rev.ID, name, id); err != nil {
-		return err
-	}
-	if cr.Conclusion != "" && len(cr.Annotations) <= report.AnnotationsPerBatch {
-		return c.st.SetCheckRunFinal(ctx, c.rev.ID, name)
-	}
-	return nil
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -15,21 +14,20 @@ import (
 	"github.com/google/go-github/v60/github"
 	"github.com/rs/zerolog"
 
+	"github.com/basinix/basinix/app/commands"
 	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/store"
 )
 
 // Job kinds. A PR revision's review is a row of its own table (revisions);
 // everything else the server does is one of these rows first.
+// The command worker's kinds are commands.Kind*.
 const (
-	jobCommand      = "command"       // a comment's commands
-	jobRequested    = "requested"     // `@basinix build/test ATTR…`, built and published
 	jobBranchTip    = "branch-tip"    // a tracked branch's new tip, evaluated and recorded
 	jobBranchBuilds = "branch-builds" // the builds a recorded tip asks for
 	jobPushReview   = "push-review"   // a recorded tip's push revision, queued
 	jobInstallation = "installation"  // an installation's open PRs, queued
 	jobAnnounce     = "announce"      // a new revision's queued check run
-	jobDiffoscope   = "diffoscope"    // `@basinix diff ATTR…`, compared and answered
 	jobRestart      = "restart"       // a build page's "build again"
 )
 
@@ -38,14 +36,14 @@ const (
 // builder pool, which bounds the machines' work itself.
 func (p *pipeline) registerJobs() {
 	r := p.jobs
-	r.handle(jobCommand, 4, p.runCommands)
-	r.handle(jobRequested, max(2, p.cfg.Server.Concurrent), p.runRequested)
+	r.handle(commands.KindCommand, 4, p.cmds.RunCommands)
+	r.handle(commands.KindRequested, max(2, p.cfg.Server.Concurrent), p.cmds.RunRequested)
 	r.handle(jobBranchTip, 2, p.runBranchTip)
 	r.handle(jobBranchBuilds, 64, p.runBranchBuilds)
 	r.handle(jobPushReview, 2, p.runPushReview)
 	r.handle(jobInstallation, 2, p.runInstallation)
 	r.handle(jobAnnounce, 8, p.runAnnounce)
-	r.handle(jobDiffoscope, 1, p.runDiffoscope)
+	r.handle(commands.KindDiffoscope, 1, p.cmds.RunDiffoscope)
 	r.handle(jobRestart, 4, p.runRestart)
 }
 
@@ -237,11 +235,3 @@ func transient(err error) bool {
 }
 
 func retryableStatus(code int) bool { return code >= 500 || code == http.StatusTooManyRequests }
-
-// payload decodes a job's payload into v.
-func payload(j *store.Job, v any) error {
-	if err := json.Unmarshal(j.Payload, v); err != nil {
-		return fmt.Errorf("job %d (%s): payload: %w", j.ID, j.Kind, err)
-	}
-	return nil
-}

@@ -1,17 +1,11 @@
 package app
 
 import (
-	"context"
-	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/google/go-github/v60/github"
-	"github.com/rs/zerolog"
-
 	"github.com/basinix/basinix/eval"
 	"github.com/basinix/basinix/report"
-	"github.com/basinix/basinix/store"
 )
 
 // MaintainersConfig is what a review does with the maintainers of what a
@@ -93,58 +87,4 @@ func planMaintainers(rep *report.Report, author string, files []string, cfg Main
 		plan.Labels[cfg.ByMaintainerLabel] = touched > 0 && byAuthor && author != ""
 	}
 	return plan
-}
-
-// requestReviews asks the plan's maintainers who did not review the PR
-// yet for a review. GitHub refuses a request naming anyone who is not a
-// collaborator of the repository (422): then each is asked alone, and
-// those GitHub refuses are logged and left out.
-func requestReviews(ctx context.Context, gh *github.Client, rev *store.Revision, plan maintainerPlan, log zerolog.Logger) error {
-	if len(plan.Maintainers) == 0 || plan.TooMany {
-		if plan.TooMany {
-			log.Info().Int("maintainers", len(plan.Maintainers)).Msg("too many maintainers to ask for reviews")
-		}
-		return nil
-	}
-	owner, name, _ := strings.Cut(rev.Repo, "/")
-	reviews, _, err := gh.PullRequests.ListReviews(ctx, owner, name, rev.PR, &github.ListOptions{PerPage: 100})
-	if err != nil {
-		return fmt.Errorf("reviews of %s#%d: %w", rev.Repo, rev.PR, err)
-	}
-	ask := slices.DeleteFunc(slices.Clone(plan.Maintainers), func(m string) bool {
-		return slices.ContainsFunc(reviews, func(r *github.PullRequestReview) bool { return strings.EqualFold(r.GetUser().GetLogin(), m) })
-	})
-	if len(ask) == 0 {
-		return nil
-	}
-	// All in one request; when GitHub refuses it, each alone.
-	var asked []string
-	for _, who := range append([][]string{ask}, split(ask)...) {
-		_, _, err := gh.PullRequests.RequestReviewers(ctx, owner, name, rev.PR, github.ReviewersRequest{Reviewers: who})
-		if why := refused(err); why != "" {
-			log.Info().Str("refusal", why).Strs("maintainers", who).Msg("GitHub refused the review request (not a collaborator?)")
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("request reviews of %v on %s#%d: %w", who, rev.Repo, rev.PR, err)
-		}
-		if asked = append(asked, who...); len(who) == len(ask) {
-			break // the request for all went through
-		}
-	}
-	log.Info().Strs("maintainers", asked).Msg("reviews requested")
-	return nil
-}
-
-// split is one list for each of names, none when there is one name (the
-// list of all is that one already).
-func split(names []string) [][]string {
-	if len(names) < 2 {
-		return nil
-	}
-	out := make([][]string, len(names))
-	for i, n := range names {
-		out[i] = []string{n}
-	}
-	return out
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 
+	"github.com/basinix/basinix/app/commands"
+	"github.com/basinix/basinix/app/publish"
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/handlers"
 	"github.com/basinix/basinix/report"
@@ -39,6 +41,7 @@ type pipeline struct {
 	metrics *metrics
 
 	jobs    *jobRunner
+	cmds    *commands.Worker
 	mu      sync.Mutex
 	running map[int64]context.CancelFunc // guarded by mu
 
@@ -47,11 +50,13 @@ type pipeline struct {
 }
 
 // checksFor returns the check runs publisher of rev.
-func (p *pipeline) checksFor(gh *github.Client, rev *store.Revision) *checks {
-	return &checks{st: p.st, gh: gh, log: p.log, rev: rev, details: p.detailsURL(rev), creating: &p.creating[rev.ID%int64(len(p.creating))]}
+func (p *pipeline) checksFor(gh *github.Client, rev *store.Revision) *publish.Checks {
+	return publish.NewChecks(p.st, gh, p.log, publish.Revision{ID: rev.ID, Attempt: rev.Attempt, Repo: rev.Repo, Head: rev.HeadSHA},
+		p.detailsURL(rev), &p.creating[rev.ID%int64(len(p.creating))])
 }
 
 var (
+	_ handlers.Commands      = (*pipeline)(nil)
 	_ handlers.Reviews       = (*pipeline)(nil)
 	_ handlers.Reruns        = (*pipeline)(nil)
 	_ handlers.Branches      = (*pipeline)(nil)
@@ -79,7 +84,7 @@ type installation struct{ ID int64 }
 
 func (p *pipeline) runInstallation(ctx context.Context, j *store.Job) error {
 	var in installation
-	if err := payload(j, &in); err != nil {
+	if err := j.Decode(&in); err != nil {
 		return err
 	}
 	n, err := p.reconcileInstallation(ctx, in.ID)
@@ -99,6 +104,12 @@ func (p *pipeline) poke() {
 	case p.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Commands implements handlers.Commands: the comment's commands become a
+// job, carried out by the command worker.
+func (p *pipeline) Commands(ctx context.Context, req handlers.CommandRequest) error {
+	return p.jobs.add(ctx, store.NewJob{Kind: commands.KindCommand, Payload: req})
 }
 
 // Review implements handlers.Reviews.
@@ -149,7 +160,7 @@ type announcement struct{ Revision int64 }
 // revision is no longer waiting.
 func (p *pipeline) runAnnounce(ctx context.Context, j *store.Job) error {
 	var a announcement
-	if err := payload(j, &a); err != nil {
+	if err := j.Decode(&a); err != nil {
 		return err
 	}
 	rev, err := p.st.Revision(ctx, a.Revision)
@@ -163,8 +174,7 @@ func (p *pipeline) runAnnounce(ctx context.Context, j *store.Job) error {
 	if err != nil {
 		return fmt.Errorf("announce revision %d: %w", rev.ID, err)
 	}
-	_, err = p.checksFor(gh, rev).id(ctx, report.EvalCheckName, "queued")
-	return err
+	return p.checksFor(gh, rev).Open(ctx, report.EvalCheckName, "queued")
 }
 
 // detailsURL is the web page of a revision's PR, or of its pushed branch.
@@ -293,7 +303,7 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 		return
 	}
 	c := p.checksFor(gh, rev)
-	if err := c.publish(ctx, report.EvalCheckName, report.CheckRun{Title: "evaluating", Summary: "Evaluating the base and the merged head."}); err != nil {
+	if err := c.Publish(ctx, report.EvalCheckName, report.CheckRun{Title: "evaluating", Summary: "Evaluating the base and the merged head."}); err != nil {
 		p.fail(bg, rev, c, err, log)
 		return
 	}
@@ -323,17 +333,17 @@ func (p *pipeline) process(ctx context.Context, rev *store.Revision) {
 // evaluated publishes a revision's evaluation (its final eval check run)
 // and opens its build check runs. Failures here are retried with the
 // final results.
-func (p *pipeline) evaluated(ctx context.Context, rev *store.Revision, c *checks, rep *report.Report, log zerolog.Logger) {
-	if err := c.final(ctx, report.EvalCheckName, report.EvalCheckRun(rep, c.details)); err != nil {
+func (p *pipeline) evaluated(ctx context.Context, rev *store.Revision, c *publish.Checks, rep *report.Report, log zerolog.Logger) {
+	if err := c.Final(ctx, report.EvalCheckName, report.EvalCheckRun(rep, c.Details())); err != nil {
 		log.Warn().Err(err).Msg("publishing the evaluation")
 	}
 	if rep.Jobs {
-		if err := p.openJobs(ctx, c, rep, log); err != nil {
+		if err := p.openJobs(ctx, rev, c, rep, log); err != nil {
 			log.Warn().Err(err).Msg("creating the job check runs")
 		}
 	} else {
 		for _, s := range p.cfg.Systems {
-			if _, err := c.id(ctx, report.BuildCheckName(s), "in_progress"); err != nil {
+			if err := c.Open(ctx, report.BuildCheckName(s), "in_progress"); err != nil {
 				log.Warn().Err(err).Msg("creating the build check runs")
 			}
 		}
@@ -345,7 +355,7 @@ func (p *pipeline) evaluated(ctx context.Context, rev *store.Revision, c *checks
 
 // followBuilds publishes a revision's build progress while its builds
 // run, at most every p.every, until the returned stop is called.
-func (p *pipeline) followBuilds(ctx context.Context, rev *store.Revision, c *checks, pend *review.Pending, log zerolog.Logger) (stop func()) {
+func (p *pipeline) followBuilds(ctx context.Context, rev *store.Revision, c *publish.Checks, pend *review.Pending, log zerolog.Logger) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -369,13 +379,13 @@ func (p *pipeline) followBuilds(ctx context.Context, rev *store.Revision, c *che
 			last, shown = time.Now(), pr
 			p.progress.set(rev.ID, pr)
 			if rep := pend.Report(); rep.Jobs {
-				if err := c.publish(ctx, report.JobsCheckName, jobsProgress(pr, p.liveURL)); err != nil {
+				if err := c.Publish(ctx, report.JobsCheckName, jobsProgress(pr, p.liveURL)); err != nil {
 					log.Warn().Err(err).Msg("progress update")
 				}
 				continue
 			}
 			for _, s := range p.cfg.Systems {
-				if err := c.publish(ctx, report.BuildCheckName(s), report.BuildProgressCheckRun(pr, p.liveURL)); err != nil {
+				if err := c.Publish(ctx, report.BuildCheckName(s), report.BuildProgressCheckRun(pr, p.liveURL)); err != nil {
 					log.Warn().Err(err).Msg("progress update")
 				}
 			}
@@ -388,7 +398,7 @@ func (p *pipeline) followBuilds(ctx context.Context, rev *store.Revision, c *che
 }
 
 // finishReview stores a reviewed revision and publishes its final check runs.
-func (p *pipeline) finishReview(ctx context.Context, rev *store.Revision, c *checks, rep *report.Report, log zerolog.Logger) {
+func (p *pipeline) finishReview(ctx context.Context, rev *store.Revision, c *publish.Checks, rep *report.Report, log zerolog.Logger) {
 	bg := context.WithoutCancel(ctx)
 	p.metrics.observe(rep)
 	p.failingSince(bg, rev, rep)
@@ -398,7 +408,7 @@ func (p *pipeline) finishReview(ctx context.Context, rev *store.Revision, c *che
 		p.fail(bg, rev, c, err, log)
 		return
 	}
-	if err := p.publishFinal(bg, c, rep); err != nil {
+	if err := p.publishFinal(bg, rev, c, rep); err != nil {
 		log.Warn().Err(err).Msg("publishing the results: will try again")
 		return
 	}
@@ -436,39 +446,41 @@ func (p *pipeline) branchFailingSince(ctx context.Context, rev *store.Revision, 
 
 // publishFinal sends a reviewed revision's final check runs (those not sent
 // before) and labels, then marks it done.
-func (p *pipeline) publishFinal(ctx context.Context, c *checks, rep *report.Report) error {
-	if err := c.final(ctx, report.EvalCheckName, report.EvalCheckRun(rep, c.details)); err != nil {
+func (p *pipeline) publishFinal(ctx context.Context, rev *store.Revision, c *publish.Checks, rep *report.Report) error {
+	if err := c.Final(ctx, report.EvalCheckName, report.EvalCheckRun(rep, c.Details())); err != nil {
 		return err
 	}
 	if rep.Jobs {
-		if err := p.publishJobs(ctx, c, rep); err != nil {
+		if err := p.publishJobs(ctx, rev, c, rep); err != nil {
 			return err
 		}
-		return p.st.FinishRevision(ctx, c.rev.ID, store.Done, nil, "")
+		return p.st.FinishRevision(ctx, rev.ID, store.Done, nil, "")
 	}
 	var plan maintainerPlan
-	if !c.rev.Push() {
-		want, managed := rebuildLabels(p.cfg.Server.RebuildLabels, rep)
-		plan = planMaintainers(rep, c.rev.Author, p.headFiles(ctx, c.rev), p.cfg.Server.Maintainers)
+	if !rev.Push() {
+		want, managed := publish.RebuildLabels(p.cfg.Server.RebuildLabels, rep)
+		plan = planMaintainers(rep, rev.Author, p.headFiles(ctx, rev), p.cfg.Server.Maintainers)
 		maps.Copy(want, plan.Labels)
-		if err := syncLabels(ctx, c.gh, c.rev.Repo, c.rev.PR, want, managed); err != nil {
+		if err := publish.SyncLabels(ctx, c.Client(), rev.Repo, rev.PR, want, managed); err != nil {
 			return err
 		}
 	}
-	opt := p.markdown(c.rev)
+	opt := p.markdown(rev)
 	for _, s := range p.cfg.Systems {
-		if err := c.final(ctx, report.BuildCheckName(s), report.BuildCheckRun(rep, s, opt, c.details), rebuildAction); err != nil {
+		if err := c.Final(ctx, report.BuildCheckName(s), report.BuildCheckRun(rep, s, opt, c.Details()), publish.RebuildAction); err != nil {
 			return err
 		}
 	}
-	if !c.rev.Push() && p.cfg.Server.Maintainers.RequestReviews {
+	if !rev.Push() && p.cfg.Server.Maintainers.RequestReviews {
 		// A courtesy, not a verdict: a failure is logged, never retried.
-		log := p.log.With().Str("repo", c.rev.Repo).Int("pr", c.rev.PR).Int64("revision", c.rev.ID).Logger()
-		if err := requestReviews(ctx, c.gh, c.rev, plan, log); err != nil {
+		log := p.log.With().Str("repo", rev.Repo).Int("pr", rev.PR).Int64("revision", rev.ID).Logger()
+		if plan.TooMany {
+			log.Info().Int("maintainers", len(plan.Maintainers)).Msg("too many maintainers to ask for reviews")
+		} else if err := publish.RequestReviews(ctx, c.Client(), rev.Repo, rev.PR, plan.Maintainers, log); err != nil {
 			log.Warn().Err(err).Msg("asking the maintainers for reviews")
 		}
 	}
-	return p.st.FinishRevision(ctx, c.rev.ID, store.Done, nil, "")
+	return p.st.FinishRevision(ctx, rev.ID, store.Done, nil, "")
 }
 
 // republish sends again the final check runs of reviewed revisions that
@@ -491,7 +503,7 @@ func (p *pipeline) republish(ctx context.Context) {
 		}
 		gh, err := p.gh.NewInstallationClient(rev.InstallationID)
 		if err == nil {
-			err = p.publishFinal(ctx, p.checksFor(gh, rev), rep)
+			err = p.publishFinal(ctx, rev, p.checksFor(gh, rev), rep)
 		}
 		if err != nil {
 			log.Warn().Err(err).Msg("publishing the results: will try again")
@@ -504,7 +516,7 @@ func (p *pipeline) republish(ctx context.Context) {
 
 // superseded completes the check runs of a revision whose work was
 // stopped by a newer push or a closed PR.
-func (p *pipeline) superseded(ctx context.Context, rev *store.Revision, c *checks, log zerolog.Logger) {
+func (p *pipeline) superseded(ctx context.Context, rev *store.Revision, c *publish.Checks, log zerolog.Logger) {
 	cur, err := p.st.Revision(ctx, rev.ID)
 	if err != nil || cur.State != store.Superseded && cur.State != store.Cancelled {
 		// The server is stopping: the revision stays unfinished in the
@@ -516,7 +528,7 @@ func (p *pipeline) superseded(ctx context.Context, rev *store.Revision, c *check
 	log.Info().Str("state", why).Msg("revision stopped")
 	cr := report.CheckRun{Title: "not finished: " + why, Summary: "This revision's review stopped: it was " + why + ".", Conclusion: "cancelled"}
 	for _, name := range p.openChecks(ctx, rev.ID, false) {
-		if err := c.publish(ctx, name, cr); err != nil {
+		if err := c.Publish(ctx, name, cr); err != nil {
 			log.Warn().Err(err).Str("check", name).Msg("completing a stopped check run")
 		}
 	}
@@ -524,7 +536,7 @@ func (p *pipeline) superseded(ctx context.Context, rev *store.Revision, c *check
 
 // fail records an infrastructure failure in the revision and in its check
 // runs (neutral: it is not the PR's fault).
-func (p *pipeline) fail(ctx context.Context, rev *store.Revision, c *checks, err error, log zerolog.Logger) {
+func (p *pipeline) fail(ctx context.Context, rev *store.Revision, c *publish.Checks, err error, log zerolog.Logger) {
 	if p.retryLater(ctx, rev, c, err, log) {
 		return
 	}
@@ -537,7 +549,7 @@ func (p *pipeline) fail(ctx context.Context, rev *store.Revision, c *checks, err
 	}
 	cr := report.CheckRun{Title: "basinix could not review this", Summary: "```\n" + err.Error() + "\n```\n", Conclusion: "neutral"}
 	for _, name := range p.openChecks(ctx, rev.ID, true) {
-		if perr := c.publish(ctx, name, cr); perr != nil {
+		if perr := c.Publish(ctx, name, cr); perr != nil {
 			log.Warn().Err(perr).Str("check", name).Msg("publishing the failure")
 		}
 	}
@@ -552,7 +564,7 @@ const maxMachineRetries = 5
 // check runs (they stay in progress: the change is not at fault). It
 // reports whether it did: false for any other error, or when the retries
 // are used up.
-func (p *pipeline) retryLater(ctx context.Context, rev *store.Revision, c *checks, err error, log zerolog.Logger) bool {
+func (p *pipeline) retryLater(ctx context.Context, rev *store.Revision, c *publish.Checks, err error, log zerolog.Logger) bool {
 	if !errors.Is(err, review.ErrInfrastructure) || rev.MachineFailures >= maxMachineRetries {
 		return false
 	}
@@ -575,7 +587,7 @@ func (p *pipeline) retryLater(ctx context.Context, rev *store.Revision, c *check
 		"basinix could not finish this review for a fault of its machine, not of the change:\n\n%s\nIt tries again at %s (attempt %d of %d).",
 		report.CodeBlock(err.Error()), at.UTC().Format("15:04:05 UTC"), rev.MachineFailures+2, maxMachineRetries+1)}
 	for _, name := range p.openChecks(ctx, rev.ID, true) {
-		if perr := c.publish(ctx, name, cr); perr != nil {
+		if perr := c.Publish(ctx, name, cr); perr != nil {
 			log.Warn().Err(perr).Str("check", name).Msg("saying the review is retried")
 		}
 	}

@@ -22,7 +22,7 @@ type restartRequest struct {
 // if it builds.
 func (p *pipeline) runRestart(ctx context.Context, j *store.Job) error {
 	var req restartRequest
-	if err := payload(j, &req); err != nil {
+	if err := j.Decode(&req); err != nil {
 		return err
 	}
 	outs, err := p.rv.Rebuild(ctx, []string{req.Drv})

@@ -22,6 +22,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/basinix/basinix/app/commands"
+	"github.com/basinix/basinix/app/publish"
 	"github.com/basinix/basinix/app/web"
 	"github.com/basinix/basinix/handlers"
 	"github.com/basinix/basinix/internal/redact"
@@ -62,7 +64,7 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 		cfg.GitHub.App.IntegrationID, []byte(cfg.GitHub.App.PrivateKey),
 		githubapp.WithClientUserAgent("basinix/"+Version),
 		githubapp.WithClientTimeout(time.Minute),
-		githubapp.WithClientMiddleware(redacting(red), retrying(cfg.Server.GitHubRetryFor, m.githubErrors.Inc))))
+		githubapp.WithClientMiddleware(publish.Redacting(red), publish.Retrying(cfg.Server.GitHubRetryFor, m.githubErrors.Inc))))
 	health := &githubHealth{cc: cc}
 	if err := health.checkCredentials(ctx); err != nil {
 		rv.Close()
@@ -80,6 +82,10 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 	s.pipe = &pipeline{cfg: cfg, st: rv.Store(), rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
 		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}, metrics: m,
 		jobs: newJobRunner(rv.Store(), log.With().Str("component", "jobs").Logger())}
+	s.pipe.cmds = &commands.Worker{Config: cfg.Commands, Systems: cfg.Systems, Store: rv.Store(), Reviewer: rv, GitHub: cc,
+		AddJob: s.pipe.jobs.add, Rerun: s.pipe.poke, Transient: transient, MaxAttempts: maxJobAttempts,
+		PublicURL: cfg.Server.PublicURL, LogLink: s.pipe.logURL, PRURL: s.pipe.prURL, DetailsURL: s.pipe.detailsURL,
+		DiffoscopeDir: review.DiffoscopeDir(cfg.DataDir), Log: log.With().Str("component", "commands").Logger()}
 	s.pipe.registerJobs()
 	s.web = web.New(web.Settings{
 		Config: cfg.Web, PublicURL: cfg.Server.PublicURL, DataDir: cfg.DataDir, Systems: cfg.Systems,

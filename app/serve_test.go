@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/basinix/basinix/app/commands"
 	"github.com/basinix/basinix/internal/fakegithub"
 	"github.com/basinix/basinix/internal/testenv"
 	"github.com/basinix/basinix/report"
@@ -151,7 +152,7 @@ func (f *appFixture) settle(t *testing.T) {
 	var n int
 	testenv.Eventually(t, time.Minute, func() bool {
 		var err error
-		n, err = f.srv.Reviewer().Store().UnfinishedJobs(context.Background(), jobCommand, jobInstallation)
+		n, err = f.srv.Reviewer().Store().UnfinishedJobs(context.Background(), commands.KindCommand, jobInstallation)
 		return err == nil && n == 0
 	}, func() string { return fmt.Sprintf("%d commands and installations not carried out", n) })
 }
@@ -179,6 +180,29 @@ func (f *appFixture) waitChecks(t *testing.T, head string, names ...string) map[
 		}
 		return done
 	}, func() string { return fmt.Sprintf("check runs on %s not completed: %+v", head, got) })
+	return got
+}
+
+// waitReviewed waits for the check runs, then for head's revision to be
+// done: the pipeline marks it done after its last check run completes,
+// and the web pages show that state.
+func (f *appFixture) waitReviewed(t *testing.T, head string, names ...string) map[string]fakegithub.CheckRun {
+	t.Helper()
+	got := f.waitChecks(t, head, names...)
+	var state string
+	testenv.Eventually(t, time.Minute, func() bool {
+		revs, err := f.srv.Reviewer().Store().Revisions(context.Background(), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range revs {
+			if r.HeadSHA == head {
+				state = r.State
+				return state == store.Done
+			}
+		}
+		return false
+	}, func() string { return fmt.Sprintf("the revision of %s is %q, not done", head, state) })
 	return got
 }
 
@@ -458,15 +482,11 @@ func TestServeWebPages(t *testing.T) {
 	f := newApp(t)
 	head := f.sha(t, f.repo.Head)
 	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
-	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	f.waitReviewed(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
 
-	// The check runs complete before the revision's row reaches "done".
-	var idxCode int
-	var idx string
-	testenv.Eventually(t, 30*time.Second, func() bool {
-		idxCode, idx = f.get(t, "/")
-		return idxCode == http.StatusOK && strings.Contains(idx, `<a href="/pr/octo/pkgs/1">octo/pkgs #1</a>`) && strings.Contains(idx, `title="done"`)
-	}, func() string { return fmt.Sprintf("index: %d\n%s", idxCode, idx) })
+	if code, body := f.get(t, "/"); code != http.StatusOK || !strings.Contains(body, `<a href="/pr/octo/pkgs/1">octo/pkgs #1</a>`) || !strings.Contains(body, `title="done"`) {
+		t.Errorf("index: %d\n%s", code, body)
+	}
 	code, body := f.get(t, "/pr/octo/pkgs/1")
 	if code != http.StatusOK || !strings.Contains(body, `<span class="st st-failure" title="newly-failing">✘ newly-failing</span>`) {
 		t.Fatalf("pr page: %d\n%s", code, body)

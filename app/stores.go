@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/basinix/basinix/app/publish"
 	"github.com/basinix/basinix/store"
 )
 
@@ -60,7 +61,7 @@ type pipelineStore interface {
 	prRecords
 	branchRecords
 	commandRecords
-	checkRunStore
+	publish.Store
 	jobStore
 	verdictStore
 }

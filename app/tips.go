@@ -18,7 +18,7 @@ func branchSerial(repo, branch string) string { return "branch " + repo + " " + 
 // next tip of the branch is evaluated while these build.
 func (p *pipeline) runBranchTip(ctx context.Context, j *store.Job) error {
 	var push handlers.BranchPush
-	if err := payload(j, &push); err != nil {
+	if err := j.Decode(&push); err != nil {
 		return err
 	}
 	log := p.log.With().Str("repo", push.Repo).Str("branch", push.Branch).Str("commit", push.Commit).Logger()
@@ -54,7 +54,7 @@ type branchBuilds struct {
 // the branch's history by derivation.
 func (p *pipeline) runBranchBuilds(ctx context.Context, j *store.Job) error {
 	var bb branchBuilds
-	if err := payload(j, &bb); err != nil {
+	if err := j.Decode(&bb); err != nil {
 		return err
 	}
 	outcomes, err := p.rv.Build(ctx, bb.Wants)
@@ -89,7 +89,7 @@ func (p *pipeline) pushChecks(flake bool) bool {
 // builds are the tip's own, shared by the pool.)
 func (p *pipeline) runPushReview(ctx context.Context, j *store.Job) error {
 	var rev store.Revision
-	if err := payload(j, &rev); err != nil {
+	if err := j.Decode(&rev); err != nil {
 		return err
 	}
 	_, err := p.queueRevision(ctx, rev)

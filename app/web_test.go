@@ -131,7 +131,7 @@ func TestWebLoginAndActions(t *testing.T) {
 	f.gh.SetPermission("reader", "read")
 	f.gh.SetPermission("maint", "maintain")
 	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
-	if c := f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")["basinix / build (x86_64-linux)"]; c.Conclusion != "success" {
+	if c := f.waitReviewed(t, head, "basinix / eval", "basinix / build (x86_64-linux)")["basinix / build (x86_64-linux)"]; c.Conclusion != "success" {
 		t.Fatalf("build: %s", c.Conclusion)
 	}
 
@@ -210,7 +210,7 @@ func TestWebJSON(t *testing.T) {
 	f := newApp(t)
 	head := f.sha(t, f.repo.Head)
 	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
-	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	f.waitReviewed(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
 	getJSON := func(path string, accept bool) map[string]any {
 		t.Helper()
 		req, _ := http.NewRequest("GET", f.web+path, nil)
@@ -270,7 +270,7 @@ func TestWebPrivate(t *testing.T) {
 	head := f.sha(t, f.repo.Head)
 	f.deliver(t, "pull_request", fakegithub.PullRequestEvent(t, "opened", fakegithub.PR{Installation: installationID, Repo: "octo/pkgs",
 		CloneURL: "file://" + f.repo.Dir, Number: 1, Head: head, Base: "master", Private: true}))
-	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	f.waitReviewed(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
 	f.gh.SetPermission("stranger", "none")
 
 	anon := f.browser(t)
@@ -333,7 +333,7 @@ func TestWebEscapesWhatAPRWrites(t *testing.T) {
 	head := f.sha(t, "pr")
 	f.deliver(t, "pull_request", fakegithub.PullRequestEvent(t, "opened", fakegithub.PR{Installation: installationID, Repo: "octo/pkgs",
 		CloneURL: "file://" + dir, Number: 1, Head: head, Base: "main", Title: `<script>alert(3)</script> title`}))
-	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	f.waitReviewed(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
 	for _, p := range []string{"/", "/pr/octo/pkgs/1", "/repo/octo/pkgs", "/?q=img"} {
 		code, page := f.get(t, p)
 		if code != http.StatusOK {
@@ -361,7 +361,7 @@ func TestWebSearchReviewAndRestart(t *testing.T) {
 	f.gh.SetPermission("maint", "maintain")
 	head := f.sha(t, f.repo.Head)
 	f.deliver(t, "pull_request", f.prEvent(t, "opened", head))
-	f.waitChecks(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
+	f.waitReviewed(t, head, "basinix / eval", "basinix / build (x86_64-linux)")
 
 	_, page := f.get(t, "/?q=willfail")
 	if !strings.Contains(page, "<td><code>willfail</code></td><td>x86_64-linux</td>") || !strings.Contains(page, `href="/pr/octo/pkgs/1"`) {

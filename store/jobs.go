@@ -32,6 +32,14 @@ type Job struct {
 	Created  time.Time
 }
 
+// Decode decodes the job's payload into v.
+func (j *Job) Decode(v any) error {
+	if err := json.Unmarshal(j.Payload, v); err != nil {
+		return fmt.Errorf("job %d (%s): payload: %w", j.ID, j.Kind, err)
+	}
+	return nil
+}
+
 // NewJob is a job to add: its payload is stored as JSON.
 type NewJob struct {
 	Kind, Serial string

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-github/v60/github"
 
+	"github.com/basinix/basinix/app/publish"
 	"github.com/basinix/basinix/store"
 )
 
@@ -260,7 +261,7 @@ func (s *Server) permission(ctx context.Context, repo, user string) (perm, role 
 		return "", "", err
 	}
 	owner, name, _ := strings.Cut(repo, "/")
-	perm, role, err = UserPermission(ctx, gh, owner, name, user)
+	perm, role, err = publish.UserPermission(ctx, gh, owner, name, user)
 	if err != nil {
 		return "", "", err
 	}
@@ -320,21 +321,4 @@ func (s *Server) mayAct(ctx context.Context, repo, user string) (bool, string, e
 	}
 	allowed := s.cfg.CommandPermissions
 	return slices.Contains(allowed, perm) || slices.Contains(allowed, role), cmp.Or(role, perm), nil
-}
-
-// UserPermission asks GitHub for user's permission on owner/repo. go-github
-// v60 lacks role_name, which tells maintain from write.
-func UserPermission(ctx context.Context, gh *github.Client, owner, repo, user string) (perm, role string, err error) {
-	var p struct {
-		Permission string `json:"permission"`
-		RoleName   string `json:"role_name"`
-	}
-	req, err := gh.NewRequest("GET", fmt.Sprintf("repos/%s/%s/collaborators/%s/permission", owner, repo, url.PathEscape(user)), nil)
-	if err == nil {
-		_, err = gh.Do(ctx, req, &p)
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("permission of %s on %s/%s: %w", user, owner, repo, err)
-	}
-	return p.Permission, p.RoleName, nil
 }

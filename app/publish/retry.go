@@ -1,4 +1,4 @@
-package app
+package publish
 
 import (
 	"bytes"
@@ -12,14 +12,14 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 )
 
-// retrying is a client middleware that retries GitHub API requests that
+// Retrying is a client middleware that retries GitHub API requests that
 // failed on GitHub's side: 5xx answers, and secondary rate limits (403 or
 // 429 with Retry-After, or a rate-limit message), waiting as GitHub says.
 // It gives up after maxWait in total and returns the last answer. Only
 // requests that may be sent twice are retried (see idempotent): a 502 can
 // come after GitHub acted, and a comment or a merge must not be made twice;
 // their callers make them idempotent themselves (writes.go).
-func retrying(maxWait time.Duration, onError func()) githubapp.ClientMiddleware {
+func Retrying(maxWait time.Duration, onError func()) githubapp.ClientMiddleware {
 	return func(next http.RoundTripper) http.RoundTripper {
 		return roundTripper(func(req *http.Request) (*http.Response, error) {
 			var body []byte

@@ -1,4 +1,4 @@
-package app
+package publish
 
 import (
 	"net/http"
@@ -41,7 +41,7 @@ func TestRetryingSendsAgainOnlyWhatMayBeSentTwice(t *testing.T) {
 				w.WriteHeader(http.StatusOK)
 			}))
 			defer srv.Close()
-			client := &http.Client{Transport: retrying(time.Minute, func() {})(http.DefaultTransport)}
+			client := &http.Client{Transport: Retrying(time.Minute, func() {})(http.DefaultTransport)}
 			req, _ := http.NewRequest(c.method, srv.URL+c.path, strings.NewReader(c.body))
 			if c.body == "" {
 				req.Body = nil

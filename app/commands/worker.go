@@ -1,8 +1,15 @@
-package app
+// Package commands is the command worker: a comment's `@basinix …`
+// commands (and the web page's actions, which are the same commands) as a
+// job, carried out step by step so that a job resumed after a crash goes
+// on from the first command not done, and the jobs the commands start
+// (requested builds and tests, diffoscope). Every reply is named by what
+// it answers, so it is posted once however often GitHub's answer is lost.
+package commands
 
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,34 +18,98 @@ import (
 	"time"
 
 	"github.com/google/go-github/v60/github"
+	"github.com/rs/zerolog"
 
-	"github.com/basinix/basinix/app/web"
+	"github.com/basinix/basinix/app/publish"
+	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/handlers"
 	"github.com/basinix/basinix/report"
 	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/store"
 )
 
-var _ handlers.Commands = (*pipeline)(nil)
+// The kinds of job the worker runs.
+const (
+	KindCommand    = "command"    // a comment's commands
+	KindRequested  = "requested"  // `@basinix build/test ATTR…`, built and published
+	KindDiffoscope = "diffoscope" // `@basinix diff ATTR…`, compared and answered
+)
 
-// Commands implements handlers.Commands: the comment's commands become a
-// job, carried out by runCommands.
-func (p *pipeline) Commands(ctx context.Context, req handlers.CommandRequest) error {
-	return p.jobs.add(ctx, store.NewJob{Kind: jobCommand, Payload: req})
+// Config is about comment commands ("@basinix rebuild").
+type Config struct {
+	// Name is what a command line starts with, after "@".
+	Name string `yaml:"name"`
+	// Permissions are the repository permissions (GitHub's permission or
+	// role name) that may run commands.
+	Permissions []string `yaml:"permissions"`
+	// MergeMethod is how `merge` merges: merge, squash or rebase.
+	MergeMethod string `yaml:"merge_method"`
+	// MergeChecks are the basinix checks `merge` requires to have passed:
+	// "eval" (no evaluation error) and "build" (nothing newly failing on
+	// any system).
+	MergeChecks []string `yaml:"merge_checks"`
 }
 
-// runCommands carries out a comment's commands: the comment gets 👀; what
+// Store is what the worker reads and records: the PR's revisions and
+// reports, re-runs, the commands' steps and outcomes.
+type Store interface {
+	review.ReportStore
+	PRRevisions(ctx context.Context, repo string, pr int) ([]*store.Revision, error)
+	RerunRevision(ctx context.Context, id int64, opt store.RerunOptions, done ...store.StepDone) (bool, error)
+	JobStep(ctx context.Context, done store.StepDone) error
+	PutCommand(ctx context.Context, c store.CommandRecord, done ...store.StepDone) error
+}
+
+// Reviewer builds what the commands ask for.
+type Reviewer interface {
+	BuildAttrs(ctx context.Context, req review.AttrsRequest) (map[string][]report.BuiltAttr, error)
+	Diffoscope(ctx context.Context, e *report.AttrEntry) ([]build.DiffoscopeRun, error)
+}
+
+// Installations gives the GitHub client of an installation.
+type Installations interface {
+	NewInstallationClient(id int64) (*github.Client, error)
+}
+
+// Worker carries out the commands' jobs.
+type Worker struct {
+	Config   Config
+	Systems  []string
+	Store    Store
+	Reviewer Reviewer
+	GitHub   Installations
+	// AddJob records a job (with done, the step that started it).
+	AddJob func(ctx context.Context, j store.NewJob, done ...store.StepDone) error
+	// Rerun wakes the revision pipeline: a re-run was queued.
+	Rerun func()
+	// Transient says whether an error is the machine's or GitHub's fault
+	// (the job is tried again later) rather than the command's.
+	Transient func(error) bool
+	// MaxAttempts is how many times a job is taken before a lasting fault
+	// is published as its result.
+	MaxAttempts int
+	// The web pages: a log, a PR, a revision's PR or branch; and where
+	// diffoscope reports are kept and served.
+	PublicURL     string
+	LogLink       func(log string) string
+	PRURL         func(repo string, pr int) string
+	DetailsURL    func(rev *store.Revision) string
+	DiffoscopeDir string
+	Log           zerolog.Logger
+}
+
+// RunCommands carries out a comment's commands: the comment gets 👀; what
 // is not a command gets the help text; a user without the configured
 // permission gets a short refusal; each command then gets its result. The
 // job's steps are the commands done: a job resumed after a crash goes on
 // from the first not done, and every reply is named by the comment it
 // answers, so it is posted once however often GitHub's answer is lost.
-func (p *pipeline) runCommands(ctx context.Context, j *store.Job) error {
+func (w *Worker) RunCommands(ctx context.Context, j *store.Job) error {
 	var req handlers.CommandRequest
-	if err := payload(j, &req); err != nil {
+	if err := j.Decode(&req); err != nil {
 		return err
 	}
-	gh, err := p.gh.NewInstallationClient(req.InstallationID)
+	gh, err := w.GitHub.NewInstallationClient(req.InstallationID)
 	if err != nil {
 		return fmt.Errorf("commands on %s#%d: %w", req.Repo, req.PR, err)
 	}
@@ -48,12 +119,12 @@ func (p *pipeline) runCommands(ctx context.Context, j *store.Job) error {
 		replyTo = fmt.Sprintf("web-%d", j.ID)
 	}
 	reply := func(body, key string) error {
-		if err := postComment(ctx, gh, owner, repo, req.PR, body, fmt.Sprintf("reply-%s-%s", replyTo, key)); err != nil {
+		if err := publish.PostComment(ctx, gh, owner, repo, req.PR, body, fmt.Sprintf("reply-%s-%s", replyTo, key)); err != nil {
 			return fmt.Errorf("reply on %s#%d: %w", req.Repo, req.PR, err)
 		}
 		return nil
 	}
-	name := p.cfg.Commands.Name
+	name := w.Config.Name
 	var act []handlers.Command
 	help := len(req.Errors) > 0
 	for _, c := range req.Commands {
@@ -64,44 +135,29 @@ func (p *pipeline) runCommands(ctx context.Context, j *store.Job) error {
 		}
 	}
 	if j.Step == 0 {
-		if req.CommentID != 0 {
-			if _, _, err := gh.Reactions.CreateIssueCommentReaction(ctx, owner, repo, req.CommentID, "eyes"); err != nil {
-				return fmt.Errorf("react to comment %d on %s: %w", req.CommentID, req.Repo, err)
-			}
+		if err := w.acknowledge(ctx, gh, req, help, reply); err != nil {
+			return err
 		}
-		if help {
-			var b strings.Builder
-			for _, e := range req.Errors {
-				fmt.Fprintf(&b, "- %s\n", e)
-			}
-			if b.Len() > 0 {
-				b.WriteString("\n")
-			}
-			b.WriteString(handlers.Help(name))
-			if err := reply(b.String(), "help"); err != nil {
-				return err
-			}
-		}
-		if err := p.st.JobStep(ctx, store.StepDone{Job: j.ID, Step: 1}); err != nil {
+		if err := w.Store.JobStep(ctx, store.StepDone{Job: j.ID, Step: 1}); err != nil {
 			return err
 		}
 	}
 	if len(act) == 0 || j.Step > len(act) {
 		return nil
 	}
-	perm, role, err := web.UserPermission(ctx, gh, owner, repo, req.User)
+	perm, role, err := publish.UserPermission(ctx, gh, owner, repo, req.User)
 	if err != nil {
 		return err
 	}
-	allowed := p.cfg.Commands.Permissions
+	allowed := w.Config.Permissions
 	if !slices.Contains(allowed, perm) && !slices.Contains(allowed, role) {
-		p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("permission", role).Msg("commands refused")
+		w.Log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("permission", role).Msg("commands refused")
 		if err := reply(fmt.Sprintf("@%s: only users with %s permission on this repository may run `@%s` commands; you have %s.",
 			req.User, strings.Join(allowed, ", "), name, role), "refused"); err != nil {
 			return err
 		}
 		for i, c := range act {
-			p.record(ctx, req, c, "refused: "+role+" permission", store.StepDone{Job: j.ID, Step: i + 2})
+			w.record(ctx, req, c, "refused: "+role+" permission", store.StepDone{Job: j.ID, Step: i + 2})
 		}
 		return nil
 	}
@@ -110,9 +166,9 @@ func (p *pipeline) runCommands(ctx context.Context, j *store.Job) error {
 			continue // done before a restart
 		}
 		done := store.StepDone{Job: j.ID, Step: i + 2}
-		msg, marked, err := p.command(ctx, gh, req, c, done)
+		msg, marked, err := w.command(ctx, gh, req, c, done)
 		if err != nil {
-			if transient(err) {
+			if w.Transient(err) {
 				return err // tried again later, from this command on
 			}
 			msg = fmt.Sprintf("`@%s %s` failed: %s", name, c.Verb, report.Code(err.Error()))
@@ -130,27 +186,51 @@ func (p *pipeline) runCommands(ctx context.Context, j *store.Job) error {
 			outcome = msg
 		}
 		if marked {
-			p.record(ctx, req, c, outcome)
+			w.record(ctx, req, c, outcome)
 		} else {
-			p.record(ctx, req, c, outcome, done)
+			w.record(ctx, req, c, outcome, done)
 		}
 	}
 	return nil
 }
 
+// acknowledge is a comment's first step: 👀 on it (a web action has no
+// comment), and the help text with what was not understood when it asks
+// for help or has lines that are not commands.
+func (w *Worker) acknowledge(ctx context.Context, gh *github.Client, req handlers.CommandRequest, help bool, reply func(body, key string) error) error {
+	if req.CommentID != 0 {
+		owner, repo, _ := strings.Cut(req.Repo, "/")
+		if _, _, err := gh.Reactions.CreateIssueCommentReaction(ctx, owner, repo, req.CommentID, "eyes"); err != nil {
+			return fmt.Errorf("react to comment %d on %s: %w", req.CommentID, req.Repo, err)
+		}
+	}
+	if !help {
+		return nil
+	}
+	var b strings.Builder
+	for _, e := range req.Errors {
+		fmt.Fprintf(&b, "- %s\n", e)
+	}
+	if b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	b.WriteString(handlers.Help(w.Config.Name))
+	return reply(b.String(), "help")
+}
+
 // record keeps a command and its outcome for the PR page, with the job
 // step that did it.
-func (p *pipeline) record(ctx context.Context, req handlers.CommandRequest, c handlers.Command, outcome string, done ...store.StepDone) {
+func (w *Worker) record(ctx context.Context, req handlers.CommandRequest, c handlers.Command, outcome string, done ...store.StepDone) {
 	line := strings.TrimSpace(strings.Join(append([]string{c.Verb}, c.Attrs...), " ") + " " + c.Message)
-	if err := p.st.PutCommand(ctx, store.CommandRecord{Repo: req.Repo, PR: req.PR, User: req.User, Command: line, Outcome: outcome, Received: time.Now(), Via: req.Via}, done...); err != nil {
-		p.log.Warn().Err(err).Msg("recording a command")
+	if err := w.Store.PutCommand(ctx, store.CommandRecord{Repo: req.Repo, PR: req.PR, User: req.User, Command: line, Outcome: outcome, Received: time.Now(), Via: req.Via}, done...); err != nil {
+		w.Log.Warn().Err(err).Msg("recording a command")
 	}
 }
 
 // command carries out one accepted command and returns the reply to post
 // ("" when its result is a check run), and whether it recorded done as
 // part of its own write (a command whose effect is in the store).
-func (p *pipeline) command(ctx context.Context, gh *github.Client, req handlers.CommandRequest, c handlers.Command, done store.StepDone) (string, bool, error) {
+func (w *Worker) command(ctx context.Context, gh *github.Client, req handlers.CommandRequest, c handlers.Command, done store.StepDone) (string, bool, error) {
 	switch c.Verb {
 	case "rebuild", "eval", "build", "test":
 		if req.Closed || req.Merged {
@@ -165,36 +245,36 @@ func (p *pipeline) command(ctx context.Context, gh *github.Client, req handlers.
 	}
 	switch c.Verb {
 	case "rebuild":
-		return p.rerun(ctx, req, c.Verb, store.RerunOptions{RebuildFailed: true}, done)
+		return w.rerun(ctx, req, c.Verb, store.RerunOptions{RebuildFailed: true}, done)
 	case "eval":
-		return p.rerun(ctx, req, c.Verb, store.RerunOptions{FreshEval: true}, done)
+		return w.rerun(ctx, req, c.Verb, store.RerunOptions{FreshEval: true}, done)
 	case "review":
-		rev, rep, msg, err := p.reviewed(ctx, req)
+		rev, rep, msg, err := w.reviewed(ctx, req)
 		if msg != "" || err != nil {
 			return msg, false, err
 		}
 		var b strings.Builder
-		if err := report.WriteMarkdown(&b, rep, report.MarkdownOptions{Link: p.logURL}); err != nil {
+		if err := report.WriteMarkdown(&b, rep, report.MarkdownOptions{Link: w.LogLink}); err != nil {
 			return "", false, err
 		}
 		owner, repo, _ := strings.Cut(req.Repo, "/")
-		body := report.Fit(b.String(), p.detailsURL(rev))
-		if err := postReview(ctx, gh, owner, repo, req.PR, rev.HeadSHA, body, fmt.Sprintf("review-%d", req.CommentID)); err != nil {
+		body := report.Fit(b.String(), w.DetailsURL(rev))
+		if err := publish.PostReview(ctx, gh, owner, repo, req.PR, rev.HeadSHA, body, fmt.Sprintf("review-%d", req.CommentID)); err != nil {
 			return "", false, fmt.Errorf("review on %s#%d: %w", req.Repo, req.PR, err)
 		}
 		return "", false, nil
 	case "merge":
-		msg, err := p.merge(ctx, gh, req, c.Message)
+		msg, err := w.merge(ctx, gh, req, c.Message)
 		return msg, false, err
 	case "build", "test":
-		return p.requested(ctx, req, c, done)
+		return w.requested(ctx, req, c, done)
 	case "diff":
-		if err := p.jobs.add(ctx, store.NewJob{Kind: jobDiffoscope, Payload: diffRequest{CommandRequest: req, Attrs: c.Attrs}}, done); err != nil {
+		if err := w.AddJob(ctx, store.NewJob{Kind: KindDiffoscope, Payload: diffRequest{CommandRequest: req, Attrs: c.Attrs}}, done); err != nil {
 			return "", false, err
 		}
 		return "", true, nil
 	}
-	return fmt.Sprintf("`@%s %s` is not available yet.", p.cfg.Commands.Name, c.Verb), false, nil
+	return fmt.Sprintf("`@%s %s` is not available yet.", w.Config.Name, c.Verb), false, nil
 }
 
 // requestedBuild is a `@basinix build/test ATTR…` job: the attributes
@@ -213,8 +293,8 @@ type requestedBuild struct {
 
 // requested queues the build of named attributes (or their tests) as a
 // job of its own, recorded with the command's step.
-func (p *pipeline) requested(ctx context.Context, req handlers.CommandRequest, c handlers.Command, done store.StepDone) (string, bool, error) {
-	revs, err := p.st.PRRevisions(ctx, req.Repo, req.PR)
+func (w *Worker) requested(ctx context.Context, req handlers.CommandRequest, c handlers.Command, done store.StepDone) (string, bool, error) {
+	revs, err := w.Store.PRRevisions(ctx, req.Repo, req.PR)
 	if err != nil {
 		return "", false, err
 	}
@@ -224,22 +304,22 @@ func (p *pipeline) requested(ctx context.Context, req handlers.CommandRequest, c
 	rev := revs[0]
 	rb := requestedBuild{InstallationID: req.InstallationID, Repo: req.Repo, PR: req.PR, Revision: rev.ID, CloneURL: rev.CloneURL, Base: rev.BaseRef, Head: rev.HeadSHA,
 		Attrs: c.Attrs, Tests: c.Verb == "test", User: req.User}
-	if err := p.jobs.add(ctx, store.NewJob{Kind: jobRequested, Payload: rb}, done); err != nil {
+	if err := w.AddJob(ctx, store.NewJob{Kind: KindRequested, Payload: rb}, done); err != nil {
 		return "", false, err
 	}
 	return "", true, nil
 }
 
-// runRequested builds a requested build job's attributes and publishes
+// RunRequested builds a requested build job's attributes and publishes
 // them. Its check runs are named by the job (their external id), so a
 // resumed job finds them instead of creating them again; the builds'
 // results are remembered by derivation, so it builds nothing twice.
-func (p *pipeline) runRequested(ctx context.Context, j *store.Job) error {
+func (w *Worker) RunRequested(ctx context.Context, j *store.Job) error {
 	var rb requestedBuild
-	if err := payload(j, &rb); err != nil {
+	if err := j.Decode(&rb); err != nil {
 		return err
 	}
-	gh, err := p.gh.NewInstallationClient(rb.InstallationID)
+	gh, err := w.GitHub.NewInstallationClient(rb.InstallationID)
 	if err != nil {
 		return fmt.Errorf("requested build on %s#%d: %w", rb.Repo, rb.PR, err)
 	}
@@ -247,10 +327,10 @@ func (p *pipeline) runRequested(ctx context.Context, j *store.Job) error {
 	if rb.Tests {
 		kind = "tests"
 	}
-	details := p.prURL(rb.Repo, rb.PR)
+	details := w.PRURL(rb.Repo, rb.PR)
 	ids := map[string]int64{}
-	for _, s := range p.cfg.Systems {
-		id, err := ensureCheckRun(ctx, gh, rb.Repo, rb.Head, checkRunSpec{
+	for _, s := range w.Systems {
+		id, err := publish.EnsureCheckRun(ctx, gh, rb.Repo, rb.Head, publish.CheckRunSpec{
 			Name: report.RequestCheckName(kind, s), ExternalID: fmt.Sprintf("job-%d", j.ID), Details: details, Status: "in_progress",
 			Title: strings.Join(rb.Attrs, " "), Summary: "Asked by @" + rb.User + ".",
 		})
@@ -259,22 +339,18 @@ func (p *pipeline) runRequested(ctx context.Context, j *store.Job) error {
 		}
 		ids[s] = id
 	}
-	results, err := p.rv.BuildAttrs(ctx, review.AttrsRequest{Repo: rb.CloneURL, Base: rb.Base, Head: rb.Head, Systems: p.cfg.Systems, Attrs: rb.Attrs, Tests: rb.Tests})
-	if err != nil && (ctx.Err() != nil || transient(err) && j.Attempts < maxJobAttempts) {
+	results, err := w.Reviewer.BuildAttrs(ctx, review.AttrsRequest{Repo: rb.CloneURL, Base: rb.Base, Head: rb.Head, Systems: w.Systems, Attrs: rb.Attrs, Tests: rb.Tests})
+	if err != nil && (ctx.Err() != nil || w.Transient(err) && j.Attempts < w.MaxAttempts) {
 		return err // the check runs stay in progress; tried again
 	}
-	owner, repo, _ := strings.Cut(rb.Repo, "/")
-	for _, s := range p.cfg.Systems {
+	for _, s := range w.Systems {
 		var cr report.CheckRun
 		if err != nil {
 			cr = report.CheckRun{Title: "could not build", Summary: report.Fit(report.CodeBlock(err.Error()), ""), Conclusion: "neutral"}
 		} else {
-			cr = report.RequestedCheckRun(results[s], report.MarkdownOptions{Link: p.logURL})
+			cr = report.RequestedCheckRun(results[s], report.MarkdownOptions{Link: w.LogLink})
 		}
-		if _, _, uerr := gh.Checks.UpdateCheckRun(ctx, owner, repo, ids[s], github.UpdateCheckRunOptions{
-			Name: report.RequestCheckName(kind, s), Conclusion: github.String(cr.Conclusion),
-			Output: &github.CheckRunOutput{Title: github.String(cr.Title), Summary: github.String(cr.Summary)},
-		}); uerr != nil {
+		if uerr := publish.Complete(ctx, gh, rb.Repo, ids[s], report.RequestCheckName(kind, s), cr); uerr != nil {
 			return fmt.Errorf("publish requested builds on %s#%d: %w", rb.Repo, rb.PR, uerr)
 		}
 	}
@@ -283,8 +359,8 @@ func (p *pipeline) runRequested(ctx context.Context, j *store.Job) error {
 
 // rerun reviews the PR's latest finished revision again as opt says; the
 // new check runs are the result.
-func (p *pipeline) rerun(ctx context.Context, req handlers.CommandRequest, verb string, opt store.RerunOptions, done store.StepDone) (string, bool, error) {
-	revs, err := p.st.PRRevisions(ctx, req.Repo, req.PR)
+func (w *Worker) rerun(ctx context.Context, req handlers.CommandRequest, verb string, opt store.RerunOptions, done store.StepDone) (string, bool, error) {
+	revs, err := w.Store.PRRevisions(ctx, req.Repo, req.PR)
 	if err != nil {
 		return "", false, err
 	}
@@ -292,15 +368,15 @@ func (p *pipeline) rerun(ctx context.Context, req handlers.CommandRequest, verb 
 		return "This pull request has not been reviewed yet.", false, nil
 	}
 	latest := revs[0]
-	ok, err := p.st.RerunRevision(ctx, latest.ID, opt, done)
+	ok, err := w.Store.RerunRevision(ctx, latest.ID, opt, done)
 	if err != nil {
 		return "", false, err
 	}
 	if !ok {
 		return "This pull request's latest review was stopped: there is nothing to run again.", true, nil
 	}
-	p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("command", verb).Msg("re-run queued")
-	p.poke()
+	w.Log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("command", verb).Msg("re-run queued")
+	w.Rerun()
 	switch latest.State {
 	case store.Queued, store.Evaluating, store.Building, store.Publishing:
 		return fmt.Sprintf("A review of %s is running: this runs when it is done.", report.Short(latest.HeadSHA)), true, nil
@@ -310,8 +386,8 @@ func (p *pipeline) rerun(ctx context.Context, req handlers.CommandRequest, verb 
 
 // reviewed returns the PR's latest revision and its report, or the reply
 // saying why there is none to act on.
-func (p *pipeline) reviewed(ctx context.Context, req handlers.CommandRequest) (*store.Revision, *report.Report, string, error) {
-	revs, err := p.st.PRRevisions(ctx, req.Repo, req.PR)
+func (w *Worker) reviewed(ctx context.Context, req handlers.CommandRequest) (*store.Revision, *report.Report, string, error) {
+	revs, err := w.Store.PRRevisions(ctx, req.Repo, req.PR)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -322,7 +398,7 @@ func (p *pipeline) reviewed(ctx context.Context, req handlers.CommandRequest) (*
 	if rev.State != store.Done || len(rev.Report) == 0 {
 		return nil, nil, fmt.Sprintf("The review of %s is not finished (%s): ask again when it is.", report.Short(rev.HeadSHA), rev.State), nil
 	}
-	rep, err := review.LoadReport(ctx, p.st, rev)
+	rep, err := review.LoadReport(ctx, w.Store, rev)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -333,16 +409,16 @@ func (p *pipeline) reviewed(ctx context.Context, req handlers.CommandRequest) (*
 // current head, its checks passed and GitHub says it is mergeable; a
 // refusal says which condition failed. A message is posted as a comment
 // first; without one the merge is silent.
-func (p *pipeline) merge(ctx context.Context, gh *github.Client, req handlers.CommandRequest, message string) (string, error) {
-	rev, rep, msg, err := p.reviewed(ctx, req)
+func (w *Worker) merge(ctx context.Context, gh *github.Client, req handlers.CommandRequest, message string) (string, error) {
+	rev, rep, msg, err := w.reviewed(ctx, req)
 	if msg != "" || err != nil {
 		return "Not merged: " + msg, err
 	}
-	checks := p.cfg.Commands.MergeChecks
+	checks := w.Config.MergeChecks
 	if slices.Contains(checks, "eval") && rep.EvalBroken() {
 		return fmt.Sprintf("Not merged: `%s` is failure (the change breaks evaluation).", report.EvalCheckName), nil
 	}
-	for _, s := range p.cfg.Systems {
+	for _, s := range w.Systems {
 		if sys := rep.Systems[s]; sys != nil && slices.Contains(checks, "build") {
 			if title, conclusion := sys.BuildStatus(); conclusion == "failure" {
 				return fmt.Sprintf("Not merged: `%s` is failure (%s).", report.BuildCheckName(s), title), nil
@@ -367,14 +443,14 @@ func (p *pipeline) merge(ctx context.Context, gh *github.Client, req handlers.Co
 		return "Not merged: GitHub says the pull request cannot be merged (conflicts or branch protection).", nil
 	}
 	if message != "" {
-		if err := postComment(ctx, gh, owner, repo, req.PR, message, fmt.Sprintf("merge-message-%d", req.CommentID)); err != nil {
+		if err := publish.PostComment(ctx, gh, owner, repo, req.PR, message, fmt.Sprintf("merge-message-%d", req.CommentID)); err != nil {
 			return "", fmt.Errorf("comment on %s#%d: %w", req.Repo, req.PR, err)
 		}
 	}
-	if err := mergeOnce(ctx, gh, owner, repo, req.PR, rev.HeadSHA, p.cfg.Commands.MergeMethod); err != nil {
+	if err := publish.MergeOnce(ctx, gh, owner, repo, req.PR, rev.HeadSHA, w.Config.MergeMethod); err != nil {
 		return "Not merged: GitHub refused: " + report.Code(err.Error()), nil
 	}
-	p.log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("method", p.cfg.Commands.MergeMethod).Msg("merged")
+	w.Log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("method", w.Config.MergeMethod).Msg("merged")
 	return "", nil
 }
 
@@ -384,27 +460,27 @@ type diffRequest struct {
 	Attrs []string
 }
 
-// runDiffoscope runs diffoscope on the attributes' outputs in the PR's
+// RunDiffoscope runs diffoscope on the attributes' outputs in the PR's
 // latest review and answers the comment with links to the reports (one
 // reply per job, posted once).
-func (p *pipeline) runDiffoscope(ctx context.Context, j *store.Job) error {
+func (w *Worker) RunDiffoscope(ctx context.Context, j *store.Job) error {
 	var req diffRequest
-	if err := payload(j, &req); err != nil {
+	if err := j.Decode(&req); err != nil {
 		return err
 	}
-	gh, err := p.gh.NewInstallationClient(req.InstallationID)
+	gh, err := w.GitHub.NewInstallationClient(req.InstallationID)
 	if err != nil {
 		return fmt.Errorf("diff on %s#%d: %w", req.Repo, req.PR, err)
 	}
-	_, rep, msg, err := p.reviewed(ctx, req.CommandRequest)
+	_, rep, msg, err := w.reviewed(ctx, req.CommandRequest)
 	if err != nil {
 		return err
 	}
 	if msg == "" {
 		var b strings.Builder
 		for _, attr := range req.Attrs {
-			for _, system := range sortedKeys(rep.Systems) {
-				runs, err := p.rv.Diffoscope(ctx, rep.Systems[system].Attrs[attr])
+			for _, system := range slices.Sorted(maps.Keys(rep.Systems)) {
+				runs, err := w.Reviewer.Diffoscope(ctx, rep.Systems[system].Attrs[attr])
 				if err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
@@ -414,7 +490,7 @@ func (p *pipeline) runDiffoscope(ctx context.Context, j *store.Job) error {
 				}
 				for _, r := range runs {
 					// The report is this repository's readers' only.
-					if err := os.WriteFile(filepath.Join(review.DiffoscopeDir(p.cfg.DataDir), r.File+".repo"), []byte(req.Repo), 0o644); err != nil {
+					if err := os.WriteFile(filepath.Join(w.DiffoscopeDir, r.File+".repo"), []byte(req.Repo), 0o644); err != nil {
 						return fmt.Errorf("diff on %s#%d: %w", req.Repo, req.PR, err)
 					}
 					fmt.Fprintf(&b, "- %s (%s, output %s): ", report.Code(attr), system, r.Output)
@@ -422,7 +498,7 @@ func (p *pipeline) runDiffoscope(ctx context.Context, j *store.Job) error {
 					case !r.Differs:
 						b.WriteString("no differences\n")
 					default:
-						fmt.Fprintf(&b, "[diffoscope report](%s/diffoscope/%s) (%s%s)\n", strings.TrimSuffix(p.cfg.Server.PublicURL, "/"), r.File,
+						fmt.Fprintf(&b, "[diffoscope report](%s/diffoscope/%s) (%s%s)\n", strings.TrimSuffix(w.PublicURL, "/"), r.File,
 							report.HumanBytes(r.Size), map[bool]string{true: ", cut to its bound"}[r.Truncated])
 					}
 				}
@@ -431,7 +507,7 @@ func (p *pipeline) runDiffoscope(ctx context.Context, j *store.Job) error {
 		msg = "diffoscope, base → head:\n\n" + b.String()
 	}
 	owner, repo, _ := strings.Cut(req.Repo, "/")
-	if err := postComment(ctx, gh, owner, repo, req.PR, msg, fmt.Sprintf("diff-%d", j.ID)); err != nil {
+	if err := publish.PostComment(ctx, gh, owner, repo, req.PR, msg, fmt.Sprintf("diff-%d", j.ID)); err != nil {
 		return fmt.Errorf("reply on %s#%d: %w", req.Repo, req.PR, err)
 	}
 	return nil

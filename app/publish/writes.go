@@ -1,4 +1,4 @@
-package app
+package publish
 
 import (
 	"context"
@@ -18,9 +18,9 @@ import (
 // by what it answers (a comment's id and the reply's place, say).
 func marker(key string) string { return "\n\n<!-- basinix: " + key + " -->" }
 
-// postComment posts body on issue (or PR) n of owner/repo once, key naming
+// PostComment posts body on issue (or PR) n of owner/repo once, key naming
 // it among basinix's comments there.
-func postComment(ctx context.Context, gh *github.Client, owner, repo string, n int, body, key string) error {
+func PostComment(ctx context.Context, gh *github.Client, owner, repo string, n int, body, key string) error {
 	body += marker(key)
 	return once(ctx, func() error {
 		_, _, err := gh.Issues.CreateComment(ctx, owner, repo, n, &github.IssueComment{Body: github.String(body)})
@@ -45,8 +45,8 @@ func postComment(ctx context.Context, gh *github.Client, owner, repo string, n i
 	}, fmt.Sprintf("comment on %s/%s#%d", owner, repo, n))
 }
 
-// postReview posts a COMMENT review of commit on PR n once.
-func postReview(ctx context.Context, gh *github.Client, owner, repo string, n int, commit, body, key string) error {
+// PostReview posts a COMMENT review of commit on PR n once.
+func PostReview(ctx context.Context, gh *github.Client, owner, repo string, n int, commit, body, key string) error {
 	body += marker(key)
 	return once(ctx, func() error {
 		_, _, err := gh.PullRequests.CreateReview(ctx, owner, repo, n, &github.PullRequestReviewRequest{
@@ -66,9 +66,9 @@ func postReview(ctx context.Context, gh *github.Client, owner, repo string, n in
 	}, fmt.Sprintf("review on %s/%s#%d", owner, repo, n))
 }
 
-// mergeOnce merges PR n at head once: after a failure, a PR GitHub says is
+// MergeOnce merges PR n at head once: after a failure, a PR GitHub says is
 // merged was merged by it.
-func mergeOnce(ctx context.Context, gh *github.Client, owner, repo string, n int, head, method string) error {
+func MergeOnce(ctx context.Context, gh *github.Client, owner, repo string, n int, head, method string) error {
 	return once(ctx, func() error {
 		_, _, err := gh.PullRequests.Merge(ctx, owner, repo, n, "", &github.PullRequestOptions{MergeMethod: method, SHA: head})
 		return err

@@ -1,4 +1,4 @@
-package app
+package publish
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 	"github.com/basinix/basinix/report"
 )
 
-// rebuildLabels are the PR's rebuild labels ("10.rebuild-linux: 11-100")
+// RebuildLabels are the PR's rebuild labels ("10.rebuild-linux: 11-100")
 // for the systems the config names a label prefix for: the labels wanted,
 // and the prefixes whose other labels are stale.
-func rebuildLabels(prefixes map[string]string, rep *report.Report) (want map[string]bool, managed map[string]bool) {
+func RebuildLabels(prefixes map[string]string, rep *report.Report) (want map[string]bool, managed map[string]bool) {
 	want, managed = map[string]bool{}, map[string]bool{}
 	for system, prefix := range prefixes {
 		if s := rep.Systems[system]; s != nil && s.SetError == nil {
@@ -26,10 +26,10 @@ func rebuildLabels(prefixes map[string]string, rep *report.Report) (want map[str
 	return want, managed
 }
 
-// syncLabels adds the labels want says true the PR lacks, and removes the
+// SyncLabels adds the labels want says true the PR lacks, and removes the
 // ones it says false and those under a managed prefix ("PREFIX: …") that
 // are not wanted. One request lists the labels, one adds, one per removal.
-func syncLabels(ctx context.Context, gh *github.Client, repoFull string, pr int, want, managed map[string]bool) error {
+func SyncLabels(ctx context.Context, gh *github.Client, repoFull string, pr int, want, managed map[string]bool) error {
 	if len(want) == 0 {
 		return nil
 	}
