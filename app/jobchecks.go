@@ -12,6 +12,7 @@ import (
 	"github.com/basinix/basinix/app/publish"
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/report"
+	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/store"
 )
 
@@ -64,7 +65,9 @@ func (p *pipeline) knownJobs(ctx context.Context, rev *store.Revision, rep *repo
 			}
 		}
 	}
-	p.branchFailingSince(ctx, rev, rep)
+	if err := review.BranchFailingSince(ctx, p.st, rev, rep); err != nil {
+		p.log.Warn().Err(err).Str("repo", rev.Repo).Int64("revision", rev.ID).Msg("naming since when jobs fail")
+	}
 	return nil
 }
 

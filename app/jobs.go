@@ -85,8 +85,9 @@ type jobRunner struct {
 // lasts fails it.
 const maxJobAttempts = 8
 
-func newJobRunner(st jobStore, log zerolog.Logger) *jobRunner {
-	return &jobRunner{st: st, log: log, kinds: map[string]jobKind{}, wake: make(chan struct{}, 1), retryBase: 2 * time.Second, running: map[string]int{}}
+// newJobRunner returns a runner whose first retry waits retryBase.
+func newJobRunner(st jobStore, retryBase time.Duration, log zerolog.Logger) *jobRunner {
+	return &jobRunner{st: st, log: log, kinds: map[string]jobKind{}, wake: make(chan struct{}, 1), retryBase: retryBase, running: map[string]int{}}
 }
 
 // handle registers how jobs of kind run.

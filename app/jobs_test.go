@@ -28,8 +28,7 @@ func TestJobRunnerOutcomes(t *testing.T) {
 	var flaky, stopped atomic.Int32
 	started := make(chan struct{})
 	runner := func() *jobRunner {
-		r := newJobRunner(st, testenv.Logger(t))
-		r.retryBase = time.Millisecond
+		r := newJobRunner(st, time.Millisecond, testenv.Logger(t))
 		r.handle("flaky", 1, func(ctx context.Context, j *store.Job) error {
 			if flaky.Add(1) < 3 {
 				return fmt.Errorf("build: %w: disk full", review.ErrInfrastructure)

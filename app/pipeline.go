@@ -401,7 +401,9 @@ func (p *pipeline) followBuilds(ctx context.Context, rev *store.Revision, c *pub
 func (p *pipeline) finishReview(ctx context.Context, rev *store.Revision, c *publish.Checks, rep *report.Report, log zerolog.Logger) {
 	bg := context.WithoutCancel(ctx)
 	p.metrics.observe(rep)
-	p.failingSince(bg, rev, rep)
+	if err := review.FailingSince(bg, p.st, rev, rep); err != nil {
+		log.Warn().Err(err).Msg("naming since when packages fail")
+	}
 	// The review is stored before the final check runs are sent: what
 	// GitHub does not get now is sent again later, never lost.
 	if err := review.SaveReport(bg, p.st, rev.ID, rep); err != nil {
@@ -413,35 +415,6 @@ func (p *pipeline) finishReview(ctx context.Context, rev *store.Revision, c *pub
 		return
 	}
 	log.Info().Bool("breaks", rep.Breaks()).Bool("evalBroken", rep.EvalBroken()).Msg("revision reviewed")
-}
-
-// branchFailingSince names, for each attribute failing on the target
-// branch too (still failing), the commit of the branch since which it
-// fails, from the branch's history: the oldest of its recorded changes,
-// going back without a break, whose build failed.
-func (p *pipeline) branchFailingSince(ctx context.Context, rev *store.Revision, rep *report.Report) {
-	for system, s := range rep.Systems {
-		for name, e := range s.Attrs {
-			if e.Verdict != report.StillFailing {
-				continue
-			}
-			hist, err := p.st.AttrHistory(ctx, rev.Repo, rev.Target(), system, name, 100)
-			if err != nil {
-				p.log.Warn().Err(err).Msg("branch history")
-				return
-			}
-			var since *store.HistoryEntry
-			for i := range hist {
-				if !build.Result(hist[i].Result).Failed() && hist[i].DrvPath != "" {
-					break
-				}
-				since = &hist[i]
-			}
-			if since != nil {
-				e.FailingSince = fmt.Sprintf("%s %q on %s", report.Short(since.Commit), since.Title, rev.Target())
-			}
-		}
-	}
 }
 
 // publishFinal sends a reviewed revision's final check runs (those not sent

@@ -81,7 +81,7 @@ func NewServer(ctx context.Context, cfg Config, log zerolog.Logger) (*Server, er
 	rv.Workspace().Auth = newGitAuth(cfg.GitHub, cc).config
 	s.pipe = &pipeline{cfg: cfg, st: rv.Store(), rv: rv, gh: cc, log: log, wake: make(chan struct{}, 1),
 		every: 5 * time.Second, logURL: logLink(cfg.Server.PublicURL), running: map[int64]context.CancelFunc{}, metrics: m,
-		jobs: newJobRunner(rv.Store(), log.With().Str("component", "jobs").Logger())}
+		jobs: newJobRunner(rv.Store(), 2*time.Second, log.With().Str("component", "jobs").Logger())}
 	s.pipe.cmds = &commands.Worker{Config: cfg.Commands, Systems: cfg.Systems, Store: rv.Store(), Reviewer: rv, GitHub: cc,
 		AddJob: s.pipe.jobs.add, Rerun: s.pipe.poke, Transient: transient, MaxAttempts: maxJobAttempts,
 		PublicURL: cfg.Server.PublicURL, LogLink: s.pipe.logURL, PRURL: s.pipe.prURL, DetailsURL: s.pipe.detailsURL,

@@ -5,12 +5,13 @@ import (
 	"time"
 
 	"github.com/basinix/basinix/app/publish"
+	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/store"
 )
 
-// The store as each part of the server uses it, declared here by its
-// users (checkRunStore, jobStore and verdictStore are beside theirs, the
-// web pages' in package web);
+// The store as each part of the server uses it, declared here or by its
+// users (jobStore beside the job runner; publish.Store, commands.Store,
+// web.Store and review's ReportStore and HistoryStore in their packages):
 // *store.Store is all of them. A part's interface says what of the
 // database it reads and writes, and a test may give it another.
 
@@ -63,7 +64,8 @@ type pipelineStore interface {
 	commandRecords
 	publish.Store
 	jobStore
-	verdictStore
+	review.ReportStore
+	review.HistoryStore
 }
 
 // deliveryStore remembers webhook deliveries, so that a redelivery is

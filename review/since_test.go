@@ -1,4 +1,4 @@
-package app
+package review
 
 import (
 	"context"
@@ -6,11 +6,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/rs/zerolog"
 
 	"github.com/basinix/basinix/build"
 	"github.com/basinix/basinix/report"
-	"github.com/basinix/basinix/review"
 	"github.com/basinix/basinix/store"
 )
 
@@ -54,9 +52,10 @@ func TestVerdictRows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &pipeline{st: st, log: zerolog.Nop()}
-		p.failingSince(ctx, rev, rep)
-		if err := review.SaveReport(ctx, st, id, rep); err != nil {
+		if err := FailingSince(ctx, st, rev, rep); err != nil {
+			t.Fatal(err)
+		}
+		if err := SaveReport(ctx, st, id, rep); err != nil {
 			t.Fatal(err)
 		}
 		if rev, err = st.Revision(ctx, id); err != nil {
@@ -68,7 +67,7 @@ func TestVerdictRows(t *testing.T) {
 	reviewed("h2", map[string]build.Result{"a": build.Failure, "b": build.Failure, "withtests": build.Success})
 	rev, want := reviewed("h3", map[string]build.Result{"a": build.Failure, "b": build.Failure, "withtests": build.Success})
 
-	got, err := review.LoadReport(ctx, st, rev)
+	got, err := LoadReport(ctx, st, rev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,5 +78,42 @@ func TestVerdictRows(t *testing.T) {
 		if e := got.Systems["x86_64-linux"].Attrs[attr]; e.FailingSince != since {
 			t.Errorf("%s failing since %q, want %q", attr, e.FailingSince, since)
 		}
+	}
+}
+
+// A PR's still-failing package names the commit of the target branch since
+// which it fails, from the branch's history.
+func TestBranchFailingSince(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// History of pkg on main: c1 builds, c2 fails, c3 fails (another drv).
+	for _, h := range []struct{ commit, title, drv, result string }{
+		{"c1", "pkg: 1.0", "/nix/store/11111111111111111111111111111111-pkg-1.0.drv", "success"},
+		{"c2", "pkg: 1.1, breaking it", "/nix/store/22222222222222222222222222222222-pkg-1.1.drv", "failure"},
+		{"c3", "pkg: 1.2", "/nix/store/33333333333333333333333333333333-pkg-1.2.drv", "failure"},
+	} {
+		if err := st.PutTip(ctx, "o/r", "main", store.Tip{Commit: h.commit, Title: h.title}, []store.AttrChange{{System: "x86_64-linux", Attr: "pkg", DrvPath: h.drv}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutBuilds(ctx, []*store.BuildRecord{{DrvPath: h.drv, Result: h.result}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := &report.Report{Systems: map[string]*report.System{"x86_64-linux": {Attrs: map[string]*report.AttrEntry{
+		"pkg":   {Verdict: report.StillFailing},
+		"other": {Verdict: report.StillFailing},
+	}}}}
+	if err := BranchFailingSince(ctx, st, &store.Revision{Repo: "o/r", BaseRef: "main"}, rep); err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Systems["x86_64-linux"].Attrs["pkg"].FailingSince; got != "c2 \"pkg: 1.1, breaking it\" on main" {
+		t.Errorf("pkg failing since %q", got)
+	}
+	if got := rep.Systems["x86_64-linux"].Attrs["other"].FailingSince; got != "" {
+		t.Errorf("an attribute without history: %q", got)
 	}
 }
