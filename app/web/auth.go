@@ -41,8 +41,26 @@ func randomToken(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// session is the request's logged-in user, nil when none.
+// sessionKey holds a request's *requestSession in its context.
+type sessionKey struct{}
+
+// requestSession is a request's session, read once.
+type requestSession struct {
+	once sync.Once
+	sess *store.Session
+}
+
+// session is the request's logged-in user, nil when none; read from the
+// store once per request (Register's handlers), each call otherwise.
 func (s *Server) session(r *http.Request) *store.Session {
+	if rs, ok := r.Context().Value(sessionKey{}).(*requestSession); ok {
+		rs.once.Do(func() { rs.sess = s.readSession(r) })
+		return rs.sess
+	}
+	return s.readSession(r)
+}
+
+func (s *Server) readSession(r *http.Request) *store.Session {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
 		return nil
@@ -202,9 +220,13 @@ func (s *Server) checkForm(w http.ResponseWriter, r *http.Request) (*store.Sessi
 }
 
 // ttlCache keeps what GitHub said (a user's permission) for accessTTL.
+// Expired entries are swept at most once a TTL, when one is put: the
+// cache holds the users of the last two TTLs, however long the server runs.
 type ttlCache[T any] struct {
-	mu sync.Mutex
-	m  map[string]cached[T]
+	mu    sync.Mutex
+	m     map[string]cached[T]
+	swept time.Time
+	now   func() time.Time // time.Now; a test's clock
 }
 
 type cached[T any] struct {
@@ -214,20 +236,36 @@ type cached[T any] struct {
 
 const accessTTL = 5 * time.Minute
 
+func (c *ttlCache[T]) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
 func (c *ttlCache[T]) get(key string) (T, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[key]
-	return e.v, ok && time.Since(e.at) < accessTTL
+	return e.v, ok && c.clock().Sub(e.at) < accessTTL
 }
 
 func (c *ttlCache[T]) put(key string, v T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := c.clock()
 	if c.m == nil {
-		c.m = map[string]cached[T]{}
+		c.m, c.swept = map[string]cached[T]{}, now
 	}
-	c.m[key] = cached[T]{v, time.Now()}
+	if now.Sub(c.swept) >= accessTTL {
+		for k, e := range c.m {
+			if now.Sub(e.at) >= accessTTL {
+				delete(c.m, k)
+			}
+		}
+		c.swept = now
+	}
+	c.m[key] = cached[T]{v, now}
 }
 
 // installation is the GitHub client of the installation basinix last

@@ -108,19 +108,26 @@ func New(cfg Settings, st Store, app App, red *redact.Redactor, writeTimeout tim
 
 // Register adds the pages' routes to mux.
 func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /log/{name}", s.serveLog)
-	mux.HandleFunc("GET /diffoscope/{name}", s.serveDiffoscope)
-	mux.HandleFunc("GET /{$}", s.serveIndex)
-	mux.HandleFunc("GET /index.json", s.serveIndex)
-	mux.HandleFunc("GET /static/basinix.css", s.serveCSS)
-	mux.HandleFunc("GET /repo/{owner}/{repo}", s.serveRepo)
-	mux.HandleFunc("GET /pr/{owner}/{repo}/{number}", s.servePR)
-	mux.HandleFunc("POST /pr/{owner}/{repo}/{number}/action", s.serveAction)
-	mux.HandleFunc("GET /build/{name}", s.serveBuild)
-	mux.HandleFunc("POST /build/{name}/restart", s.serveRestart)
-	mux.HandleFunc("GET /attr/{owner}/{repo}/{branch}/{attr}", s.serveAttr)
-	mux.HandleFunc("GET /branch/{owner}/{repo}/{branch}", s.serveBranch)
-	mux.HandleFunc("GET /login", s.serveLogin)
-	mux.HandleFunc("GET /login/callback", s.serveLoginCallback)
-	mux.HandleFunc("POST /logout", s.serveLogout)
+	// Each request reads its session once, however many parts of the page
+	// ask who is logged in.
+	handle := func(pattern string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, &requestSession{})))
+		})
+	}
+	handle("GET /log/{name}", s.serveLog)
+	handle("GET /diffoscope/{name}", s.serveDiffoscope)
+	handle("GET /{$}", s.serveIndex)
+	handle("GET /index.json", s.serveIndex)
+	handle("GET /static/basinix.css", s.serveCSS)
+	handle("GET /repo/{owner}/{repo}", s.serveRepo)
+	handle("GET /pr/{owner}/{repo}/{number}", s.servePR)
+	handle("POST /pr/{owner}/{repo}/{number}/action", s.serveAction)
+	handle("GET /build/{name}", s.serveBuild)
+	handle("POST /build/{name}/restart", s.serveRestart)
+	handle("GET /attr/{owner}/{repo}/{branch}/{attr}", s.serveAttr)
+	handle("GET /branch/{owner}/{repo}/{branch}", s.serveBranch)
+	handle("GET /login", s.serveLogin)
+	handle("GET /login/callback", s.serveLoginCallback)
+	handle("POST /logout", s.serveLogout)
 }
