@@ -149,15 +149,14 @@ func (w *Worker) RunCommands(ctx context.Context, j *store.Job) error {
 	if err != nil {
 		return err
 	}
-	allowed := w.Config.Permissions
-	if !slices.Contains(allowed, perm) && !slices.Contains(allowed, role) {
-		w.Log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("permission", role).Msg("commands refused")
+	if ok, has := publish.Permitted(w.Config.Permissions, perm, role); !ok {
+		w.Log.Info().Str("repo", req.Repo).Int("pr", req.PR).Str("user", req.User).Str("permission", has).Msg("commands refused")
 		if err := reply(fmt.Sprintf("@%s: only users with %s permission on this repository may run `@%s` commands; you have %s.",
-			req.User, strings.Join(allowed, ", "), name, role), "refused"); err != nil {
+			req.User, strings.Join(w.Config.Permissions, ", "), name, has), "refused"); err != nil {
 			return err
 		}
 		for i, c := range act {
-			w.record(ctx, req, c, "refused: "+role+" permission", store.StepDone{Job: j.ID, Step: i + 2})
+			w.record(ctx, req, c, "refused: "+has+" permission", store.StepDone{Job: j.ID, Step: i + 2})
 		}
 		return nil
 	}

@@ -206,7 +206,7 @@ func (c *Checks) Publish(ctx context.Context, name string, cr report.CheckRun, a
 			opts.Status = github.String("in_progress")
 		}
 		if _, _, err := c.gh.Checks.UpdateCheckRun(ctx, owner, repo, id, opts); err != nil {
-			if refusal := Refused(err); refusal != "" {
+			if refusal := refused(err); refusal != "" {
 				return c.refusedOutput(ctx, name, id, cr, refusal, actions)
 			}
 			// Sent again later from the start, less what got there.
@@ -216,9 +216,9 @@ func (c *Checks) Publish(ctx context.Context, name string, cr report.CheckRun, a
 	return nil
 }
 
-// Refused returns what GitHub said when it refused a request as it is
+// refused returns what GitHub said when it refused a request as it is
 // (422: a field past its limit, say), "" for any other error.
-func Refused(err error) string {
+func refused(err error) string {
 	var ge *github.ErrorResponse
 	if !errors.As(err, &ge) || ge.Response == nil || ge.Response.StatusCode != http.StatusUnprocessableEntity {
 		return ""

@@ -1,9 +1,11 @@
 package publish
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 
 	"github.com/google/go-github/v60/github"
 )
@@ -23,4 +25,12 @@ func UserPermission(ctx context.Context, gh *github.Client, owner, repo, user st
 		return "", "", fmt.Errorf("permission of %s on %s/%s: %w", user, owner, repo, err)
 	}
 	return p.Permission, p.RoleName, nil
+}
+
+// Permitted is the rule of comment commands and the pages' actions: a
+// user may act when GitHub's permission or role for them is one of
+// allowed. It also returns the name to show for what they have (the role,
+// which tells maintain from write, when GitHub gives one).
+func Permitted(allowed []string, perm, role string) (bool, string) {
+	return slices.Contains(allowed, perm) || slices.Contains(allowed, role), cmp.Or(role, perm)
 }

@@ -26,7 +26,7 @@ func Redacting(r *redact.Redactor) githubapp.ClientMiddleware {
 			if err != nil {
 				return nil, err
 			}
-			clean := RedactJSON(r, body)
+			clean := redactJSON(r, body)
 			req = req.Clone(req.Context())
 			req.Body = io.NopCloser(bytes.NewReader(clean))
 			req.ContentLength = int64(len(clean))
@@ -36,10 +36,10 @@ func Redacting(r *redact.Redactor) githubapp.ClientMiddleware {
 	}
 }
 
-// RedactJSON redacts each string of a JSON body, so that the body stays
+// redactJSON redacts each string of a JSON body, so that the body stays
 // JSON whatever a secret's text spans; a body that is not JSON is redacted
 // as text.
-func RedactJSON(r *redact.Redactor, body []byte) []byte {
+func redactJSON(r *redact.Redactor, body []byte) []byte {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any

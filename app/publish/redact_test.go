@@ -13,7 +13,7 @@ import (
 // and the fields after it are intact.
 func TestRedactJSONKeepsTheBodyValid(t *testing.T) {
 	body := `{"output":{"summary":"log:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow","title":"1 newly-failing"},"conclusion":"failure","token":"ghs_16C7e42F292c6912E7710c838347Ae178B4a"}`
-	out := RedactJSON(redact.New(), []byte(body))
+	out := redactJSON(redact.New(), []byte(body))
 	var v struct {
 		Output            struct{ Summary, Title string }
 		Conclusion, Token string
@@ -27,7 +27,7 @@ func TestRedactJSONKeepsTheBodyValid(t *testing.T) {
 	if v.Output.Title != "1 newly-failing" || v.Conclusion != "failure" || !strings.HasPrefix(v.Output.Summary, "log:") {
 		t.Errorf("fields lost: %s", out)
 	}
-	if plain := `{"a":"nothing secret"}`; string(RedactJSON(redact.New(), []byte(plain))) != plain {
+	if plain := `{"a":"nothing secret"}`; string(redactJSON(redact.New(), []byte(plain))) != plain {
 		t.Error("a body without secrets was rewritten")
 	}
 }

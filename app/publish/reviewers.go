@@ -10,10 +10,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// RequestReviews asks the maintainers who did not review PR pr of repo
-// (owner/name) yet for a review. GitHub refuses a request naming anyone who is not a
-// collaborator of the repository (422): then each is asked alone, and
-// those GitHub refuses are logged and left out.
+// RequestReviews asks the maintainers who did not review PR pr of
+// fullName (owner/name) yet for a review. GitHub refuses a request naming
+// anyone who is not a collaborator of the repository (422): then each is
+// asked alone, and those GitHub refuses are logged and left out.
 func RequestReviews(ctx context.Context, gh *github.Client, fullName string, pr int, maintainers []string, log zerolog.Logger) error {
 	if len(maintainers) == 0 {
 		return nil
@@ -33,7 +33,7 @@ func RequestReviews(ctx context.Context, gh *github.Client, fullName string, pr 
 	var asked []string
 	for _, who := range append([][]string{ask}, split(ask)...) {
 		_, _, err := gh.PullRequests.RequestReviewers(ctx, owner, name, pr, github.ReviewersRequest{Reviewers: who})
-		if why := Refused(err); why != "" {
+		if why := refused(err); why != "" {
 			log.Info().Str("refusal", why).Strs("maintainers", who).Msg("GitHub refused the review request (not a collaborator?)")
 			continue
 		}

@@ -357,6 +357,6 @@ func (s *Server) mayAct(ctx context.Context, repo, user string) (bool, string, e
 	if err != nil {
 		return false, "", err
 	}
-	allowed := s.cfg.CommandPermissions
-	return slices.Contains(allowed, perm) || slices.Contains(allowed, role), cmp.Or(role, perm), nil
+	ok, shown := publish.Permitted(s.cfg.CommandPermissions, perm, role)
+	return ok, shown, nil
 }
