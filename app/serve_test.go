@@ -184,11 +184,19 @@ func (f *appFixture) waitChecks(t *testing.T, head string, names ...string) map[
 }
 
 // waitReviewed waits for the check runs, then for head's revision to be
-// done: the pipeline marks it done after its last check run completes,
-// and the web pages show that state.
+// done (waitDone).
 func (f *appFixture) waitReviewed(t *testing.T, head string, names ...string) map[string]fakegithub.CheckRun {
 	t.Helper()
 	got := f.waitChecks(t, head, names...)
+	f.waitDone(t, head)
+	return got
+}
+
+// waitDone waits for head's latest revision to be done: the pipeline marks
+// it done after its last check run completes and its labels and review
+// requests are sent, and the web pages show that state.
+func (f *appFixture) waitDone(t *testing.T, head string) {
+	t.Helper()
 	var state string
 	testenv.Eventually(t, time.Minute, func() bool {
 		revs, err := f.srv.Reviewer().Store().Revisions(context.Background(), 100)
@@ -203,7 +211,6 @@ func (f *appFixture) waitReviewed(t *testing.T, head string, names ...string) ma
 		}
 		return false
 	}, func() string { return fmt.Sprintf("the revision of %s is %q, not done", head, state) })
-	return got
 }
 
 func annotated(c fakegithub.CheckRun) []string {
@@ -700,6 +707,10 @@ func TestServeCommands(t *testing.T) {
 	// "a maintainer asks for a rebuild": new check runs, the failures built again.
 	f.deliver(t, "issue_comment", f.comment(t, 104, "maint", "User", "LGTM, but let's see\n@basinix rebuild"))
 	f.waitCompleted(t, 4)
+	// The check runs complete before the labels are synced and the
+	// revision is done: the page views below must find GitHub idle.
+	f.settle(t)
+	f.waitDone(t, head)
 	var rebuilt []string
 	for _, out := range builds()[before:] {
 		rebuilt = append(rebuilt, out[strings.Index(out, "-")+1:])
