@@ -125,6 +125,16 @@ in rec {
   concatStrings = builtins.concatStringsSep "";
   concatStringsSep = builtins.concatStringsSep;
   unique = builtins.foldl' (acc: e: if builtins.elem e acc then acc else acc ++ [ e ]) [ ];
+  # lib.attrsets.mergeAttrsList: a balanced merge, n log n, where a fold
+  # of // would copy the growing set once per element.
+  mergeAttrsList = list:
+    let
+      merge = start: end:
+        if end - start >= 2 then
+          let mid = start + (end - start) / 2; in merge start mid // merge mid end
+        else builtins.elemAt list start;
+    in
+    if list == [ ] then { } else merge 0 (builtins.length list);
   toLower = s: s;
   platforms = rec {
     all = concatMap (arch: map (os: "${arch}-${os}") oses) arches;
@@ -249,12 +259,12 @@ let
     else makeOverridable f allArgs;
   callPackage = callPackageWith (pkgs // { inherit lib stdenv pkgs callPackage; });
 
-  # pkgs/top-level/by-name-overlay.nix: every pkgs/by-name/XX/NAME/package.nix.
+  # pkgs/top-level/by-name-overlay.nix: every pkgs/by-name/XX/NAME/package.nix,
+  # the shards' sets merged by lib.attrsets.mergeAttrsList as there.
   byNameDir = ../by-name;
-  byName = builtins.foldl' (acc: shard:
-    acc // builtins.mapAttrs (name: _: callPackage (byNameDir + "/${shard}/${name}/package.nix") { })
-      (builtins.readDir (byNameDir + "/${shard}")))
-    { } (builtins.attrNames (builtins.readDir byNameDir));
+  byName = builtins.mapAttrs (name: file: callPackage file { }) (lib.mergeAttrsList (map (shard:
+    builtins.mapAttrs (name: _: byNameDir + "/${shard}/${name}/package.nix") (builtins.readDir (byNameDir + "/${shard}")))
+    (builtins.attrNames (builtins.readDir byNameDir))));
 
   packages = import ./all-packages.nix { inherit lib stdenv callPackage pkgs; };
   pkgs = byName // packages // lib.optionalAttrs allowAliases (import ./aliases.nix pkgs)
