@@ -28,7 +28,7 @@ type Pressure struct {
 // local build then, and starts again once it is not.
 func (p Pressure) Short() string {
 	if p.MinMemoryMiB > 0 {
-		if free, err := memAvailableMiB(); err == nil && free < p.MinMemoryMiB {
+		if free, err := MemAvailableMiB(); err == nil && free < p.MinMemoryMiB {
 			return fmt.Sprintf("free memory %d MiB is below build.min_free_memory_mib %d", free, p.MinMemoryMiB)
 		}
 	}
@@ -55,7 +55,9 @@ func MemTotalMiB() int {
 	return n
 }
 
-func memAvailableMiB() (int, error) { return meminfo("MemAvailable:") }
+// MemAvailableMiB is the memory this machine can give without swapping
+// (MemAvailable), in MiB.
+func MemAvailableMiB() (int, error) { return meminfo("MemAvailable:") }
 
 // meminfo reads one field of /proc/meminfo, in MiB.
 func meminfo(field string) (int, error) {

@@ -78,13 +78,7 @@ func New(run Runner, opt Options, log zerolog.Logger) (*Evaluator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evaluator: %w", err)
 	}
-	// Nix's GC starts small and grows in many steps; a larger initial heap
-	// saves most collections on a large set, but must stay well below the
-	// memory bound or every process would look like it eats memory.
-	heap := int64(1 << 30)
-	if opt.MaxMemory > 0 && opt.MaxMemory/4 < heap {
-		heap = opt.MaxMemory / 4
-	}
+	heap := initialHeap(opt)
 	closed, closeFn := context.WithCancel(context.Background())
 	start := func(ctx context.Context, spec nix.WalkerSpec, h nix.WalkerHooks) (walkerProcess, error) {
 		return nix.StartWalker(ctx, run, spec, h)
@@ -96,6 +90,30 @@ func New(run Runner, opt Options, log zerolog.Logger) (*Evaluator, error) {
 		slots:  make(chan struct{}, opt.Workers),
 		closed: closed, close: closeFn,
 	}, nil
+}
+
+// initialHeap is the GC_INITIAL_HEAP_SIZE each walker gets. Nix's default
+// heap starts at 384 MiB and grows in 8 MiB steps, collecting between
+// them, and a walk of a large set keeps most of what it allocates, so most
+// collections free nothing (five collections, a quarter of a walker's
+// time, on the 100,000-attribute sample). A heap as large as the walk
+// needs spares them: half the available memory shared by the workers, at
+// most 4 GiB each (what Determinate Nix gives its evaluator), at least
+// Nix's 384 MiB, and a quarter of MaxMemory when that bounds a process, or
+// every process would look like it eats memory and be retired. Without
+// Options.AvailableMemory, 1 GiB.
+func initialHeap(opt Options) int64 {
+	heap := int64(1 << 30)
+	if opt.AvailableMemory > 0 {
+		heap = min(max(opt.AvailableMemory/2/int64(max(opt.Workers, 1)), 384<<20), 4<<30)
+	}
+	if opt.MemoryBudget > 0 {
+		heap = min(heap, opt.MemoryBudget/2/int64(max(opt.Workers, 1)))
+	}
+	if opt.MaxMemory > 0 {
+		heap = min(heap, opt.MaxMemory/4)
+	}
+	return heap
 }
 
 // Close ends the processes still running (waiting ones of sessions not

@@ -115,6 +115,10 @@ type Options struct {
 	// hands its list over at its next group (as past its own soft bound),
 	// so that many walkers at once do not take the machine's memory.
 	MemoryBudget int64
+	// AvailableMemory is the memory, in bytes, the machine has for the
+	// walkers (its MemAvailable): their GC's initial heap is sized from it
+	// (see initialHeap). 0: 1 GiB each.
+	AvailableMemory int64
 	// MaxExplained bounds how many throwing attributes get their message
 	// fetched by one Explain (one Nix process each); the rest say so.
 	MaxExplained int

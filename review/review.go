@@ -130,19 +130,21 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Reviewer, error)
 		st.Close()
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	available, _ := build.MemAvailableMiB()
 	ev, err := eval.New(runner, eval.Options{
-		Workers:      cfg.Eval.Workers,
-		Config:       cfg.Eval.Config,
-		AttrTimeout:  cfg.Eval.AttrTimeout,
-		MaxMemory:    cfg.Eval.MaxMemoryMiB << 20,
-		MemoryBudget: cfg.Eval.MemoryBudgetMiB << 20,
-		MaxExplained: cfg.Eval.MaxExplained,
-		TempDir:      tmp,
-		Timeout:      cfg.Eval.Timeout,
-		MaxAttrs:     cfg.Eval.MaxAttrs,
-		MaxDeaths:    cfg.Eval.MaxDeaths,
-		Flakes:       cfg.Eval.Flakes,
-		FlakeJobs:    cfg.Eval.FlakeJobs,
+		AvailableMemory: int64(available) << 20,
+		Workers:         cfg.Eval.Workers,
+		Config:          cfg.Eval.Config,
+		AttrTimeout:     cfg.Eval.AttrTimeout,
+		MaxMemory:       cfg.Eval.MaxMemoryMiB << 20,
+		MemoryBudget:    cfg.Eval.MemoryBudgetMiB << 20,
+		MaxExplained:    cfg.Eval.MaxExplained,
+		TempDir:         tmp,
+		Timeout:         cfg.Eval.Timeout,
+		MaxAttrs:        cfg.Eval.MaxAttrs,
+		MaxDeaths:       cfg.Eval.MaxDeaths,
+		Flakes:          cfg.Eval.Flakes,
+		FlakeJobs:       cfg.Eval.FlakeJobs,
 
 		FlakeLocalInputs: cfg.Eval.FlakeLocalInputs,
 	}, log)
