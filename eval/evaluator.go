@@ -99,9 +99,9 @@ func New(run Runner, opt Options, log zerolog.Logger) (*Evaluator, error) {
 // time, on the 100,000-attribute sample). A heap as large as the walk
 // needs spares them: half the available memory shared by the workers, at
 // most 4 GiB each (what Determinate Nix gives its evaluator), at least
-// Nix's 384 MiB, and a quarter of MaxMemory when that bounds a process, or
-// every process would look like it eats memory and be retired. Without
-// Options.AvailableMemory, 1 GiB.
+// Nix's 384 MiB, within half of a MemoryBudget's share, and a quarter of
+// MaxMemory when that bounds a process, or every process would look like
+// it eats memory and be retired. Without Options.AvailableMemory, 1 GiB.
 func initialHeap(opt Options) int64 {
 	heap := int64(1 << 30)
 	if opt.AvailableMemory > 0 {
