@@ -362,3 +362,68 @@ func TestLocalMirrorIsSeededWithHardLinks(t *testing.T) {
 		t.Errorf("master after a second fetch: %s, %v; want %s", got, err, want)
 	}
 }
+
+// A checkout this workspace made and released is moved without a walk for
+// files git does not know; one another workspace (another process) used in
+// between is cleaned again, and a tree with a mark this workspace did not
+// write too.
+func TestMovedCheckoutIsCleanedAfterAnotherLease(t *testing.T) {
+	src := repo(t, false)
+	m := mirror(t, src)
+	ctx := context.Background()
+	head, _ := m.Resolve(ctx, "pr")
+	base, _ := m.Resolve(ctx, "master")
+	lease := func(m *checkout.Mirror, commit string) *checkout.Worktree {
+		t.Helper()
+		wt, err := m.Worktree(ctx, commit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wt
+	}
+	wt := lease(m, base)
+	path := wt.Path
+	wt.Release()
+	moved := lease(m, head)
+	if moved.Path != path {
+		t.Fatalf("the released checkout was not reused: %s, want %s", moved.Path, path)
+	}
+	if b, err := os.ReadFile(filepath.Join(path, "b")); err != nil || string(b) != "new\n" {
+		t.Fatalf("moved to the head: b = %q, %v", b, err)
+	}
+	moved.Release()
+
+	// Another process leases it (and so writes its own mark), then a file
+	// git does not know appears: this workspace cleans it at its next
+	// lease.
+	ws := checkout.New(filepath.Dir(filepath.Dir(m.Dir)), zerolog.Nop())
+	m2, err := ws.Mirror(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease(m2, base).Release()
+	if err := os.WriteFile(filepath.Join(path, "stray"), []byte("left behind\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again := lease(m, head)
+	if again.Path != path {
+		t.Fatalf("the released checkout was not reused: %s, want %s", again.Path, path)
+	}
+	if _, err := os.Stat(filepath.Join(path, "stray")); !os.IsNotExist(err) {
+		t.Errorf("a file git does not know is left after another lease: %v", err)
+	}
+	again.Release()
+
+	// A forged or old .commit (no mark of this workspace's) is no proof.
+	if err := os.WriteFile(path+".commit", []byte(head+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(path, "stray"), []byte("left behind\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	last := lease(m, base)
+	if _, err := os.Stat(filepath.Join(path, "stray")); !os.IsNotExist(err) {
+		t.Errorf("a file git does not know is left after an unmarked .commit: %v", err)
+	}
+	last.Release()
+}

@@ -2,6 +2,7 @@ package checkout
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -25,12 +26,21 @@ import (
 // commit it is at NAME.commit, and NAME.lock, which a lease holds locked
 // (flock), so that two leases, of one process or two (the CLI beside a
 // server), never share a checkout. A crashed process's locks go with it.
+//
+// NAME.commit also holds a random mark each checkout writes anew. A lease
+// that finds the mark this Workspace wrote last knows that no other lease
+// touched the tree since this one made it exactly a commit's, and only
+// evaluations (which cannot write) read it: moving it then needs no walk
+// of the whole tree for files git does not know (git clean, 0.9 s on
+// 100,000 files). A tree made by another process, or by an older basinix
+// (no mark), is cleaned as before.
 type Worktree struct {
 	Path   string
 	Commit string
 	index  string
 	lock   *os.File
 	m      *Mirror
+	fresh  bool // no file git does not know can be in the tree (see Worktree)
 }
 
 // defaultKeep is how many released checkouts a mirror keeps by default.
@@ -77,6 +87,7 @@ func (m *Mirror) Worktree(ctx context.Context, commit string) (*Worktree, error)
 		os.RemoveAll(d)
 		return nil, fmt.Errorf("worktree %s: %w", commit, err)
 	}
+	w.fresh = true // made empty just now: nothing to clean
 	if err := w.checkout(ctx, commit); err != nil {
 		w.remove()
 		return nil, err
@@ -130,18 +141,29 @@ func (m *Mirror) lease(dir, name string) (*Worktree, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Worktree{Path: path, index: path + ".index", lock: f, m: m, Commit: readCommit(path)}, nil
+	commit, mark := readCommitFile(path)
+	return &Worktree{Path: path, index: path + ".index", lock: f, m: m, Commit: commit,
+		fresh: mark != "" && m.ws.marked(path) == mark}, nil
 }
 
 func readCommit(path string) string {
+	commit, _ := readCommitFile(path)
+	return commit
+}
+
+// readCommitFile returns the commit checkout path is at and the mark its
+// last checkout wrote.
+func readCommitFile(path string) (commit, mark string) {
 	b, _ := os.ReadFile(path + ".commit")
-	return strings.TrimSpace(string(b))
+	commit, mark, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return commit, strings.TrimSpace(mark)
 }
 
 // checkout makes the tree exactly commit's: files that differ from it (by
 // content, or by stat data for files changed behind git's back) are
 // written, files it does not have are removed, and files git does not know
-// (none should be there) are removed too.
+// (none should be there) are removed too, unless the tree is fresh (see
+// Worktree).
 func (w *Worktree) checkout(ctx context.Context, commit string) error {
 	start := time.Now()
 	env := []string{"GIT_INDEX_FILE=" + w.index}
@@ -150,15 +172,19 @@ func (w *Worktree) checkout(ctx context.Context, commit string) error {
 	if err != nil {
 		return fmt.Errorf("worktree %s: %w", commit, err)
 	}
-	_, sys2, err := runGitProc(ctx, w.Path, env, append(git, "clean", "-ffdxq")...)
-	if err != nil {
-		return fmt.Errorf("worktree %s: %w", commit, err)
+	var sys2 time.Duration
+	if !w.fresh {
+		if _, sys2, err = runGitProc(ctx, w.Path, env, append(git, "clean", "-ffdxq")...); err != nil {
+			return fmt.Errorf("worktree %s: %w", commit, err)
+		}
 	}
 	w.m.ws.checkoutWall.Add(int64(time.Since(start)))
 	w.m.ws.checkoutSys.Add(int64(sys1 + sys2))
-	if err := os.WriteFile(w.Path+".commit", []byte(commit+"\n"), 0o644); err != nil {
+	mark := rand.Text()
+	if err := os.WriteFile(w.Path+".commit", []byte(commit+"\n"+mark+"\n"), 0o644); err != nil {
 		return fmt.Errorf("worktree %s: %w", commit, err)
 	}
+	w.m.ws.mark(w.Path, mark)
 	w.Commit = commit
 	return nil
 }
@@ -186,6 +212,7 @@ func (w *Worktree) unlock() {
 
 // remove deletes the checkout, lease held, then lets the lock go.
 func (w *Worktree) remove() error {
+	w.m.ws.mark(w.Path, "")
 	err := errors.Join(os.RemoveAll(w.Path), os.RemoveAll(w.index), os.RemoveAll(w.Path+".commit"))
 	if w.lock != nil {
 		os.Remove(w.Path + ".lock")
