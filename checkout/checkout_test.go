@@ -414,6 +414,21 @@ func TestMovedCheckoutIsCleanedAfterAnotherLease(t *testing.T) {
 	}
 	again.Release()
 
+	// A move this workspace began and did not finish (its context ended)
+	// is no proof either.
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := m.Worktree(stopped, base); err == nil {
+		t.Fatal("a checkout with its context ended succeeded")
+	}
+	if err := os.WriteFile(filepath.Join(path, "stray"), []byte("left behind\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lease(m, head).Release()
+	if _, err := os.Stat(filepath.Join(path, "stray")); !os.IsNotExist(err) {
+		t.Errorf("a file git does not know is left after a move that did not finish: %v", err)
+	}
+
 	// A forged or old .commit (no mark of this workspace's) is no proof.
 	if err := os.WriteFile(path+".commit", []byte(head+"\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -165,6 +165,9 @@ func readCommitFile(path string) (commit, mark string) {
 // (none should be there) are removed too, unless the tree is fresh (see
 // Worktree).
 func (w *Worktree) checkout(ctx context.Context, commit string) error {
+	// Only a checkout that completes is trusted: one stopped half-way
+	// (its context ended, git failed) may leave files of a third tree.
+	w.m.ws.mark(w.Path, "")
 	start := time.Now()
 	env := []string{"GIT_INDEX_FILE=" + w.index}
 	git := []string{"--git-dir=" + w.m.Dir, "--work-tree=" + w.Path}
