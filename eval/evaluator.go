@@ -103,12 +103,13 @@ func New(run Runner, opt Options, log zerolog.Logger) (*Evaluator, error) {
 // MaxMemory when that bounds a process, or every process would look like
 // it eats memory and be retired. Without Options.AvailableMemory, 1 GiB.
 func initialHeap(opt Options) int64 {
+	workers := int64(max(opt.Workers, 1))
 	heap := int64(1 << 30)
 	if opt.AvailableMemory > 0 {
-		heap = min(max(opt.AvailableMemory/2/int64(max(opt.Workers, 1)), 384<<20), 4<<30)
+		heap = min(max(opt.AvailableMemory/2/workers, 384<<20), 4<<30)
 	}
 	if opt.MemoryBudget > 0 {
-		heap = min(heap, opt.MemoryBudget/2/int64(max(opt.Workers, 1)))
+		heap = min(heap, opt.MemoryBudget/2/workers)
 	}
 	if opt.MaxMemory > 0 {
 		heap = min(heap, opt.MaxMemory/4)
