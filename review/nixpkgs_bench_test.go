@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/rs/zerolog"
 
 	"github.com/basinix/basinix/checkout"
 	"github.com/basinix/basinix/internal/testenv"
@@ -32,8 +31,9 @@ import (
 // BASINIX_BENCH_ATTRS sets the size (default 20000), BASINIX_BENCH_ROUNDS
 // the rounds (default 3), BASINIX_BENCH_BASELINE=moved the baseline of
 // nixpkgs-review's own code (one worktree, moved; see nixpkgsReview),
-// BASINIX_BENCH_SETTLE the seconds each run waits after the baseline's
-// deletions (default 61; see settle). Each ratio is the median of the rounds' own
+// BASINIX_BENCH_DIR where its files go (a journaled file system: see
+// testenv.BenchDir), BASINIX_BENCH_LOG=1 the reviews' debug logs on
+// stderr. Each ratio is the median of the rounds' own
 // ratios (a round's measurements run one after the other, under the same
 // load of a shared machine):
 //
@@ -50,9 +50,9 @@ func BenchmarkNixpkgsReview(b *testing.B) {
 	testenv.RequireNix(b)
 	size := testenv.EnvInt("BASINIX_BENCH_ATTRS", 20000)
 	rounds := testenv.EnvInt("BASINIX_BENCH_ROUNDS", 3)
-	dir := b.TempDir()
+	dir := testenv.BenchDir(b)
 	ctx := context.Background()
-	log := zerolog.Nop()
+	log := testenv.BenchLogger()
 	repo, err := sampleset.Generate(filepath.Join(dir, "nixpkgs"), sampleset.Options{Bulk: max(size-40, 0), Nixpkgs: true})
 	if err != nil {
 		b.Fatal(err)
@@ -84,21 +84,6 @@ func BenchmarkNixpkgsReview(b *testing.B) {
 	}
 
 	cfg := DefaultConfig()
-	// settle lets the file system forget the trees the baseline deleted
-	// before the next measured run writes one: ext4 without a journal
-	// (these machines' /) skips inodes freed in the last minute when it
-	// allocates, which made a 100,000-file checkout cost up to 33 s of
-	// system time instead of 6 s, to whichever side came next. The
-	// baseline's own removal and re-creation within one run stays its cost.
-	wait := time.Duration(testenv.EnvInt("BASINIX_BENCH_SETTLE", 61)) * time.Second
-	deleted := false
-	settle := func() {
-		syscall.Sync()
-		if deleted {
-			time.Sleep(wait)
-			deleted = false
-		}
-	}
 	var reviewCold, reviewWarm, cold, warm []time.Duration
 	var memReview, memCold []int64
 	var sysCold, sysWarm []time.Duration
@@ -111,21 +96,20 @@ func BenchmarkNixpkgsReview(b *testing.B) {
 				if pr == &reviewWarm {
 					commits = []string{merge2.Base, merge2.Commit}
 				}
-				settle()
+				syscall.Sync()
 				d, peak := measure(b, func() error { return nixpkgsReview(m.Dir, filepath.Join(dir, "wt"), commits, cfg.Eval.Config) })
-				deleted = true
 				*pr = append(*pr, d)
 				if pr == &reviewCold {
 					memReview = append(memReview, peak)
 				}
 			}
 		}
-		// Which side goes first alternates: on these disks a step can pay
-		// for the writes the one before it left pending.
+		// Which side goes first alternates: a step can pay for the
+		// writes the one before it left pending.
 		if round%2 == 0 {
 			baselineRound()
 		}
-		settle()
+		syscall.Sync()
 
 		c := cfg
 		c.DataDir = filepath.Join(dir, fmt.Sprintf("data-%d", round))
@@ -185,7 +169,7 @@ func BenchmarkNixpkgsMemoryBound(b *testing.B) {
 	size := testenv.EnvInt("BASINIX_BENCH_ATTRS", 20000)
 	rounds := testenv.EnvInt("BASINIX_BENCH_ROUNDS", 2)
 	limit := testenv.EnvInt("BASINIX_BENCH_MEMORY_MIB", 900)
-	dir := b.TempDir()
+	dir := testenv.BenchDir(b)
 	ctx := context.Background()
 	repo, err := sampleset.Generate(filepath.Join(dir, "nixpkgs"), sampleset.Options{Bulk: max(size-40, 0), Nixpkgs: true})
 	if err != nil {
@@ -201,7 +185,7 @@ func BenchmarkNixpkgsMemoryBound(b *testing.B) {
 		for _, f := range []string{"basinix.db", "basinix.db-wal", "basinix.db-shm"} {
 			os.Remove(filepath.Join(c.DataDir, f))
 		}
-		rv, err := New(ctx, c, zerolog.Nop())
+		rv, err := New(ctx, c, testenv.BenchLogger())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -43,6 +43,74 @@ func Logger(t testing.TB) zerolog.Logger {
 	return zerolog.New(zerolog.NewConsoleWriter(zerolog.ConsoleTestWriter(t))).Level(zerolog.DebugLevel)
 }
 
+// BenchLogger is the log of a benchmark's reviews: none, unless
+// BASINIX_BENCH_LOG=1 asks for every step (Nix commands included) on
+// stderr, with times, to see where a run spends them.
+func BenchLogger() zerolog.Logger {
+	if os.Getenv("BASINIX_BENCH_LOG") != "1" {
+		return zerolog.Nop()
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	cw := zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true, TimeFormat: "15:04:05.000"}
+	return zerolog.New(cw).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+}
+
+// BenchDir returns a temporary directory for a benchmark's files, under
+// BASINIX_BENCH_DIR when set (else the test's own temporary directory),
+// removed at the end. It warns when that directory is on ext4 without a
+// journal: there a tree written in the minutes after another was deleted
+// costs several times the system time (the inode allocator skips inodes
+// freed recently, for 360 s once their table block is dirty again), so
+// checkout figures say more about the disk than about the code. A
+// journaled file system, the usual one, does not do this.
+func BenchDir(b testing.TB) string {
+	parent := os.Getenv("BASINIX_BENCH_DIR")
+	if parent == "" {
+		parent = b.TempDir()
+	}
+	dir, err := os.MkdirTemp(parent, "bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	if dev, ok := journalless(dir); ok {
+		b.Logf("warning: %s is on ext4 without a journal (%s): checkouts written after deletions cost far more here than on a journaled file system; set BASINIX_BENCH_DIR to one (README, \"The nixpkgs-shaped sample\")", dir, dev)
+	}
+	return dir
+}
+
+// journalless says whether dir is on an ext4 file system without a
+// journal, with its device's name.
+func journalless(dir string) (string, bool) {
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false
+	}
+	// The mount whose point is the longest prefix of dir.
+	var point, fstype, source string
+	for _, line := range strings.Split(string(mounts), "\n") {
+		// ID PARENT MAJ:MIN ROOT POINT OPTIONS... - FSTYPE SOURCE SUPER
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(f) < 5 || len(g) < 2 {
+			continue
+		}
+		p := f[4]
+		if (dir == p || strings.HasPrefix(dir, strings.TrimSuffix(p, "/")+"/")) && len(p) >= len(point) {
+			point, fstype, source = p, g[0], g[1]
+		}
+	}
+	if fstype != "ext4" {
+		return "", false
+	}
+	dev := filepath.Base(source)
+	task, err := os.ReadFile(filepath.Join("/sys/fs/ext4", dev, "journal_task"))
+	if err != nil {
+		return "", false
+	}
+	return source, strings.TrimSpace(string(task)) == "<none>"
+}
+
 // Sample generates a sample package set in a temporary directory.
 func Sample(t testing.TB, opt sampleset.Options) *sampleset.Repo {
 	t.Helper()
