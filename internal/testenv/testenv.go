@@ -82,6 +82,10 @@ func BenchDir(b testing.TB) string {
 // journalless says whether dir is on an ext4 file system without a
 // journal, with its device's name.
 func journalless(dir string) (string, bool) {
+	dir, err := filepath.Abs(dir) // mount points are absolute
+	if err != nil {
+		return "", false
+	}
 	mounts, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return "", false
