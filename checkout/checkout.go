@@ -51,33 +51,10 @@ type Workspace struct {
 
 	mu      sync.Mutex
 	mirrors map[string]*Mirror // by mirror directory
-	marks   map[string]string  // by checkout path: the mark its last checkout by this Workspace wrote
 
 	// checkoutWall and checkoutSys add up the wall and system time the
 	// checkouts' git processes took, in nanoseconds (see CheckoutTime).
 	checkoutWall, checkoutSys atomic.Int64
-}
-
-// mark notes the mark this Workspace's last checkout of path wrote ("":
-// none, the checkout is gone).
-func (w *Workspace) mark(path, mark string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.marks == nil {
-		w.marks = map[string]string{}
-	}
-	if mark == "" {
-		delete(w.marks, path)
-	} else {
-		w.marks[path] = mark
-	}
-}
-
-// marked returns the mark this Workspace's last checkout of path wrote.
-func (w *Workspace) marked(path string) string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.marks[path]
 }
 
 // CheckoutTime returns the wall and system time the workspace's checkouts

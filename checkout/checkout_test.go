@@ -191,8 +191,13 @@ func TestWorktreesAreReused(t *testing.T) {
 	again.Release()
 
 	// A new process's workspace reuses the kept checkouts: moved, and
-	// cleaned of what git does not know.
+	// cleaned of what git does not know when the process before it was
+	// killed mid-move (it had removed .commit, and left a file of a
+	// third tree).
 	if err := os.WriteFile(filepath.Join(path, "stray"), []byte("left behind\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path + ".commit"); err != nil {
 		t.Fatal(err)
 	}
 	ws := checkout.New(filepath.Dir(filepath.Dir(m.Dir)), zerolog.Nop())
@@ -363,10 +368,10 @@ func TestLocalMirrorIsSeededWithHardLinks(t *testing.T) {
 	}
 }
 
-// A checkout this workspace made and released is moved without a walk for
-// files git does not know; one another workspace (another process) used in
-// between is cleaned again, and a tree with a mark this workspace did not
-// write too.
+// A checkout that a completed move left marked is moved again without a
+// walk for files git does not know, by this process or the next (only
+// evaluations, which cannot write, read a leased tree); one whose move did
+// not complete, or whose mark is of another boot or none, is cleaned.
 func TestMovedCheckoutIsCleanedAfterAnotherLease(t *testing.T) {
 	src := repo(t, false)
 	m := mirror(t, src)
@@ -393,26 +398,42 @@ func TestMovedCheckoutIsCleanedAfterAnotherLease(t *testing.T) {
 	}
 	moved.Release()
 
-	// Another process leases it (and so writes its own mark), then a file
-	// git does not know appears: this workspace cleans it at its next
-	// lease.
+	// Another process leases it and releases it: its mark is as good as
+	// this one's, and neither walks the tree for files git does not know.
+	// (A file that appears in a released tree, which no basinix process
+	// writes, shows that no walk happened.)
 	ws := checkout.New(filepath.Dir(filepath.Dir(m.Dir)), zerolog.Nop())
 	m2, err := ws.Mirror(src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lease(m2, base).Release()
-	if err := os.WriteFile(filepath.Join(path, "stray"), []byte("left behind\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(path, "stray"), []byte("not basinix's\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	again := lease(m, head)
 	if again.Path != path {
 		t.Fatalf("the released checkout was not reused: %s, want %s", again.Path, path)
 	}
-	if _, err := os.Stat(filepath.Join(path, "stray")); !os.IsNotExist(err) {
-		t.Errorf("a file git does not know is left after another lease: %v", err)
+	if _, err := os.Stat(filepath.Join(path, "stray")); err != nil {
+		t.Errorf("a marked checkout was walked for files git does not know: %v", err)
 	}
 	again.Release()
+	lease(m2, base).Release()
+	if _, err := os.Stat(filepath.Join(path, "stray")); err != nil {
+		t.Errorf("a checkout marked by another process was walked for files git does not know: %v", err)
+	}
+
+	// A mark of another boot is no proof: the machine may have crashed
+	// mid-move, keeping the move's files and losing its removal of
+	// .commit.
+	if err := os.WriteFile(path+".commit", []byte(base+"\nboot 00000000-0000-0000-0000-000000000000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lease(m, head).Release()
+	if _, err := os.Stat(filepath.Join(path, "stray")); !os.IsNotExist(err) {
+		t.Errorf("a file git does not know is left after a mark of another boot: %v", err)
+	}
 
 	// A move this workspace began and did not finish (its context ended)
 	// is no proof either.
@@ -429,7 +450,7 @@ func TestMovedCheckoutIsCleanedAfterAnotherLease(t *testing.T) {
 		t.Errorf("a file git does not know is left after a move that did not finish: %v", err)
 	}
 
-	// A forged or old .commit (no mark of this workspace's) is no proof.
+	// An old basinix's .commit (no mark) is no proof.
 	if err := os.WriteFile(path+".commit", []byte(head+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

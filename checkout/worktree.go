@@ -2,13 +2,14 @@ package checkout
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -27,13 +28,18 @@ import (
 // (flock), so that two leases, of one process or two (the CLI beside a
 // server), never share a checkout. A crashed process's locks go with it.
 //
-// NAME.commit also holds a random mark each checkout writes anew. A lease
-// that finds the mark this Workspace wrote last knows that no other lease
-// touched the tree since this one made it exactly a commit's, and only
-// evaluations (which cannot write) read it: moving it then needs no walk
-// of the whole tree for files git does not know (git clean, 0.9 s on
-// 100,000 files). A tree made by another process, or by an older basinix
-// (no mark), is cleaned as before.
+// NAME.commit also says, on its second line, that the tree is exactly
+// that commit's: a move removes NAME.commit before it touches the tree
+// and writes it again, with the mark, once it has completed. Only
+// basinix's evaluations read a leased tree, and they cannot write it, so
+// a tree with the mark needs no walk for files git does not know when it
+// is moved again (git clean: 0.2 s of system time on 20,000 files, 0.9 s
+// on 100,000), in this process or the next. The mark names the boot
+// (/proc/sys/kernel/random/boot_id): after a crash of the machine, the
+// file system may keep a half-done move's files and lose its removal of
+// NAME.commit. A tree without this boot's mark (a process killed
+// mid-move, an older basinix, another machine's data directory) is
+// cleaned before use.
 type Worktree struct {
 	Path   string
 	Commit string
@@ -42,6 +48,16 @@ type Worktree struct {
 	m      *Mirror
 	fresh  bool // no file git does not know can be in the tree (see Worktree)
 }
+
+// bootMark is the mark a completed move writes (see Worktree): "" where
+// the boot cannot be named, and then no tree is trusted.
+var bootMark = sync.OnceValue(func() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if id := strings.TrimSpace(string(b)); err == nil && id != "" {
+		return "boot " + id
+	}
+	return ""
+})
 
 // defaultKeep is how many released checkouts a mirror keeps by default.
 const defaultKeep = 4
@@ -143,7 +159,7 @@ func (m *Mirror) lease(dir, name string) (*Worktree, error) {
 	}
 	commit, mark := readCommitFile(path)
 	return &Worktree{Path: path, index: path + ".index", lock: f, m: m, Commit: commit,
-		fresh: mark != "" && m.ws.marked(path) == mark}, nil
+		fresh: mark != "" && mark == bootMark()}, nil
 }
 
 func readCommit(path string) string {
@@ -152,7 +168,7 @@ func readCommit(path string) string {
 }
 
 // readCommitFile returns the commit checkout path is at and the mark its
-// last checkout wrote.
+// last move wrote ("" for none).
 func readCommitFile(path string) (commit, mark string) {
 	b, _ := os.ReadFile(path + ".commit")
 	commit, mark, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
@@ -165,9 +181,12 @@ func readCommitFile(path string) (commit, mark string) {
 // (none should be there) are removed too, unless the tree is fresh (see
 // Worktree).
 func (w *Worktree) checkout(ctx context.Context, commit string) error {
-	// Only a checkout that completes is trusted: one stopped half-way
-	// (its context ended, git failed) may leave files of a third tree.
-	w.m.ws.mark(w.Path, "")
+	// Only a move that completes is trusted: one stopped half-way (its
+	// context ended, git failed, the process was killed) may leave files
+	// of a third tree.
+	if err := os.Remove(w.Path + ".commit"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("worktree %s: %w", commit, err)
+	}
 	start := time.Now()
 	env := []string{"GIT_INDEX_FILE=" + w.index}
 	git := []string{"--git-dir=" + w.m.Dir, "--work-tree=" + w.Path}
@@ -183,11 +202,9 @@ func (w *Worktree) checkout(ctx context.Context, commit string) error {
 	}
 	w.m.ws.checkoutWall.Add(int64(time.Since(start)))
 	w.m.ws.checkoutSys.Add(int64(sys1 + sys2))
-	mark := rand.Text()
-	if err := os.WriteFile(w.Path+".commit", []byte(commit+"\n"+mark+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(w.Path+".commit", []byte(commit+"\n"+bootMark()+"\n"), 0o644); err != nil {
 		return fmt.Errorf("worktree %s: %w", commit, err)
 	}
-	w.m.ws.mark(w.Path, mark)
 	w.Commit = commit
 	return nil
 }
@@ -215,7 +232,6 @@ func (w *Worktree) unlock() {
 
 // remove deletes the checkout, lease held, then lets the lock go.
 func (w *Worktree) remove() error {
-	w.m.ws.mark(w.Path, "")
 	err := errors.Join(os.RemoveAll(w.Path), os.RemoveAll(w.index), os.RemoveAll(w.Path+".commit"))
 	if w.lock != nil {
 		os.Remove(w.Path + ".lock")
