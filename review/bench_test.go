@@ -169,7 +169,10 @@ func BenchmarkReviewNoBuild(b *testing.B) {
 }
 
 // measure runs f and returns its wall time and the peak resident memory of
-// this process and all its descendants while it ran.
+// this process and all its descendants while it ran, sampled every 100 ms.
+// (Sampling every 20 ms took 7% of a core: nothing to a single-threaded
+// baseline with a core to spare, 3–4% of the time of a side that keeps both
+// cores busy.)
 func measure(b *testing.B, f func() error) (time.Duration, int64) {
 	var peak int64
 	done := make(chan struct{})
@@ -177,7 +180,7 @@ func measure(b *testing.B, f func() error) (time.Duration, int64) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(20 * time.Millisecond)
+		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
 			if rss := treeRSS(os.Getpid()); rss > peak {
