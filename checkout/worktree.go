@@ -39,7 +39,9 @@ import (
 // file system may keep a half-done move's files and lose its removal of
 // NAME.commit. A tree without this boot's mark (a process killed
 // mid-move, an older basinix, another machine's data directory) is
-// cleaned before use.
+// cleaned before use. (With the Nix sandbox off a build could write a
+// kept tree, as it could write the whole data directory and read the
+// App's key: basinix warns about a sandbox that is off when it starts.)
 type Worktree struct {
 	Path   string
 	Commit string
