@@ -372,7 +372,7 @@ func TestLocalMirrorIsSeededWithHardLinks(t *testing.T) {
 // walk for files git does not know, by this process or the next (only
 // evaluations, which cannot write, read a leased tree); one whose move did
 // not complete, or whose mark is of another boot or none, is cleaned.
-func TestMovedCheckoutIsCleanedAfterAnotherLease(t *testing.T) {
+func TestMovedCheckoutIsCleanedUnlessMarked(t *testing.T) {
 	src := repo(t, false)
 	m := mirror(t, src)
 	ctx := context.Background()
