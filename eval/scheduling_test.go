@@ -208,8 +208,12 @@ func TestScriptedSoftMemoryBound(t *testing.T) {
 // one walker passes alone, so that it does not hang on timing).
 func TestScriptedMemoryBudget(t *testing.T) {
 	attrs := map[string]eval.ScriptedAttr{}
-	for i := range 6000 {
-		attrs[fmt.Sprintf("p%04d", i)] = eval.ScriptedAttr{Memory: 20 << 10}
+	// A walker alone passes the budget after 1,536 attributes (100 MiB of
+	// import and 20 KiB each), and a list is cut two groups past where its
+	// walker is: each walker's share (about 4,000) must reach beyond that,
+	// or a walker that runs before the others start ends its list first.
+	for i := range 12000 {
+		attrs[fmt.Sprintf("p%05d", i)] = eval.ScriptedAttr{Memory: 20 << 10}
 	}
 	set := &eval.ScriptedSet{Attrs: attrs, Import: 100 * mib}
 	_, s := scriptedEval(t, set, eval.Options{Workers: 3, MemoryBudget: 130 * mib})
