@@ -165,9 +165,13 @@ func TestScriptedMaxDeaths(t *testing.T) {
 // is the one a single process makes.
 func TestScriptedHandOver(t *testing.T) {
 	extra := map[string]eval.ScriptedAttr{"bad": {Abort: "evaluation aborted: bad"}}
-	set := scriptedSet(4000, extra)
 	// One walker is held up early in its chunk; the other is done first
-	// and takes over from it.
+	// and takes over from it. A walker that is done tries once, so the
+	// gated one must have told its list by then: with 4,000 attributes the
+	// other's chunk took a few milliseconds, less than the two walkers'
+	// start could differ by (5% of runs failed); with 20,000 it takes about
+	// a hundred.
+	set := scriptedSet(20000, extra)
 	set.Attrs["p0001"] = eval.ScriptedAttr{Gated: true}
 	start := time.Now()
 	_, two := scriptedEval(t, set, eval.Options{Workers: 2})
@@ -177,7 +181,7 @@ func TestScriptedHandOver(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("took %s: the gate was not opened by a hand-over", took)
 	}
-	oneSet := scriptedSet(4000, extra)
+	oneSet := scriptedSet(20000, extra)
 	_, one := scriptedEval(t, oneSet, eval.Options{Workers: 1})
 	if diff := cmp.Diff(one.Evaluation().Attrs, two.Evaluation().Attrs); diff != "" {
 		t.Errorf("with hand-overs (-one process +two):\n%s", diff)
