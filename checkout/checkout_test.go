@@ -463,3 +463,47 @@ func TestMovedCheckoutIsCleanedUnlessMarked(t *testing.T) {
 	}
 	last.Release()
 }
+
+// TestCheckoutLeavesNoRacyEntries checks that a checkout's index is dated
+// past every file it describes, in a later second: git (without USE_NSEC)
+// hashes again each file written in the index's own second before it
+// trusts its stat data, which after a fresh checkout of nixpkgs' size is
+// half the tree read on the next move. This repository is written in a
+// few milliseconds, so without the dating every file would be racy.
+func TestCheckoutLeavesNoRacyEntries(t *testing.T) {
+	src := repo(t, false)
+	m := mirror(t, src)
+	ctx := context.Background()
+	head, _ := m.Resolve(ctx, "pr")
+	base, _ := m.Resolve(ctx, "master")
+	for _, commit := range []string{head, base} { // written, then moved
+		wt, err := m.Worktree(ctx, commit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		index, err := os.Stat(wt.Path + ".index")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = filepath.WalkDir(wt.Path, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if fi.ModTime().Unix() >= index.ModTime().Unix() {
+				t.Errorf("at %s, %s was written at %s, in the second of the index (%s): the next move reads it again",
+					commit[:7], path, fi.ModTime(), index.ModTime())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wt.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
