@@ -93,44 +93,58 @@ let
   tooDeep = path: "basinix: attribute sets nested more than ${toString maxDepth} levels deep at ${builtins.concatStringsSep "." path}";
   rootOf = set: [ { names = attrNames set; v = set; } ];
 
-  # own is the record of path itself, forced inside an error context naming
-  # the path: when an error tryEval cannot catch kills the process, Nix's
-  # trace carries "… <nonce> <json path>" and the caller knows whom to blame
-  # without walking the group again. Children of a recursed set are walked
-  # outside it, so the trace names exactly one path.
-  own = split: set: anc: path: builtins.addErrorContext "${nonce} ${toJSON path}" (
+  # walker is a round's walk over set, split or not (a chunk walk of a
+  # flake's jobs: see mine). Its functions close over both, so that an
+  # attribute costs a call or two rather than one per argument: this is
+  # the walk's hot path, run for every attribute of the set.
+  walker = split: set:
     let
-      r = try (get set path);
-      v = r.value;
-      names = attrNames v;
-      top = split && length path == 1;
-      record =
-        if top && !(mine path) && (!r.success || isDrv v) then [ "n" path ] # another walker's
-        else if !r.success then [ "x" path (aliasDrv path) ]
-        else if isDrv v then
-          let d = try v.drvPath; in
-          if d.success then [ "d" path d.value (tryOr null v.outPath) ] else [ "x" path (aliasDrv path) ]
-        else if !(isAttrs v && tryOr false (v.recurseForDerivations or false) == true) then [ "n" path ]
-        else if onPath anc names v then [ "n" path ]
-        else if length path >= maxDepth then (if strict then throw (tooDeep path) else [ "x" path null ])
-        else if top then [ "r" path (filter (n: mine (path ++ [ n ])) names) ]
-        else [ "r" path names ];
-    in deepSeq record record);
+      getIn = path: if length path == 1 then set.${elemAt path 0} else get set path;
 
-  # walk returns the records of path and, for a recursed set, its children.
-  # With each = true it emits every record as soon as it is known instead.
-  # split: a chunk walk of a flake's jobs (see mine).
-  walk = split: set: each: anc: path:
-    let
-      record = own split set anc path;
-      # (A split top-level group's record names only this walker's children.)
-      names = if split && length path == 1 then attrNames (get set path) else elemAt record 2;
-      below = anc ++ [ { inherit names; v = get set path; } ];
-      children = map (n: walk split set each below (path ++ [ n ])) (elemAt record 2);
-    in
-    if elemAt record 0 != "r" then (if each then emit record [ ] else [ record ])
-    else if each then emit record (foldl' (acc: c: deepSeq c acc) [ ] children)
-    else [ record ] ++ builtins.concatLists children;
+      # own is the record of path itself, forced inside an error context
+      # naming the path: when an error tryEval cannot catch kills the
+      # process, Nix's trace carries "… <nonce> <json path>" and the caller
+      # knows whom to blame without walking the group again. Children of a
+      # recursed set are walked outside it, so the trace names exactly one
+      # path.
+      own = anc: path: builtins.addErrorContext "${nonce} ${toJSON path}" (
+        let
+          r = try (getIn path);
+          v = r.value;
+          record =
+            if split && length path == 1 && !(mine path) && (!r.success || isDrv v) then [ "n" path ] # another walker's
+            else if !r.success then [ "x" path (aliasDrv path) ]
+            else if isAttrs v && (v.type or null) == "derivation" then
+              let d = try v.drvPath; in
+              if d.success then [ "d" path d.value (let o = tryEval v.outPath; in if o.success then o.value else null) ]
+              else [ "x" path (aliasDrv path) ]
+            else if !(isAttrs v && tryOr false (v.recurseForDerivations or false) == true) then [ "n" path ]
+            else
+              let names = attrNames v; in
+              if onPath anc names v then [ "n" path ]
+              else if length path >= maxDepth then (if strict then throw (tooDeep path) else [ "x" path null ])
+              else if split && length path == 1 then [ "r" path (filter (n: mine (path ++ [ n ])) names) ]
+              else [ "r" path names ];
+        in deepSeq record record);
+
+      # walk returns the records of path and, for a recursed set, its
+      # children. With each = true it emits every record as soon as it is
+      # known instead.
+      walk = each: anc: path:
+        let record = own anc path; in
+        if elemAt record 0 != "r" then (if each then emit record [ ] else [ record ])
+        else walkSet each anc path record;
+
+      walkSet = each: anc: path: record:
+        let
+          # (A split top-level group's record names only this walker's children.)
+          names = if split && length path == 1 then attrNames (getIn path) else elemAt record 2;
+          below = anc ++ [ { inherit names; v = getIn path; } ];
+          children = map (n: walk each below (path ++ [ n ])) (elemAt record 2);
+        in
+        if each then emit record (foldl' (acc: c: deepSeq c acc) [ ] children)
+        else [ record ] ++ builtins.concatLists children;
+    in { inherit walk; };
 
   # A flake's jobs are often grouped (hydraJobs.tests.*, a few top-level
   # names over thousands of jobs): chunks of top-level names would give
@@ -202,8 +216,9 @@ let
       groups = (rest + batch - 1) / batch;
       root = rootOf set;
       split = splitting && round == 0;
-      one = if mode == "details" then (p: emit (details set p) null) else walk split set true root;
-      many = if mode == "details" then (p: [ (details set p) ]) else walk split set false root;
+      inherit (walker split set) walk;
+      one = if mode == "details" then (p: emit (details set p) null) else walk true root;
+      many = if mode == "details" then (p: [ (details set p) ]) else walk false root;
     in
       map one (sublist 0 f paths)
       ++ genList (g:
@@ -222,10 +237,13 @@ let
   # package sets are regular (every tenth package uses libmid, say), and
   # taking every other name would give one chunk most of the heavy ones.
   # (Hashes of paths, for a flake's jobs: see mine.)
-  hexValue = listToAttrs (genList (i: { name = builtins.substring i 1 "0123456789abcdef"; value = i; }) 16);
-  bucket = n:
-    let h = builtins.hashString "md5" n; in
-    hexValue.${builtins.substring 0 1 h} * 16 + hexValue.${builtins.substring 1 1 h};
+  # (The first byte of the hash, by one lookup: this runs for every
+  # top-level name in every walker.)
+  byteValue = let hex = "0123456789abcdef"; in listToAttrs (genList (i: {
+    name = builtins.substring (i / 16) 1 hex + builtins.substring (i - i / 16 * 16) 1 hex;
+    value = i;
+  }) 256);
+  bucket = n: byteValue.${builtins.substring 0 2 (builtins.hashString "md5" n)};
   chunkNames =
     if chunks == 1 || splitting then attrNames pkgs
     else filter (n: let b = bucket n; in b - (b / chunks) * chunks == chunk) (attrNames pkgs);
