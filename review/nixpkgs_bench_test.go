@@ -151,8 +151,9 @@ func BenchmarkNixpkgsReview(b *testing.B) {
 	b.ReportMetric(float64(median(memReview))/(1<<20), "nixpkgs-review-peak-MiB")
 	b.ReportMetric(median(sysCold).Seconds(), "checkout-sys-s-cold")
 	b.ReportMetric(median(sysWarm).Seconds(), "checkout-sys-s-warm")
-	b.Logf("%d attributes (nixpkgs' shape), medians of %d rounds: nixpkgs-review's method %s for the first PR (peak %d MiB), %s for the second; basinix cold %s (peak %d MiB, checkouts %s of system time), warm %s (checkouts %s)",
-		size, rounds, median(reviewCold), median(memReview)>>20, median(reviewWarm), median(cold), median(memCold)>>20, median(sysCold), median(warm), median(sysWarm))
+	b.Logf("%d attributes (nixpkgs' shape), medians of %d rounds: nixpkgs-review's method %s for the first PR (peak %d MiB), %s for the second; basinix cold %s (peak %d MiB, checkouts %s of system time), warm %s (checkouts %s); the rounds' ratios: cold %s, warm %s",
+		size, rounds, median(reviewCold), median(memReview)>>20, median(reviewWarm), median(cold), median(memCold)>>20, median(sysCold), median(warm), median(sysWarm),
+		spread(cold, reviewCold), spread(warm, reviewWarm))
 }
 
 // BenchmarkNixpkgsMemoryBound measures what eval.max_memory_mib costs on
@@ -228,12 +229,25 @@ func BenchmarkNixpkgsMemoryBound(b *testing.B) {
 }
 
 // ratios returns the median of a[i]/b[i].
-func ratios(a, b []time.Duration) float64 {
+func ratios(a, b []time.Duration) float64 { return median(roundRatios(a, b)) }
+
+// roundRatios returns a[i]/b[i], each round's ratio.
+func roundRatios(a, b []time.Duration) []float64 {
 	rs := make([]float64, len(a))
 	for i := range a {
 		rs[i] = float64(a[i]) / float64(b[i])
 	}
-	return median(rs)
+	return rs
+}
+
+// spread formats each round's ratio, for the log: the median alone hides
+// how noisy the machine was.
+func spread(a, b []time.Duration) string {
+	var parts []string
+	for _, r := range roundRatios(a, b) {
+		parts = append(parts, fmt.Sprintf("%.3f", r))
+	}
+	return strings.Join(parts, " ")
 }
 
 // nixpkgsReview does what the issue measures nixpkgs-review by: a
