@@ -203,7 +203,10 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	defer stopFull(nil)
 	col := &collector{attrs: map[string]*Attr{}, limit: e.opt.MaxAttrs, full: func() { stopFull(errTooManyAttrs) }}
 	res := &Evaluation{System: system, Attrs: col.attrs}
-	idle := &idlePool{}
+	idle := &idlePool{walks: make([]*walkState, chunks)}
+	for i := range idle.walks {
+		idle.walks[i] = newWalkState()
+	}
 	deaths, retired := &atomic.Int32{}, &atomic.Int32{}
 	s := &Session{e: e, source: *root, system: system, ev: res, idle: idle}
 	var procs int
@@ -213,14 +216,26 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 	g, gctx := errgroup.WithContext(full)
 	for i := 0; i < chunks; i++ {
 		g.Go(func() error {
-			spec := walkSpec{source: *root, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: ctx, idle: idle, deaths: deaths, retired: retired}
+			spec := walkSpec{source: *root, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: ctx, idle: idle, deaths: deaths, retired: retired, state: idle.walks[i]}
 			n, p, err := e.walk(gctx, spec, col)
+			spec.state = nil // (settled for good)
 			count(n)
 			// Done: take over half of what another walk has left, as long
-			// as one has enough, then wait.
+			// as one has enough (waiting for a walk between processes, a
+			// first one still importing the set or a new one after a
+			// death, to have one walking again), then wait.
 			for p != nil && err == nil {
+				unsettled := idle.unsettled()
 				stolen := idle.steal()
 				if stolen == nil {
+					if len(unsettled) == 0 {
+						break
+					}
+					select {
+					case <-unsettled[0]:
+						continue
+					case <-gctx.Done():
+					}
 					break
 				}
 				e.log.Debug().Str("system", system).Int("paths", len(stolen)).Msg("a walker takes over the end of another's list")

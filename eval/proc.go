@@ -32,6 +32,8 @@ type proc struct {
 	// only, read once it waits.
 	names map[string]bool
 
+	started atomic.Bool // w is set
+
 	mu      sync.Mutex
 	w       walkerProcess // guarded by mu: set once started
 	cur     *round        // guarded by mu: what the records coming now belong to
@@ -59,6 +61,63 @@ type round struct {
 	protoErr  error
 	chunkMode bool
 	fine      int
+	// state, for a chunk's first round, is its walk's, settled once the
+	// walker has told its list, and then set to nil.
+	state *walkState
+}
+
+// walkState says whether a chunk's walk is settled: over, or with a
+// process walking that another walker could take part of the list of (it
+// is running and its list is known). Between processes (the first still
+// importing the set, or a new one after a death) it is not. A walker that
+// is done waits for the unsettled ones before it gives up looking for a
+// list to take over (see idlePool.unsettled): a walker whose chunk ended
+// before another walker's import would otherwise leave that walker its
+// whole chunk. A nil walkState is always settled.
+type walkState struct {
+	mu      sync.Mutex
+	settled bool
+	ch      chan struct{} // closed when settled
+}
+
+func newWalkState() *walkState { return &walkState{ch: make(chan struct{})} }
+
+func (s *walkState) settle() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.settled {
+		s.settled = true
+		close(s.ch)
+	}
+}
+
+func (s *walkState) unsettle() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.settled {
+		s.settled = false
+		s.ch = make(chan struct{})
+	}
+}
+
+// pending returns a channel closed once the walk is settled, nil when it
+// is now.
+func (s *walkState) pending() <-chan struct{} {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.settled {
+		return nil
+	}
+	return s.ch
 }
 
 // errRetired says a held process stopped a request early, past the soft
@@ -99,6 +158,7 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 	}
 	if chunkMode {
 		ws.Chunk, ws.Chunks = spec.chunk, spec.chunks
+		r.state = spec.state
 	} else {
 		ws.Paths = rawPaths(queue)
 		r.ord.frames = []*frame{{paths: queue}}
@@ -108,6 +168,9 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 	if err := p.hold(ctx); err != nil {
 		return nil, err
 	}
+	// Walking from before its first record, so that a walker that is
+	// done and sees its list told finds it among the running ones.
+	spec.idle.running(p, true)
 	// A held process outlives the walk that started it.
 	life := ctx
 	if spec.hold != nil {
@@ -121,11 +184,16 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 		stopWithEvaluator()
 		cancel()
 		p.unhold()
+		spec.idle.running(p, false)
 		return nil, err
 	}
 	p.mu.Lock()
 	p.w = w
 	p.mu.Unlock()
+	p.started.Store(true)
+	r.mu.Lock()
+	p.toldList(r, false)
+	r.mu.Unlock()
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()
@@ -200,6 +268,7 @@ func (p *proc) onRecords(recs []nix.WalkRecord, err error) {
 	if err == nil {
 		waiting, err = records(recs, r)
 	}
+	p.toldList(r, waiting || err != nil)
 	if err != nil {
 		// Lines that break the protocol: nothing after them can be
 		// trusted, and a held process would wait forever.
@@ -219,6 +288,17 @@ func (p *proc) onRecords(recs []nix.WalkRecord, err error) {
 		case p.waits <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// toldList settles round r's walk once the process is started and has
+// told its list (or is done with the round, or broken): a walker that is
+// done and sees the walk settled must find the process able to give part
+// of its list away. The caller holds r.mu.
+func (p *proc) toldList(r *round, ended bool) {
+	if r.state != nil && p.started.Load() && (len(r.ord.frames) > 0 || ended || r.protoErr != nil || p.waiting.Load()) {
+		r.state.settle()
+		r.state = nil
 	}
 }
 
@@ -386,6 +466,7 @@ type idlePool struct {
 	mu      sync.Mutex
 	procs   []*proc
 	walking map[*proc]bool
+	walks   []*walkState // one per chunk of the evaluation's walk
 }
 
 // running notes that p walks for the evaluation (on) or has stopped.
@@ -405,6 +486,18 @@ func (q *idlePool) running(p *proc, on bool) {
 	}
 }
 
+// walkers returns the processes walking now (a moment's answer). The
+// caller asks them questions without q.mu held.
+func (q *idlePool) walkers() []*proc {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]*proc, 0, len(q.walking))
+	for p := range q.walking {
+		out = append(out, p)
+	}
+	return out
+}
+
 // minSteal is the fewest top-level attributes worth taking over from a
 // running walk (beyond the group it may be evaluating).
 const minSteal = 64
@@ -416,15 +509,9 @@ func (q *idlePool) steal() []Path {
 	if q == nil {
 		return nil
 	}
-	q.mu.Lock()
-	victims := make([]*proc, 0, len(q.walking))
-	for p := range q.walking {
-		victims = append(victims, p)
-	}
-	q.mu.Unlock()
 	var best *proc
 	bestLeft := 0
-	for _, p := range victims {
+	for _, p := range q.walkers() {
 		if left := p.left(); left > bestLeft {
 			best, bestLeft = p, left
 		}
@@ -433,6 +520,23 @@ func (q *idlePool) steal() []Path {
 		return nil
 	}
 	return best.cut()
+}
+
+// unsettled returns what to wait on for each chunk walk that is not
+// settled now (see walkState): a moment's answer, to be taken before
+// looking for a list to take over, so that a walk settled in between is
+// not missed.
+func (q *idlePool) unsettled() []<-chan struct{} {
+	if q == nil {
+		return nil
+	}
+	var out []<-chan struct{}
+	for _, w := range q.walks {
+		if ch := w.pending(); ch != nil {
+			out = append(out, ch)
+		}
+	}
+	return out
 }
 
 // left is how many top-level paths the process's current round has

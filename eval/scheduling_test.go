@@ -166,12 +166,9 @@ func TestScriptedMaxDeaths(t *testing.T) {
 func TestScriptedHandOver(t *testing.T) {
 	extra := map[string]eval.ScriptedAttr{"bad": {Abort: "evaluation aborted: bad"}}
 	// One walker is held up early in its chunk; the other is done first
-	// and takes over from it. A walker that is done tries once, so the
-	// gated one must have told its list by then: with 4,000 attributes the
-	// other's chunk took a few milliseconds, less than the two walkers'
-	// start could differ by (5% of runs failed); with 20,000 it takes about
-	// a hundred.
-	set := scriptedSet(20000, extra)
+	// and takes over from it (waiting for the gated one's list if it has
+	// not told it yet: see TestScriptedHandOverWaitsForALateList).
+	set := scriptedSet(4000, extra)
 	set.Attrs["p0001"] = eval.ScriptedAttr{Gated: true}
 	start := time.Now()
 	_, two := scriptedEval(t, set, eval.Options{Workers: 2})
@@ -181,12 +178,30 @@ func TestScriptedHandOver(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("took %s: the gate was not opened by a hand-over", took)
 	}
-	oneSet := scriptedSet(20000, extra)
+	oneSet := scriptedSet(4000, extra)
 	_, one := scriptedEval(t, oneSet, eval.Options{Workers: 1})
 	if diff := cmp.Diff(one.Evaluation().Attrs, two.Evaluation().Attrs); diff != "" {
 		t.Errorf("with hand-overs (-one process +two):\n%s", diff)
 	}
 	wantAllOK(t, set, two.Evaluation(), "bad")
+}
+
+// A walker that is done waits for the list of one still importing the set
+// (here one that tells it 300 ms late, and then cannot go on before some
+// walker is cut short), and takes over half of it.
+func TestScriptedHandOverWaitsForALateList(t *testing.T) {
+	set := scriptedSet(4000, nil)
+	set.Attrs["p0001"] = eval.ScriptedAttr{Gated: true}
+	set.LateList = "p0001"
+	start := time.Now()
+	_, two := scriptedEval(t, set, eval.Options{Workers: 2})
+	if n := eval.Handovers(two); n == 0 {
+		t.Error("the walker that was done did not take over from the late one")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %s: the gate was not opened by a hand-over", took)
+	}
+	wantAllOK(t, set, two.Evaluation())
 }
 
 // A walker past the soft memory bound hands the rest of its list to a new

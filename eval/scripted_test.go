@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -53,6 +54,10 @@ type ScriptedSet struct {
 	Import int64
 	// NoPipes: walkers cannot wait for requests.
 	NoPipes bool
+	// LateList: the walker whose chunk holds this attribute tells its
+	// list 300 ms late, as one still importing the set while another
+	// walker is done with its chunk.
+	LateList string
 
 	started  atomic.Int32
 	requests atomic.Int32
@@ -173,6 +178,13 @@ func (w *scripted) walkAll(ctx context.Context) error {
 	var paths [][]string
 	if w.spec.Chunks > 0 {
 		names := w.chunkNames()
+		if w.set.LateList != "" && slices.Contains(names, w.set.LateList) {
+			select {
+			case <-time.After(300 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		w.line(nix.WalkRecord{Kind: nix.RecordImported, Names: names})
 		for _, n := range names {
 			paths = append(paths, []string{n})

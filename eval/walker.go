@@ -39,6 +39,9 @@ type walkSpec struct {
 	// retired, when set, counts the processes that handed their list over
 	// past the soft memory bound.
 	retired *atomic.Int32
+	// state, for a chunk walk, tells walkers that are done whether it
+	// may yet have a list to take part of (see walkState).
+	state *walkState
 }
 
 // sink receives what a walk finds. Calls come from one goroutine per walk;
@@ -69,6 +72,7 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 	fine := 0
 	var later []Path // what to walk after a suspect of eating memory is tried alone
 	unattributed := 0
+	defer spec.state.settle() // over
 	for {
 		if !chunkMode && len(queue) == 0 {
 			if len(later) == 0 {
@@ -100,13 +104,19 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 				return processes, nil, err
 			}
 		}
+		spec.idle.running(p, true) // (a started one is already)
+		if !chunkMode {
+			spec.state.settle() // its list is known: the one it was given
+		}
 		chunkMode, fine = false, 0
-		spec.idle.running(p, true)
 		// A held process lives on after the walk (spec.hold), but not a
 		// round of it that the walk gave up on.
 		stopOnCancel := context.AfterFunc(ctx, p.cancel)
 		parked := p.wait()
 		stopOnCancel()
+		// Between processes (or over): none to take part of the list
+		// from, before it is no longer among the running ones.
+		spec.state.unsettle()
 		spec.idle.running(p, false)
 		// A process that passed the soft memory bound handed the end of
 		// its list over: a new one walks it.
