@@ -170,14 +170,7 @@ func TestScriptedHandOver(t *testing.T) {
 	// not told it yet: see TestScriptedHandOverWaitsForALateList).
 	set := scriptedSet(4000, extra)
 	set.Attrs["p0001"] = eval.ScriptedAttr{Gated: true}
-	start := time.Now()
-	_, two := scriptedEval(t, set, eval.Options{Workers: 2})
-	if n := eval.Handovers(two); n == 0 {
-		t.Error("no walker took over from the gated one")
-	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("took %s: the gate was not opened by a hand-over", took)
-	}
+	two := gatedHandOver(t, set)
 	oneSet := scriptedSet(4000, extra)
 	_, one := scriptedEval(t, oneSet, eval.Options{Workers: 1})
 	if diff := cmp.Diff(one.Evaluation().Attrs, two.Evaluation().Attrs); diff != "" {
@@ -193,15 +186,24 @@ func TestScriptedHandOverWaitsForALateList(t *testing.T) {
 	set := scriptedSet(4000, nil)
 	set.Attrs["p0001"] = eval.ScriptedAttr{Gated: true}
 	set.LateList = "p0001"
+	two := gatedHandOver(t, set)
+	wantAllOK(t, set, two.Evaluation())
+}
+
+// gatedHandOver evaluates set, which has a gated attribute, with two
+// walkers, and checks that one took over from the other, which opens the
+// gate (it would open by itself after 10 s).
+func gatedHandOver(t *testing.T, set *eval.ScriptedSet) *eval.Session {
+	t.Helper()
 	start := time.Now()
 	_, two := scriptedEval(t, set, eval.Options{Workers: 2})
 	if n := eval.Handovers(two); n == 0 {
-		t.Error("the walker that was done did not take over from the late one")
+		t.Error("the walker that was done did not take over from the gated one")
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("took %s: the gate was not opened by a hand-over", took)
 	}
-	wantAllOK(t, set, two.Evaluation())
+	return two
 }
 
 // A walker past the soft memory bound hands the rest of its list to a new
