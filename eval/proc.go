@@ -32,8 +32,6 @@ type proc struct {
 	// only, read once it waits.
 	names map[string]bool
 
-	started atomic.Bool // w is set
-
 	mu      sync.Mutex
 	w       walkerProcess // guarded by mu: set once started
 	cur     *round        // guarded by mu: what the records coming now belong to
@@ -190,9 +188,8 @@ func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, qu
 	p.mu.Lock()
 	p.w = w
 	p.mu.Unlock()
-	p.started.Store(true)
 	r.mu.Lock()
-	p.toldList(r, false)
+	p.toldList(r, false) // (its first records may have come already)
 	r.mu.Unlock()
 	e.bg.Add(1)
 	go func() {
@@ -296,7 +293,7 @@ func (p *proc) onRecords(recs []nix.WalkRecord, err error) {
 // done and sees the walk settled must find the process able to give part
 // of its list away. The caller holds r.mu.
 func (p *proc) toldList(r *round, ended bool) {
-	if r.state != nil && p.started.Load() && (len(r.ord.frames) > 0 || ended || r.protoErr != nil || p.waiting.Load()) {
+	if r.state != nil && p.walker() != nil && (len(r.ord.frames) > 0 || ended || r.protoErr != nil || p.waiting.Load()) {
 		r.state.settle()
 		r.state = nil
 	}
