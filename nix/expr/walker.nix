@@ -96,7 +96,11 @@ let
   # walker is a round's walk over set, split or not (a chunk walk of a
   # flake's jobs: see mine). Its functions close over both, so that an
   # attribute costs a call or two rather than one per argument: this is
-  # the walk's hot path, run for every attribute of the set.
+  # the walk's hot path, run for every attribute of the set. For the same
+  # reason own spells out isDrv and tryOr, and getIn is get for a
+  # top-level path: calling the helpers there (four more calls an
+  # attribute) costs 7.6% of the walk's CPU time on the 20,000-attribute
+  # nixpkgs-shaped sample (median of 10 paired runs, records identical).
   walker = split: set:
     let
       getIn = path: if length path == 1 then set.${elemAt path 0} else get set path;
