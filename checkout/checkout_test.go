@@ -51,6 +51,17 @@ func repo(t *testing.T, conflict bool) string {
 	return dir
 }
 
+// prMirror mirrors repo(t, false) and resolves its pr head and master base.
+func prMirror(t *testing.T) (src string, m *checkout.Mirror, head, base string) {
+	t.Helper()
+	src = repo(t, false)
+	m = mirror(t, src)
+	ctx := context.Background()
+	head, _ = m.Resolve(ctx, "pr")
+	base, _ = m.Resolve(ctx, "master")
+	return src, m, head, base
+}
+
 func mirror(t *testing.T, src string) *checkout.Mirror {
 	t.Helper()
 	ws := checkout.New(t.TempDir(), zerolog.Nop())
@@ -133,11 +144,8 @@ func TestMergeConflictFallsBackToMergeBase(t *testing.T) {
 // restored. Checkouts leased at once are separate directories, and none is
 // a git worktree.
 func TestWorktreesAreReused(t *testing.T) {
-	src := repo(t, false)
-	m := mirror(t, src)
+	src, m, head, base := prMirror(t)
 	ctx := context.Background()
-	head, _ := m.Resolve(ctx, "pr")
-	base, _ := m.Resolve(ctx, "master")
 	read := func(wt *checkout.Worktree, name string) string {
 		b, err := os.ReadFile(filepath.Join(wt.Path, name))
 		if err != nil {
@@ -373,11 +381,8 @@ func TestLocalMirrorIsSeededWithHardLinks(t *testing.T) {
 // evaluations, which cannot write, read a leased tree); one whose move did
 // not complete, or whose mark is of another boot or none, is cleaned.
 func TestMovedCheckoutIsCleanedUnlessMarked(t *testing.T) {
-	src := repo(t, false)
-	m := mirror(t, src)
+	src, m, head, base := prMirror(t)
 	ctx := context.Background()
-	head, _ := m.Resolve(ctx, "pr")
-	base, _ := m.Resolve(ctx, "master")
 	lease := func(m *checkout.Mirror, commit string) *checkout.Worktree {
 		t.Helper()
 		wt, err := m.Worktree(ctx, commit)
@@ -471,11 +476,8 @@ func TestMovedCheckoutIsCleanedUnlessMarked(t *testing.T) {
 // half the tree read on the next move. This repository is written in a
 // few milliseconds, so without the dating every file would be racy.
 func TestCheckoutLeavesNoRacyEntries(t *testing.T) {
-	src := repo(t, false)
-	m := mirror(t, src)
+	_, m, head, base := prMirror(t)
 	ctx := context.Background()
-	head, _ := m.Resolve(ctx, "pr")
-	base, _ := m.Resolve(ctx, "master")
 	for _, commit := range []string{head, base} { // written, then moved
 		wt, err := m.Worktree(ctx, commit)
 		if err != nil {
