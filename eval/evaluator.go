@@ -218,7 +218,9 @@ func (e *Evaluator) Open(ctx context.Context, src, system string, chunks int) (*
 		g.Go(func() error {
 			spec := walkSpec{source: *root, system: system, config: e.opt.Config, mode: "walk", chunk: i, chunks: chunks, hold: ctx, idle: idle, deaths: deaths, retired: retired, state: idle.walks[i]}
 			n, p, err := e.walk(gctx, spec, col)
-			spec.state = nil // (settled for good)
+			// Its chunk's walk is over (settled for good): the lists
+			// this walker takes over below are walks of their own.
+			spec.state = nil
 			count(n)
 			// Done: take over half of what another walk has left, as long
 			// as one has enough (waiting for a walk between processes, a
