@@ -444,6 +444,11 @@ func runGitEnv(ctx context.Context, dir string, env []string, args ...string) (s
 
 // runGitProc is runGitEnv that also returns the system time git took.
 func runGitProc(ctx context.Context, dir string, env []string, args ...string) (string, time.Duration, error) {
+	return runGitInput(ctx, dir, env, nil, args...)
+}
+
+// runGitInput is runGitProc with stdin (nil for none).
+func runGitInput(ctx context.Context, dir string, env []string, stdin []byte, args ...string) (string, time.Duration, error) {
 	full := args
 	if dir != "" {
 		full = append([]string{"-C", dir}, args...)
@@ -458,6 +463,9 @@ func runGitProc(ctx context.Context, dir string, env []string, args ...string) (
 	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	if err := cmd.Run(); err != nil {
 		code := -1
 		var ee *exec.ExitError

@@ -49,6 +49,7 @@ type Worktree struct {
 	lock   *os.File
 	m      *Mirror
 	fresh  bool // no file git does not know can be in the tree (see Worktree)
+	empty  bool // a directory made just now: written by writeParallel
 }
 
 // bootMark is the mark a completed move writes (see Worktree): "" where
@@ -105,7 +106,7 @@ func (m *Mirror) Worktree(ctx context.Context, commit string) (*Worktree, error)
 		os.RemoveAll(d)
 		return nil, fmt.Errorf("worktree %s: %w", commit, err)
 	}
-	w.fresh = true // made empty just now: nothing to clean
+	w.fresh, w.empty = true, true // made just now: nothing to clean
 	if err := w.checkout(ctx, commit); err != nil {
 		w.remove()
 		return nil, err
@@ -192,9 +193,21 @@ func (w *Worktree) checkout(ctx context.Context, commit string) error {
 	start := time.Now()
 	env := []string{"GIT_INDEX_FILE=" + w.index}
 	git := []string{"--git-dir=" + w.m.Dir, "--work-tree=" + w.Path}
-	_, sys1, err := runGitProc(ctx, "", env, append(git, "read-tree", "-u", "--reset", commit+"^{commit}")...)
+	var sys1 time.Duration
+	err := errLeaveToGit
+	if w.empty {
+		w.empty = false
+		sys1, err = w.writeParallel(ctx, commit)
+		if err != nil && !errors.Is(err, errLeaveToGit) {
+			return fmt.Errorf("worktree %s: %w", commit, err)
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("worktree %s: %w", commit, err)
+		_, sys, err := runGitProc(ctx, "", env, append(git, "read-tree", "-u", "--reset", commit+"^{commit}")...)
+		sys1 += sys
+		if err != nil {
+			return fmt.Errorf("worktree %s: %w", commit, err)
+		}
 	}
 	// A file written in the second the index is written in is "racily
 	// clean" to the next git that reads the index (git built without
