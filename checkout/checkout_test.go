@@ -467,6 +467,28 @@ func TestMovedCheckoutIsCleanedUnlessMarked(t *testing.T) {
 		t.Errorf("a file git does not know is left after an unmarked .commit: %v", err)
 	}
 	last.Release()
+
+	// A marked tree is moved from the commit it names, by the commits'
+	// difference alone; one naming a commit the mirror lacks is written
+	// and cleaned as an unmarked one.
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".commit", []byte(strings.Repeat("0", 40)+"\nboot "+strings.TrimSpace(string(boot))+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(path, "stray"), []byte("left behind\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wt = lease(m, head)
+	if b, err := os.ReadFile(filepath.Join(path, "b")); err != nil || string(b) != "new\n" {
+		t.Errorf("moved from a commit the mirror lacks: b = %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(path, "stray")); !os.IsNotExist(err) {
+		t.Errorf("a file git does not know is left after a move from a commit the mirror lacks: %v", err)
+	}
+	wt.Release()
 }
 
 // TestCheckoutLeavesNoRacyEntries checks that a checkout's index is dated
