@@ -317,7 +317,8 @@ func (r *Runner) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		res.Signal = ws.Signal()
 	}
 	r.log.Debug().Str("program", cmd.Program).Int("pid", c.Process.Pid).Int("exit", res.ExitCode).
-		Dur("took", res.Duration).Int64("peak_mib", res.PeakRSS>>20).Msg("nix finished")
+		Dur("took", res.Duration).Dur("user", c.ProcessState.UserTime()).Dur("sys", c.ProcessState.SystemTime()).
+		Int64("peak_mib", res.PeakRSS>>20).Msg("nix finished")
 
 	switch {
 	case res.Killed != KillNone:
