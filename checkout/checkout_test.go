@@ -64,7 +64,13 @@ func prMirror(t *testing.T) (src string, m *checkout.Mirror, head, base string) 
 
 func mirror(t *testing.T, src string) *checkout.Mirror {
 	t.Helper()
-	ws := checkout.New(t.TempDir(), zerolog.Nop())
+	return mirrorLogged(t, src, zerolog.Nop())
+}
+
+// mirrorLogged is mirror with its workspace logging to log.
+func mirrorLogged(t *testing.T, src string, log zerolog.Logger) *checkout.Mirror {
+	t.Helper()
+	ws := checkout.New(t.TempDir(), log)
 	m, err := ws.Mirror(src)
 	if err != nil {
 		t.Fatal(err)

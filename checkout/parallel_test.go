@@ -119,15 +119,8 @@ func TestParallelCheckoutIsGits(t *testing.T) {
 	defer checkout.SetParallel(3, 10)()
 	src, first, second := treeRepo(t)
 	var log bytes.Buffer
-	ws := checkout.New(t.TempDir(), zerolog.New(&log).Level(zerolog.DebugLevel))
-	m, err := ws.Mirror(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := mirrorLogged(t, src, zerolog.New(&log).Level(zerolog.DebugLevel))
 	ctx := context.Background()
-	if err := m.Fetch(ctx); err != nil {
-		t.Fatal(err)
-	}
 	wt, err := m.Worktree(ctx, first)
 	if err != nil {
 		t.Fatal(err)
@@ -177,15 +170,8 @@ func TestParallelCheckoutLeavesSubmodulesToGit(t *testing.T) {
 	testenv.Git(t, src, "commit", "--quiet", "-m", "a submodule")
 	commit := strings.TrimSpace(testenv.Git(t, src, "rev-parse", "HEAD"))
 	var log bytes.Buffer
-	ws := checkout.New(t.TempDir(), zerolog.New(&log).Level(zerolog.DebugLevel))
-	m, err := ws.Mirror(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := mirrorLogged(t, src, zerolog.New(&log).Level(zerolog.DebugLevel))
 	ctx := context.Background()
-	if err := m.Fetch(ctx); err != nil {
-		t.Fatal(err)
-	}
 	wt, err := m.Worktree(ctx, commit)
 	if err != nil {
 		t.Fatal(err)
