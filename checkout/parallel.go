@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -52,10 +53,14 @@ var errLeaveToGit = errors.New("left to a single git")
 // leaves to git: few files, one core, submodules, an index of another
 // shape, or a git that failed (a machine's fault fails again there and is
 // reported as such).
-func (w *Worktree) writeParallel(ctx context.Context, commit string) (time.Duration, error) {
-	env := []string{"GIT_INDEX_FILE=" + w.index}
-	git := []string{"--git-dir=" + w.m.Dir, "--work-tree=" + w.Path,
-		"-c", "index.version=2", "-c", "core.splitIndex=false", "-c", "core.untrackedCache=false", "-c", "core.fsmonitor=false"}
+//
+// env and git are the environment and leading arguments of the
+// checkout's git (its index, mirror and work tree).
+func (w *Worktree) writeParallel(ctx context.Context, commit string, env, git []string) (time.Duration, error) {
+	if checkoutWorkers < 2 {
+		return 0, errLeaveToGit
+	}
+	git = append(slices.Clip(git), "-c", "index.version=2", "-c", "core.splitIndex=false", "-c", "core.untrackedCache=false", "-c", "core.fsmonitor=false")
 	_, sys, err := runGitProc(ctx, "", env, append(git, "read-tree", commit+"^{commit}")...)
 	if err != nil {
 		return sys, fmt.Errorf("read-tree: %w", err)
@@ -86,11 +91,11 @@ func (w *Worktree) writeParallel(ctx context.Context, commit string) (time.Durat
 		for _, i := range entries {
 			names = append(append(names, x.entries[i].name...), 0)
 		}
-		_, sys, err := runGitInput(ctx, "", env, names, append(git, "checkout-index", "-z", "--stdin")...)
+		_, s, err := runGitInput(ctx, "", env, names, append(git, "checkout-index", "-z", "--stdin")...)
 		if err == nil {
 			err = x.stat(w.Path, entries)
 		}
-		return sys, err
+		return s, err
 	}
 	if len(attrs) > 0 {
 		s, err := write(ctx, attrs)
