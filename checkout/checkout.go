@@ -474,9 +474,13 @@ func runGitInput(ctx context.Context, dir string, env []string, stdin []byte, ar
 		} else if ctx.Err() != nil {
 			return "", 0, ctx.Err()
 		}
+		// The error names git's command, not its leading options.
 		name := args
-		for len(name) > 1 && name[0] == "-c" {
-			name = name[2:]
+		for len(name) > 1 && strings.HasPrefix(name[0], "-") {
+			if name[0] == "-c" && len(name) > 2 {
+				name = name[1:]
+			}
+			name = name[1:]
 		}
 		return "", 0, &gitError{args: name, code: code, stdout: stdout.String(), stderr: stderr.String()}
 	}
