@@ -8,7 +8,6 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -60,7 +59,6 @@ func (w *Worktree) writeParallel(ctx context.Context, commit string, env, git []
 	if checkoutWorkers < 2 {
 		return 0, errLeaveToGit
 	}
-	git = append(slices.Clip(git), "-c", "index.version=2", "-c", "core.splitIndex=false", "-c", "core.untrackedCache=false", "-c", "core.fsmonitor=false")
 	_, sys, err := runGitProc(ctx, "", env, append(git, "read-tree", commit+"^{commit}")...)
 	if err != nil {
 		return sys, fmt.Errorf("read-tree: %w", err)
@@ -174,15 +172,23 @@ func (x *gitIndex) stat(root string, entries []int) error {
 // leaveToGit empties the directory again for a single git to write, and
 // says why the parallel writer did not.
 func (w *Worktree) leaveToGit(why error) error {
-	entries, err := os.ReadDir(w.Path)
+	if err := emptyDir(w.Path); err != nil {
+		return err
+	}
+	w.m.ws.log.Debug().Err(why).Str("checkout", w.Path).Msg("a new checkout is written by one git")
+	return fmt.Errorf("%w: %v", errLeaveToGit, why)
+}
+
+// emptyDir removes everything in dir.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(w.Path, e.Name())); err != nil {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			return err
 		}
 	}
-	w.m.ws.log.Debug().Err(why).Str("checkout", w.Path).Msg("a new checkout is written by one git")
-	return fmt.Errorf("%w: %v", errLeaveToGit, why)
+	return nil
 }

@@ -1,0 +1,121 @@
+package checkout_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
+
+	"github.com/basinix/basinix/internal/testenv"
+)
+
+// A kept checkout moved to another commit by the commits' difference is
+// the tree git alone writes, its index git's (entries and fresh stat
+// data), through every kind of change: content, mode, symlinks, a file
+// that becomes a directory and back, a directory left empty; the files
+// the commits share are not rewritten. A change of .gitattributes, which
+// changes how the files the commits share are written, writes the tree
+// anew; a submodule is left to read-tree.
+func TestMoveByDiffIsGits(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "src")
+	in := func(name string) string { return filepath.Join(dir, name) }
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1 := testenv.Commit(t, dir, map[string]string{
+		"a.txt": "one\n", "dir/x": "x\n", "dir/sub/y": "y\n", "f": "file f\n",
+		"keep/k": "kept\n", "exec.sh": "#!/bin/sh\n", "t": "a file, then a link\n",
+	}, "first")
+	must(os.Symlink("a.txt", in("link")))
+	c1 = testenv.Commit(t, dir, nil, "first, with a link")
+
+	must(os.Remove(in("dir/sub/y")))
+	must(os.Remove(in("f")))
+	must(os.Chmod(in("exec.sh"), 0o755))
+	must(os.Remove(in("link")))
+	must(os.Symlink("keep/k", in("link")))
+	must(os.Remove(in("t")))
+	must(os.Symlink("a.txt", in("t")))
+	c2 := testenv.Commit(t, dir, map[string]string{"a.txt": "two\n", "f/inside": "now a directory\n", "new/deep/n": "added\n"}, "second")
+
+	must(os.RemoveAll(in("dir")))
+	must(os.RemoveAll(in("f")))
+	c3 := testenv.Commit(t, dir, map[string]string{"dir": "a file now\n", "f": "a file again\n"}, "third")
+
+	c4 := testenv.Commit(t, dir, map[string]string{".gitattributes": "*.txt text eol=crlf\n", "b.txt": "b\n"}, "attributes")
+	testenv.Git(t, dir, "update-index", "--add", "--cacheinfo", "160000,"+c1+",vendor/sub")
+	testenv.Git(t, dir, "commit", "--quiet", "-m", "a submodule")
+	c5 := strings.TrimSpace(testenv.Git(t, dir, "rev-parse", "HEAD"))
+
+	var log bytes.Buffer
+	m := mirrorLogged(t, dir, zerolog.New(&log).Level(zerolog.DebugLevel))
+	ctx := context.Background()
+	wt, err := m.Worktree(ctx, c1)
+	must(err)
+	path := wt.Path
+	kept, keptCtime := inode(t, filepath.Join(path, "keep/k"))
+	for i, commit := range []string{c2, c3, c1, c3, c2} {
+		wt.Release()
+		log.Reset()
+		if wt, err = m.Worktree(ctx, commit); err != nil {
+			t.Fatal(err)
+		}
+		if wt.Path != path {
+			t.Fatalf("move %d: the checkout was not reused: %s, then %s", i, path, wt.Path)
+		}
+		if strings.Contains(log.String(), "read-tree") || strings.Contains(log.String(), "index alone") {
+			t.Errorf("move %d was not made by the commits' difference:\n%s", i, log.String())
+		}
+		gits := gitCheckout(t, m, commit)
+		if diff := cmp.Diff(describe(t, gits), describe(t, wt.Path)); diff != "" {
+			t.Fatalf("move %d to %.7s differs from git's checkout (-git +moved):\n%s", i, commit, diff)
+		}
+		if out, err := worktreeGit(wt, m, "diff-files", "--name-only", "--exit-code"); err != nil {
+			t.Fatalf("move %d: git sees changed files (the index's stat data are wrong): %v\n%s", i, err, out)
+		}
+		got, err := worktreeGit(wt, m, "ls-files", "--stage")
+		must(err)
+		want := testenv.Git(t, m.Dir, "ls-tree", "-r", "--format=%(objectmode) %(objectname) 0\t%(path)", commit)
+		if string(got) != want {
+			t.Fatalf("move %d: the index is not the commit's:\n%s\nwant:\n%s", i, got, want)
+		}
+	}
+	if ino, ctime := inode(t, filepath.Join(path, "keep/k")); ino != kept || ctime != keptCtime {
+		t.Errorf("the moves rewrote a file every commit shares (inode %d → %d, ctime %v → %v)", kept, ino, keptCtime, ctime)
+	}
+
+	wt.Release()
+	log.Reset()
+	wt, err = m.Worktree(ctx, c4)
+	must(err)
+	if !strings.Contains(log.String(), "written anew") || !strings.Contains(log.String(), ".gitattributes changes") {
+		t.Errorf("a change of .gitattributes did not write the tree anew:\n%s", log.String())
+	}
+	if diff := cmp.Diff(describe(t, gitCheckout(t, m, c4)), describe(t, wt.Path)); diff != "" {
+		t.Fatalf("the move to new attributes differs from git's checkout (-git +moved):\n%s", diff)
+	}
+	if _, err := worktreeGit(wt, m, "diff-files", "--quiet"); err != nil {
+		t.Errorf("git sees changed files after the move to new attributes: %v", err)
+	}
+
+	// A submodule is left to read-tree.
+	wt.Release()
+	log.Reset()
+	wt, err = m.Worktree(ctx, c5)
+	must(err)
+	defer wt.Release()
+	if !strings.Contains(log.String(), "moved by read-tree") || !strings.Contains(log.String(), "submodule vendor/sub") {
+		t.Errorf("a submodule was not left to read-tree:\n%s", log.String())
+	}
+	if diff := cmp.Diff(describe(t, gitCheckout(t, m, c5)), describe(t, wt.Path)); diff != "" {
+		t.Fatalf("the move to a submodule differs from git's checkout (-git +moved):\n%s", diff)
+	}
+}
