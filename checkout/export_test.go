@@ -7,3 +7,11 @@ func SetParallel(workers, perWorker int) (restore func()) {
 	checkoutWorkers, filesPerWorker = workers, perWorker
 	return func() { checkoutWorkers, filesPerWorker = w, p }
 }
+
+// SetMoveByReadTree has marked trees moved by a two-tree read-tree rather
+// than by moveByDiff, until the returned function restores it.
+func SetMoveByReadTree(on bool) (restore func()) {
+	old := moveByReadTree
+	moveByReadTree = on
+	return func() { moveByReadTree = old }
+}

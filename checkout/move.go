@@ -31,6 +31,9 @@ import (
 // the commits share are written (line endings): no move rewrites those,
 // so the tree is written anew.
 func (w *Worktree) moveByDiff(ctx context.Context, commit string, env, git []string) (time.Duration, error) {
+	if moveByReadTree { // BenchmarkMove's other side
+		return 0, errLeaveToGit
+	}
 	out, sys, err := runGitProc(ctx, "", env, append(git, "diff-tree", "-r", "-z", "--no-renames", "--no-abbrev", w.Commit+"^{commit}", commit+"^{commit}")...)
 	if err != nil {
 		return sys, fmt.Errorf("diff-tree: %w", err)
@@ -70,6 +73,10 @@ func (w *Worktree) moveByDiff(ctx context.Context, commit string, env, git []str
 	}
 	return sys, nil
 }
+
+// moveByReadTree leaves every move to the two-tree read-tree, for
+// BenchmarkMove to compare the two ways in one run (SetMoveByReadTree).
+var moveByReadTree bool
 
 // errRewrite is a difference after which a tree is written anew.
 var errRewrite = errors.New("written anew")
