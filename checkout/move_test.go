@@ -1,7 +1,6 @@
 package checkout_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/rs/zerolog"
 
 	"github.com/basinix/basinix/internal/testenv"
 )
@@ -51,12 +49,9 @@ func TestMoveByDiffIsGits(t *testing.T) {
 	c3 := testenv.Commit(t, dir, map[string]string{"dir": "a file now\n", "f": "a file again\n"}, "third")
 
 	c4 := testenv.Commit(t, dir, map[string]string{".gitattributes": "*.txt text eol=crlf\n", "b.txt": "b\n"}, "attributes")
-	testenv.Git(t, dir, "update-index", "--add", "--cacheinfo", "160000,"+c1+",vendor/sub")
-	testenv.Git(t, dir, "commit", "--quiet", "-m", "a submodule")
-	c5 := strings.TrimSpace(testenv.Git(t, dir, "rev-parse", "HEAD"))
+	c5 := commitSubmodule(t, dir, c1)
 
-	var log bytes.Buffer
-	m := mirrorLogged(t, dir, zerolog.New(&log).Level(zerolog.DebugLevel))
+	m, log := debugMirror(t, dir)
 	ctx := context.Background()
 	wt, err := m.Worktree(ctx, c1)
 	must(err)

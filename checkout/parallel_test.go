@@ -115,11 +115,27 @@ func inode(t *testing.T, path string) (ino uint64, ctime syscall.Timespec) {
 // writes (line endings its attributes ask for, modes, symlinks), and its
 // index holds the stat data git would record: git sees no file changed,
 // and the next move rewrites only what the next commit changes.
+// debugMirror is mirrorLogged with the workspace's debug log kept in a
+// buffer.
+func debugMirror(t *testing.T, src string) (*checkout.Mirror, *bytes.Buffer) {
+	t.Helper()
+	var log bytes.Buffer
+	return mirrorLogged(t, src, zerolog.New(&log).Level(zerolog.DebugLevel)), &log
+}
+
+// commitSubmodule commits, in the repository src, a submodule vendor/sub
+// at commit, and returns the new commit.
+func commitSubmodule(t *testing.T, src, commit string) string {
+	t.Helper()
+	testenv.Git(t, src, "update-index", "--add", "--cacheinfo", "160000,"+commit+",vendor/sub")
+	testenv.Git(t, src, "commit", "--quiet", "-m", "a submodule")
+	return strings.TrimSpace(testenv.Git(t, src, "rev-parse", "HEAD"))
+}
+
 func TestParallelCheckoutIsGits(t *testing.T) {
 	defer checkout.SetParallel(3, 10)()
 	src, first, second := treeRepo(t)
-	var log bytes.Buffer
-	m := mirrorLogged(t, src, zerolog.New(&log).Level(zerolog.DebugLevel))
+	m, log := debugMirror(t, src)
 	ctx := context.Background()
 	wt, err := m.Worktree(ctx, first)
 	if err != nil {
@@ -166,11 +182,8 @@ func TestParallelCheckoutIsGits(t *testing.T) {
 func TestParallelCheckoutLeavesSubmodulesToGit(t *testing.T) {
 	defer checkout.SetParallel(3, 10)()
 	src, _, second := treeRepo(t)
-	testenv.Git(t, src, "update-index", "--add", "--cacheinfo", "160000,"+second+",vendor/sub")
-	testenv.Git(t, src, "commit", "--quiet", "-m", "a submodule")
-	commit := strings.TrimSpace(testenv.Git(t, src, "rev-parse", "HEAD"))
-	var log bytes.Buffer
-	m := mirrorLogged(t, src, zerolog.New(&log).Level(zerolog.DebugLevel))
+	commit := commitSubmodule(t, src, second)
+	m, log := debugMirror(t, src)
 	ctx := context.Background()
 	wt, err := m.Worktree(ctx, commit)
 	if err != nil {
