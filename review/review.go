@@ -719,10 +719,12 @@ func (r *Reviewer) evaluate(life, ctx context.Context, repo string, trees *workt
 	key := r.key(repo, commit, system)
 	done := make(chan error, 1)
 	go func() {
+		start := time.Now()
 		rec, err := toRecord(key, ev)
 		if err == nil {
 			err = r.store.PutEvaluation(context.WithoutCancel(life), rec)
 		}
+		r.log.Debug().Err(err).Str("commit", commit).Str("system", system).Dur("took", time.Since(start)).Msg("evaluation stored")
 		done <- err
 	}()
 	r.log.Info().Str("commit", commit).Str("system", system).Int("attrs", len(ev.Attrs)).
