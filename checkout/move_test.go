@@ -3,6 +3,7 @@ package checkout_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,5 +113,72 @@ func TestMoveByDiffIsGits(t *testing.T) {
 	}
 	if diff := cmp.Diff(describe(t, gitCheckout(t, m, c5)), describe(t, wt.Path)); diff != "" {
 		t.Fatalf("the move to a submodule differs from git's checkout (-git +moved):\n%s", diff)
+	}
+}
+
+// A move by the difference that fails half-way (here checkout-index, after
+// the index took the new entries and the removed files went) falls back to
+// a move from the index alone and a clean: the tree is still exactly the
+// commit's, and the next move is by the difference again.
+func TestMoveFailingHalfWayEndsExact(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "src")
+	c1 := testenv.Commit(t, dir, map[string]string{"a": "one\n", "gone/x": "x\n", "keep": "kept\n"}, "first")
+	if err := os.RemoveAll(filepath.Join(dir, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	c2 := testenv.Commit(t, dir, map[string]string{"a": "two\n", "new/y": "y\n"}, "second")
+
+	m, log := debugMirror(t, dir)
+	ctx := context.Background()
+	wt, err := m.Worktree(ctx, c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt.Release()
+
+	// git, but checkout-index fails once.
+	real, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	flag := filepath.Join(bin, "fail-once")
+	script := "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = checkout-index ] && [ -e " + flag + " ]; then rm -f " + flag + "; echo injected >&2; exit 128; fi\ndone\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "git"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+
+	log.Reset()
+	if wt, err = m.Worktree(ctx, c2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(flag); !os.IsNotExist(err) {
+		t.Fatalf("checkout-index was not run (the failure was not injected): %v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "moved from its index alone") || !strings.Contains(log.String(), "injected") {
+		t.Errorf("the failed move did not fall back to the index, or did not say why:\n%s", log.String())
+	}
+	if diff := cmp.Diff(describe(t, gitCheckout(t, m, c2)), describe(t, wt.Path)); diff != "" {
+		t.Fatalf("after the failed move the tree differs from git's checkout (-git +moved):\n%s", diff)
+	}
+	if out, err := worktreeGit(wt, m, "diff-files", "--exit-code"); err != nil {
+		t.Fatalf("the index does not describe the tree: %v\n%s", err, out)
+	}
+
+	wt.Release()
+	log.Reset()
+	if wt, err = m.Worktree(ctx, c1); err != nil {
+		t.Fatal(err)
+	}
+	defer wt.Release()
+	if strings.Contains(log.String(), "read-tree") || strings.Contains(log.String(), "index alone") {
+		t.Errorf("the move after the fallback was not by the difference:\n%s", log.String())
+	}
+	if diff := cmp.Diff(describe(t, gitCheckout(t, m, c1)), describe(t, wt.Path)); diff != "" {
+		t.Fatalf("the move back differs from git's checkout (-git +moved):\n%s", diff)
 	}
 }
