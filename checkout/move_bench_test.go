@@ -81,16 +81,10 @@ func BenchmarkMove(b *testing.B) {
 	}
 	b.StopTimer()
 	wt.Release()
-	d, r := median(diff), median(readTree)
+	d, r := testenv.Median(diff), testenv.Median(readTree)
 	b.ReportMetric(d.Seconds()*1000, "diff-ms/move")
 	b.ReportMetric(r.Seconds()*1000, "read-tree-ms/move")
 	b.ReportMetric(float64(d)/float64(r), "diff/read-tree")
 	b.Logf("the %d-attribute nixpkgs-shaped sample, %d moves each way: by the difference %v (%v-%v), by read-tree %v (%v-%v)",
 		size, len(diff), d, slices.Min(diff), slices.Max(diff), r, slices.Min(readTree), slices.Max(readTree))
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,16 +155,16 @@ func BenchmarkReviewNoBuild(b *testing.B) {
 		for i := range a {
 			rs[i] = float64(a[i]) / float64(b[i])
 		}
-		return median(rs)
+		return testenv.Median(rs)
 	}
 	b.ReportMetric(ratio(cold, nixenv), "cold/nixenv")
 	b.ReportMetric(ratio(warm, nixenv), "warm/nixenv")
 	b.ReportMetric(ratio(warmErr, nixenv), "warm-errors/nixenv")
 	b.ReportMetric(ratio(withErr, clean), "error/clean")
-	b.ReportMetric(float64(median(memCold))/(1<<20), "peak-MiB")
-	b.ReportMetric(float64(median(memNixenv))/(1<<20), "nixenv-peak-MiB")
+	b.ReportMetric(float64(testenv.Median(memCold))/(1<<20), "peak-MiB")
+	b.ReportMetric(float64(testenv.Median(memNixenv))/(1<<20), "nixenv-peak-MiB")
 	b.Logf("%d attributes, medians of %d rounds: nix-env base+head %s (peak %d MiB); basinix cold %s (peak %d MiB), warm %s, warm with errors %s; evaluation clean %s, with an abort %s",
-		size, rounds, median(nixenv), median(memNixenv)>>20, median(cold), median(memCold)>>20, median(warm), median(warmErr), median(clean), median(withErr))
+		size, rounds, testenv.Median(nixenv), testenv.Median(memNixenv)>>20, testenv.Median(cold), testenv.Median(memCold)>>20, testenv.Median(warm), testenv.Median(warmErr), testenv.Median(clean), testenv.Median(withErr))
 }
 
 // measure runs f and returns its wall time and the peak resident memory of
@@ -225,10 +224,4 @@ func treeRSS(root int) int64 {
 		}
 	}
 	return total
-}
-
-func median[T int64 | float64 | time.Duration](ds []T) T {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

@@ -113,8 +113,8 @@ func BenchmarkBuildDAG(b *testing.B) {
 		basinix = append(basinix, d)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(median(basinix))/float64(median(nixStore)), "basinix/nix-store")
-	b.Logf("%d derivations, medians of %d rounds: nix-store --realise -j2 %s, basinix build phase %s", n, rounds, median(nixStore), median(basinix))
+	b.ReportMetric(float64(testenv.Median(basinix))/float64(testenv.Median(nixStore)), "basinix/nix-store")
+	b.Logf("%d derivations, medians of %d rounds: nix-store --realise -j2 %s, basinix build phase %s", n, rounds, testenv.Median(nixStore), testenv.Median(basinix))
 }
 
 // BenchmarkReviewBuild runs the full review of the sample PR (evaluate,

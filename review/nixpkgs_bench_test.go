@@ -147,12 +147,12 @@ func BenchmarkNixpkgsReview(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(ratios(cold, reviewCold), "cold/nixpkgs-review")
 	b.ReportMetric(ratios(warm, reviewWarm), "warm/nixpkgs-review")
-	b.ReportMetric(float64(median(memCold))/(1<<20), "peak-MiB")
-	b.ReportMetric(float64(median(memReview))/(1<<20), "nixpkgs-review-peak-MiB")
-	b.ReportMetric(median(sysCold).Seconds(), "checkout-sys-s-cold")
-	b.ReportMetric(median(sysWarm).Seconds(), "checkout-sys-s-warm")
+	b.ReportMetric(float64(testenv.Median(memCold))/(1<<20), "peak-MiB")
+	b.ReportMetric(float64(testenv.Median(memReview))/(1<<20), "nixpkgs-review-peak-MiB")
+	b.ReportMetric(testenv.Median(sysCold).Seconds(), "checkout-sys-s-cold")
+	b.ReportMetric(testenv.Median(sysWarm).Seconds(), "checkout-sys-s-warm")
 	b.Logf("%d attributes (nixpkgs' shape), medians of %d rounds: nixpkgs-review's method %s for the first PR (peak %d MiB), %s for the second; basinix cold %s (peak %d MiB, checkouts %s of system time), warm %s (checkouts %s); the rounds' ratios: cold %s, warm %s",
-		size, rounds, median(reviewCold), median(memReview)>>20, median(reviewWarm), median(cold), median(memCold)>>20, median(sysCold), median(warm), median(sysWarm),
+		size, rounds, testenv.Median(reviewCold), testenv.Median(memReview)>>20, testenv.Median(reviewWarm), testenv.Median(cold), testenv.Median(memCold)>>20, testenv.Median(sysCold), testenv.Median(warm), testenv.Median(sysWarm),
 		spread(cold, reviewCold), spread(warm, reviewWarm))
 }
 
@@ -225,11 +225,11 @@ func BenchmarkNixpkgsMemoryBound(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(ratios(bounded, unbounded), "bounded/unbounded")
 	b.Logf("%d attributes (nixpkgs' shape), checkouts kept, medians of %d rounds: max_memory_mib %d %s (walker processes %v, handed over %v), unbounded %s (same report)",
-		size, rounds, limit, median(bounded), processes, retired, median(unbounded))
+		size, rounds, limit, testenv.Median(bounded), processes, retired, testenv.Median(unbounded))
 }
 
 // ratios returns the median of a[i]/b[i].
-func ratios(a, b []time.Duration) float64 { return median(roundRatios(a, b)) }
+func ratios(a, b []time.Duration) float64 { return testenv.Median(roundRatios(a, b)) }
 
 // roundRatios returns a[i]/b[i], each round's ratio.
 func roundRatios(a, b []time.Duration) []float64 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -243,4 +244,12 @@ func Commit(t testing.TB, dir string, files map[string]string, message string) s
 	Git(t, dir, "add", "-A")
 	Git(t, dir, "commit", "--quiet", "--allow-empty", "-m", message)
 	return strings.TrimSpace(Git(t, dir, "rev-parse", "HEAD"))
+}
+
+// Median returns the middle of ds (the upper one of an even count), leaving
+// ds as it is: the figure the benches report of their rounds.
+func Median[T int64 | float64 | time.Duration](ds []T) T {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
