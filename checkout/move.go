@@ -22,8 +22,9 @@ import (
 //     records their stat data.
 //
 // A two-tree `read-tree -u --reset` does the same but reads and merges both
-// whole trees and the index: on 20,000 files, 0.07-0.13 s against
-// 0.02-0.04 s, all of it before the evaluation can start.
+// whole trees and the index first: on the 20,000-attribute nixpkgs-shaped
+// sample a move takes 99 ms that way against 59 ms (BenchmarkMove), all of
+// it before the evaluation can start.
 //
 // It returns, having touched nothing, errLeaveToGit for a difference it
 // leaves to read-tree (a submodule, a kind of change it does not know),

@@ -111,10 +111,6 @@ func inode(t *testing.T, path string) (ino uint64, ctime syscall.Timespec) {
 	return st.Ino, st.Ctim
 }
 
-// A new checkout written by several git processes is the tree git alone
-// writes (line endings its attributes ask for, modes, symlinks), and its
-// index holds the stat data git would record: git sees no file changed,
-// and the next move rewrites only what the next commit changes.
 // debugMirror is mirrorLogged with the workspace's debug log kept in a
 // buffer.
 func debugMirror(t *testing.T, src string) (*checkout.Mirror, *bytes.Buffer) {
@@ -132,6 +128,10 @@ func commitSubmodule(t *testing.T, src, commit string) string {
 	return strings.TrimSpace(testenv.Git(t, src, "rev-parse", "HEAD"))
 }
 
+// A new checkout written by several git processes is the tree git alone
+// writes (line endings its attributes ask for, modes, symlinks), and its
+// index holds the stat data git would record: git sees no file changed,
+// and the next move rewrites only what the next commit changes.
 func TestParallelCheckoutIsGits(t *testing.T) {
 	defer checkout.SetParallel(3, 10)()
 	src, first, second := treeRepo(t)
