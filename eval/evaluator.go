@@ -34,6 +34,9 @@ type Evaluator struct {
 	// startWalker starts walker processes: nix.StartWalker, or scripted
 	// ones in tests.
 	startWalker startWalker
+	// exactWalks turns fast walks off (see fast), for tests that compare
+	// the two.
+	exactWalks bool
 
 	// mem is what each walker's resident memory was last measured at,
 	// for Options.MemoryBudget.

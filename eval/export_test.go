@@ -4,3 +4,6 @@ package eval
 // list.
 func Handovers(s *Session) int        { return int(s.handovers.Load()) }
 func AliasMayExplain(msg string) bool { return aliasMayExplain(msg) }
+
+// WalkExactly makes e's walkers walk every attribute under its own tryEval.
+func WalkExactly(e *Evaluator) { e.exactWalks = true }

@@ -138,14 +138,14 @@ type startWalker func(ctx context.Context, spec nix.WalkerSpec, h nix.WalkerHook
 
 // start starts a walker process over queue (chunk mode: the process picks
 // its share itself) once a worker slot is free.
-func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, queue []Path, fine int, s sink) (*proc, error) {
+func (e *Evaluator) start(ctx context.Context, spec walkSpec, chunkMode bool, queue []Path, fine int, fast bool, s sink) (*proc, error) {
 	p := &proc{e: e, spec: spec, done: make(chan struct{}), waits: make(chan struct{}, 1), names: map[string]bool{}}
 	ws := nix.WalkerSpec{
 		Expr: e.walker, Dir: e.listDir,
 		Src: spec.src, Readable: spec.readable, Flake: spec.flake,
 		System: spec.system, Config: spec.config, Mode: spec.mode,
 		Strict: spec.strict, Write: spec.write,
-		Batch: walkBatch, Fine: fine,
+		Batch: walkBatch, Fine: fine, Fast: fast,
 		Hold:   spec.hold != nil,
 		Env:    e.env,
 		Limits: nix.Limits{Silence: e.opt.AttrTimeout, MaxMemory: e.opt.MaxMemory},
@@ -359,6 +359,7 @@ type walkRequest struct {
 	Aliases bool
 	Paths   []Path
 	Fine    int
+	Fast    bool
 }
 
 // ask sends a held process a request whose records go to s, and returns
@@ -388,7 +389,7 @@ func (p *proc) ask(ctx context.Context, req walkRequest, s sink) (*round, error)
 	p.rounds++
 	p.mu.Unlock()
 	p.waiting.Store(false)
-	if err := p.walker().Send(ctx, &nix.WalkRequest{Mode: req.Mode, Aliases: req.Aliases, Paths: rawPaths(req.Paths), Fine: req.Fine}); err != nil {
+	if err := p.walker().Send(ctx, &nix.WalkRequest{Mode: req.Mode, Aliases: req.Aliases, Paths: rawPaths(req.Paths), Fine: req.Fine, Fast: req.Fast}); err != nil {
 		p.stop()
 		return nil, err
 	}

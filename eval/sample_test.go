@@ -228,3 +228,50 @@ func TestLoopingPackageSet(t *testing.T) {
 		t.Errorf("want the set to fail with a time-limit error, got %+v", res.Error)
 	}
 }
+
+// A fast walk (a group of attributes under one tryEval) finds what the exact
+// walk (each attribute under its own) finds, whichever part of an attribute
+// fails: its value, an assertion, its drvPath, only its outPath, its
+// recurseForDerivations, or a child of a recursed set, in groups early and
+// late in the list.
+func TestFastWalkFindsWhatTheExactWalkFinds(t *testing.T) {
+	drv := func(n, extra string) string {
+		return "{ stdenv }:\n\n" + extra + "stdenv.mkDerivation {\n  pname = \"" + n + "\";\n  version = \"1.0\";\n}\n"
+	}
+	extra := map[string]string{
+		"aathrows":    "{ stdenv }:\n\nthrow \"aathrows: removed\"\n",
+		"asserts":     drv("asserts", "assert 1 == 2;\n"),
+		"drvthrows":   "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"drvthrows\";\n  version = \"1.0\";\n  buildInputs = [ (throw \"drvthrows: no input\") ];\n}\n",
+		"outthrows":   "{ stdenv }:\n\n" + "(stdenv.mkDerivation {\n  pname = \"outthrows\";\n  version = \"1.0\";\n}) // { outPath = throw \"outthrows: no out\"; }\n",
+		"recthrows":   "{ stdenv }:\n\n{ recurseForDerivations = throw \"recthrows: no flag\"; a = " + "stdenv.mkDerivation { pname = \"a\"; version = \"1\"; }; }\n",
+		"nested":      "{ stdenv }:\n\n{\n  recurseForDerivations = true;\n  ok = stdenv.mkDerivation { pname = \"nested-ok\"; version = \"1\"; };\n  bad = throw \"nested.bad: removed\";\n}\n",
+		"zzthrows":    "{ stdenv }:\n\nthrow \"zzthrows: removed\"\n",
+		"zzdrvthrows": "{ stdenv }:\n\nstdenv.mkDerivation {\n  pname = \"zzdrvthrows\";\n  version = \"1.0\";\n  src = throw \"zzdrvthrows: no src\";\n}\n",
+	}
+	repo := testenv.Sample(t, sampleset.Options{Bulk: 600, NoPR: true, Extra: extra})
+	fast := evaluate(t, newEvaluator(t, eval.Options{Workers: 2}), repo.Dir, "x86_64-linux")
+	if fast.Processes != 2 {
+		// A death would turn the fast walk off for what follows it.
+		t.Fatalf("%d processes: want one a worker, none dead", fast.Processes)
+	}
+	exactEv := newEvaluator(t, eval.Options{Workers: 2})
+	eval.WalkExactly(exactEv)
+	exact := evaluate(t, exactEv, repo.Dir, "x86_64-linux")
+
+	if diff := cmp.Diff(exact.Attrs, fast.Attrs); diff != "" {
+		t.Errorf("fast walk (-exact +fast):\n%s", diff)
+	}
+	for _, n := range []string{"aathrows", "asserts", "drvthrows", "nested.bad", "zzthrows", "zzdrvthrows"} {
+		if a := fast.Attrs[n]; a == nil || a.Error == nil {
+			t.Errorf("%s: want an evaluation error, got %+v", n, a)
+		}
+	}
+	for _, n := range []string{"outthrows", "nested.ok", sampleset.BulkName(599)} {
+		if a := fast.Attrs[n]; a == nil || !a.OK() {
+			t.Errorf("%s: want a derivation, got %+v", n, a)
+		}
+	}
+	if a := fast.Attrs["recthrows.a"]; a != nil {
+		t.Errorf("recthrows is not a recursed set, yet its child was walked: %+v", a)
+	}
+}

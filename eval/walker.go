@@ -72,6 +72,7 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 	fine := 0
 	var later []Path // what to walk after a suspect of eating memory is tried alone
 	unattributed := 0
+	died := false
 	defer spec.state.settle() // over
 	for {
 		if !chunkMode && len(queue) == 0 {
@@ -89,8 +90,9 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 			}
 		}
 		spec.first = nil
+		fast := e.fast(&spec, died)
 		if p != nil {
-			if _, err := p.ask(ctx, walkRequest{Mode: spec.mode, Paths: queue, Fine: fine}, s); err != nil {
+			if _, err := p.ask(ctx, walkRequest{Mode: spec.mode, Paths: queue, Fine: fine, Fast: fast}, s); err != nil {
 				if ctx.Err() != nil {
 					return processes, nil, ctx.Err()
 				}
@@ -100,7 +102,7 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 		if p == nil {
 			processes++
 			var err error
-			if p, err = e.start(ctx, spec, chunkMode, queue, fine, s); err != nil {
+			if p, err = e.start(ctx, spec, chunkMode, queue, fine, fast, s); err != nil {
 				return processes, nil, err
 			}
 		}
@@ -163,6 +165,7 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 			// or eating memory past the bounds): the set itself is broken.
 			return processes, nil, &errSetFailed{err: e.toError(nerr, spec.src)}
 		}
+		died = true
 		if spec.deaths != nil && int(spec.deaths.Add(1)) > e.opt.MaxDeaths {
 			// Each death costs an import of the set: give up on the rest.
 			given := &Error{Message: fmt.Sprintf("not evaluated: more than %d attributes of this evaluation died of errors tryEval cannot catch (abort, undefined variable, ...), and the rest was given up", e.opt.MaxDeaths)}
@@ -222,6 +225,16 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 		s.fail(out.culprit, e.toError(nerr, spec.src))
 		queue = out.remaining
 	}
+}
+
+// fast says whether spec's next process may walk fast (a group under
+// one tryEval: see expr/walker.nix). It may until a process of the walk, or
+// of the evaluation, has died: a fast walker's death in a drvPath (an
+// aborting dependency, say, which often fails many attributes) is not
+// named by its trace, and costs a walk of its group one record at a time
+// to learn the culprit, while the exact walk names every death at once.
+func (e *Evaluator) fast(spec *walkSpec, died bool) bool {
+	return !e.exactWalks && spec.mode == "walk" && !spec.strict && !died && (spec.deaths == nil || spec.deaths.Load() == 0)
 }
 
 // walkBatch is how many top-level attributes the walker reports in one line.

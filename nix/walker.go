@@ -45,6 +45,10 @@ type WalkerSpec struct {
 	Write    bool   // write the .drv files of the derivations it forces
 	Batch    int    // top-level attributes a line
 	Fine     int    // the first Fine paths of an explicit list report one by one
+	// Fast walks groups under one tryEval (see expr/walker.nix): less
+	// CPU, but a death tryEval cannot catch in a drvPath or outPath is
+	// not named by the trace.
+	Fast bool
 	// Chunks > 0: the process walks the top-level names whose hash mod
 	// Chunks is Chunk, and names them in its first record; otherwise it
 	// walks Paths.
@@ -100,6 +104,7 @@ type WalkRequest struct {
 	Aliases bool       `json:"aliases"`
 	Paths   [][]string `json:"paths"`
 	Fine    int        `json:"fine"`
+	Fast    bool       `json:"fast"`
 }
 
 // WalkerHooks are what the caller hears of a running walker.
@@ -183,6 +188,7 @@ func (w *Walker) args(spec WalkerSpec, dir string) ([]string, error) {
 		"--arg", "strict", strconv.FormatBool(spec.Strict),
 		"--arg", "batch", strconv.Itoa(spec.Batch),
 		"--arg", "fine", strconv.Itoa(spec.Fine),
+		"--arg", "fast", strconv.FormatBool(spec.Fast),
 	)
 	if spec.Flake != "" {
 		args = append(args, "--argstr", "flake", spec.Flake)
