@@ -120,8 +120,10 @@ func walkers(t *testing.T) int {
 // wherever they fall.
 func TestWalkersTakeOverFromASlowOne(t *testing.T) {
 	extra := map[string]string{
-		// Sorts first, so it holds up the first group of its chunk.
-		"aaslow": "{ stdenv }:\n\nlet spin = builtins.foldl' (a: b: a + b) 0 (builtins.genList (x: x) 3000000); in\n" +
+		// Sorts first, so it holds up the first group of its chunk, for
+		// longer than the other chunk takes over its aborts.
+		"aaslow": "{ stdenv }:\n\nlet\n  inner = i: builtins.foldl' (a: b: a + b) i (builtins.genList (x: x) 4000);\n" +
+			"  spin = builtins.foldl' (a: b: inner a) 1 (builtins.genList (x: x) 3000);\nin\n" +
 			"stdenv.mkDerivation {\n  pname = \"aaslow\";\n  version = toString (builtins.div spin spin);\n}\n",
 	}
 	for _, n := range []string{"bad1", "mmbad", "zzbad1", "zzbad2", "zzbad3"} {
