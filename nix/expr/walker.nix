@@ -230,7 +230,7 @@ let
   # A fast walk (`fast`, of a walk that is not strict) forces a group
   # under one tryEval, without each attribute's own tryEvals (fastOwn),
   # and walks the group exactly only when that fails: the records are the
-  # same, and the walk costs 7-10% less CPU. An error tryEval cannot
+  # same, and the walk costs 9-10% less CPU. An error tryEval cannot
   # catch in a drvPath or outPath is then not named by the trace, so the
   # caller asks for exact walks once a process of the evaluation has died.
   stopped = round: start:
