@@ -228,13 +228,14 @@ func (e *Evaluator) walk(ctx context.Context, spec walkSpec, s sink) (processes 
 }
 
 // fast says whether spec's next process may walk fast (a group under
-// one tryEval: see expr/walker.nix). It may until a process of the walk, or
-// of the evaluation, has died: a fast walker's death in a drvPath (an
-// aborting dependency, say, which often fails many attributes) is not
-// named by its trace, and costs a walk of its group one record at a time
-// to learn the culprit, while the exact walk names every death at once.
+// one tryEval: see expr/walker.nix, which does so only in a walk that is
+// not strict). It may until a process of the walk, or of the evaluation,
+// has died: a fast walker's death in a drvPath (an aborting dependency,
+// say, which often fails many attributes) is not named by its trace, and
+// costs a walk of its group one record at a time to learn the culprit,
+// while the exact walk names every death at once.
 func (e *Evaluator) fast(spec *walkSpec, died bool) bool {
-	return !e.exactWalks && spec.mode == "walk" && !spec.strict && !died && (spec.deaths == nil || spec.deaths.Load() == 0)
+	return !e.exactWalks && !died && (spec.deaths == nil || spec.deaths.Load() == 0)
 }
 
 // walkBatch is how many top-level attributes the walker reports in one line.

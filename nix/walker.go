@@ -45,9 +45,9 @@ type WalkerSpec struct {
 	Write    bool   // write the .drv files of the derivations it forces
 	Batch    int    // top-level attributes a line
 	Fine     int    // the first Fine paths of an explicit list report one by one
-	// Fast walks groups under one tryEval (see expr/walker.nix): less
-	// CPU, but a death tryEval cannot catch in a drvPath or outPath is
-	// not named by the trace.
+	// Fast walks groups under one tryEval (see expr/walker.nix; it
+	// applies to a walk that is not Strict): less CPU, but a death tryEval
+	// cannot catch in a drvPath or outPath is not named by the trace.
 	Fast bool
 	// Chunks > 0: the process walks the top-level names whose hash mod
 	// Chunks is Chunk, and names them in its first record; otherwise it
